@@ -1,0 +1,41 @@
+# Two commands matter: `make lab` runs the workshop, `make test` runs every test. Both bootstrap .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test venv lint unit down site clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create or update .venv with the project and its dev tools
+
+lab: $(STAMP)  ## start the local lab and JupyterLab on notebook 00 (127.0.0.1 only)
+	$(BIN)/llmd-lab up
+	KUBECONFIG="$$($(BIN)/llmd-lab kubeconfig)" PATH="$(abspath $(BIN)):$$PATH" \
+	  $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
+	  --LabApp.default_url='/lab/tree/00-connect-and-orient.ipynb'
+
+lint: $(STAMP)  ## ruff and the import-linter contracts
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint  ## lint, then the whole pytest suite (unit, lab integration, notebooks, assets, site)
+	$(BIN)/pytest
+
+unit: $(STAMP)  ## the fast tests only
+	$(BIN)/pytest -m "not slow and not notebooks"
+
+down: $(STAMP)  ## stop the local lab
+	$(BIN)/llmd-lab down
+
+clean:  ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache
