@@ -1,0 +1,103 @@
+"""Cluster profiles are data: each loads, yields the cluster shape the workshop expects, and bad files say why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmd_lab.lab.profiles import ProfileError, available_profiles, load_profile
+
+
+def by_kind(objs: list[dict], kind: str) -> list[dict]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def test_profiles_shipped() -> None:
+    assert {"rhoai-3.0", "fresh", "course"} <= set(available_profiles())
+
+
+@pytest.mark.parametrize("name", ["rhoai-3.0", "fresh", "course"])
+def test_objects_are_unique_and_namespaces_come_first(name: str) -> None:
+    objs = load_profile(name).objects()
+    keys = [(o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs]
+    assert len(keys) == len(set(keys))
+    namespaces = {o["metadata"]["name"] for o in by_kind(objs, "Namespace")}
+    first_other = next(i for i, o in enumerate(objs) if o["kind"] != "Namespace")
+    assert all(o["kind"] != "Namespace" for o in objs[first_other:])
+    for o in objs:
+        if o["metadata"].get("namespace"):
+            assert o["metadata"]["namespace"] in namespaces, o["metadata"]
+
+
+def test_rhoai_shape_matches_the_step_08_demo() -> None:
+    profile = load_profile("rhoai-3.0")
+    nodes = profile.node_objects()
+    gpu_nodes = [n for n in nodes if "nvidia.com/gpu" in n["status"]["allocatable"]]
+    by_type: dict[str, list[dict]] = {}
+    for n in gpu_nodes:
+        by_type.setdefault(n["metadata"]["labels"]["node.kubernetes.io/instance-type"], []).append(n)
+    assert len(by_type["g6.4xlarge"]) >= 2 and len(by_type["g6.12xlarge"]) == 1
+    big = by_type["g6.12xlarge"][0]
+    assert big["status"]["capacity"]["nvidia.com/gpu"] == "4" and big["status"]["capacity"]["cpu"] == "48"
+    assert big["status"]["capacity"]["memory"] == "192Gi"
+    labels = by_type["g6.4xlarge"][0]["metadata"]["labels"]
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-L4" and labels["nvidia.com/gpu.count"] == "1"
+    assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in gpu_nodes[0]["spec"]["taints"]
+    objs = profile.objects()
+    assert {c["status"]["phase"] for c in by_kind(objs, "ClusterServiceVersion")} == {"Succeeded"}
+    assert any(c["metadata"]["name"].startswith("rhcl-operator") for c in by_kind(objs, "ClusterServiceVersion"))
+    assert profile.has_crd("authpolicies.kuadrant.io") and profile.has_crd("leaderworkersets.leaderworkerset.x-k8s.io")
+    gw = by_kind(objs, "Gateway")[0]
+    assert (gw["metadata"]["namespace"], gw["metadata"]["name"]) == ("openshift-ingress", "openshift-ai-inference")
+    assert gw["spec"]["gatewayClassName"] == "openshift-default"
+    kserve = by_kind(objs, "DataScienceCluster")[0]["spec"]["components"]["kserve"]
+    assert kserve["rawDeploymentServiceConfig"] == "Headed" and kserve["managementState"] == "Managed"
+    presets = {o["metadata"]["name"] for o in by_kind(objs, "LLMInferenceServiceConfig")}
+    assert {"kserve-config-llm-template", "kserve-config-llm-decode-template", "kserve-config-llm-prefill-template",
+            "kserve-config-llm-worker-data-parallel", "kserve-config-llm-scheduler",
+            "kserve-config-llm-router-route"} <= presets
+    queues = {o["metadata"]["name"]: o for o in by_kind(objs, "LocalQueue")}
+    assert queues["llmd"]["spec"]["clusterQueue"] == "rhoai-llmd-queue"
+    assert by_kind(objs, "ClusterVersion")[0]["status"]["desired"]["version"].startswith("4.19")
+
+
+def test_fresh_lacks_what_preflight_checks() -> None:
+    profile = load_profile("fresh")
+    objs = profile.objects()
+    assert not [n for n in profile.node_objects() if "nvidia.com/gpu" in n["status"]["capacity"]]
+    assert not profile.has_crd("leaderworkersets.leaderworkerset.x-k8s.io")
+    assert not profile.has_crd("authpolicies.kuadrant.io")
+    assert profile.gateway is None and not by_kind(objs, "Gateway")
+
+
+def test_known_issue_lookup() -> None:
+    profile = load_profile("rhoai-3.0")
+    assert profile.issue("authPolicyRequiredForGateway") is True
+    with pytest.raises(KeyError, match="unknown known-issue"):
+        profile.issue("nope")
+
+
+def test_bad_profiles_say_what_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"choose one of: .*rhoai-3\.0"):
+        load_profile("no-such")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nopenshift: {version: 4.19.0}\nnodeTypes: {a: {cpu: '1', memory: 1Gi}}\n"
+                   "nodes: [{type: b}]\ncrds: []\n")
+    with pytest.raises(ProfileError, match=r"nodes\[0\].type 'b' is not in nodeTypes"):
+        load_profile(bad)
+    bad.write_text("name: x\nopenshift: {}\nnodeTypes: {}\nnodes: []\ncrds: []\nknownIssues: {typo: true}\n")
+    with pytest.raises(ProfileError, match=r"knownIssues\.typo"):
+        load_profile(bad)
+
+
+def test_new_profile_needs_no_code(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        "name: tiny\nopenshift: {version: 4.20.1}\n"
+        "nodeTypes: {g6.xlarge: {cpu: '4', memory: 16Gi, gpu: {product: NVIDIA-L4, count: 1, memoryMiB: 23034}}}\n"
+        "nodes: [{type: g6.xlarge, count: 3}]\ncrds: []\n"
+    )
+    profile = load_profile(path)
+    assert len(profile.node_objects()) == 3
+    assert profile.node_objects()[0]["status"]["allocatable"]["cpu"] == "3500m"
