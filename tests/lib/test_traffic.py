@@ -1,0 +1,119 @@
+"""Streaming client, runner and the notebook-safe sync facade, against a local OpenAI-style server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from llmd_lab import traffic
+from llmd_lab._sync import iterate_sync, run_sync
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_client_records_ttft_itl_usage_and_pod(openai_server):
+    async with traffic.InferenceClient(openai_server.url, "qwen") as client:
+        assert await client.models() == ["qwen"]
+        first = await client.chat([{"role": "user", "content": "hello " * 40}], max_tokens=5)
+        again = await client.chat([{"role": "user", "content": "hello " * 40}], max_tokens=5)
+    assert first.ok and first.status == 200 and first.pod == "qwen-kserve-0"
+    assert first.text == "t0 t1 t2 t3 t4 "
+    assert first.output_tokens == 5 and first.prompt_tokens == 40
+    assert len(first.itl_s) == 4 and 0 < first.ttft_s <= first.e2e_s
+    assert first.cached_tokens == 0 and again.cached_tokens == 32
+    sent = openai_server.fake.requests[0]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert openai_server.fake.headers[0]["x-request-id"] == first.request_id
+
+
+@pytest.mark.anyio
+async def test_wrong_model_is_recorded_not_raised(openai_server):
+    async with traffic.InferenceClient(openai_server.url, "not-served") as client:
+        rec = await client.complete("hi", max_tokens=2)
+    assert rec.status == 404 and not rec.ok and "does not exist" in rec.error
+
+
+@pytest.mark.anyio
+async def test_unreachable_target_is_an_error_row():
+    async with traffic.InferenceClient("http://127.0.0.1:9", "qwen", timeout=2) as client:
+        rec = await client.chat([{"role": "user", "content": "x"}])
+    assert rec.status is None and "ConnectError" in rec.error
+
+
+def test_runner_multi_turn_sends_history_and_bounds(openai_server):
+    wl = traffic.multi_turn(4, 3, system_tokens=40, turn_tokens=10, max_tokens=3)
+    df = traffic.run(openai_server.url, wl, model="qwen", concurrency=2, progress=False)
+    assert len(df) == 12 and df["ok"].all()
+    # every later turn carries the earlier turns and replies
+    longest = max(openai_server.fake.requests, key=lambda b: len(b["messages"]))
+    assert [m["role"] for m in longest["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert sorted(df.groupby("session")["turn"].max()) == [2, 2, 2, 2]
+    # later turns hit the prefix cache
+    assert df[df["turn"] > 0]["cached_tokens"].min() > 0
+    bounded = traffic.run(openai_server.url, wl, model="qwen", concurrency=2, max_requests=5, progress=False)
+    assert len(bounded) == 5
+
+
+def test_rate_mode_warmup_and_summary(openai_server):
+    wl = traffic.repeated_prompt(12, prompt_tokens=64, max_tokens=2)
+    df = traffic.run(
+        openai_server.url, wl, model="qwen", rate=200.0, concurrency=None, warmup=2, progress=False, label="x"
+    )
+    assert len(df) == 10
+    s = traffic.summary(df)
+    assert s.loc["x", "requests"] == 10 and s.loc["x", "errors"] == 0
+    assert s.loc["x", "cache_hit_rate"] == pytest.approx(
+        48 / 64
+    )  # warm-up primed the cache (last block is recomputed)
+    assert s.loc["x", "ttft_p50_ms"] <= s.loc["x", "ttft_p95_ms"]
+    with pytest.raises(ValueError, match="exactly one"):
+        traffic.run(openai_server.url, wl, model="qwen", rate=1.0)
+
+
+def test_compare_labels_modes_and_pods(two_servers):
+    a, b = two_servers
+    wl = traffic.shared_system_prompt(6, system_tokens=64, max_tokens=2)
+    df = traffic.compare(
+        {"llm-d": a.url, "round-robin": b.url}, wl, model="qwen", concurrency=3, progress=False
+    )
+    assert list(df["mode"].unique()) == ["llm-d", "round-robin"]
+    per_pod = traffic.requests_per_pod(df)
+    assert set(per_pod["pod"]) == {"qwen-kserve-0", "qwen-kserve-1"}
+    assert set(traffic.summary(df).index) == {"llm-d", "round-robin"}
+
+
+@pytest.mark.anyio
+async def test_sync_facade_works_inside_a_running_loop(openai_server):
+    # a notebook cell: a loop is running in this thread, and the sync API must still work
+    asyncio.get_running_loop()
+    df = traffic.run(
+        openai_server.url,
+        traffic.repeated_prompt(3, prompt_tokens=8, max_tokens=2),
+        model="qwen",
+        progress=False,
+    )
+    assert len(df) == 3 and df["ok"].all()
+
+    async def gen():
+        for i in range(3):
+            yield i
+
+    assert list(iterate_sync(gen())) == [0, 1, 2]
+    with pytest.raises(KeyError):
+        run_sync(_raise_key())
+
+
+async def _raise_key():
+    raise KeyError("propagates")

@@ -1,0 +1,30 @@
+"""Workload generators: deterministic shapes with the prefix structure each one promises."""
+
+from __future__ import annotations
+
+from llmd_lab import traffic
+
+
+def test_generators_are_deterministic_under_seed():
+    for make in traffic.WORKLOADS.values():
+        a, b, c = make(seed=1), make(seed=1), make(seed=2)
+        assert [s.turns for s in a] == [s.turns for s in b]
+        assert [[*s.turns, s.system or ""] for s in a] != [[*s.turns, s.system or ""] for s in c]
+
+
+def test_multi_turn_is_step08_shape():
+    wl = traffic.multi_turn()
+    assert len(wl.sessions) == 20 and len(wl) == 120
+    assert len({s.system for s in wl}) == 20
+
+
+def test_prefix_structure():
+    rep = traffic.repeated_prompt(5)
+    assert len({s.turns[0] for s in rep}) == 1
+    shared = traffic.shared_system_prompt(10)
+    assert len({s.system for s in shared}) == 1 and len({s.turns[0] for s in shared}) == 10
+    rag = traffic.rag(40, documents=3)
+    assert {s.tags["document"] for s in rag} == {0, 1, 2}
+    cold = traffic.random_prompts(30)
+    firsts = {s.turns[0].split()[0] + s.turns[0].split()[1] for s in cold}
+    assert len(firsts) == 30  # no two share even their first two words
