@@ -1,0 +1,197 @@
+"""Object metadata rules every kind shares: names, generateName, labels, timestamps, defaults on create."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from llmd_lab.lab.apiserver import errors
+from llmd_lab.lab.apiserver.registry import ResourceType
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# generateName suffix alphabet of apimachinery's rand.String (no vowels, no confusable digits)
+_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
+DNS_LABEL_KINDS = {("", "Namespace"), ("", "Service")}
+PATH_SEGMENT_GROUPS = {"rbac.authorization.k8s.io"}
+# Kinds whose strategy maintains metadata.generation (built-ins with a spec that controllers act on).
+GENERATION_GROUPS = {"apps", "batch", "apiextensions.k8s.io"}
+BUILTIN_GROUPS = {
+    "", "apps", "batch", "events.k8s.io", "discovery.k8s.io", "rbac.authorization.k8s.io",
+    "authorization.k8s.io", "authentication.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io",
+}
+
+
+def now(clock: Any = None) -> str:
+    """RFC 3339 seconds, UTC, as ``metav1.Time`` serialises."""
+    moment = clock() if clock else datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def generate_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ALPHANUMS) for _ in range(5))
+
+
+def tracks_generation(rt: ResourceType) -> bool:
+    return rt.group in GENERATION_GROUPS or rt.group not in BUILTIN_GROUPS
+
+
+def check_shape(obj: Any) -> None:
+    """The typed-decoding errors kube-apiserver answers with 400 before any validation."""
+    if not isinstance(obj, Mapping):
+        raise errors.bad_request(f"the object must be a JSON/YAML mapping, not {type(obj).__name__}")
+    if not obj.get("apiVersion") or not isinstance(obj.get("apiVersion"), str):
+        raise errors.bad_request("Object 'apiVersion' is missing in the request body (set apiVersion, e.g. v1)")
+    if not obj.get("kind") or not isinstance(obj.get("kind"), str):
+        raise errors.bad_request("Object 'Kind' is missing in the request body (set kind, e.g. ConfigMap)")
+    meta = obj.get("metadata", {})
+    if meta is None:
+        return
+    if not isinstance(meta, Mapping):
+        raise errors.bad_request(
+            f"json: cannot unmarshal {type(meta).__name__} into Go struct field .metadata of type v1.ObjectMeta"
+        )
+    for field in ("labels", "annotations"):
+        value = meta.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise errors.bad_request(
+                f"json: cannot unmarshal {type(value).__name__} into Go struct field ObjectMeta.metadata.{field} "
+                "of type map[string]string"
+            )
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise errors.bad_request(
+                    f"json: cannot unmarshal {type(item).__name__} into Go struct field "
+                    f"ObjectMeta.metadata.{field} of type string (metadata.{field}.{key} must be a string; quote it)"
+                )
+    for field in ("name", "generateName", "namespace", "resourceVersion", "uid"):
+        value = meta.get(field)
+        if value is not None and not isinstance(value, str):
+            raise errors.bad_request(
+                f"json: cannot unmarshal {type(value).__name__} into Go struct field ObjectMeta.metadata.{field} "
+                "of type string"
+            )
+    for field in ("finalizers",):
+        value = meta.get(field)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise errors.bad_request(f"metadata.{field} must be a list of strings")
+    refs = meta.get("ownerReferences")
+    if refs is not None and (not isinstance(refs, list) or not all(isinstance(r, Mapping) for r in refs)):
+        raise errors.bad_request("metadata.ownerReferences must be a list of objects")
+
+
+def name_causes(rt: ResourceType, name: str, field: str = "metadata.name") -> list[dict[str, str]]:
+    if rt.group in PATH_SEGMENT_GROUPS:
+        if name in (".", "..") or "/" in name or "%" in name:
+            return [errors.field_cause(field, f'Invalid value: "{name}": may not be \'.\' or \'..\' or contain \'/\' or \'%\'')]
+        return []
+    if (rt.group, rt.kind) in DNS_LABEL_KINDS:
+        if len(name) > 63 or not _LABEL.match(name):
+            return [errors.field_cause(
+                field,
+                f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case alphanumeric '
+                "characters or '-', start and end with an alphanumeric character, and be at most 63 characters "
+                "(e.g. 'my-name', or '123-abc')",
+            )]
+        return []
+    if len(name) > 253 or not _SUBDOMAIN.match(name):
+        return [errors.field_cause(
+            field,
+            f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric '
+            "characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')",
+        )]
+    return []
+
+
+def label_causes(meta: Mapping[str, Any]) -> list[dict[str, str]]:
+    causes = []
+    for key, value in (meta.get("labels") or {}).items():
+        causes += _key_causes(key, "metadata.labels")
+        if len(value) > 63 or not _LABEL_VALUE.match(value):
+            causes.append(errors.field_cause(
+                "metadata.labels",
+                f'Invalid value: "{value}": a valid label must be an empty string or consist of alphanumeric '
+                "characters, '-', '_' or '.', and must start and end with an alphanumeric character "
+                "(at most 63 characters)",
+            ))
+    for key in meta.get("annotations") or {}:
+        causes += _key_causes(key, "metadata.annotations")
+    return causes
+
+
+def _key_causes(key: str, field: str) -> list[dict[str, str]]:
+    prefix, _, name = key.rpartition("/")
+    ok = bool(name) and len(name) <= 63 and _QUALIFIED.match(name) and (not prefix or _SUBDOMAIN.match(prefix))
+    if ok:
+        return []
+    return [errors.field_cause(
+        field,
+        f'Invalid value: "{key}": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\', and '
+        "must start and end with an alphanumeric character, with an optional DNS subdomain prefix and '/'",
+    )]
+
+
+def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
+    """The few defaults and create-time status resets kube-apiserver's strategies apply."""
+    key = (rt.group, rt.kind)
+    spec = obj.get("spec")
+    if key == ("", "Namespace"):
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj["status"] = {"phase": "Active"}
+    elif key == ("", "Pod"):
+        if isinstance(spec, dict):
+            spec.setdefault("restartPolicy", "Always")
+            spec.setdefault("terminationGracePeriodSeconds", 30)
+            spec.setdefault("dnsPolicy", "ClusterFirst")
+            spec.setdefault("schedulerName", "default-scheduler")
+            spec.setdefault("serviceAccountName", "default")
+            spec.setdefault("enableServiceLinks", True)
+            spec.setdefault("priority", 0)
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+    elif key in {("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet")}:
+        if isinstance(spec, dict):
+            spec.setdefault("replicas", 1)
+            spec.setdefault("revisionHistoryLimit", 10)
+            if rt.kind == "Deployment":
+                spec.setdefault("progressDeadlineSeconds", 600)
+                spec.setdefault("strategy", {"type": "RollingUpdate",
+                                             "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        obj["status"] = {}
+    elif key == ("", "Service"):
+        if isinstance(spec, dict):
+            spec.setdefault("type", "ClusterIP")
+            spec.setdefault("sessionAffinity", "None")
+            for port in spec.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+                    port.setdefault("targetPort", port.get("port"))
+        obj["status"] = {"loadBalancer": {}}
+    elif key == ("batch", "Job"):
+        obj["status"] = {}
+    elif rt.crd and rt.has("status"):
+        obj.pop("status", None)
+    if key == ("", "Secret"):
+        obj.setdefault("type", "Opaque")
+
+
+def _qos_class(spec: Any) -> str:
+    containers = (spec or {}).get("containers") or [] if isinstance(spec, dict) else []
+    requests = limits = 0
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {} if isinstance(c, dict) else {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        requests += len(req)
+        limits += len(lim)
+        if not lim or not all(k in lim for k in ("cpu", "memory")) or any(req.get(k, lim[k]) != lim[k] for k in lim):
+            guaranteed = False
+    if guaranteed:
+        return "Guaranteed"
+    return "Burstable" if requests or limits else "BestEffort"
