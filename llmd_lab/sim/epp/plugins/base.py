@@ -1,0 +1,194 @@
+"""Plugin kinds, the registry of plugin types, and strict parameter decoding.
+
+Like the real EPP, a plugin is created by a factory looked up by its ``type`` name; one object may
+implement several extension points (the prefix scorer is a Scorer *and* a PreRequest hook).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from llmd_lab.sim.epp.types import (
+    CycleState,
+    Endpoint,
+    LLMRequest,
+    ProfileRunResult,
+    SchedulingResult,
+    ScoredEndpoint,
+)
+
+
+class ConfigError(ValueError):
+    """An EndpointPickerConfig (or a plugin's parameters) that the EPP refuses to load."""
+
+
+@dataclass
+class PluginHandle:
+    """What factories get besides their parameters: a clock, a seeded RNG, and model tokenizers."""
+
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+    tokenizer_for: Callable[[str], Any] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    observer: Any = None  # the EPP's metrics (``record_prefix_match``), when there are any
+
+
+class Plugin:
+    """Base of every plugin: ``type_name`` is the registered type, ``name`` the configured name."""
+
+    type_name: ClassVar[str] = ""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class ProfileHandler(Plugin):
+    def pick(
+        self,
+        state: CycleState,
+        request: LLMRequest,
+        profiles: Mapping[str, Any],
+        results: Mapping[str, ProfileRunResult | None],
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def process_results(
+        self, state: CycleState, request: LLMRequest, results: dict[str, ProfileRunResult | None]
+    ) -> SchedulingResult:
+        raise NotImplementedError
+
+
+class Filter(Plugin):
+    def filter(self, state: CycleState, request: LLMRequest, endpoints: list[Endpoint]) -> list[Endpoint]:
+        raise NotImplementedError
+
+
+class Scorer(Plugin):
+    def score(self, state: CycleState, request: LLMRequest, endpoints: list[Endpoint]) -> dict[Endpoint, float]:
+        raise NotImplementedError
+
+
+class Picker(Plugin):
+    def pick(self, state: CycleState, scored: list[ScoredEndpoint]) -> tuple[list[Endpoint], str]:
+        """Return the targets and a sentence saying why (for the decision trace)."""
+        raise NotImplementedError
+
+
+class PreRequest(Plugin):
+    def pre_request(self, request: LLMRequest, result: SchedulingResult, target_port: int) -> dict[str, str | None]:
+        """Run after scheduling; return request headers to set (``None`` removes one)."""
+        raise NotImplementedError
+
+
+class PostResponse(Plugin):
+    def post_response(self, request: LLMRequest, endpoint: Endpoint, response_headers: dict[str, str]) -> dict[str, str]:
+        """Run when the model server's response headers arrive; return response headers to add."""
+        raise NotImplementedError
+
+
+Factory = Callable[[str, Mapping[str, Any], PluginHandle], Plugin]
+REGISTRY: dict[str, Factory] = {}
+
+
+def register(type_name: str) -> Callable[[type[Plugin]], type[Plugin]]:
+    """Class decorator: register ``cls.from_parameters`` under ``type_name``."""
+
+    def wrap(cls: type[Plugin]) -> type[Plugin]:
+        cls.type_name = type_name
+        REGISTRY[type_name] = cls.from_parameters  # type: ignore[attr-defined]
+        return cls
+
+    return wrap
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Strict parameter decoding
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(text: str) -> float:
+    """Parse a Go duration string (``"2m"``, ``"1h30m"``, ``"500ms"``) into seconds."""
+    if text == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r} (use Go syntax such as 30s, 2m, 1h30m)")
+    return total
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    if kind == "int":
+        # YAML `2.0` arrives as a float; Go's JSON decoder sees `2` after YAML→JSON and accepts it.
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+    if kind == "duration":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a duration string such as '2m', got {value!r}")
+        return parse_go_duration(value)
+    if kind == "strlist":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return list(value)
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a mapping, got {value!r}")
+        return value
+    raise AssertionError(kind)
+
+
+def decode_parameters(
+    plugin_name: str, type_name: str, raw: Mapping[str, Any] | None, spec: Mapping[str, tuple[str, Any]]
+) -> dict[str, Any]:
+    """Check ``raw`` against ``spec`` (``{param: (kind, default)}``): unknown keys and wrong types fail."""
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"plugin '{plugin_name}' (type {type_name}): parameters must be a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - set(spec))
+    if unknown:
+        known = ", ".join(sorted(spec)) or "none"
+        raise ConfigError(
+            f"plugin '{plugin_name}' (type {type_name}): unknown parameter '{unknown[0]}' (known parameters: {known})"
+        )
+    out: dict[str, Any] = {}
+    for key, (kind, default) in spec.items():
+        if key not in raw or raw[key] is None:
+            out[key] = default
+            continue
+        try:
+            out[key] = _coerce(kind, raw[key])
+        except ValueError as exc:
+            raise ConfigError(f"plugin '{plugin_name}' (type {type_name}): bad parameter '{key}': {exc}") from None
+    return out
+
+
+def scored_dict(endpoints: Sequence[Endpoint], value: float) -> dict[Endpoint, float]:
+    return dict.fromkeys(endpoints, value)
