@@ -141,3 +141,19 @@ def two_servers() -> Iterator[list[RunningServer]]:
     for s in out:
         s.server.should_exit = True
         s.thread.join(10)
+
+
+@pytest.fixture
+def serve_app():
+    """``serve_app(starlette_app) -> base URL``; every server started is stopped after the test."""
+    started: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def _serve(app) -> str:
+        server, thread, url = start_server(app)
+        started.append((server, thread))
+        return url
+
+    yield _serve
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(10)
