@@ -101,3 +101,10 @@ def test_new_profile_needs_no_code(tmp_path: Path) -> None:
     profile = load_profile(path)
     assert len(profile.node_objects()) == 3
     assert profile.node_objects()[0]["status"]["allocatable"]["cpu"] == "3500m"
+
+
+@pytest.mark.parametrize("name", ["rhoai-3.0", "fresh", "course"])
+def test_every_profile_crd_is_shipped(name: str) -> None:
+    from llmd_lab.lab import crds
+
+    assert set(load_profile(name).crds) <= set(crds.available())
