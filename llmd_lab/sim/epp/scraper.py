@@ -1,0 +1,167 @@
+"""Model-server metrics as the EPP sees them: scraped over HTTP, parsed, picked by configured name.
+
+``parse_exposition`` turns Prometheus text into ``{sample name: [(labels, value)…]}``; ``MetricNames``
+holds the flag-configured names (``--kv-cache-usage-percentage-metric`` …) and ``apply_samples``
+updates an :class:`EndpointMetrics` from them. A family the EPP cannot find leaves the old value in
+place — with a wrong kv metric name the kv scorer keeps seeing 0 % usage, exactly as on a cluster.
+The discrete-event simulator feeds the same ``{name: samples}`` structure without the HTTP hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmd_lab.sim.epp.types import Endpoint, EndpointMetrics
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+_SPEC_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric name with optional label matchers, as the flags accept: ``name{label=value}``."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> MetricSpec:
+        match = _SPEC_RE.match(text.strip())
+        if not match:
+            raise ValueError(f"invalid metric spec {text!r} (expected name or name{{label=value,…}})")
+        labels = []
+        for term in filter(None, (t.strip() for t in (match.group(2) or "").split(","))):
+            key, sep, value = term.partition("=")
+            if not sep:
+                raise ValueError(f"invalid label matcher {term!r} in metric spec {text!r}")
+            labels.append((key.strip(), value.strip().strip('"')))
+        return cls(match.group(1), tuple(labels))
+
+    def find(self, samples: Samples) -> float | None:
+        for labels, value in samples.get(self.name, ()):
+            if all(labels.get(k) == v for k, v in self.labels):
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """The metric names the EPP reads (GIE v1.0.0 flag defaults)."""
+
+    total_queued_requests: str = "vllm:num_requests_waiting"
+    kv_cache_usage_percentage: str = "vllm:gpu_cache_usage_perc"
+    lora_info: str = "vllm:lora_requests_info"
+    total_running_requests: str = "vllm:num_requests_running"
+
+    def specs(self) -> dict[str, MetricSpec]:
+        return {
+            "queued": MetricSpec.parse(self.total_queued_requests),
+            "kv": MetricSpec.parse(self.kv_cache_usage_percentage),
+            "running": MetricSpec.parse(self.total_running_requests),
+            "lora": MetricSpec.parse(self.lora_info),
+        }
+
+
+def parse_exposition(text: str) -> Samples:
+    """Parse Prometheus text exposition with ``prometheus_client``'s parser."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
+
+
+def apply_samples(metrics: EndpointMetrics, samples: Samples, specs: Mapping[str, MetricSpec], now: float) -> list[str]:
+    """Update ``metrics`` in place; return the names that were missing (their old values are kept)."""
+    missing = []
+    queued = specs["queued"].find(samples)
+    if queued is None:
+        missing.append(specs["queued"].name)
+    else:
+        metrics.waiting_queue_size = int(queued)
+    kv = specs["kv"].find(samples)
+    if kv is None:
+        missing.append(specs["kv"].name)
+    else:
+        metrics.kv_cache_usage_percent = kv
+    running = specs["running"].find(samples)
+    if running is not None:
+        metrics.running_queue_size = int(running)
+    metrics.update_time = now
+    return missing
+
+
+class Scraper:
+    """Scrapes each endpoint's ``/metrics`` every ``interval`` seconds (``--refresh-metrics-interval``)."""
+
+    def __init__(
+        self,
+        endpoints: Callable[[], list[Endpoint]],
+        names: MetricNames,
+        *,
+        interval: float = 0.05,
+        port: int = 0,
+        path: str = "/metrics",
+        scheme: str = "http",
+        clock: Callable[[], float],
+        log: logging.Logger | None = None,
+        timeout: float = 1.0,
+    ) -> None:
+        self.endpoints = endpoints
+        self.specs = names.specs()
+        self.interval = interval
+        self.port = port
+        self.path = path
+        self.scheme = scheme
+        self.clock = clock
+        self.log = log or logging.getLogger("llmd_lab.sim.epp.scraper")
+        self.timeout = timeout
+        self._task: asyncio.Task | None = None
+        self._missing_reported: set[tuple[str, str]] = set()
+        self.scrapes = 0
+
+    def url(self, ep: Endpoint) -> str:
+        return f"{self.scheme}://{ep.address}:{self.port or ep.port}{self.path}"
+
+    async def scrape_once(self, client: httpx.AsyncClient) -> None:
+        await asyncio.gather(*(self._scrape(client, ep) for ep in self.endpoints()))
+        self.scrapes += 1
+
+    async def _scrape(self, client: httpx.AsyncClient, ep: Endpoint) -> None:
+        try:
+            response = await client.get(self.url(ep), timeout=self.timeout)
+            response.raise_for_status()
+            samples = parse_exposition(response.text)
+        except (httpx.HTTPError, ValueError) as exc:
+            self.log.debug("failed to scrape %s: %s (keeping old metrics)", ep.name, exc)
+            return
+        for name in apply_samples(ep.metrics, samples, self.specs, self.clock()):
+            if (ep.name, name) not in self._missing_reported:
+                self._missing_reported.add((ep.name, name))
+                self.log.error("metric family %s not found on pod %s; keeping the previous value", name, ep.name)
+
+    async def run(self) -> None:
+        verify = self.scheme != "https"
+        async with httpx.AsyncClient(verify=verify) as client:
+            while True:
+                await self.scrape_once(client)
+                await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="epp-scraper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
