@@ -39,3 +39,11 @@ down: $(STAMP)  ## stop the local lab
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The course site (antora/): Antora from npm, pinned by antora/package-lock.json; the UI bundle is antora/ui.
+antora/node_modules/.package-lock.json: antora/package.json antora/package-lock.json
+	cd antora && npm ci --no-audit --no-fund
+
+site: antora/node_modules/.package-lock.json  ## build the Antora course site into antora/build/site (offline)
+	cd antora && node_modules/.bin/antora antora-playbook.yml
+	@echo "site: file://$(abspath antora/build/site/index.html)"
