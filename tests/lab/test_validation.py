@@ -177,3 +177,12 @@ def test_openapi_v3_quirks_translate_to_json_schema():
     assert schema["properties"]["n"] == {"type": "integer", "exclusiveMinimum": 0}
     assert schema["properties"]["s"]["type"] == ["string", "null"]
     assert schema["properties"]["q"]["type"] == ["integer", "string"]
+
+
+def test_builtin_status_is_not_held_to_the_schema_required_fields(registry):
+    # kube-apiserver validates built-ins in Go; a Node's status.nodeInfo without machineID is fine there
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"},
+            "status": {"nodeInfo": {"kubeletVersion": "v1.32.7"}, "capacity": {"nvidia.com/gpu": "1"}}}
+    assert validate_object(node, registry) == []
+    node["spec"] = {"unschedulable": "yes"}
+    assert _fields(validate_object(node, registry))["spec.unschedulable"][0] == "FieldValueTypeInvalid"
