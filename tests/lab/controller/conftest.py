@@ -86,3 +86,8 @@ def step08() -> dict:
 @pytest.fixture
 def pd() -> dict:
     return copy.deepcopy(PD)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,158 @@
+"""A tiny controller-runtime: watches feed a de-duplicating work queue, a worker reconciles one key at a time.
+
+Reconcilers are level-triggered and idempotent: they read the world from the store and make it right, so a
+missed or repeated event costs nothing. Every watch is restarted when it ends, and every key is re-queued
+periodically (resync) so time-driven state (back-off, availability) converges too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from llmd_lab.lab.apiserver.errors import ApiError
+
+log = logging.getLogger("llmd_lab.lab.controller")
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Watch ``kind`` and map each changed object to the keys to reconcile."""
+
+    api_version: str
+    kind: str
+    keys: Callable[[dict], Iterable[Key]]
+
+
+def self_key(obj: dict) -> list[Key]:
+    meta = obj["metadata"]
+    return [(meta.get("namespace", ""), meta["name"])]
+
+
+def owner_keys(kind: str) -> Callable[[dict], list[Key]]:
+    """Map a child to its controller owner of ``kind`` (same namespace)."""
+
+    def keys(obj: dict) -> list[Key]:
+        meta = obj["metadata"]
+        return [
+            (meta.get("namespace", ""), ref["name"])
+            for ref in meta.get("ownerReferences") or []
+            if ref.get("kind") == kind and ref.get("controller")
+        ]
+
+    return keys
+
+
+class Reconciler:
+    """Subclass: set ``name`` and ``watches``; implement ``reconcile(namespace, name)``."""
+
+    name = "controller"
+    watches: tuple[Watch, ...] = ()
+    resync_seconds = 2.0  # real seconds between full re-queues
+
+    def __init__(self) -> None:
+        self.ctx: Any = None
+        self.store: Any = None
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._pending: set[Key] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._known: set[Key] = set()
+
+    # ---- lifecycle (LabComponent)
+    async def start(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        for watch in self.watches:
+            self._tasks.append(asyncio.create_task(self._watch(watch), name=f"{self.name}-watch-{watch.kind}"))
+        self._tasks.append(asyncio.create_task(self._work(), name=f"{self.name}-worker"))
+        self._tasks.append(asyncio.create_task(self._resync(), name=f"{self.name}-resync"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    def enqueue(self, key: Key) -> None:
+        self._known.add(key)
+        if key not in self._pending:
+            self._pending.add(key)
+            self._queue.put_nowait(key)
+
+    async def _watch(self, watch: Watch) -> None:
+        while True:
+            try:
+                async for event in self.store.watch(watch.api_version, watch.kind):
+                    if event.type == "BOOKMARK":
+                        continue
+                    for key in watch.keys(event.object):
+                        self.enqueue(key)
+            except asyncio.CancelledError:
+                raise
+            except ApiError as exc:  # kind not served (CRD missing): try again later
+                log.debug("%s: watch %s: %s", self.name, watch.kind, exc.message)
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("%s: watch %s failed; restarting", self.name, watch.kind)
+                await asyncio.sleep(0.5)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            for key in list(self._known):
+                self.enqueue(key)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._pending.discard(key)
+            try:
+                keep = await self.reconcile(*key)
+            except asyncio.CancelledError:
+                raise
+            except ApiError as exc:
+                if exc.code == 404:
+                    self._known.discard(key)
+                elif exc.code != 409:  # conflicts resolve on the next pass
+                    log.warning("%s: reconcile %s/%s: %s", self.name, key[0], key[1], exc.message)
+                continue
+            except Exception:
+                log.exception("%s: reconcile %s/%s failed", self.name, *key)
+                continue
+            if keep is False:
+                self._known.discard(key)
+
+    async def reconcile(self, namespace: str, name: str) -> bool | None:
+        """Make the world match ``namespace/name``; return False when the object is gone."""
+        raise NotImplementedError
+
+    # ---- helpers
+    async def get_or_none(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
+        try:
+            return await self.store.get(api_version, kind, name, namespace)
+        except ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    async def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        events = getattr(self.ctx, "events", None)
+        if events is not None:
+            with contextlib.suppress(ApiError):
+                await events.record(obj, type_, reason, message, self.name)
+
+    def now(self) -> str:
+        clock = getattr(self.ctx, "clock", None)
+        if clock is not None:
+            return clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        from datetime import UTC, datetime
+
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,38 @@
+"""Helpers for tests and benchmarks: lab components over an in-memory Store, polling with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.server import EventRecorder, LabClock, LabContext
+
+T = TypeVar("T")
+
+
+def make_ctx(tmp_path: Path, profile: Any = None, time_scale: float = 50.0, store: Store | None = None) -> LabContext:
+    store = store or Store(":memory:")
+    clock = LabClock(time_scale)
+    return LabContext(store=store, home=tmp_path, profile=profile, time_scale=time_scale, clock=clock,
+                      events=EventRecorder(store, clock))
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+async def events_for(store: Store, name: str, namespace: str) -> list[dict]:
+    events, _ = await store.list("v1", "Event", namespace)
+    return [e for e in events if e["involvedObject"]["name"] == name]
