@@ -8,3 +8,27 @@ public helpers never import them (an import-linter contract in pyproject.toml en
 """
 
 __version__ = "0.1.0"
+
+# Public helpers, imported on first use so `import llmd_lab` stays cheap for the lab process and CLI.
+_LAZY = {
+    "connect": ("llmd_lab.connect", "connect"),
+    "Connection": ("llmd_lab.connect", "Connection"),
+    "manifests": ("llmd_lab.manifests", None),
+    "preflight": ("llmd_lab.preflight", None),
+    "deploy": ("llmd_lab.deploy", None),
+    "doctor": ("llmd_lab.doctor", None),
+    "traffic": ("llmd_lab.traffic", None),
+    "metrics": ("llmd_lab.metrics", None),
+    "viz": ("llmd_lab.viz", None),
+    "planner": ("llmd_lab.planner", None),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return getattr(mod, attr) if attr else mod
+    raise AttributeError(f"module 'llmd_lab' has no attribute {name!r}")

@@ -1,0 +1,271 @@
+"""Diagnose an LLMInferenceService that is not doing what you expect: evidence plus the fix.
+
+Each diagnosis is one of the failure modes the workshop guides' troubleshooting sections describe:
+
+* pods Pending for GPUs (``Insufficient nvidia.com/gpu``, an untolerated GPU taint, a node selector no node matches);
+* Kueue: pods gated or workloads without quota, or a namespace whose queue label is missing;
+* the ``kuadrant.io`` AuthPolicy CRD missing while auth is enabled (RHOAI 3.0 needs ``enable-auth: "false"``);
+* the gateway answering 500 (TLS origination to the HTTPS vLLM) where a passthrough Route works;
+* the EPP reading the wrong KV-cache metric name (``--kv-cache-usage-percentage-metric``);
+* vLLM in CrashLoopBackOff (OOMKilled, or the last log lines);
+* a model name mismatch: the endpoint answers 404 for the name clients send.
+
+:func:`run` returns a :class:`~llmd_lab.preflight.CheckTable` with one row per finding.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from kubernetes.client.rest import ApiException
+
+from llmd_lab import k8s
+from llmd_lab.manifests import (
+    API_VERSION,
+    ENABLE_AUTH_ANNOTATION,
+    KIND,
+    KUEUE_QUEUE_LABEL,
+    KV_METRIC_FLAG,
+    KV_METRIC_NAME,
+)
+from llmd_lab.preflight import FAIL, PASS, WARN, Check, CheckTable, table
+
+
+def workload_selector(name: str) -> str:
+    """Label selector of an LLMInferenceService's vLLM pods (KServe's workload labels)."""
+    return f"app.kubernetes.io/part-of=llminferenceservice,app.kubernetes.io/name={name},kserve.io/component=workload"
+
+
+def all_pods_selector(name: str) -> str:
+    """Every pod KServe made for the service (workload and scheduler)."""
+    return f"app.kubernetes.io/part-of=llminferenceservice,app.kubernetes.io/name={name}"
+
+
+def _conditions(obj: dict) -> list[dict]:
+    return obj.get("status", {}).get("conditions", []) or []
+
+
+def diagnose_scheduling(conn: Any, name: str, pods: list[dict]) -> list[Check]:
+    out = []
+    for pod in pods:
+        if pod.get("status", {}).get("phase") != "Pending":
+            continue
+        pname = pod["metadata"]["name"]
+        gates = [g.get("name") for g in pod.get("spec", {}).get("schedulingGates", []) or []]
+        if any("kueue" in (g or "") for g in gates):
+            out.append(Check(f"pod {pname}: waiting for Kueue admission", FAIL, f"scheduling gates {gates}",
+                             "the ClusterQueue has no free quota: `oc get workloads -n <ns>`, free GPUs in the queue or "
+                             "raise its nominalQuota"))  # fmt: skip
+            continue
+        cond = next(
+            (c for c in pod.get("status", {}).get("conditions", []) or [] if c.get("type") == "PodScheduled"),
+            None,
+        )
+        msg = (cond or {}).get("message", "")
+        if not msg:
+            events = k8s.events_for(conn, pod)
+            msg = next((e["message"] for e in reversed(events) if e["reason"] == "FailedScheduling"), "")
+        if not msg:
+            continue
+        if "Insufficient nvidia.com/gpu" in msg:
+            fix = ("not enough free GPUs: scale the GPU MachineSet, delete other GPU workloads, or lower replicas/tensor "
+                   "(`llmd_lab.preflight.gpu_inventory(conn)` shows what is free)")  # fmt: skip
+        elif "untolerated taint" in msg:
+            fix = "add the GPU toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} to spec.template"
+        elif "node affinity/selector" in msg:
+            fix = "no node matches spec.template.nodeSelector: check instance-type labels (`oc get nodes -L node.kubernetes.io/instance-type`)"
+        else:
+            fix = "read the scheduler's message; `oc describe pod` shows the same"
+        out.append(Check(f"pod {pname}: Pending", FAIL, msg, fix))
+    return out
+
+
+def diagnose_kueue(conn: Any, obj: dict) -> list[Check]:
+    if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue"):
+        return []
+    ns = obj["metadata"].get("namespace") or conn.namespace
+    queues = [
+        q["metadata"]["name"] for q in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue", ns)
+    ]
+    label = (obj["metadata"].get("labels") or {}).get(KUEUE_QUEUE_LABEL)
+    out = []
+    if label and label not in queues:
+        out.append(Check("Kueue queue label", FAIL, f"{KUEUE_QUEUE_LABEL}={label} but LocalQueues in {ns}: {queues or 'none'}",
+                         f"set the label to one of {queues} or create LocalQueue {label}"))  # fmt: skip
+    for wl in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "Workload", ns):
+        if obj["metadata"]["name"] not in wl["metadata"]["name"]:
+            continue
+        qr = next((c for c in _conditions(wl) if c.get("type") == "QuotaReserved"), None)
+        if qr is not None and qr.get("status") == "False":
+            out.append(Check(f"Kueue workload {wl['metadata']['name']}", FAIL, qr.get("message", ""),
+                             "the queue's ClusterQueue lacks quota: free GPUs in that queue or raise nominalQuota"))  # fmt: skip
+    return out
+
+
+def diagnose_auth(conn: Any, obj: dict) -> list[Check]:
+    enabled = (obj["metadata"].get("annotations") or {}).get(ENABLE_AUTH_ANNOTATION, "true") != "false"
+    has_crd = k8s.has_kind(conn, "kuadrant.io/v1", "AuthPolicy")
+    mentions = [c.get("message", "") for c in _conditions(obj) if "AuthPolicy" in (c.get("message") or "")]
+    if enabled and not has_crd:
+        return [Check("AuthPolicy CRD", FAIL,
+                      f"auth is enabled (annotation {ENABLE_AUTH_ANNOTATION} not 'false') and authpolicies.kuadrant.io/v1 is "
+                      "not served" + (f"; status says: {mentions[0]}" if mentions else ""),
+                      f"set annotation {ENABLE_AUTH_ANNOTATION}: 'false' (auth is broken in RHOAI 3.0), or install "
+                      "Red Hat Connectivity Link and restart the KServe controllers")]  # fmt: skip
+    if mentions:
+        return [
+            Check(
+                "AuthPolicy",
+                FAIL,
+                mentions[0],
+                "install Red Hat Connectivity Link (kuadrant.io/v1 AuthPolicy)",
+            )
+        ]
+    return []
+
+
+def diagnose_crashes(conn: Any, pods: list[dict]) -> list[Check]:
+    out = []
+    for pod in pods:
+        pname = pod["metadata"]["name"]
+        for cs in pod.get("status", {}).get("containerStatuses", []) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            last = (cs.get("lastState") or {}).get("terminated") or {}
+            if waiting.get("reason") != "CrashLoopBackOff" and not last:
+                continue
+            restarts = cs.get("restartCount", 0)
+            if last.get("reason") == "OOMKilled":
+                out.append(Check(f"pod {pname}/{cs['name']}: OOMKilled", FAIL,
+                                 f"{restarts} restarts; last exit OOMKilled (exit {last.get('exitCode')})",
+                                 "raise the container memory limit, or lower --max-model-len / --max-num-seqs so vLLM "
+                                 "allocates less host memory"))  # fmt: skip
+                continue
+            logs = k8s.pod_logs(
+                conn, pname, pod["metadata"].get("namespace"), container=cs["name"], tail=8, previous=True
+            )
+            logs = logs or k8s.pod_logs(
+                conn, pname, pod["metadata"].get("namespace"), container=cs["name"], tail=8
+            )
+            hint = _log_hint(logs)
+            out.append(Check(f"pod {pname}/{cs['name']}: {waiting.get('reason') or 'restarting'}", FAIL,
+                             f"{restarts} restarts; exit {last.get('exitCode')} {last.get('reason', '')}\n"
+                             + "\n".join(logs.strip().splitlines()[-5:]), hint))  # fmt: skip
+    return out
+
+
+def _log_hint(logs: str) -> str:
+    low = logs.lower()
+    if "out of memory" in low or "cuda out of memory" in low or "no available memory for the cache" in low:
+        return "the model does not fit: raise tensor (more GPUs), lower --max-model-len or --gpu-memory-utilization"
+    if "max_model_len" in low or "max model len" in low:
+        return "--max-model-len is larger than the KV cache can hold: lower it"
+    if "not found" in low or "does not exist" in low or "401" in low:
+        return "the model could not be downloaded: check spec.model.uri and any HF token / pull secret"
+    return "read the log tail above; `oc logs --previous` shows the crashed run"
+
+
+def diagnose_epp_metric(conn: Any, name: str, namespace: str) -> list[Check]:
+    dep = k8s.get(conn, "apps/v1", "Deployment", f"{name}-kserve-router-scheduler", namespace)
+    if dep is None:
+        return []
+    containers = dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []) or []
+    args = [a for c in containers for a in (c.get("args") or [])]
+    config = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config-text"), "")
+    metric = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == KV_METRIC_FLAG), None)
+    if metric == KV_METRIC_NAME:
+        return [Check("EPP KV-cache metric", PASS, f"{KV_METRIC_FLAG} {metric}")]
+    uses_kv = "kv-cache-utilization-scorer" in config
+    return [Check("EPP KV-cache metric", FAIL if uses_kv else WARN,
+                  f"{KV_METRIC_FLAG} {metric or 'not set (default vllm:gpu_cache_usage_perc)'}"
+                  + ("; the config uses kv-cache-utilization-scorer" if uses_kv else ""),
+                  f"add `{KV_METRIC_FLAG} {KV_METRIC_NAME}` to router.scheduler.template main args (RHOAIENG-41868); "
+                  "llmd_lab.manifests does this by default")]  # fmt: skip
+
+
+def probe_endpoint(
+    url: str, model: str, *, verify: Any = True, token: str | None = None, timeout: float = 20.0
+) -> tuple[int | None, str]:
+    """POST a 1-token completion to ``url``; (status, body or error text)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        resp = httpx.post(f"{url.rstrip('/')}/v1/completions", json={"model": model, "prompt": "hi", "max_tokens": 1},
+                          headers=headers, verify=verify, timeout=timeout)  # fmt: skip
+        return resp.status_code, resp.text[:400]
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def diagnose_endpoint(conn: Any, obj: dict, *, verify: Any = True) -> list[Check]:
+    url = obj.get("status", {}).get("url")
+    if not url:
+        return []
+    model = obj["spec"].get("model", {}).get("name") or obj["metadata"]["name"]
+    token = (
+        conn.bearer_token()
+        if (obj["metadata"].get("annotations") or {}).get(ENABLE_AUTH_ANNOTATION) == "true"
+        else None
+    )
+    status, body = probe_endpoint(url, model, verify=verify, token=token)
+    if status == 200:
+        return [Check("endpoint", PASS, f"{url} served model {model!r}")]
+    if status == 404 and re.search(r"model.*does not exist", body, re.I):
+        served = ""
+        try:
+            served = ", ".join(
+                m["id"]
+                for m in httpx.get(f"{url.rstrip('/')}/v1/models", verify=verify, timeout=10).json()["data"]
+            )
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        return [Check("endpoint: model name", FAIL, f"404 for model {model!r}: {body[:160]}" + (f"; served: {served}" if served else ""),
+                      "send the served name (spec.model.name; --served-model-name) in the request's \"model\" field")]  # fmt: skip
+    if status == 500:
+        ns = obj["metadata"].get("namespace") or conn.namespace
+        routes = [r["metadata"]["name"] for r in k8s.list_objects(conn, "route.openshift.io/v1", "Route", ns)]
+        return [Check("endpoint: gateway 500", FAIL, f"{url} answered 500: {body[:160]}",
+                      "known RHOAI 3.0 issue: the gateway's TLS origination to the HTTPS vLLM fails. Use an OpenShift Route "
+                      "with passthrough TLS to the workload Service" + (f" (routes here: {routes})" if routes else
+                      " (`oc create route passthrough --service <name>-kserve-workload-svc`)"))]  # fmt: skip
+    return [Check("endpoint", FAIL, f"{url}: {status or 'no answer'} {body[:200]}",
+                  "check the HTTPRoute and Gateway (`oc get httproute,gateway -A`)")]  # fmt: skip
+
+
+def run(
+    conn: Any, name: str, namespace: str | None = None, *, probe: bool = True, verify: Any = True
+) -> CheckTable:
+    """Run every diagnosis for one LLMInferenceService; a healthy service gives only ``pass`` rows."""
+    ns = namespace or conn.namespace
+    obj = k8s.get(conn, API_VERSION, KIND, name, ns)
+    if obj is None:
+        return table([Check("LLMInferenceService", FAIL, f"{ns}/{name} not found",
+                            "apply it first (`llmd_lab.deploy.apply`), or check the name and namespace")])  # fmt: skip
+    rows: list[Check] = []
+    ready = next((c for c in _conditions(obj) if c.get("type") == "Ready"), None)
+    not_ready = [c for c in _conditions(obj) if c.get("status") != "True"]
+    is_ready = ready is not None and ready.get("status") == "True"
+    shown = not_ready or ([ready] if ready else [])
+    evidence = "; ".join(
+        f"{c['type']}={c.get('status')} {c.get('reason', '')}: {c.get('message', '')}" for c in shown
+    )
+    rows.append(
+        Check(
+            "LLMInferenceService Ready",
+            PASS if is_ready else FAIL,
+            evidence or "no conditions yet",
+            "" if is_ready else "see the rows below",
+        )
+    )
+    try:
+        pods = k8s.pods(conn, ns, all_pods_selector(name))
+    except ApiException:
+        pods = []
+    rows += diagnose_scheduling(conn, name, pods)
+    rows += diagnose_kueue(conn, obj)
+    rows += diagnose_auth(conn, obj)
+    rows += diagnose_crashes(conn, pods)
+    rows += diagnose_epp_metric(conn, name, ns)
+    if probe and is_ready:
+        rows += diagnose_endpoint(conn, obj, verify=verify)
+    return table(rows)

@@ -1,0 +1,205 @@
+"""Thin helpers over the official ``kubernetes`` client, for objects given as plain dicts.
+
+The dynamic client does the REST mapping (apiVersion + kind → URL) from the server's discovery, so the
+same call works for core kinds and CRDs (LLMInferenceService, InferencePool, LeaderWorkerSet…) on any
+cluster. Errors stay ``kubernetes.client.ApiException``; :func:`is_not_found` and friends read them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+FIELD_MANAGER = "llmd-lab"
+
+
+def _conn_dyn(conn: Any) -> Any:
+    return conn.dynamic
+
+
+def resource(conn: Any, api_version: str, kind: str) -> Any:
+    """The dynamic client's resource for a kind; ``ResourceNotFoundError`` if the server lacks it."""
+    return _conn_dyn(conn).resources.get(api_version=api_version, kind=kind)
+
+
+def has_kind(conn: Any, api_version: str, kind: str) -> bool:
+    """Whether the server serves this kind (its CRD is installed)."""
+    try:
+        resource(conn, api_version, kind)
+        return True
+    except ResourceNotFoundError:
+        return False
+
+
+def to_dict(obj: Any) -> dict:
+    """A dynamic-client ``ResourceInstance`` (or a dict) as a plain dict."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def get(conn: Any, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+    """The object as a dict, or None if it does not exist."""
+    try:
+        return to_dict(resource(conn, api_version, kind).get(name=name, namespace=namespace))
+    except (NotFoundError, ResourceNotFoundError):
+        return None
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def list_objects(
+    conn: Any, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+) -> list[dict]:
+    """Objects of a kind (all namespaces when ``namespace`` is None); [] if the kind is not served."""
+    try:
+        res = resource(conn, api_version, kind)
+    except ResourceNotFoundError:
+        return []
+    kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+    if res.namespaced and namespace:
+        kw["namespace"] = namespace
+    return [to_dict(i) for i in res.get(**kw).items]
+
+
+def apply(
+    conn: Any, obj: dict, *, namespace: str | None = None, dry_run: bool = False, force: bool = True
+) -> dict:
+    """Create or update ``obj`` with server-side apply (field manager ``llmd-lab``); returns the result.
+
+    Server-side apply is what ``oc apply --server-side`` does: the server merges our fields and records
+    us as their manager, so a re-run only changes what changed.
+    """
+    res = resource(conn, obj["apiVersion"], obj["kind"])
+    ns = obj.get("metadata", {}).get("namespace") or namespace if res.namespaced else None
+    body = dict(obj)
+    if ns:
+        body["metadata"] = {**obj.get("metadata", {}), "namespace": ns}
+    kw: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": force}
+    if dry_run:
+        kw["dry_run"] = "All"
+    return to_dict(res.server_side_apply(body=body, name=obj["metadata"]["name"], namespace=ns, **kw))
+
+
+def delete(conn: Any, api_version: str, kind: str, name: str, namespace: str | None = None,
+           propagation: str = "Foreground") -> bool:  # fmt: skip
+    """Delete an object; False if it was already gone. Foreground: children go first."""
+    try:
+        resource(conn, api_version, kind).delete(
+            name=name, namespace=namespace, body={"propagationPolicy": propagation}
+        )
+        return True
+    except (NotFoundError, ResourceNotFoundError):
+        return False
+
+
+def watch(
+    conn: Any,
+    api_version: str,
+    kind: str,
+    namespace: str | None = None,
+    *,
+    name: str | None = None,
+    label_selector: str | None = None,
+    timeout_s: float = 60,
+) -> Iterator[tuple[str, dict]]:
+    """Yield ``(event type, object dict)`` from a watch until ``timeout_s`` (the server ends the stream)."""
+    res = resource(conn, api_version, kind)
+    kw: dict[str, Any] = {"timeout": max(1, int(timeout_s))}
+    if namespace and res.namespaced:
+        kw["namespace"] = namespace
+    if name:
+        kw["field_selector"] = f"metadata.name={name}"
+    if label_selector:
+        kw["label_selector"] = label_selector
+    for event in res.watch(**kw):
+        yield event["type"], to_dict(event["object"])
+
+
+def events_for(conn: Any, obj: dict, limit: int = 20) -> list[dict]:
+    """Events about an object (newest last), as ``oc describe`` shows them."""
+    meta = obj["metadata"]
+    sel = f"involvedObject.name={meta['name']},involvedObject.kind={obj['kind']}"
+    try:
+        items = conn.core.list_namespaced_event(
+            meta.get("namespace") or conn.namespace, field_selector=sel
+        ).items
+    except ApiException:
+        return []
+    items.sort(
+        key=lambda e: (e.last_timestamp or e.event_time or e.metadata.creation_timestamp or 0).__str__()
+    )
+    return [
+        {
+            "type": e.type,
+            "reason": e.reason,
+            "message": e.message,
+            "count": e.count,
+            "source": getattr(e.source, "component", None),
+        }
+        for e in items[-limit:]
+    ]
+
+
+def pod_logs(conn: Any, pod: str, namespace: str | None = None, *, container: str | None = None, tail: int = 20,
+             previous: bool = False) -> str:  # fmt: skip
+    """The last ``tail`` lines of a container's log ('' if unavailable)."""
+    try:
+        return conn.core.read_namespaced_pod_log(
+            pod, namespace or conn.namespace, container=container, tail_lines=tail, previous=previous
+        )
+    except ApiException:
+        return ""
+
+
+def pods(conn: Any, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
+    """Pods as dicts (camelCase keys, as the API returns them)."""
+    return list_objects(conn, "v1", "Pod", namespace or conn.namespace, label_selector)
+
+
+def service_url(conn: Any, name: str, namespace: str | None = None, port: int | str | None = None) -> str:
+    """``scheme://clusterIP:port`` of a Service; scheme from the port's appProtocol or name (https/http).
+
+    A ClusterIP is reachable from inside the cluster (a workbench) and, in the lab, from the laptop.
+    """
+    svc = conn.core.read_namespaced_service(name, namespace or conn.namespace)
+    ports = svc.spec.ports or []
+    chosen = next((p for p in ports if port in (None, p.port, p.name)), None)
+    if chosen is None:
+        raise ValueError(f"service {name} has no port {port!r}; ports: {[(p.name, p.port) for p in ports]}")
+    proto = (chosen.app_protocol or chosen.name or "").lower()
+    scheme = "https" if proto.startswith("https") or chosen.port == 443 else "http"
+    return f"{scheme}://{svc.spec.cluster_ip}:{chosen.port}"
+
+
+def can_i(conn: Any, verb: str, resource_name: str, *, group: str = "", namespace: str | None = None,
+          subresource: str | None = None) -> tuple[bool, str]:  # fmt: skip
+    """SelfSubjectAccessReview: (allowed, reason)."""
+    attrs: dict[str, Any] = {"verb": verb, "resource": resource_name, "group": group}
+    if namespace:
+        attrs["namespace"] = namespace
+    if subresource:
+        attrs["subresource"] = subresource
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attrs},
+    }
+    review = client.AuthorizationV1Api(conn.api).create_self_subject_access_review(body)
+    return bool(review.status.allowed), review.status.reason or ""
+
+
+def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.5) -> bool:
+    """Poll ``predicate()`` until true or the deadline (for things with no watch, e.g. pod proxies)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)

@@ -1,0 +1,405 @@
+"""Is this cluster ready for llm-d on OpenShift AI 3.0? Checks with evidence and the fix.
+
+Each check reads the cluster through the API (the same calls as ``oc get``) and returns a row:
+``check``, ``status`` (pass / warn / fail), ``evidence`` (what was seen) and ``fix`` (a command or a
+pointer). :func:`run` returns them as a :class:`CheckTable` — a pandas DataFrame that shows colour-coded
+in a notebook. The list follows the workshop guides' prerequisites (OpenShift ≥ 4.19, the
+DataScienceCluster in RawDeployment/Headed mode, the operators, the ``kuadrant.io/v1`` AuthPolicy CRD,
+the InferencePool API RHOAI 3.0's KServe needs, GPUs, the inference Gateway, Kueue, RBAC).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from kubernetes.client.rest import ApiException
+
+from llmd_lab import k8s
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+_COLOURS = {PASS: "#d4edda", WARN: "#fff3cd", FAIL: "#f8d7da"}
+MIN_OPENSHIFT = (4, 19)
+GATEWAY_NS, GATEWAY_NAME, GATEWAY_CLASS = "openshift-ingress", "openshift-ai-inference", "openshift-default"
+PRESETS = ("kserve-config-llm-template", "kserve-config-llm-scheduler", "kserve-config-llm-router-route")
+OPERATORS = (
+    # (CSV name prefix, what it is, required?, fix)
+    ("rhods-operator", "Red Hat OpenShift AI", True, "install OpenShift AI 3.0 from OperatorHub"),
+    ("rhcl-operator", "Red Hat Connectivity Link (AuthPolicy)", True,
+     "install rhcl-operator from redhat-operators, then restart odh-model-controller and kserve-controller-manager pods"),
+    ("leader-worker-set", "LeaderWorkerSet (multi-node only)", False,
+     "install the Leader Worker Set operator from OperatorHub (needed for multi-node / worker specs)"),
+    ("kueue-operator", "Red Hat build of Kueue", False, "install the Red Hat build of Kueue from OperatorHub"),
+    ("cert-manager-operator", "cert-manager", True, "install cert-manager Operator for Red Hat OpenShift"),
+    ("nfd", "Node Feature Discovery", True, "install Node Feature Discovery and create a NodeFeatureDiscovery instance"),
+    ("gpu-operator-certified", "NVIDIA GPU Operator", True, "install the NVIDIA GPU Operator and create a ClusterPolicy"),
+)  # fmt: skip
+
+
+@dataclass
+class Check:
+    check: str
+    status: str
+    evidence: str
+    fix: str = ""
+
+
+class CheckTable(pd.DataFrame):
+    """A DataFrame of checks (``check``, ``status``, ``evidence``, ``fix``) that renders colour-coded."""
+
+    @property
+    def _constructor(self) -> type[CheckTable]:
+        return CheckTable
+
+    @property
+    def ok(self) -> bool:
+        """No check failed."""
+        return "status" in self and not (self["status"] == FAIL).any()
+
+    def failed(self) -> CheckTable:
+        return self[self["status"] == FAIL]
+
+    def styled(self) -> Any:
+        """A pandas Styler with pass/warn/fail colours (what the notebook shows)."""
+
+        def colour(row: pd.Series) -> list[str]:
+            return [f"background-color: {_COLOURS.get(row.get('status'), '')}" for _ in row]
+
+        return self.style.apply(colour, axis=1).set_properties(
+            **{"text-align": "left", "white-space": "pre-wrap"}
+        )
+
+    def _repr_html_(self) -> str | None:
+        return self.styled().to_html()
+
+
+def table(checks: Iterable[Check]) -> CheckTable:
+    return CheckTable([c.__dict__ for c in checks], columns=["check", "status", "evidence", "fix"])
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def _version_tuple(v: str | None) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v or "")[:2])
+
+
+def check_api(conn: Any) -> list[Check]:
+    where = f"{conn.kind} {conn.platform_version or ''}".strip()
+    evidence = f"{conn.server} answered; Kubernetes {conn.version}; {where}; user {conn.user}"
+    if conn.platform_version is None:
+        if conn.kind == "Kubernetes":
+            return [Check("API and OpenShift version", WARN, evidence + "; not OpenShift",
+                          "OpenShift AI 3.0 needs OpenShift ≥ 4.19; plain Kubernetes lacks Routes and the operators")]  # fmt: skip
+        return [Check("API and OpenShift version", WARN, evidence + "; ClusterVersion unreadable",
+                      "ask an admin: `oc get clusterversion`")]  # fmt: skip
+    if _version_tuple(conn.platform_version) < MIN_OPENSHIFT:
+        return [Check("API and OpenShift version", FAIL, evidence,
+                      f"upgrade OpenShift to ≥ {MIN_OPENSHIFT[0]}.{MIN_OPENSHIFT[1]} (RHOAI 3.0 requirement)")]  # fmt: skip
+    return [Check("API and OpenShift version", PASS, evidence)]
+
+
+def check_datasciencecluster(conn: Any) -> list[Check]:
+    dscs = k8s.list_objects(conn, "datasciencecluster.opendatahub.io/v1", "DataScienceCluster")
+    if not dscs:
+        return [Check("DataScienceCluster", FAIL, "no DataScienceCluster found",
+                      "install OpenShift AI and create a DataScienceCluster (`oc get dsc`)")]  # fmt: skip
+    dsc = dscs[0]
+    ks = dsc.get("spec", {}).get("components", {}).get("kserve", {}) or {}
+    seen = (f"{dsc['metadata']['name']}: kserve {ks.get('managementState')}, mode {ks.get('defaultDeploymentMode')}, "
+            f"rawDeploymentServiceConfig {ks.get('rawDeploymentServiceConfig')}")  # fmt: skip
+    problems = []
+    if ks.get("managementState") != "Managed":
+        problems.append("spec.components.kserve.managementState: Managed")
+    if ks.get("defaultDeploymentMode") not in (None, "RawDeployment"):
+        problems.append("spec.components.kserve.defaultDeploymentMode: RawDeployment")
+    if ks.get("rawDeploymentServiceConfig") not in (None, "Headed"):
+        problems.append("spec.components.kserve.rawDeploymentServiceConfig: Headed")
+    if problems:
+        return [
+            Check(
+                "DataScienceCluster",
+                FAIL,
+                seen,
+                f"`oc edit dsc {dsc['metadata']['name']}` and set " + "; ".join(problems),
+            )
+        ]
+    return [Check("DataScienceCluster", PASS, seen)]
+
+
+def check_dsci(conn: Any) -> list[Check]:
+    items = k8s.list_objects(conn, "dscinitialization.opendatahub.io/v1", "DSCInitialization")
+    if not items:
+        return [
+            Check(
+                "DSCInitialization",
+                WARN,
+                "no DSCInitialization found",
+                "OpenShift AI creates default-dsci on install",
+            )
+        ]
+    mesh = (items[0].get("spec", {}).get("serviceMesh") or {}).get("managementState", "Removed (absent)")
+    if not str(mesh).startswith("Removed"):
+        return [Check("DSCInitialization", FAIL, f"serviceMesh.managementState {mesh}",
+                      f"`oc edit dsci {items[0]['metadata']['name']}`: set spec.serviceMesh.managementState: Removed "
+                      "(llm-d on RHOAI 3.0 uses Gateway API, not Service Mesh 2)")]  # fmt: skip
+    return [Check("DSCInitialization", PASS, f"serviceMesh {mesh}")]
+
+
+def check_operators(conn: Any, *, multi_node: bool = False) -> list[Check]:
+    csvs = k8s.list_objects(conn, "operators.coreos.com/v1alpha1", "ClusterServiceVersion")
+    out = []
+    for prefix, what, required, fix in OPERATORS:
+        found = [c for c in csvs if c["metadata"]["name"].startswith(prefix)]
+        needed = required or (prefix == "leader-worker-set" and multi_node)
+        if not found:
+            out.append(Check(f"operator: {what}", FAIL if needed else WARN, f"no CSV named {prefix}*", fix))
+            continue
+        csv = found[0]
+        phase = csv.get("status", {}).get("phase", "?")
+        ev = f"{csv['metadata']['name']} in {csv['metadata'].get('namespace')}: {phase}"
+        out.append(Check(f"operator: {what}", PASS if phase == "Succeeded" else FAIL, ev,
+                         "" if phase == "Succeeded" else f"`oc describe csv {csv['metadata']['name']} -n "
+                         f"{csv['metadata'].get('namespace')}` to see why it is {phase}"))  # fmt: skip
+    return out
+
+
+def check_crds(conn: Any) -> list[Check]:
+    out = []
+    wanted = [
+        ("serving.kserve.io/v1alpha1", "LLMInferenceService", "enable KServe in the DataScienceCluster (RHOAI 3.0)"),
+        ("serving.kserve.io/v1alpha1", "LLMInferenceServiceConfig", "enable KServe in the DataScienceCluster (RHOAI 3.0)"),
+        ("inference.networking.x-k8s.io/v1alpha2", "InferencePool",
+         "RHOAI 3.0's KServe creates inference.networking.x-k8s.io/v1alpha2 InferencePools: reinstall the RHOAI 3.0 "
+         "CRD bundle (the k8s.io/v1 API alone is not enough)"),
+        ("gateway.networking.k8s.io/v1", "Gateway", "Gateway API CRDs come with OpenShift ≥ 4.19"),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute", "Gateway API CRDs come with OpenShift ≥ 4.19"),
+    ]  # fmt: skip
+    for api_version, kind, fix in wanted:
+        ok = k8s.has_kind(conn, api_version, kind)
+        out.append(
+            Check(
+                f"CRD {kind} ({api_version})",
+                PASS if ok else FAIL,
+                "served" if ok else "not served",
+                "" if ok else fix,
+            )
+        )
+    v1 = k8s.has_kind(conn, "inference.networking.k8s.io/v1", "InferencePool")
+    out.append(Check("CRD InferencePool (inference.networking.k8s.io/v1)", PASS if v1 else WARN,
+                     "served" if v1 else "not served", "" if v1 else "only needed by newer llm-d releases"))  # fmt: skip
+    if k8s.has_kind(conn, "kuadrant.io/v1", "AuthPolicy"):
+        out.append(Check("CRD AuthPolicy (kuadrant.io/v1)", PASS, "served"))
+    elif k8s.has_kind(conn, "kuadrant.io/v1beta2", "AuthPolicy"):
+        out.append(Check("CRD AuthPolicy (kuadrant.io/v1)", FAIL, "only the community kuadrant.io/v1beta2 AuthPolicy is served",
+                         "uninstall community Kuadrant and install Red Hat Connectivity Link (rhcl-operator), which serves kuadrant.io/v1"))  # fmt: skip
+    else:
+        out.append(Check("CRD AuthPolicy (kuadrant.io/v1)", FAIL, "authpolicies.kuadrant.io not served",
+                         "install Red Hat Connectivity Link (rhcl-operator): KServe validates the Gateway against it; then "
+                         "`oc delete pod -n redhat-ods-applications -l app=odh-model-controller` and "
+                         "`-l control-plane=kserve-controller-manager`"))  # fmt: skip
+    lws = k8s.has_kind(conn, "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+    out.append(Check("CRD LeaderWorkerSet", PASS if lws else WARN, "served" if lws else "not served",
+                     "" if lws else "install the LeaderWorkerSet operator before using nodes > 1 (multi-node)"))  # fmt: skip
+    return out
+
+
+def check_presets(conn: Any) -> list[Check]:
+    found = {c["metadata"]["name"]: c["metadata"].get("namespace")
+             for c in k8s.list_objects(conn, "serving.kserve.io/v1alpha1", "LLMInferenceServiceConfig")}  # fmt: skip
+    missing = [p for p in PRESETS if p not in found]
+    if missing:
+        return [Check("KServe presets (LLMInferenceServiceConfig)", FAIL, f"missing: {', '.join(missing)}",
+                      "the KServe llmisvc controller installs them; check `oc get llminferenceserviceconfig -A` and the "
+                      "kserve-controller-manager logs")]  # fmt: skip
+    return [Check("KServe presets (LLMInferenceServiceConfig)", PASS,
+                  f"{len(found)} presets, e.g. {PRESETS[0]} in {found[PRESETS[0]]}")]  # fmt: skip
+
+
+def gpu_inventory(conn: Any) -> pd.DataFrame:
+    """GPU nodes: name, instance type, product, allocatable GPUs, GPUs requested by pods, free now."""
+    nodes = conn.core.list_node().items
+    used: dict[str, int] = {}
+    for pod in conn.core.list_pod_for_all_namespaces(
+        field_selector="status.phase!=Succeeded,status.phase!=Failed"
+    ).items:
+        node = pod.spec.node_name
+        if not node:
+            continue
+        for c in pod.spec.containers or []:
+            req = ((c.resources and c.resources.requests) or {}).get("nvidia.com/gpu")
+            if req:
+                used[node] = used.get(node, 0) + int(req)
+    rows = []
+    for n in nodes:
+        alloc = int((n.status.allocatable or {}).get("nvidia.com/gpu", 0) or 0)
+        if not alloc:
+            continue
+        labels = n.metadata.labels or {}
+        rows.append({
+            "node": n.metadata.name,
+            "instance_type": labels.get("node.kubernetes.io/instance-type"),
+            "product": labels.get("nvidia.com/gpu.product"),
+            "allocatable": alloc,
+            "requested": used.get(n.metadata.name, 0),
+            "free": alloc - used.get(n.metadata.name, 0),
+            "schedulable": not bool(n.spec.unschedulable),
+        })  # fmt: skip
+    return pd.DataFrame(
+        rows, columns=["node", "instance_type", "product", "allocatable", "requested", "free", "schedulable"]
+    )
+
+
+def check_gpus(conn: Any, *, need_gpus: int = 0, tensor: int = 1) -> list[Check]:
+    inv = gpu_inventory(conn)
+    if inv.empty:
+        return [Check("GPU nodes", FAIL, "no node advertises nvidia.com/gpu",
+                      "add GPU nodes (scale a g6 MachineSet) and install NFD + the NVIDIA GPU Operator; "
+                      "`oc describe node | grep nvidia.com/gpu`")]  # fmt: skip
+    products = ", ".join(f"{p} ×{int(g['allocatable'].sum())}" for p, g in inv.groupby("product"))
+    free = int(inv[inv["schedulable"]]["free"].sum())
+    ev = f"{len(inv)} GPU nodes ({products}); {free} GPUs free now"
+    out = [Check("GPU nodes", PASS, ev)]
+    if need_gpus:
+        fits = int((inv[inv["schedulable"]]["free"] // max(tensor, 1)).sum()) * max(tensor, 1)
+        if fits < need_gpus:
+            out.append(Check("GPUs for the planned deployment", FAIL,
+                             f"need {need_gpus} GPUs in pods of {tensor}; only {fits} usable that way",
+                             "free GPUs (delete idle InferenceServices/notebooks), scale the GPU MachineSet, or plan fewer "
+                             "replicas"))  # fmt: skip
+        else:
+            out.append(
+                Check(
+                    "GPUs for the planned deployment",
+                    PASS,
+                    f"need {need_gpus} (tensor {tensor}); {fits} usable",
+                )
+            )
+    return out
+
+
+def _cond(obj: dict, ctype: str) -> dict | None:
+    return next(
+        (c for c in obj.get("status", {}).get("conditions", []) or [] if c.get("type") == ctype), None
+    )
+
+
+def check_gateway(conn: Any) -> list[Check]:
+    out = []
+    gc = k8s.get(conn, "gateway.networking.k8s.io/v1", "GatewayClass", GATEWAY_CLASS)
+    if gc is None:
+        out.append(Check(f"GatewayClass {GATEWAY_CLASS}", FAIL, "not found",
+                         "create the GatewayClass openshift-default (controllerName openshift.io/gateway-controller/v1)"))  # fmt: skip
+    else:
+        acc = _cond(gc, "Accepted")
+        out.append(Check(f"GatewayClass {GATEWAY_CLASS}", PASS if acc and acc.get("status") == "True" else WARN,
+                         f"Accepted={acc.get('status') if acc else 'unknown'}"))  # fmt: skip
+    gw = k8s.get(conn, "gateway.networking.k8s.io/v1", "Gateway", GATEWAY_NAME, GATEWAY_NS)
+    if gw is None:
+        out.append(Check(f"Gateway {GATEWAY_NS}/{GATEWAY_NAME}", FAIL, "not found",
+                         "create the Gateway openshift-ai-inference in openshift-ingress (class openshift-default); "
+                         "avoid a *.apps wildcard hostname, which takes over the console's DNS record"))  # fmt: skip
+        return out
+    prog = _cond(gw, "Programmed")
+    addrs = [a.get("value") for a in gw.get("status", {}).get("addresses", []) or []]
+    ev = f"Programmed={prog.get('status') if prog else 'unknown'}; addresses {addrs or 'none'}"
+    ok = prog is not None and prog.get("status") == "True" and addrs
+    out.append(Check(f"Gateway {GATEWAY_NS}/{GATEWAY_NAME}", PASS if ok else FAIL, ev,
+                     "" if ok else f"`oc describe gateway {GATEWAY_NAME} -n {GATEWAY_NS}`; on bare metal a LoadBalancer "
+                     "needs MetalLB"))  # fmt: skip
+    return out
+
+
+def check_kueue(conn: Any, *, queue: str | None = None) -> list[Check]:
+    if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "ClusterQueue"):
+        return [
+            Check(
+                "Kueue queues",
+                WARN,
+                "Kueue CRDs not served",
+                "only needed if your cluster enforces Kueue admission",
+            )
+        ]
+    cqs = {c["metadata"]["name"]: c for c in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "ClusterQueue")}
+    lqs = {
+        q["metadata"]["name"]: q
+        for q in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue", conn.namespace)
+    }
+    quota = []
+    for name, cq in cqs.items():
+        gpus = sum(
+            int(r.get("nominalQuota", 0))
+            for rg in cq.get("spec", {}).get("resourceGroups", []) or []
+            for f in rg.get("flavors", []) or []
+            for r in f.get("resources", []) or []
+            if r.get("name") == "nvidia.com/gpu"
+        )
+        quota.append(f"{name}: {gpus} GPU")
+    ev = f"ClusterQueues {'; '.join(quota) or 'none'}; LocalQueues in {conn.namespace}: {', '.join(lqs) or 'none'}"
+    if queue and queue not in lqs:
+        return [Check("Kueue queues", FAIL, ev, f"create LocalQueue {queue} in {conn.namespace} pointing at a ClusterQueue "
+                      "with nvidia.com/gpu quota, or use one of the queues listed")]  # fmt: skip
+    return [Check("Kueue queues", PASS if lqs or not queue else WARN, ev)]
+
+
+RBAC = (
+    ("create", "llminferenceservices", "serving.kserve.io", None),
+    ("delete", "llminferenceservices", "serving.kserve.io", None),
+    ("list", "pods", "", None),
+    ("get", "pods", "", "log"),
+    ("get", "pods", "", "proxy"),
+    ("list", "events", "", None),
+)
+
+
+def check_rbac(conn: Any) -> list[Check]:
+    denied, allowed = [], []
+    for verb, res, group, sub in RBAC:
+        label = f"{verb} {res}{'/' + sub if sub else ''}"
+        try:
+            ok, _ = k8s.can_i(conn, verb, res, group=group, namespace=conn.namespace, subresource=sub)
+        except ApiException as exc:
+            return [
+                Check("RBAC in " + conn.namespace, WARN, f"SelfSubjectAccessReview failed: {exc.status}", "")
+            ]
+        (allowed if ok else denied).append(label)
+    if denied:
+        return [Check(f"RBAC in {conn.namespace}", FAIL, "denied: " + ", ".join(denied),
+                      f"ask an admin: `oc adm policy add-role-to-user edit {conn.user} -n {conn.namespace}`")]  # fmt: skip
+    return [Check(f"RBAC in {conn.namespace}", PASS, "allowed: " + ", ".join(allowed))]
+
+
+def run(
+    conn: Any,
+    *,
+    replicas: int = 0,
+    tensor: int = 1,
+    multi_node: bool = False,
+    queue: str | None = None,
+    checks: Iterable[Callable[..., list[Check]]] | None = None,
+) -> CheckTable:
+    """Run every check (or ``checks``) and return the table.
+
+    ``replicas`` × ``tensor`` is the GPU need the GPU check compares with free GPUs; ``queue`` is the
+    Kueue LocalQueue you plan to use; ``multi_node`` makes the LeaderWorkerSet operator required.
+    A check that crashes becomes a ``fail`` row with the error as evidence, so one broken API never
+    hides the others.
+    """
+    plan = {
+        check_gpus: {"need_gpus": replicas * tensor, "tensor": tensor},
+        check_operators: {"multi_node": multi_node},
+        check_kueue: {"queue": queue},
+    }
+    chosen = list(checks) if checks is not None else [
+        check_api, check_datasciencecluster, check_dsci, check_operators, check_crds, check_presets, check_gpus,
+        check_gateway, check_kueue, check_rbac,
+    ]  # fmt: skip
+    rows: list[Check] = []
+    for fn in chosen:
+        try:
+            rows.extend(fn(conn, **plan.get(fn, {})))
+        except ApiException as exc:
+            rows.append(Check(fn.__name__.removeprefix("check_"), FAIL, f"API error {exc.status} {exc.reason}",
+                              "check your access to this API (`oc auth can-i`)"))  # fmt: skip
+    return table(rows)

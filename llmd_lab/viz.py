@@ -1,0 +1,300 @@
+"""Charts and live views for the workshop: altair specs, an ipywidgets panel, the routing explainer.
+
+Every chart function takes the DataFrames the library produces (``traffic.run``/``compare`` rows,
+``metrics.deltas`` rows, a rate-sweep table) and returns an ``altair.Chart`` that renders in Jupyter
+and exports without a browser through vl-convert (:func:`save`, :func:`to_png`, :func:`to_svg`) for CI
+and the course site.
+
+The routing explainer draws one EPP decision trace (per-pod raw and weighted score per scorer, the
+total, the pick). Traces come from the lab's EPP (``/debug/traces/<request-id>``); the EPP shipped
+with OpenShift AI has no such endpoint, so on a cluster the explainer says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+
+TRACES_LAB_ONLY = (
+    "Routing traces are a feature of the local lab's endpoint picker. The EPP shipped with OpenShift AI "
+    "does not expose per-request decisions; on a cluster, read routing from requests per pod and the "
+    "prefix-cache hit rate per pod instead."
+)
+
+
+def _ms(df: pd.DataFrame, col: str = "ttft_s") -> pd.DataFrame:
+    out = df[df["ok"]].copy() if "ok" in df else df.copy()
+    out["ttft_ms"] = out[col] * 1000
+    return out
+
+
+def ttft_distribution(df: pd.DataFrame, by: str = "mode") -> alt.Chart:
+    """Box plot of TTFT (ms) per ``by`` group, log scale — the tail is the story."""
+    data = _ms(df)[[by, "ttft_ms"]].dropna()
+    return (
+        alt.Chart(data, title="Time to first token")
+        .mark_boxplot(extent="min-max")
+        .encode(
+            x=alt.X(f"{by}:N", title=by),
+            y=alt.Y("ttft_ms:Q", title="TTFT (ms)", scale=alt.Scale(type="log")),
+            color=alt.Color(f"{by}:N", legend=None),
+        )
+    )
+
+
+def ttft_percentiles(
+    df: pd.DataFrame, by: str = "mode", quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)
+) -> alt.Chart:
+    """Grouped bars of TTFT p50/p95/p99 (ms) per ``by`` group, labelled with the value."""
+    data = _ms(df)
+    rows = [
+        {by: key, "percentile": f"p{round(q * 100)}", "ttft_ms": float(g["ttft_ms"].quantile(q))}
+        for key, g in data.groupby(by, sort=False)
+        for q in quantiles
+        if g["ttft_ms"].notna().any()
+    ]
+    table = pd.DataFrame(rows)
+    base = alt.Chart(table, title="TTFT percentiles").encode(
+        x=alt.X("percentile:N", title=None),
+        xOffset=alt.XOffset(f"{by}:N"),
+        y=alt.Y("ttft_ms:Q", title="TTFT (ms)"),
+        color=alt.Color(f"{by}:N", title=by),
+    )
+    return base.mark_bar() + base.mark_text(dy=-6, fontSize=10).encode(
+        text=alt.Text("ttft_ms:Q", format=".0f")
+    )
+
+
+def requests_per_pod(df: pd.DataFrame, by: str = "mode") -> alt.Chart:
+    """Stacked bars: which pods served each group's requests (round-robin spreads, llm-d concentrates)."""
+    data = (
+        df.assign(pod=df["pod"].fillna("(unknown)"))
+        .groupby([by, "pod"])
+        .size()
+        .rename("requests")
+        .reset_index()
+    )
+    return (
+        alt.Chart(data, title="Requests per pod")
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{by}:N", title=by),
+            y=alt.Y("requests:Q"),
+            color=alt.Color("pod:N"),
+            tooltip=[by, "pod", "requests"],
+        )
+    )
+
+
+def hit_rate_per_pod(deltas: pd.DataFrame) -> alt.Chart:
+    """Prefix-cache hit rate per pod from :func:`llmd_lab.metrics.deltas` (0–100 %)."""
+    data = deltas.dropna(subset=["hit_rate"]).assign(hit_pct=lambda d: d["hit_rate"] * 100)
+    return (
+        alt.Chart(data, title="Prefix-cache hit rate per pod")
+        .mark_bar()
+        .encode(
+            x=alt.X("pod:N"),
+            y=alt.Y("hit_pct:Q", title="hit rate (%)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("pod:N", legend=None),
+            tooltip=["pod", alt.Tooltip("hit_pct:Q", format=".1f"), "requests"],
+        )
+    )
+
+
+def rate_sweep(
+    table: pd.DataFrame,
+    *,
+    x: str = "rate",
+    y: str = "ttft_p95_ms",
+    by: str = "mode",
+    slo_ms: float | None = None,
+) -> alt.Chart:
+    """Latency vs offered load, one line per ``by`` group; a dashed rule marks the SLO if given."""
+    lines = (
+        alt.Chart(table, title=f"{y} vs {x}")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(f"{x}:Q", title=x),
+            y=alt.Y(f"{y}:Q", title=y),
+            color=alt.Color(f"{by}:N"),
+            tooltip=[by, x, y],
+        )
+    )
+    if slo_ms is None:
+        return lines
+    rule = (
+        alt.Chart(pd.DataFrame({"slo": [slo_ms]})).mark_rule(strokeDash=[6, 4], color="red").encode(y="slo:Q")
+    )
+    return lines + rule
+
+
+def timeline(df: pd.DataFrame, *, y: str = "ttft_s", color: str = "pod") -> alt.Chart:
+    """Each request as a point: send time (s from start) vs ``y`` (TTFT ms by default), coloured by pod."""
+    data = _ms(df) if y == "ttft_s" else df.copy()
+    field = "ttft_ms" if y == "ttft_s" else y
+    data[color] = data[color].fillna("(unknown)") if color in data else "(all)"
+    return (
+        alt.Chart(data, title="Requests over time")
+        .mark_circle(size=30, opacity=0.7)
+        .encode(
+            x=alt.X("t_s:Q", title="seconds since start"),
+            y=alt.Y(f"{field}:Q", title="TTFT (ms)" if y == "ttft_s" else y),
+            color=alt.Color(f"{color}:N"),
+            tooltip=["request_id", color, field],
+        )
+    )
+
+
+def metric_timeline(frame: pd.DataFrame, metric: str = "kv_cache_usage") -> alt.Chart:
+    """A per-pod line of one column of :meth:`llmd_lab.metrics.Poller.frame` over time."""
+    return (
+        alt.Chart(frame.dropna(subset=[metric]), title=metric)
+        .mark_line()
+        .encode(x=alt.X("time:T"), y=alt.Y(f"{metric}:Q"), color="pod:N")
+    )
+
+
+# ------------------------------------------------------------------------------------------------- export
+def to_png(chart: alt.TopLevelMixin, scale: float = 2.0) -> bytes:
+    """PNG bytes via vl-convert (no browser)."""
+    return vlc.vegalite_to_png(chart.to_json(), scale=scale)
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """SVG text via vl-convert (no browser)."""
+    return vlc.vegalite_to_svg(chart.to_json())
+
+
+def save(chart: alt.TopLevelMixin, path: str | Path) -> Path:
+    """Write ``.png``, ``.svg`` or ``.json`` (the Vega-Lite spec) by the file's suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        path.write_bytes(to_png(chart))
+    elif suffix == ".svg":
+        path.write_text(to_svg(chart))
+    elif suffix == ".json":
+        path.write_text(chart.to_json())
+    else:
+        raise ValueError(f"save to .png, .svg or .json, not {suffix or 'no suffix'}")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- routing
+def trace_frame(trace: Mapping[str, Any]) -> pd.DataFrame:
+    """A decision trace as rows: profile, scorer, weight, pod, raw score, weighted score, picked."""
+    rows = []
+    for prof in trace.get("profiles", []):
+        picked = set(prof.get("picked") or [])
+        for sc in prof.get("scorers", []):
+            for pod, raw in sc.get("raw", {}).items():
+                rows.append({
+                    "profile": prof["name"], "scorer": sc.get("plugin") or sc.get("type"), "weight": sc.get("weight"),
+                    "pod": pod, "raw": raw, "weighted": sc.get("weighted", {}).get(pod), "picked": pod in picked,
+                })  # fmt: skip
+    return pd.DataFrame(rows, columns=["profile", "scorer", "weight", "pod", "raw", "weighted", "picked"])
+
+
+def explain_route(trace: Mapping[str, Any] | None, *, on_cluster: bool = False) -> alt.Chart | str:
+    """Chart one EPP decision: stacked weighted scores per pod per scorer, the picked pod outlined.
+
+    Returns a plain-language message instead when there is no trace (``on_cluster=True`` says that
+    traces only exist in the lab).
+    """
+    if trace is None:
+        return (
+            TRACES_LAB_ONLY
+            if on_cluster
+            else "No trace for this request id (the EPP keeps only recent ones)."
+        )
+    if trace.get("error"):
+        return f"The EPP rejected request {trace.get('request_id')}: {trace['error']}"
+    data = trace_frame(trace)
+    if data.empty:
+        return f"Request {trace.get('request_id')} went to {trace.get('picked') or '?'} without scoring ({trace.get('reason', '')})."
+    title = f"Request {str(trace.get('request_id', ''))[:8]} → {trace.get('picked', '?')}"
+    return (
+        alt.Chart(data, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("pod:N", title=None),
+            y=alt.Y("sum(weighted):Q", title="weighted score"),
+            color=alt.Color("scorer:N"),
+            stroke=alt.condition(alt.datum.picked, alt.value("black"), alt.value(None)),
+            strokeWidth=alt.condition(alt.datum.picked, alt.value(2), alt.value(0)),
+            column=alt.Column("profile:N", title=None),
+            tooltip=[
+                "scorer",
+                "weight",
+                "pod",
+                alt.Tooltip("raw:Q", format=".3f"),
+                alt.Tooltip("weighted:Q", format=".3f"),
+            ],
+        )
+    )
+
+
+def explain_route_text(trace: Mapping[str, Any] | None, *, on_cluster: bool = False) -> str:
+    """The same decision as a few sentences (for logs, tests and screen readers)."""
+    if trace is None:
+        return TRACES_LAB_ONLY if on_cluster else "No trace for this request id."
+    if trace.get("error"):
+        return f"rejected: {trace['error']}"
+    lines = [f"request {trace.get('request_id')} (model {trace.get('model')}) → {trace.get('picked') or '?'}"]
+    for prof in trace.get("profiles", []):
+        totals = prof.get("totals") or {}
+        ranked = ", ".join(f"{p} {v:.2f}" for p, v in sorted(totals.items(), key=lambda kv: -kv[1]))
+        lines.append(
+            f"  profile {prof['name']}: totals {ranked}; picked {', '.join(prof.get('picked') or []) or '-'}"
+        )
+        for sc in prof.get("scorers", []):
+            raw = ", ".join(f"{p} {v:.2f}" for p, v in sc.get("raw", {}).items())
+            lines.append(f"    {sc.get('plugin')} ×{sc.get('weight')}: {raw}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------- live panel
+class LivePanel:
+    """An ipywidgets panel that refreshes in place from a :class:`llmd_lab.metrics.Poller`.
+
+    ``panel = LivePanel(); poller = metrics.Poller(source, on_update=panel.update).start();
+    display(panel.widget)``. Each update redraws a per-pod table (requests/s, hit rate, KV use, queue,
+    TTFT p95) and, if ``chart_metric`` is set, a timeline chart of that column.
+    """
+
+    COLUMNS = ("requests_per_s", "hit_rate", "kv_cache_usage", "running", "waiting", "ttft_p95_s")
+
+    def __init__(self, title: str = "vLLM pods", chart_metric: str | None = "kv_cache_usage"):
+        import ipywidgets as widgets
+
+        self.title = title
+        self.chart_metric = chart_metric
+        self.header = widgets.HTML(f"<b>{html.escape(title)}</b> — waiting for the first reading…")
+        self.table = widgets.HTML()
+        self.chart = widgets.Output()
+        self.widget = widgets.VBox([self.header, self.table, self.chart])
+        self.history: list[pd.DataFrame] = []
+        self.updates = 0
+
+    def update(self, frame: pd.DataFrame, snapshot: Any = None) -> None:
+        """Redraw with one interval's deltas (the Poller's ``on_update`` signature)."""
+        self.updates += 1
+        self.history.append(frame)
+        errors = getattr(snapshot, "errors", {}) or {}
+        note = f" — unreadable: {', '.join(sorted(errors))}" if errors else ""
+        self.header.value = f"<b>{html.escape(self.title)}</b> — update {self.updates}{html.escape(note)}"
+        cols = [c for c in ("pod", *self.COLUMNS) if c in frame]
+        self.table.value = frame[cols].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="–")
+        if self.chart_metric and self.chart_metric in frame and "time" in frame:
+            from IPython.display import display
+
+            data = pd.concat(self.history[-200:], ignore_index=True)
+            self.chart.clear_output(wait=True)
+            with self.chart:
+                display(metric_timeline(data, self.chart_metric))
