@@ -166,11 +166,8 @@ def _candidates(name_or_uri: str) -> list[str]:
     forms = [text, bare]
     if "/" in bare:
         forms.append(bare.rsplit("/", 1)[-1])  # registry/org/modelcar-foo:tag -> modelcar-foo:tag
-    for form in list(forms):
-        if ":" in form:  # an OCI tag
-            forms.append(form.split(":", 1)[0])
-        if form.startswith("modelcar-"):
-            forms.append(form.removeprefix("modelcar-"))
+    forms += [f.split(":", 1)[0] for f in forms if ":" in f]  # an OCI tag
+    forms += [f.removeprefix("modelcar-") for f in forms if f.startswith("modelcar-")]
     return forms
 
 
