@@ -222,16 +222,27 @@ class Store:
             raise errors.invalid(rt.kind, rt.group, meta.get("name", ""), causes)
 
     def _external_causes(self, obj: dict) -> list[dict[str, str]]:
-        try:
-            from llmd_lab.lab.apiserver import validation  # written by the schema owner; optional
-        except ModuleNotFoundError as exc:
-            if exc.name != "llmd_lab.lab.apiserver.validation":
-                raise
-            return []
+        validation = validation_module()
         validate = getattr(validation, "validate_object", None)
         if validate is None:
             return []
-        return list(validate(obj, self.registry) or [])
+        causes = list(validate(obj, self.registry) or [])
+        check = getattr(validation, "structural_problems", None)
+        if check is not None and (obj.get("apiVersion"), obj.get("kind")) == (
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+        ):
+            for n, ver in enumerate((obj.get("spec") or {}).get("versions") or []):
+                schema = ((ver or {}).get("schema") or {}).get("openAPIV3Schema")
+                if schema is not None:
+                    for problem in check(schema, f"spec.versions[{n}].schema.openAPIV3Schema"):
+                        field, _, message = problem.partition(": ")
+                        causes.append(errors.field_cause(field, message))
+        return causes
+
+    def _prune(self, obj: dict) -> dict:
+        """Drop fields no schema declares, as kube-apiserver's decoding (and CRD pruning) does."""
+        prune = getattr(validation_module(), "prune", None)
+        return prune(obj, self.registry) if prune is not None else obj
 
     # ------------------------------------------------------------------ create
     async def create(self, obj: dict, *, dry_run: bool = False, field_manager: str | None = None) -> dict:
@@ -245,7 +256,7 @@ class Store:
     def _create(self, obj: dict, *, dry_run: bool = False) -> dict:
         objectmeta.check_shape(obj)
         rt = self._type(obj["apiVersion"], obj["kind"])
-        new = clone(obj)
+        new = self._prune(clone(obj))
         if not isinstance(new.get("metadata"), dict):
             new["metadata"] = {}
         meta = new["metadata"]
@@ -301,6 +312,19 @@ class Store:
             self.registry.register_crd(stored)
         self._collect_if_orphaned(key, stored)
         return stored
+
+    def create_raw(self, obj: dict, *, dry_run: bool = False) -> dict:
+        """Like :meth:`create` for stored kinds, returning the stored object itself (never mutate it)."""
+        rt = self._type(str(obj.get("apiVersion", "")), str(obj.get("kind", ""))) if isinstance(obj, dict) else None
+        created = self._create(obj, dry_run=dry_run)
+        return self.present(created, rt) if rt else created
+
+    def update_raw(self, obj: dict, *, subresource: str | None = None, dry_run: bool = False) -> dict:
+        """Like :meth:`update` / :meth:`update_status`, without the copy (never mutate the result)."""
+        return self._update(obj, subresource=subresource, dry_run=dry_run)
+
+    def exists(self, rt: ResourceType, name: str, namespace: str | None) -> bool:
+        return self._find(self._key(rt, name, namespace)) is not None
 
     # ------------------------------------------------------------------ read
     async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict:
@@ -408,11 +432,11 @@ class Store:
             if obj.get("status") is None:
                 new.pop("status", None)
             else:
-                new["status"] = clone(obj["status"])
+                new["status"] = self._prune({**current, "status": clone(obj["status"])}).get("status")
             if "managedFields" in meta_in:
                 new["metadata"]["managedFields"] = clone(meta_in["managedFields"])
         else:
-            new = clone(obj)
+            new = self._prune(clone(obj))
             new["apiVersion"] = current["apiVersion"]
             meta = new.setdefault("metadata", {})
             for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -954,6 +978,17 @@ class WatchStream:
 
 
 # ---------------------------------------------------------------------- helpers
+def validation_module() -> Any:
+    """The schema validation module (its own owner's); ``None`` where it is not there."""
+    try:
+        from llmd_lab.lab.apiserver import validation
+    except ModuleNotFoundError as exc:
+        if exc.name != "llmd_lab.lab.apiserver.validation":
+            raise
+        return None
+    return validation
+
+
 def _spec_part(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 

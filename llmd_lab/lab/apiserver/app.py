@@ -1,0 +1,160 @@
+"""The API server as a Starlette app: ``create_app(store, token=...)``.
+
+Discovery, OpenAPI and version answers are the stateless scaffold; resource URLs go to
+:class:`~.handlers.ResourceHandler` over the store. Authentication wraps everything except the health
+endpoints. Run it with uvicorn on 127.0.0.1 (the lab process does; tests use a background thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from llmd_lab.lab.apiserver import errors
+from llmd_lab.lab.apiserver.auth import BearerAuth
+from llmd_lab.lab.apiserver.discovery import AGGREGATED_V2, Discovery, version_info, wants_aggregated
+from llmd_lab.lab.apiserver.handlers import ResourceHandler
+from llmd_lab.lab.apiserver.hooks import ApiHooks
+from llmd_lab.lab.apiserver.responses import json_response, raw_json, status_response
+from llmd_lab.lab.apiserver.store import Store
+
+__all__ = ["ApiHooks", "create_app"]
+
+DEFAULT_MAX_BODY = 3 * 1024 * 1024
+
+
+def _openapi_module() -> Any:
+    try:
+        from llmd_lab.lab.apiserver import openapi
+    except ModuleNotFoundError as exc:
+        if exc.name != "llmd_lab.lab.apiserver.openapi":
+            raise
+        return None
+    return openapi
+
+
+def create_app(
+    store: Store,
+    *,
+    token: str,
+    hooks: ApiHooks | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    bookmark_interval: float = 30.0,
+) -> Starlette:
+    """A Starlette app serving ``store`` as a Kubernetes API server, for bearer ``token`` only."""
+    if not token:
+        raise ValueError("the API server needs a non-empty bearer token")
+    discovery = Discovery(store.registry)
+    resources = ResourceHandler(store, hooks, max_body_bytes, bookmark_interval)
+    openapi_cache: dict[Any, bytes] = {}
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def version(request: Request) -> Response:
+        return json_response(version_info())
+
+    async def api(request: Request) -> Response:
+        if wants_aggregated(request.headers.get("accept", "")):
+            return raw_json(discovery.aggregated(core=True), AGGREGATED_V2)
+        return raw_json(discovery.api_versions(request.url.netloc))
+
+    async def api_v1(request: Request) -> Response:
+        return raw_json(discovery.resource_list("", "v1") or b"{}")
+
+    async def apis(request: Request) -> Response:
+        if wants_aggregated(request.headers.get("accept", "")):
+            return raw_json(discovery.aggregated(core=False), AGGREGATED_V2)
+        return raw_json(discovery.group_list())
+
+    async def api_group(request: Request) -> Response:
+        body = discovery.group(request.path_params["group"])
+        if body is None:
+            return status_response(errors.resource_not_found())
+        return raw_json(body)
+
+    async def api_group_version(request: Request) -> Response:
+        body = discovery.resource_list(request.path_params["group"], request.path_params["version"])
+        if body is None:
+            return status_response(errors.resource_not_found())
+        return raw_json(body)
+
+    def _cached_openapi(key: Any, build: Any) -> bytes:
+        full_key = (store.registry.generation, key)
+        body = openapi_cache.get(full_key)
+        if body is None:
+            if any(k[0] != store.registry.generation for k in openapi_cache):
+                openapi_cache.clear()
+            body = json.dumps(build(), separators=(",", ":")).encode()
+            openapi_cache[full_key] = body
+        return body
+
+    async def openapi_v3(request: Request) -> Response:
+        module = _openapi_module()
+        if module is None:
+            return status_response(errors.resource_not_found())
+        path = request.path_params.get("path")
+        if not path:
+            return raw_json(_cached_openapi("index", lambda: module.openapi_v3_index(store.registry)))
+        try:
+            group, ver = module.parse_gv_path(path)
+            body = _cached_openapi(("v3", group, ver), lambda: module.openapi_v3_document(store.registry, group, ver))
+        except KeyError:
+            return status_response(errors.resource_not_found())
+        response = raw_json(body)
+        if request.query_params.get("hash"):
+            response.headers["cache-control"] = "public, immutable"
+        return response
+
+    async def openapi_v2(request: Request) -> Response:
+        module = _openapi_module()
+        build = getattr(module, "openapi_v2", None) if module else None
+        if build is None:
+            return status_response(errors.resource_not_found())
+        return raw_json(_cached_openapi("v2", lambda: build(store.registry)))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        code = getattr(exc, "status_code", 404)
+        if code == 405:
+            return status_response(errors.method_not_allowed())
+        return status_response(errors.resource_not_found())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await resources.aclose()
+
+    routes = [
+        Route("/healthz", health),
+        Route("/readyz", health),
+        Route("/livez", health),
+        Route("/version", version),
+        Route("/api", api),
+        Route("/api/v1", api_v1),
+        Route("/apis", apis),
+        Route("/openapi/v3", openapi_v3),
+        Route("/openapi/v3/{path:path}", openapi_v3),
+        Route("/openapi/v2", openapi_v2),
+        Route("/api/v1/{rest:path}", resources.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        Route("/apis/{group}", api_group),
+        Route("/apis/{group}/{version}", api_group_version),
+        Route("/apis/{group}/{version}/{rest:path}", resources.handle,
+              methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+    ]
+    store.token_reviewer = lambda presented: hmac.compare_digest(presented.encode(), token.encode())
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(BearerAuth, token=token)],
+        exception_handlers={HTTPException: not_found},
+        lifespan=lifespan,
+    )

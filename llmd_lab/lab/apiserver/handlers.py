@@ -1,0 +1,350 @@
+"""REST handlers for resource URLs: CRUD, list/watch, status/scale subresources, logs and proxy.
+
+One entry point (:class:`ResourceHandler`) parses the URL into a :class:`~.request.Target`, finds the
+resource type, checks the verb, and calls the store. Every failure is an ``ApiError`` rendered as a
+``Status``; nothing is written unless the whole request is valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmd_lab.lab.apiserver import errors, logs, proxy, tables
+from llmd_lab.lab.apiserver import patch as patching
+from llmd_lab.lab.apiserver.hooks import ApiHooks
+from llmd_lab.lab.apiserver.registry import ResourceType
+from llmd_lab.lab.apiserver.request import (
+    PARTIAL,
+    TABLE,
+    Target,
+    decode_object,
+    dry_run,
+    field_validation,
+    flag,
+    int_param,
+    output_mode,
+    parse_target,
+    read_body,
+)
+from llmd_lab.lab.apiserver.responses import json_response, status_response
+from llmd_lab.lab.apiserver.store import Store, validation_module
+from llmd_lab.lab.apiserver.watch import watch_response
+
+log = logging.getLogger(__name__)
+VERB_OF = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+class ResourceHandler:
+    def __init__(self, store: Store, hooks: ApiHooks | None, max_body_bytes: int, bookmark_interval: float) -> None:
+        self.store = store
+        self.hooks = hooks
+        self.max_body = max_body_bytes
+        self.bookmark_interval = bookmark_interval
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), follow_redirects=False)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._dispatch(request)
+        except errors.ApiError as exc:
+            return status_response(exc)
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.url.path)
+            return status_response(errors.ApiError(500, "InternalError", f"Internal error occurred: {exc!r}"))
+
+    # ------------------------------------------------------------------ dispatch
+    async def _dispatch(self, request: Request) -> Response:
+        target = parse_target(request.url.path)
+        rt = self.store.registry.lookup_resource(target.group, target.version, target.plural)
+        if target.namespace is not None and not rt.namespaced:
+            raise errors.resource_not_found()
+        method = request.method
+        sub = target.subresource
+        if sub is None:
+            if target.name is None:
+                if method == "GET":
+                    self._verb(rt, "list")
+                    if flag(request.query_params.get("watch")):
+                        self._verb(rt, "watch")
+                        return self._watch(request, rt, target)
+                    return self._list(request, rt, target)
+                if method == "POST":
+                    self._verb(rt, "create")
+                    return await self._create(request, rt, target)
+                if method == "DELETE":
+                    self._verb(rt, "deletecollection")
+                    return await self._delete_collection(request, rt, target)
+                raise errors.method_not_allowed()
+            if method not in VERB_OF or method == "POST":
+                raise errors.method_not_allowed()
+            self._verb(rt, VERB_OF[method])
+            self._needs_namespace(rt, target)
+            if method == "GET":
+                return self._get(request, rt, target)
+            if method == "PUT":
+                return await self._update(request, rt, target)
+            if method == "PATCH":
+                return await self._patch(request, rt, target)
+            return await self._delete(request, rt, target)
+        if target.name is None or not rt.has(sub):
+            raise errors.resource_not_found()
+        self._needs_namespace(rt, target)
+        if sub == "proxy":
+            return await self._proxy(request, rt, target)
+        if sub == "log":
+            if method != "GET":
+                raise errors.method_not_allowed()
+            pod = self.store.get_raw(rt, target.name, target.namespace)
+            return await logs.logs_response(pod, self.hooks, request.query_params)
+        if sub in ("status", "scale"):
+            if method == "GET":
+                obj = self.store.get_raw(rt, target.name, target.namespace)
+                return json_response(self.store.scale_of(rt, obj) if sub == "scale" else obj)
+            if method == "PUT":
+                return await self._update(request, rt, target, sub)
+            if method == "PATCH":
+                return await self._patch(request, rt, target, sub)
+            raise errors.method_not_allowed()
+        raise errors.resource_not_found()
+
+    @staticmethod
+    def _verb(rt: ResourceType, verb: str) -> None:
+        if verb not in rt.verbs:
+            raise errors.method_not_allowed(
+                f"the server does not allow this method on the requested resource ({rt.plural} supports: "
+                f"{', '.join(rt.verbs)})"
+            )
+
+    @staticmethod
+    def _needs_namespace(rt: ResourceType, target: Target) -> None:
+        if rt.namespaced and target.namespace is None:
+            raise errors.resource_not_found()
+
+    # ------------------------------------------------------------------ read
+    def _list(self, request: Request, rt: ResourceType, target: Target) -> Response:
+        q = request.query_params
+        items, rv, token = self.store.list_raw(
+            rt, target.namespace, q.get("labelSelector"), q.get("fieldSelector"),
+            limit=int_param(q, "limit"), continue_token=q.get("continue") or None,
+        )
+        mode, _ = output_mode(request.headers.get("accept", ""))
+        if mode == TABLE:
+            return json_response(tables.table(rt, items, rv, q.get("includeObject") or "Metadata", token))
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if token:
+            meta["continue"] = token
+        if mode == PARTIAL:
+            return json_response({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                                  "metadata": meta, "items": [_partial(o) for o in items]})
+        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items})
+
+    def _get(self, request: Request, rt: ResourceType, target: Target) -> Response:
+        assert target.name is not None
+        obj = self.store.get_raw(rt, target.name, target.namespace)
+        return self._render(request, rt, obj)
+
+    def _render(self, request: Request, rt: ResourceType, obj: dict, status: int = 200,
+                warnings: list[str] | None = None) -> Response:
+        mode, _ = output_mode(request.headers.get("accept", ""))
+        if mode == TABLE and not rt.virtual:
+            include = request.query_params.get("includeObject") or "Metadata"
+            return json_response(tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include),
+                                 status, warnings)
+        if mode == PARTIAL:
+            return json_response(_partial(obj), status, warnings)
+        return json_response(obj, status, warnings)
+
+    def _watch(self, request: Request, rt: ResourceType, target: Target) -> Response:
+        q = request.query_params
+        mode, _ = output_mode(request.headers.get("accept", ""))
+        transform = None
+        if mode == TABLE:
+            include = q.get("includeObject") or "Metadata"
+
+            def transform(obj: dict) -> dict:
+                return tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include)
+        elif mode == PARTIAL:
+            transform = _partial
+        timeout = int_param(q, "timeoutSeconds")
+        return watch_response(self.store, rt, target.namespace, q, timeout_s=timeout,
+                              bookmark_interval=self.bookmark_interval, transform=transform)
+
+    # ------------------------------------------------------------------ write
+    async def _body_object(self, request: Request, rt: ResourceType, target: Target) -> dict:
+        body = await read_body(request, self.max_body)
+        obj = decode_object(body, request.headers.get("content-type", "application/json"))
+        if not isinstance(obj, dict):
+            raise errors.bad_request(f"the request body must be one object (a JSON/YAML mapping), not {type(obj).__name__}")
+        return obj
+
+    def _check_identity(self, obj: dict, rt: ResourceType, target: Target, *, sub: str | None = None) -> list[str]:
+        """URL vs body: apiVersion/kind, namespace and name must agree; returns field-validation warnings."""
+        want_kind, want_version = (("Scale", "autoscaling/v1") if sub == "scale" else (rt.kind, rt.api_version))
+        # kube-apiserver decodes with the URL's group/version/kind as defaults
+        obj.setdefault("apiVersion", want_version)
+        obj.setdefault("kind", want_kind)
+        if obj.get("kind") != want_kind:
+            raise errors.bad_request(
+                f'the kind in the body ({obj.get("kind")}) does not match the resource in the URL '
+                f"({rt.plural} holds {want_kind})"
+            )
+        if obj.get("apiVersion") != want_version:
+            raise errors.bad_request(
+                f'the API version in the body ({obj.get("apiVersion")}) does not match the URL\'s API version '
+                f"({want_version}); send {want_kind} as apiVersion {want_version}"
+            )
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object (ObjectMeta)")
+        if rt.namespaced and sub != "scale":
+            ns = meta.get("namespace")
+            if ns and ns != target.namespace:
+                raise errors.bad_request(
+                    f"the namespace of the provided object ({ns}) does not match the namespace sent on the "
+                    f"request ({target.namespace})"
+                )
+            meta["namespace"] = target.namespace
+        if target.name is not None and meta.get("name") and meta["name"] != target.name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({target.name})"
+            )
+        if target.name is not None and not meta.get("name"):
+            meta["name"] = target.name
+        return []
+
+    def _field_warnings(self, request: Request, obj: dict) -> list[str]:
+        mode = field_validation(request.query_params)
+        if mode == "Ignore":
+            return []
+        validation = validation_module()
+        finder = getattr(validation, "unknown_fields", None)
+        unknown = finder(obj, self.store.registry) if finder else []
+        if not unknown:
+            return []
+        if mode == "Strict":
+            message = validation.strict_error_message(obj, unknown) if hasattr(validation, "strict_error_message") \
+                else "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise errors.bad_request(message)
+        return [f'unknown field "{u}"' for u in unknown]
+
+    async def _create(self, request: Request, rt: ResourceType, target: Target) -> Response:
+        if rt.namespaced and target.namespace is None and not rt.virtual:
+            raise errors.resource_not_found()
+        obj = await self._body_object(request, rt, target)
+        self._check_identity(obj, rt, target)
+        warnings = self._field_warnings(request, obj)
+        if rt.virtual:
+            return self._render(request, rt, await self.store.create(obj), 201)
+        created = self.store.create_raw(obj, dry_run=dry_run(request.query_params))
+        return self._render(request, rt, self.store.present(created, rt), 201, warnings)
+
+    async def _update(self, request: Request, rt: ResourceType, target: Target, sub: str | None = None) -> Response:
+        obj = await self._body_object(request, rt, target)
+        self._check_identity(obj, rt, target, sub=sub)
+        dry = dry_run(request.query_params)
+        assert target.name is not None
+        if sub == "scale":
+            return json_response(self.store.write_scale(rt, target.name, target.namespace, obj, dry_run=dry))
+        warnings = self._field_warnings(request, obj)
+        obj = {**obj, "apiVersion": rt.api_version}
+        updated = self.store.update_raw(obj, subresource=sub, dry_run=dry)
+        return self._render(request, rt, updated, 200, warnings)
+
+    async def _patch(self, request: Request, rt: ResourceType, target: Target, sub: str | None = None) -> Response:
+        assert target.name is not None
+        content_type = request.headers.get("content-type", "")
+        patch_type = patching.normalize_type(content_type) if content_type else None
+        if patch_type is None:
+            raise errors.unsupported_media_type("", list(patching.PATCH_TYPES))
+        body = await read_body(request, self.max_body)
+        if not body.strip():
+            raise errors.bad_request("the patch body is empty")
+        decoded = patching.parse_body(body, patch_type)
+        warnings: list[str] = []
+        if patch_type == patching.APPLY and sub is None:
+            warnings = self._field_warnings(request, decoded)
+        existed = self.store.exists(rt, target.name, target.namespace)
+        result = self.store.patch_raw(
+            rt, target.name, target.namespace, decoded, patch_type, sub,
+            dry_run=dry_run(request.query_params), field_manager=request.query_params.get("fieldManager"),
+        )
+        if sub == "scale":
+            return json_response(result)
+        return self._render(request, rt, result, 200 if existed else 201, warnings)
+
+    async def _delete_options(self, request: Request) -> dict[str, Any]:
+        body = await read_body(request, self.max_body)
+        options: dict[str, Any] = {}
+        if body.strip():
+            decoded = decode_object(body, request.headers.get("content-type", "application/json"))
+            if not isinstance(decoded, dict):
+                raise errors.bad_request("the DELETE body must be a DeleteOptions object")
+            options = decoded
+        q = request.query_params
+        propagation = q.get("propagationPolicy") or options.get("propagationPolicy")
+        orphan = q.get("orphanDependents") or options.get("orphanDependents")
+        if propagation is None and orphan is not None:
+            propagation = "Orphan" if str(orphan).lower() == "true" else "Background"
+        grace = int_param(q, "gracePeriodSeconds")
+        if grace is None and options.get("gracePeriodSeconds") is not None:
+            grace = options["gracePeriodSeconds"]
+            if not isinstance(grace, int) or grace < 0:
+                raise errors.bad_request("gracePeriodSeconds must be a non-negative integer")
+        dry = dry_run(q) or bool(options.get("dryRun"))
+        if options.get("dryRun") and options["dryRun"] != ["All"]:
+            raise errors.bad_request('invalid dryRun value: the only supported value is ["All"]')
+        return {"propagation": propagation, "grace_period_seconds": grace, "dry_run": dry,
+                "preconditions": options.get("preconditions")}
+
+    async def _delete(self, request: Request, rt: ResourceType, target: Target) -> Response:
+        assert target.name is not None
+        options = await self._delete_options(request)
+        result = self.store.delete_raw(rt, target.name, target.namespace, **options)
+        still_there = self.store.exists(rt, target.name, target.namespace)
+        return json_response(result, 202 if still_there and not options["dry_run"] else 200)
+
+    async def _delete_collection(self, request: Request, rt: ResourceType, target: Target) -> Response:
+        if rt.namespaced and target.namespace is None:
+            raise errors.resource_not_found()
+        options = await self._delete_options(request)
+        q = request.query_params
+        items, _, _ = self.store.list_raw(rt, target.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        deleted = []
+        for obj in list(items):
+            meta = obj["metadata"]
+            try:
+                deleted.append(self.store.delete_raw(rt, meta["name"], meta.get("namespace"), **options))
+            except errors.ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                              "metadata": {"resourceVersion": self.store.resource_version}, "items": deleted})
+
+    # ------------------------------------------------------------------ proxy
+    async def _proxy(self, request: Request, rt: ResourceType, target: Target) -> Response:
+        assert target.name is not None
+        _, name, port = proxy.split_name(target.name)
+        obj = self.store.get_raw(rt, name, target.namespace)
+        host, number = await proxy.address_of(rt.kind, obj, port, self.hooks)
+        return await proxy.forward(request, self.http, host, number, target.rest)
+
+
+def _partial(obj: dict) -> dict:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}

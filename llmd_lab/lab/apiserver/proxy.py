@@ -1,0 +1,118 @@
+"""``pods/{name[:port]}/proxy/{path}`` and ``services/{[scheme:]name[:port]}/proxy/{path}``.
+
+Forwards the HTTP request (streaming both ways) to the pod's or the Service's address. The lab serves
+plain HTTP, so an ``https:`` scheme prefix is accepted and served over HTTP. The client's bearer token is
+never forwarded.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from llmd_lab.lab.apiserver import errors
+from llmd_lab.lab.apiserver.hooks import ApiHooks
+
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade", "host", "authorization",
+}
+
+
+def split_name(value: str) -> tuple[str, str, str]:
+    """``https:name:port`` / ``name:port`` / ``name`` → (scheme, name, port)."""
+    parts = value.split(":")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return "", parts[0], parts[1]
+    if len(parts) == 1:
+        return "", parts[0], ""
+    raise errors.bad_request(f"invalid proxy target {value!r}: use name, name:port or scheme:name:port")
+
+
+def pod_port(pod: dict, port: str) -> int:
+    if not port:
+        return 80
+    if port.isdigit():
+        return int(port)
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("name") == port:
+                return int(p["containerPort"])
+    raise errors.bad_request(f'pod "{pod["metadata"]["name"]}" has no container port named {port!r}')
+
+
+def service_port(svc: dict, port: str) -> int:
+    ports = (svc.get("spec") or {}).get("ports") or []
+    name = svc["metadata"]["name"]
+    for p in ports:
+        if (port.isdigit() and p.get("port") == int(port)) or (port and p.get("name") == port):
+            return int(p["port"])
+        if not port and not p.get("name") and len(ports) == 1:
+            return int(p["port"])
+    if not port and len(ports) == 1:
+        return int(ports[0]["port"])
+    raise errors.ApiError(
+        503, "ServiceUnavailable",
+        f'no endpoints available for service "{name}"' if not ports else
+        f'service "{name}" has no port {port or "(unnamed)"!r}; its ports: '
+        + ", ".join(f"{p.get('name') or ''}:{p.get('port')}" for p in ports),
+    )
+
+
+async def _resolve(fn: Any, obj: dict, port: int) -> tuple[str, int] | None:
+    result = fn(obj, port)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def address_of(kind: str, obj: dict, port: str, hooks: ApiHooks | None) -> tuple[str, int]:
+    name = obj["metadata"]["name"]
+    if kind == "Pod":
+        number = pod_port(obj, port)
+        if hooks and hooks.resolve_pod_address:
+            found = await _resolve(hooks.resolve_pod_address, obj, number)
+        else:
+            ip = (obj.get("status") or {}).get("podIP")
+            found = (ip, number) if ip else None
+        if not found:
+            raise errors.ApiError(503, "ServiceUnavailable", f'pod "{name}" has no IP address yet (is it Running?)')
+        return found
+    number = service_port(obj, port)
+    if hooks and hooks.resolve_service_address:
+        found = await _resolve(hooks.resolve_service_address, obj, number)
+    else:
+        ip = (obj.get("spec") or {}).get("clusterIP")
+        found = (ip, number) if ip and ip != "None" else None
+    if not found:
+        raise errors.ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
+    return found
+
+
+async def forward(request: Request, client: httpx.AsyncClient, host: str, port: int, path: str) -> Response:
+    url = f"http://{host}:{port}/{path}"
+    if request.url.query:
+        url += "?" + request.url.query
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or request.headers.get("content-length")
+    outgoing = client.build_request(
+        request.method, url, headers=headers, content=request.stream() if has_body else None
+    )
+    try:
+        upstream = await client.send(outgoing, stream=True)
+    except httpx.HTTPError as exc:
+        raise errors.ApiError(
+            503, "ServiceUnavailable", f"error trying to reach service: {type(exc).__name__}: {exc} ({host}:{port})"
+        ) from None
+    out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+    return StreamingResponse(
+        upstream.aiter_raw(), status_code=upstream.status_code, headers=out_headers,
+        background=BackgroundTask(upstream.aclose),
+    )

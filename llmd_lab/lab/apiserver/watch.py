@@ -1,0 +1,75 @@
+"""``?watch=1`` over HTTP: one JSON ``WatchEvent`` per line, streamed until ``timeoutSeconds``.
+
+A resume from a resourceVersion older than the history window is answered the way kube-apiserver answers
+it: HTTP 200 and a single ``ERROR`` event carrying a 410 ``Expired`` Status, which is what clients
+(client-go reflectors, ``kubernetes.watch.Watch``) react to by re-listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from llmd_lab.lab.apiserver import errors
+from llmd_lab.lab.apiserver.registry import ResourceType
+from llmd_lab.lab.apiserver.responses import dumps
+from llmd_lab.lab.apiserver.store import Store
+
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+def _line(event_type: str, obj: Any) -> bytes:
+    return dumps({"type": event_type, "object": obj}) + b"\n"
+
+
+def watch_response(
+    store: Store,
+    rt: ResourceType,
+    namespace: str | None,
+    query: Any,
+    *,
+    timeout_s: float | None,
+    bookmark_interval: float,
+    transform: Callable[[dict], Any] | None = None,
+) -> StreamingResponse:
+    bookmarks = (query.get("allowWatchBookmarks") or "").lower() in ("1", "true")
+    try:
+        stream = store.watch_raw(
+            rt, namespace, query.get("resourceVersion"), query.get("labelSelector"), query.get("fieldSelector"),
+            allow_bookmarks=bookmarks, bookmark_interval=bookmark_interval,
+        )
+    except errors.ApiError as exc:
+        if exc.code != 410:
+            raise
+        status = exc.to_status()
+
+        async def expired() -> AsyncIterator[bytes]:
+            yield _line("ERROR", status)
+
+        return StreamingResponse(expired(), media_type="application/json")
+
+    limit = timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S
+
+    async def events() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(anext(stream), remaining)
+                except TimeoutError:
+                    return
+                obj = event.object
+                if transform is not None and event.type != "BOOKMARK":
+                    obj = transform(obj)
+                yield _line(event.type, obj)
+        finally:
+            await stream.aclose()
+
+    return StreamingResponse(events(), media_type="application/json")
