@@ -88,15 +88,16 @@ class AsyncLLM:
     def now(self) -> float:
         return max(self._cursor, self.clock.now())
 
-    async def generate(self, request: EngineRequest) -> AsyncIterator[RequestOutput]:
-        """Add ``request`` (its arrival is stamped now) and yield its outputs until it finishes.
+    def generate(self, request: EngineRequest) -> AsyncIterator[RequestOutput]:
+        """Add ``request`` now (its arrival is stamped now) and return the stream of its outputs.
 
-        Closing the iterator early (a client that went away) aborts the request and frees its blocks.
+        The request is validated and queued before this returns (``ValueError`` for a prompt the engine
+        refuses), so a server can answer 400 before it starts a response. Closing the stream early (a client
+        that went away) aborts the request and frees its blocks.
         """
-        self.start()
         if self.errored is not None:
             raise RuntimeError(f"the engine has stopped after an error: {self.errored!r}")
-        queue: asyncio.Queue[RequestOutput | None] = asyncio.Queue()
+        self.start()
         stamped = EngineRequest(
             request.request_id,
             request.prompt_token_ids,
@@ -105,8 +106,14 @@ class AsyncLLM:
             request.cache_salt,
         )
         self.engine.add_request(stamped)
+        queue: asyncio.Queue[RequestOutput | None] = asyncio.Queue()
         self._queues[request.request_id] = queue
         self._has_work.set()
+        return self._stream(request.request_id, queue)
+
+    async def _stream(
+        self, request_id: str, queue: asyncio.Queue[RequestOutput | None]
+    ) -> AsyncIterator[RequestOutput]:
         finished = False
         try:
             while not finished:
@@ -116,9 +123,9 @@ class AsyncLLM:
                 finished = output.finished
                 yield output
         finally:
-            self._queues.pop(request.request_id, None)
+            self._queues.pop(request_id, None)
             if not finished:
-                self.engine.abort_request(request.request_id)
+                self.engine.abort_request(request_id)
                 self._has_work.set()
 
     async def _run(self) -> None:

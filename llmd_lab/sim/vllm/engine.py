@@ -64,6 +64,7 @@ class EngineConfig:
     mfu: float = physics.DEFAULT_MFU
     bandwidth_efficiency: float = physics.DEFAULT_BANDWIDTH_EFFICIENCY
     step_overhead_s: float = physics.DEFAULT_STEP_OVERHEAD_S
+    per_seq_overhead_s: float = physics.DEFAULT_PER_SEQ_OVERHEAD_S
     mean_output_len: int = 128  # typical natural answer length (tokens) before EOS when max_tokens allows
 
     def resolved(self) -> EngineConfig:
@@ -251,6 +252,7 @@ class LLMEngine:
             mfu=cfg.mfu,
             bandwidth_efficiency=cfg.bandwidth_efficiency,
             step_overhead_s=cfg.step_overhead_s,
+            per_seq_overhead_s=cfg.per_seq_overhead_s,
         )
         end = now + duration
         self.num_steps += 1

@@ -8,7 +8,8 @@ A roofline model, so that effects learners measure emerge instead of being set b
 * **memory**: weights once per step, plus the KV cache read for every sequence's context and written for its new
   tokens, at a ``bandwidth_efficiency`` of the HBM bandwidth.
 * the step takes the larger of the two (prefill is compute-bound, decode memory-bound), plus
-  ``step_overhead_s`` (scheduler, kernel launches, sampling on the CPU side).
+  ``step_overhead_s`` (scheduler, kernel launches) and ``per_seq_overhead_s`` per sequence (sampling,
+  detokenising, output processing on the CPU side).
 * **tensor parallelism** divides weights, KV heads and FLOPs by ``tp`` and adds two all-reduces per layer of
   ``tokens × hidden × 2`` bytes (ring: ``2(tp−1)/tp`` of it crosses the link, plus a fixed latency per call).
 
@@ -30,6 +31,9 @@ GiB = 1 << 30
 DEFAULT_MFU = 0.5
 DEFAULT_BANDWIDTH_EFFICIENCY = 0.8
 DEFAULT_STEP_OVERHEAD_S = 0.001
+# CPU work per sequence per step (input prep, sampling, detokenising, output processing) in vLLM's V1 engine:
+# tens of microseconds, visible as the ITL growth at batch 64 that a pure roofline would not show.
+DEFAULT_PER_SEQ_OVERHEAD_S = 0.00005
 # Weights stream from local NVMe / a modelcar image at about 2 GB/s; engine init (profiling, CUDA graphs) adds ~15 s.
 WEIGHT_LOAD_BYTES_PER_S = 2e9
 ENGINE_INIT_S = 15.0
@@ -75,6 +79,7 @@ def step_cost(
     mfu: float = DEFAULT_MFU,
     bandwidth_efficiency: float = DEFAULT_BANDWIDTH_EFFICIENCY,
     step_overhead_s: float = DEFAULT_STEP_OVERHEAD_S,
+    per_seq_overhead_s: float = DEFAULT_PER_SEQ_OVERHEAD_S,
 ) -> StepCost:
     """Cost breakdown of one step over ``batch`` (see the module docstring for the model)."""
     if tp < 1:
@@ -100,7 +105,7 @@ def step_cost(
         message = new_tokens * model.hidden_size * model.dtype_bytes
         per_call = gpu.interconnect_latency_s + 2 * (tp - 1) / tp * message / (gpu.interconnect_gbps * 1e9)
         comm_s = 2 * model.num_hidden_layers * per_call
-    return StepCost(compute_s, memory_s, comm_s, step_overhead_s)
+    return StepCost(compute_s, memory_s, comm_s, step_overhead_s + per_seq_overhead_s * len(seqs))
 
 
 def step_time(

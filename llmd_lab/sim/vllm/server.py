@@ -205,7 +205,10 @@ class OpenAIServing:
             )
         self.stat_logger.observe_request(request_id, params.max_tokens)
         salt = body.get("cache_salt")
-        return self.engine.generate(EngineRequest(request_id, prompt_ids, params, cache_salt=salt))
+        try:
+            return self.engine.generate(EngineRequest(request_id, prompt_ids, params, cache_salt=salt))
+        except ValueError as exc:  # e.g. a prompt that can never fit the KV cache
+            raise OpenAIError(400, str(exc)) from exc
 
     async def _collect(
         self, request: Request, gen: AsyncIterator[RequestOutput]
