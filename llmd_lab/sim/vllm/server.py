@@ -524,6 +524,7 @@ class Replica:
     _server: object | None = None
     _main_loop: asyncio.Task | None = None
     _publisher: ZmqEventPublisher | None = None
+    _stats_task: asyncio.Task | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -542,6 +543,10 @@ class Replica:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._main_loop
             await server.shutdown()  # type: ignore[attr-defined]
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
         await self.engine.shutdown()
         if self._publisher is not None:
             self._publisher.close()
@@ -760,8 +765,31 @@ async def serve(
     log("INFO:     Started server process [" + str(os.getpid()) + "]")
     log("INFO:     Waiting for application startup.")
     log("INFO:     Application startup complete.")
+    replica._stats_task = asyncio.get_running_loop().create_task(
+        _log_stats(async_llm, log), name="vllm-stats"
+    )
     replica.ready.set()
     return replica
+
+
+async def _log_stats(engine: AsyncLLM, log: Callable[[str], None], interval_s: float = 10.0) -> None:
+    """vLLM's periodic ``LoggingStatLogger`` line, every ``interval_s`` simulated seconds while busy."""
+    last = engine.engine.stats()
+    while True:
+        await engine.clock.sleep(interval_s)
+        now = engine.engine.stats()
+        prompt = now.num_prompt_tokens - last.num_prompt_tokens
+        generated = now.num_generation_tokens - last.num_generation_tokens
+        queries = now.prefix_cache_queries - last.prefix_cache_queries
+        hits = now.prefix_cache_hits - last.prefix_cache_hits
+        if prompt or generated or now.num_running_reqs or now.num_waiting_reqs:
+            log(
+                f"{_log_prefix()} [loggers.py:123] Engine 000: Avg prompt throughput: {prompt / interval_s:.1f} "
+                f"tokens/s, Avg generation throughput: {generated / interval_s:.1f} tokens/s, Running: "
+                f"{now.num_running_reqs} reqs, Waiting: {now.num_waiting_reqs} reqs, GPU KV cache usage: "
+                f"{100 * now.kv_cache_usage:.1f}%, Prefix cache hit rate: {100 * hits / queries if queries else 0:.1f}%"
+            )
+        last = now
 
 
 async def _start_uvicorn(replica: Replica, log: Callable[[str], None]) -> None:

@@ -142,6 +142,9 @@ async def test_serve_real_uvicorn_openai_client_and_disconnect_aborts():
                 assert asyncio.get_running_loop().time() < deadline, "disconnect did not abort the request"
                 await asyncio.sleep(0.02)
             assert fams["vllm:kv_cache_usage_perc"].samples[0].value == 0.0
+        while not any("Engine 000: Avg prompt throughput" in line for line in lines):  # 10 simulated s = 0.1 s
+            assert asyncio.get_running_loop().time() < deadline, "no periodic stats line in the log"
+            await asyncio.sleep(0.02)
     finally:
         await replica.stop()
     assert await replica.wait() == 0
