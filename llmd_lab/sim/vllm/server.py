@@ -591,6 +591,11 @@ def build_engine_config(args: ServeArgs, env: Mapping[str, str]) -> EngineConfig
         model = resolve_model(model_ref or args.model, served_model_names=args.served_model_name)
     except UnknownProfileError as exc:
         raise StartupError(f"OSError: {exc}") from exc
+    if model.num_attention_heads % args.tensor_parallel_size:
+        raise StartupError(
+            f"ValueError: Total number of attention heads ({model.num_attention_heads}) must be divisible by "
+            f"tensor parallel size ({args.tensor_parallel_size})."
+        )
     return EngineConfig(
         model=model,
         gpu=gpu,

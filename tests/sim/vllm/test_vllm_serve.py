@@ -11,10 +11,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmd_lab.sim.vllm.args import parse_args
 from llmd_lab.sim.vllm.kv_cache_utils import hash_request_tokens, init_none_hash
 from llmd_lab.sim.vllm.kv_events import BlockStored, decode_batch
 from llmd_lab.sim.vllm.profiles import UnknownProfileError, resolve_model
-from llmd_lab.sim.vllm.server import StartupError, serve
+from llmd_lab.sim.vllm.server import StartupError, build_engine_config, check_fits, serve
 from llmd_lab.sim.vllm.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.anyio
@@ -84,6 +85,20 @@ async def test_8b_on_l4_default_max_model_len_does_not_fit_kv_cache():
     assert "max seq len (131072)" in err.message and "decreasing `max_model_len`" in err.message
 
 
+def test_mistral_24b_bf16_needs_four_l4s_and_w4a16_fits_one():
+    env4 = _env(LLMD_LAB_GPU_COUNT="4")
+    one = build_engine_config(parse_args("vllm serve mistralai/Mistral-Small-24B-Instruct-2501"), _env())
+    with pytest.raises(StartupError, match="CUDA out of memory"):
+        check_fits(one)
+    four = build_engine_config(parse_args("vllm serve mistralai/Mistral-Small-24B-Instruct-2501 -tp 4"), env4)
+    assert check_fits(four).num_gpu_blocks > 0
+    w4 = "oci://registry.redhat.io/rhelai1/modelcar-mistral-small-24b-instruct-2501-quantized-w4a16:1.5"
+    quant = build_engine_config(parse_args(["vllm", "serve", w4]), _env())
+    assert check_fits(quant).kv_cache_tokens >= 32768  # the default max_model_len fits
+    with pytest.raises(StartupError, match="must be divisible by tensor parallel size"):
+        build_engine_config(parse_args("vllm serve mistralai/Mistral-Small-24B-Instruct-2501 -tp 3"), env4)
+
+
 async def test_no_gpu_and_too_few_gpus_fail():
     err = await _fails(PRESET, {**_env(), "LLMD_LAB_GPU_PRODUCT": ""})
     assert "Failed to infer device type" in err.message
@@ -142,7 +157,9 @@ async def test_serve_real_uvicorn_openai_client_and_disconnect_aborts():
                 assert asyncio.get_running_loop().time() < deadline, "disconnect did not abort the request"
                 await asyncio.sleep(0.02)
             assert fams["vllm:kv_cache_usage_perc"].samples[0].value == 0.0
-        while not any("Engine 000: Avg prompt throughput" in line for line in lines):  # 10 simulated s = 0.1 s
+        while not any(
+            "Engine 000: Avg prompt throughput" in line for line in lines
+        ):  # 10 simulated s = 0.1 s
             assert asyncio.get_running_loop().time() < deadline, "no periodic stats line in the log"
             await asyncio.sleep(0.02)
     finally:
