@@ -202,3 +202,33 @@ async def test_metrics_names_types_labels_and_consistency(client):
     assert (
         _value(fams, "vllm:kv_cache_usage_perc", "vllm:kv_cache_usage_perc") == 0.0
     )  # idle: all blocks free
+
+
+async def test_non_streaming_client_disconnect_aborts_and_frees_blocks():
+    import asyncio
+
+    engine = AsyncLLM(make_engine(MODEL, "L4", max_model_len=4096), RealClock(time_scale=1))
+    app = create_app(engine, [MODEL])
+    body = json.dumps({"model": MODEL, "prompt": "go on", "max_tokens": 3000, "ignore_eos": True}).encode()
+    inbox: asyncio.Queue = asyncio.Queue()
+    await inbox.put({"type": "http.request", "body": body, "more_body": False})
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/completions", "raw_path": b"/v1/completions", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json")], "client": ("127.0.0.1", 1), "server": ("pod", 80)}  # fmt: skip
+    call = asyncio.ensure_future(app(scope, inbox.get, send))
+    deadline = asyncio.get_running_loop().time() + 5
+    while engine.engine.stats().num_running_reqs == 0:  # wait until it is generating
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.005)
+    assert engine.engine.stats().kv_cache_usage > 0
+    await inbox.put({"type": "http.disconnect"})
+    await asyncio.wait_for(call, timeout=5)
+    stats = engine.engine.stats()
+    assert stats.num_running_reqs == 0 and stats.kv_cache_usage == 0.0
+    assert sent[0]["status"] == 499
+    await engine.shutdown()
