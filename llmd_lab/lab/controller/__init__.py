@@ -3,3 +3,30 @@
 Pure rendering (what children an LLMInferenceService has, what its status says) lives in ``llmisvc``;
 the reconcile loops that watch the store and apply it live in ``manager`` and one module per controller.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def components(ctx: Any) -> list:
+    """The controller-manager: workload, endpoint, gateway-status and KServe llmisvc controllers."""
+    from llmd_lab.lab.controller.endpoints import EndpointsController
+    from llmd_lab.lab.controller.gateway import GatewayStatusController, HTTPRouteStatusController
+    from llmd_lab.lab.controller.leaderworkerset import LeaderWorkerSetController
+    from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig
+    from llmd_lab.lab.controller.llmisvc.reconciler import LLMInferenceServiceController
+    from llmd_lab.lab.controller.workloads import DeploymentController, ReplicaSetController
+
+    profile = getattr(ctx, "profile", None)
+    gw = getattr(profile, "gateway", None)
+    global_config = GlobalConfig(gw.name, gw.namespace) if gw is not None else GlobalConfig()
+    return [
+        DeploymentController(),
+        ReplicaSetController(),
+        LeaderWorkerSetController(),
+        EndpointsController(),
+        GatewayStatusController(),
+        HTTPRouteStatusController(),
+        LLMInferenceServiceController(global_config),
+    ]

@@ -1,0 +1,200 @@
+"""The LLMInferenceService reconciler: presets → workloads → router → monitoring → status (KServe's order).
+
+Level-triggered: every pass renders the desired children from the current spec and presets, applies them,
+deletes owned children that are no longer desired (e.g. the scheduler after ``router.scheduler`` is
+removed), and recomputes the status from what the children report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.controller.apply import apply
+from llmd_lab.lab.controller.base import Key, Reconciler, Watch, owner_keys, self_key
+from llmd_lab.lab.controller.llmisvc import status as st
+from llmd_lab.lab.controller.llmisvc.children import (
+    ClusterFacts,
+    auth_enabled,
+    desired_children,
+    monitoring_objects,
+)
+from llmd_lab.lab.controller.llmisvc.naming import API_VERSION, KIND, child_name
+from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig, PresetError, combine
+
+CONFIG_KIND = "LLMInferenceServiceConfig"
+# every kind the reconciler may own, so stale children of any of them are found and removed
+OWNED_KINDS = (
+    ("v1", "Secret"), ("v1", "ServiceAccount"), ("v1", "Service"),
+    ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("apps/v1", "Deployment"), ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
+    ("inference.networking.x-k8s.io/v1alpha2", "InferencePool"),
+    ("inference.networking.x-k8s.io/v1alpha2", "InferenceModel"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("kuadrant.io/v1", "AuthPolicy"),
+)
+AUTH_CRD = ("kuadrant.io/v1", "AuthPolicy")
+
+
+class LLMInferenceServiceController(Reconciler):
+    name = "llmisvc-controller"
+
+    def __init__(self, global_config: GlobalConfig | None = None) -> None:
+        super().__init__()
+        self.global_config = global_config or GlobalConfig()
+        self.watches = (
+            Watch(API_VERSION, KIND, self_key),
+            Watch(API_VERSION, CONFIG_KIND, self._everything),
+            Watch("apps/v1", "Deployment", owner_keys(KIND)),
+            Watch("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", owner_keys(KIND)),
+            Watch("gateway.networking.k8s.io/v1", "HTTPRoute", owner_keys(KIND)),
+            Watch("inference.networking.x-k8s.io/v1alpha2", "InferencePool", owner_keys(KIND)),
+            Watch("gateway.networking.k8s.io/v1", "Gateway", self._everything),
+        )
+
+    def _everything(self, _obj: dict) -> list[Key]:
+        return list(self._known)
+
+    # ---- cluster facts
+    def _served(self, api_version: str, kind: str) -> bool:
+        return self.store.registry.find_kind(api_version, kind) is not None
+
+    def _profile_issue(self, name: str) -> bool:
+        profile = getattr(self.ctx, "profile", None)
+        return bool(profile is not None and profile.issue(name))
+
+    async def _find_config(self, namespace: str, name: str) -> dict | None:
+        if not self._served(API_VERSION, CONFIG_KIND):
+            return None
+        return await self.get_or_none(API_VERSION, CONFIG_KIND, name, namespace)
+
+    # ---- reconcile
+    async def reconcile(self, namespace: str, name: str) -> bool | None:
+        svc = await self.get_or_none(API_VERSION, KIND, name, namespace)
+        if svc is None:
+            return False
+        if svc["metadata"].get("deletionTimestamp"):
+            return None
+        configs: dict[tuple[str, str], dict | None] = {}
+        for ns in (namespace, "kserve"):
+            if self._served(API_VERSION, CONFIG_KIND):
+                items, _ = await self.store.list(API_VERSION, CONFIG_KIND, ns)
+                for item in items:
+                    configs[(ns, item["metadata"]["name"])] = item
+        conditions: list[st.Cond] = []
+        try:
+            spec = combine(svc, lambda ns, n: configs.get((ns, n)), self.global_config)
+        except PresetError as exc:
+            conditions.append(st.Cond("PresetsCombined", "False", exc.reason, exc.message))
+            await self._write_status(svc, conditions, st.Cond("Ready", "False", exc.reason, exc.message), [])
+            return None
+        conditions.append(st.Cond("PresetsCombined", "True"))
+
+        facts = ClusterFacts(monitoring=self._served("monitoring.coreos.com/v1", "PodMonitor"),
+                             auth_policy=self._served(*AUTH_CRD))
+        router_error = ""
+        if self._profile_issue("authPolicyRequiredForGateway") and not facts.auth_policy and auth_enabled(svc):
+            router_error = (
+                "failed to validate Gateway: the AuthPolicy CRD (authpolicies.kuadrant.io) is not installed, so "
+                "authentication cannot be enforced; install Red Hat Connectivity Link (rhcl-operator) and restart "
+                'the controllers, or set the annotation security.opendatahub.io/enable-auth: "false"'
+            )
+        desired = desired_children(svc, spec, facts)
+        router_kinds = {"InferencePool", "InferenceModel", "HTTPRoute", "AuthPolicy"}
+        if router_error:
+            scheduler_prefix = child_name(name, "-epp")
+            desired = [o for o in desired if o["kind"] not in router_kinds
+                       and not o["metadata"]["name"].startswith((scheduler_prefix, child_name(name, "-kserve-router")))]
+        live: dict[tuple[str, str], dict] = {}
+        for obj in desired:
+            if not self._served(obj["apiVersion"], obj["kind"]):
+                if obj["kind"] == "LeaderWorkerSet":
+                    conditions.append(st.Cond("MainWorkloadReady", "False", "ReconcileMultiNodeWorkloadError",
+                                              "the LeaderWorkerSet CRD is not installed: install the Red Hat build "
+                                              "of Leader Worker Set operator"))
+                continue
+            try:
+                obj_live, _action = await apply(self.store, obj)
+            except ApiError as exc:
+                await self.event(svc, "Warning", "ReconcileError", f"{obj['kind']} {obj['metadata']['name']}: "
+                                 f"{exc.message}")
+                continue
+            live[(obj["kind"], obj["metadata"]["name"])] = obj_live
+        await self._prune(svc, {(o["kind"], o["metadata"]["name"]) for o in desired})
+        if facts.monitoring:
+            for obj in monitoring_objects(namespace):
+                with contextlib.suppress(ApiError):
+                    await self.store.create(obj)
+
+        # ---- workloads
+        pd = spec.get("prefill") is not None
+        main = live.get(("Deployment", child_name(name, "-kserve"))) or live.get(
+            ("LeaderWorkerSet", child_name(name, "-kserve-mn")))
+        parts = [c for c in conditions if c.type == "MainWorkloadReady"] or [
+            st.workload_condition("MainWorkloadReady", main)]
+        if pd:
+            prefill = live.get(("Deployment", child_name(name, "-kserve-prefill"))) or live.get(
+                ("LeaderWorkerSet", child_name(name, "-kserve-mn-prefill")))
+            parts.append(st.workload_condition("PrefillWorkloadReady", prefill))
+        conditions = [c for c in conditions if c.type != "MainWorkloadReady"] + parts
+        workloads = st.aggregate("WorkloadsReady", parts)
+
+        # ---- router
+        router = spec.get("router") or {}
+        gw_ref = ((router.get("gateway") or {}).get("refs") or [{}])[0]
+        gw_name = gw_ref.get("name") or self.global_config.ingress_gateway_name
+        gw_ns = gw_ref.get("namespace") or self.global_config.ingress_gateway_namespace
+        gateway = None
+        if self._served("gateway.networking.k8s.io/v1", "Gateway"):
+            gateway = await self.get_or_none("gateway.networking.k8s.io/v1", "Gateway", gw_name, gw_ns)
+        route_managed = router.get("route") is not None and not ((router.get("route") or {}).get("http") or {}).get(
+            "refs")
+        sched_managed = router.get("scheduler") is not None
+        route = live.get(("HTTPRoute", child_name(name, "-kserve-route")))
+        pool = live.get(("InferencePool", child_name(name, "-inference-pool")))
+        router_parts: list[st.Cond] = []
+        if router.get("route") is not None or router.get("gateway") is not None:
+            router_parts.append(st.gateway_condition(gateway, f"{gw_ns}/{gw_name}", router_error))
+        router_parts.append(st.route_condition(route, route_managed and not router_error))
+        router_parts.append(st.pool_condition(pool, sched_managed and not router_error))
+        if sched_managed and not router_error:
+            router_parts.append(st.workload_condition(
+                "SchedulerWorkloadReady", live.get(("Deployment", child_name(name, "-kserve-router-scheduler")))))
+        conditions += router_parts
+        router_cond = st.aggregate("RouterReady", router_parts)
+        urls = st.discover_urls(gateway, route) if route_managed and not router_error else []
+        conditions += [workloads, router_cond]
+        await self._write_status(svc, conditions, st.ready(workloads, router_cond), urls)
+        return None
+
+    async def _prune(self, svc: dict, keep: set[tuple[str, str]]) -> None:
+        uid = svc["metadata"].get("uid")
+        namespace = svc["metadata"]["namespace"]
+        for api_version, kind in OWNED_KINDS:
+            if not self._served(api_version, kind):
+                continue
+            items, _ = await self.store.list(api_version, kind, namespace,
+                                             label_selector=f"app.kubernetes.io/name={svc['metadata']['name']}")
+            for item in items:
+                refs = item["metadata"].get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs) and (kind, item["metadata"]["name"]) not in keep:
+                    with contextlib.suppress(ApiError):
+                        await self.store.delete(api_version, kind, item["metadata"]["name"], namespace)
+
+    async def _write_status(self, svc: dict, conditions: list[st.Cond], ready: st.Cond, urls: list[str]) -> None:
+        old = svc.get("status") or {}
+        new: dict[str, Any] = {
+            "observedGeneration": svc["metadata"].get("generation", 1),
+            "conditions": st.merge_conditions(old.get("conditions"), [*conditions, ready], self.now()),
+        }
+        if urls:
+            new["url"] = urls[0]
+            new["addresses"] = [{"url": u} for u in urls]
+        if {k: old.get(k) for k in ("observedGeneration", "conditions", "url", "addresses")} != {
+            k: new.get(k) for k in ("observedGeneration", "conditions", "url", "addresses")
+        }:
+            was_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in old.get("conditions") or [])
+            svc["status"] = new
+            await self.store.update_status(svc)
+            if ready.ok and not was_ready:
+                await self.event(svc, "Normal", "Ready", f"LLMInferenceService is ready at {new.get('url', '')}")

@@ -1,0 +1,158 @@
+"""kube-scheduler as a lab component: binds pending pods to simulated nodes or records why it cannot.
+
+Every pass looks at all unbound pods (oldest first), so a pod deleted elsewhere frees room for the next
+one without any special wiring; Kueue-labelled pods are admitted against their queue's quota first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.scheduler import kueue
+from llmd_lab.lab.scheduler.fit import schedule
+
+log = logging.getLogger("llmd_lab.lab.scheduler")
+KUEUE_API = "kueue.x-k8s.io/v1beta1"
+
+
+def _set_cond(pod: dict, status: str, reason: str, message: str, now: str) -> bool:
+    conds = pod.setdefault("status", {}).setdefault("conditions", [])
+    old = next((c for c in conds if c.get("type") == "PodScheduled"), None)
+    new = {"type": "PodScheduled", "status": status, "lastProbeTime": None,
+           "lastTransitionTime": old.get("lastTransitionTime") if old and old.get("status") == status else now}
+    if reason:
+        new["reason"] = reason
+    if message:
+        new["message"] = message
+    if old and {k: old.get(k) for k in ("status", "reason", "message")} == {
+            k: new.get(k) for k in ("status", "reason", "message")}:
+        return False
+    pod["status"]["conditions"] = [c for c in conds if c.get("type") != "PodScheduled"] + [new]
+    return True
+
+
+class KubeScheduler:
+    """The default-scheduler: watches pods and nodes, binds with ``spec.nodeName``."""
+
+    name = "kube-scheduler"
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.ctx: Any = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self._tasks = [asyncio.create_task(self._watch("v1", "Pod")), asyncio.create_task(self._watch("v1", "Node")),
+                       asyncio.create_task(self._loop())]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    async def _watch(self, api_version: str, kind: str) -> None:
+        while True:
+            try:
+                async for _ in self.ctx.store.watch(api_version, kind):
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler watch %s failed", kind)
+                await asyncio.sleep(0.5)
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            try:
+                await self.schedule_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduling pass failed")
+
+    def _now(self) -> str:
+        return self.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def schedule_pending(self) -> None:
+        store = self.ctx.store
+        pods, _ = await store.list("v1", "Pod")
+        pending = [p for p in pods if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")
+                   and p["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"]
+        if not pending:
+            return
+        nodes, _ = await store.list("v1", "Node")
+        nodes = [n for n in nodes if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                         for c in (n.get("status") or {}).get("conditions") or [])]
+        bound = [p for p in pods if p["spec"].get("nodeName")]
+        for pod in sorted(pending, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+            if not await self._admitted(pod, bound):
+                continue
+            result = schedule(pod, nodes, bound)
+            if result.node_name:
+                pod["spec"]["nodeName"] = result.node_name
+                _set_cond(pod, "True", "", "", self._now())
+                try:
+                    updated = await store.update(pod)
+                except ApiError as exc:
+                    if exc.code in (404, 409):
+                        continue
+                    raise
+                bound.append(updated)
+                ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+                await self._event(updated, "Normal", "Scheduled",
+                                  f"Successfully assigned {ns}/{name} to {result.node_name}")
+            else:
+                await self._unschedulable(pod, "Unschedulable", result.message, "FailedScheduling")
+
+    async def _unschedulable(self, pod: dict, reason: str, message: str, event_reason: str) -> None:
+        if _set_cond(pod, "False", reason, message, self._now()):
+            with contextlib.suppress(ApiError):
+                await self.ctx.store.update_status(pod)
+            await self._event(pod, "Warning", event_reason, message)
+
+    async def _admitted(self, pod: dict, bound: list[dict]) -> bool:
+        queue = (pod["metadata"].get("labels") or {}).get(kueue.QUEUE_LABEL)
+        store = self.ctx.store
+        if not queue or store.registry.find_kind(KUEUE_API, "LocalQueue") is None:
+            return True
+        ns = pod["metadata"]["namespace"]
+        lq = await _get(store, KUEUE_API, "LocalQueue", queue, ns)
+        cq_name = ((lq or {}).get("spec") or {}).get("clusterQueue", "")
+        cq = await _get(store, KUEUE_API, "ClusterQueue", cq_name, None) if cq_name else None
+        same_queue = []
+        for p in bound:
+            q = (p["metadata"].get("labels") or {}).get(kueue.QUEUE_LABEL)
+            if not q:
+                continue
+            plq = lq if (q, p["metadata"]["namespace"]) == (queue, ns) else await _get(
+                store, KUEUE_API, "LocalQueue", q, p["metadata"]["namespace"])
+            if ((plq or {}).get("spec") or {}).get("clusterQueue") == cq_name:
+                same_queue.append(p)
+        decision = kueue.admit(pod, lq, cq, same_queue)
+        if not decision.admitted:
+            await self._unschedulable(pod, "SchedulingGated", decision.message, "Pending")
+        return decision.admitted
+
+    async def _event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        with contextlib.suppress(ApiError):
+            await self.ctx.events.record(obj, type_, reason, message, "default-scheduler")
+
+
+async def _get(store: Any, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
+    try:
+        return await store.get(api_version, kind, name, namespace)
+    except ApiError as exc:
+        if exc.code == 404:
+            return None
+        raise

@@ -1,0 +1,164 @@
+"""The LLMInferenceService reconciler over the store with the workload, endpoint, gateway and scheduler
+controllers, on the rhoai-3.0 profile. A stand-in marks bound pods Ready (the kubelet is tested elsewhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from llmd_lab.lab.controller import components as controller_components
+from llmd_lab.lab.controller.pods import is_ready
+from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
+from llmd_lab.lab.profiles import load_profile
+from llmd_lab.lab.scheduler.scheduler import KubeScheduler
+from llmd_lab.lab.server import LabPaths, install_profile
+
+pytestmark = pytest.mark.anyio
+API = "serving.kserve.io/v1alpha1"
+
+
+async def fake_kubelet(store) -> None:
+    """Bound pods become Running + Ready with a pod IP, like a kubelet whose programs start instantly."""
+    n = 0
+    while True:
+        pods, _ = await store.list("v1", "Pod")
+        for pod in pods:
+            if pod["spec"].get("nodeName") and not is_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
+                n += 1
+                pod["status"] = {"phase": "Running", "podIP": f"127.1.0.{n}",
+                                 "conditions": [{"type": "Ready", "status": "True"}]}
+                with contextlib.suppress(Exception):
+                    await store.update_status(pod)
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def lab(tmp_path: Path, step08):
+    profile = load_profile("rhoai-3.0")
+    ctx = make_ctx(tmp_path, profile)
+    await install_profile(ctx.store, profile, LabPaths(tmp_path))
+    parts = [*controller_components(ctx), KubeScheduler(interval=0.1)]
+    for part in parts:
+        if hasattr(part, "resync_seconds"):
+            part.resync_seconds = 0.3
+        await part.start(ctx)
+    kubelet = asyncio.create_task(fake_kubelet(ctx.store))
+    yield ctx
+    kubelet.cancel()
+    for part in reversed(parts):
+        await part.stop()
+
+
+async def ready_llmisvc(store, name: str, ns: str):
+    svc = await store.get(API, "LLMInferenceService", name, ns)
+    cond = next((c for c in (svc.get("status") or {}).get("conditions", []) if c["type"] == "Ready"), {})
+    return svc if cond.get("status") == "True" else None
+
+
+async def test_step08_becomes_ready_with_url(lab, step08) -> None:
+    store = lab.store
+    del step08["metadata"]["uid"]
+    await store.create(step08)
+    svc = await eventually(lambda: ready_llmisvc(store, "mistral-3-distributed", "private-ai"), timeout=15,
+                           what="Ready=True")
+    assert svc["status"]["url"] == "http://127.0.0.1/private-ai/mistral-3-distributed"
+    assert svc["status"]["observedGeneration"] == 1
+    types = {c["type"]: c["status"] for c in svc["status"]["conditions"]}
+    for t in ("WorkloadsReady", "RouterReady", "MainWorkloadReady", "PresetsCombined", "InferencePoolReady",
+              "HTTPRoutesReady", "GatewaysReady", "SchedulerWorkloadReady"):
+        assert types[t] == "True", t
+    pods, _ = await store.list("v1", "Pod", "private-ai", label_selector="app.kubernetes.io/name=mistral-3-distributed,"
+                               "kserve.io/component=workload")
+    assert len(pods) == 2 and len({p["spec"]["nodeName"] for p in pods}) == 2
+    eps = await store.get("v1", "Endpoints", "mistral-3-distributed-kserve-workload-svc", "private-ai")
+    assert len(eps["subsets"][0]["addresses"]) == 2
+
+    # deleting the service removes every owned child
+    await store.delete(API, "LLMInferenceService", "mistral-3-distributed", "private-ai")
+
+    async def gone():
+        left = []
+        for api_version, kind in [("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("v1", "Pod"),
+                                  ("v1", "Service"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+                                  ("inference.networking.x-k8s.io/v1alpha2", "InferencePool")]:
+            items, _ = await store.list(api_version, kind, "private-ai")
+            left += [f"{kind}/{i['metadata']['name']}" for i in items
+                     if i["metadata"]["name"].startswith("mistral-3-distributed")]
+        return not left or None
+
+    await eventually(gone, timeout=10, what="children garbage-collected")
+
+
+async def test_auth_policy_missing_blocks_the_router_unless_auth_is_off(tmp_path: Path, step08) -> None:
+    profile = load_profile("rhoai-3.0")
+    profile.crds = [c for c in profile.crds if c != "authpolicies.kuadrant.io"]
+    ctx = make_ctx(tmp_path, profile)
+    await install_profile(ctx.store, profile, LabPaths(tmp_path))
+    parts = controller_components(ctx)
+    for part in parts:
+        part.resync_seconds = 0.3
+        await part.start(ctx)
+    try:
+        del step08["metadata"]["uid"]
+        del step08["metadata"]["annotations"]
+        await ctx.store.create(step08)
+
+        async def router_blocked():
+            svc = await ctx.store.get(API, "LLMInferenceService", "mistral-3-distributed", "private-ai")
+            cond = next((c for c in (svc.get("status") or {}).get("conditions", []) if c["type"] == "RouterReady"), {})
+            return cond if cond.get("status") == "False" and "AuthPolicy" in cond.get("message", "") else None
+
+        cond = await eventually(router_blocked, what="RouterReady=False naming the AuthPolicy CRD")
+        assert 'enable-auth: "false"' in cond["message"]
+        await ctx.store.patch(API, "LLMInferenceService", "mistral-3-distributed", "private-ai",
+                              {"metadata": {"annotations": {"security.opendatahub.io/enable-auth": "false"}}},
+                              "application/merge-patch+json")
+
+        async def route_exists():
+            items, _ = await ctx.store.list("gateway.networking.k8s.io/v1", "HTTPRoute", "private-ai")
+            return items
+
+        await eventually(route_exists, what="HTTPRoute once auth is disabled")
+    finally:
+        for part in parts:
+            await part.stop()
+
+
+async def test_five_replicas_leave_one_pending_with_failed_scheduling(lab, step08) -> None:
+    store = lab.store
+    del step08["metadata"]["uid"]
+    del step08["metadata"]["labels"]  # no Kueue queue: only the nodes limit
+    step08["spec"]["replicas"] = 5
+    await store.create(step08)
+
+    async def pending():
+        pods, _ = await store.list("v1", "Pod", "private-ai", label_selector="kserve.io/component=workload")
+        waiting = [p for p in pods if not p["spec"].get("nodeName")]
+        return waiting if len(pods) == 5 and len(waiting) == 1 and [
+            c for c in waiting[0]["status"].get("conditions", []) if c["type"] == "PodScheduled"] else None
+
+    waiting = await eventually(pending, timeout=15, what="one Pending pod")
+    events = await events_for(store, waiting[0]["metadata"]["name"], "private-ai")
+    failed = [e for e in events if e["reason"] == "FailedScheduling"]
+    assert failed and failed[0]["type"] == "Warning"
+    assert failed[0]["message"].startswith("0/10 nodes are available: ")
+    assert "4 Insufficient nvidia.com/gpu" in failed[0]["message"]
+
+
+async def test_kueue_quota_gates_the_third_replica(lab, step08) -> None:
+    store = lab.store
+    del step08["metadata"]["uid"]
+    step08["spec"]["replicas"] = 3  # queue llmd → rhoai-llmd-queue has 2 GPUs
+    await store.create(step08)
+
+    async def gated():
+        pods, _ = await store.list("v1", "Pod", "private-ai", label_selector="kserve.io/component=workload")
+        conds = [c for p in pods for c in p["status"].get("conditions", []) if c.get("reason") == "SchedulingGated"]
+        return conds if len(pods) == 3 and conds else None
+
+    conds = await eventually(gated, timeout=15, what="a SchedulingGated pod")
+    assert "insufficient unused quota for nvidia.com/gpu" in conds[0]["message"]
+    assert "rhoai-llmd-queue" in conds[0]["message"]
