@@ -187,7 +187,7 @@ class ResourceHandler:
     # ------------------------------------------------------------------ write
     async def _body_object(self, request: Request, rt: ResourceType, target: Target) -> dict:
         body = await read_body(request, self.max_body)
-        obj = decode_object(body, request.headers.get("content-type", "application/json"))
+        obj = decode_object(body, request.headers.get("content-type", "application/json"), rt.group, rt.kind)
         if not isinstance(obj, dict):
             raise errors.bad_request(f"the request body must be one object (a JSON/YAML mapping), not {type(obj).__name__}")
         return obj
@@ -293,7 +293,7 @@ class ResourceHandler:
         body = await read_body(request, self.max_body)
         options: dict[str, Any] = {}
         if body.strip():
-            decoded = decode_object(body, request.headers.get("content-type", "application/json"))
+            decoded = decode_object(body, request.headers.get("content-type", "application/json"), "", "DeleteOptions")
             if not isinstance(decoded, dict):
                 raise errors.bad_request("the DELETE body must be a DeleteOptions object")
             options = decoded

@@ -142,6 +142,10 @@ def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
     """The few defaults and create-time status resets kube-apiserver's strategies apply."""
     key = (rt.group, rt.kind)
     spec = obj.get("spec")
+    if key == ("", "Pod"):
+        default_pod_spec(spec)
+    elif isinstance(spec, dict) and rt.group in ("apps", "batch") and isinstance(spec.get("template"), dict):
+        default_pod_spec(spec["template"].get("spec"))
     if key == ("", "Namespace"):
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj["status"] = {"phase": "Active"}
@@ -161,8 +165,9 @@ def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
             spec.setdefault("revisionHistoryLimit", 10)
             if rt.kind == "Deployment":
                 spec.setdefault("progressDeadlineSeconds", 600)
-                spec.setdefault("strategy", {"type": "RollingUpdate",
-                                             "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+                if not (spec.get("strategy") or {}).get("type"):
+                    spec["strategy"] = {"type": "RollingUpdate",
+                                        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
         obj["status"] = {}
     elif key == ("", "Service"):
         if isinstance(spec, dict):
@@ -179,6 +184,25 @@ def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
         obj.pop("status", None)
     if key == ("", "Secret"):
         obj.setdefault("type", "Opaque")
+
+
+def default_pod_spec(spec: Any) -> None:
+    """Container defaults every pod spec (and pod template) gets from kube-apiserver."""
+    if not isinstance(spec, dict):
+        return
+    for field in ("containers", "initContainers"):
+        for c in spec.get(field) or []:
+            if not isinstance(c, dict):
+                continue
+            image = str(c.get("image", ""))
+            tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
+            if not c.get("imagePullPolicy"):
+                c["imagePullPolicy"] = "IfNotPresent" if tagged and not image.endswith(":latest") else "Always"
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            for port in c.get("ports") or []:
+                if isinstance(port, dict) and not port.get("protocol"):
+                    port["protocol"] = "TCP"
 
 
 def _qos_class(spec: Any) -> str:

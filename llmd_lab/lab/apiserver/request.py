@@ -71,8 +71,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_object(body: bytes, content_type: str) -> Any:
-    """A JSON (or, with a YAML content type, YAML) request body; 400 naming what did not parse."""
+def decode_object(body: bytes, content_type: str, group: str = "", kind: str = "") -> Any:
+    """A JSON, YAML or (for kubectl's typed commands) protobuf request body; 400 naming what did not parse."""
     if not body.strip():
         raise errors.bad_request("the request body is empty; send the object as JSON")
     media = content_type.split(";")[0].strip().lower()
@@ -82,7 +82,9 @@ def decode_object(body: bytes, content_type: str) -> Any:
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error decoding YAML: {exc}") from None
     if media == "application/vnd.kubernetes.protobuf":
-        raise errors.unsupported_media_type(content_type, ["application/json", "application/yaml"])
+        from llmd_lab.lab.apiserver import protobuf
+
+        return protobuf.decode(body, group, kind)
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
