@@ -78,6 +78,8 @@ class AsyncLLM:
                 await self._task
             except asyncio.CancelledError:
                 pass
+            except Exception:  # already recorded in ``errored`` and reported to every stream
+                pass
             self._task = None
         for request_id in list(self._queues):
             self.engine.abort_request(request_id)
