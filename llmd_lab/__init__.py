@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 # Public helpers, imported on first use so `import llmd_lab` stays cheap for the lab process and CLI.
 _LAZY = {
-    "connect": ("llmd_lab.connect", "connect"),
+    "connect": ("llmd_lab.connect", None),  # a callable module: connect(...) works
     "Connection": ("llmd_lab.connect", "Connection"),
     "manifests": ("llmd_lab.manifests", None),
     "preflight": ("llmd_lab.preflight", None),

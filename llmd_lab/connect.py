@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -191,6 +192,11 @@ def _classify(exc: Exception, server: str, namespace: str | None = None) -> Conn
                 "own (`oc projects`) or ask an admin for the edit role there."
             )
         return ConnectError(f"{server} answered {exc.status} {exc.reason}")
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return ClusterUnreachableError(
+            f"TLS to {server} failed: its certificate is not trusted. The kubeconfig needs the cluster's CA "
+            "(certificate-authority-data); re-run `oc login` or fetch a fresh kubeconfig."
+        )
     return ClusterUnreachableError(
         f"no answer from the Kubernetes API at {server} ({type(exc).__name__}): check the URL/VPN, or use the "
         "local lab with connect(prefer_lab=True)."
@@ -213,7 +219,13 @@ def _build(
         conn.kind = "llmd-lab"
     if check_namespace:
         try:
-            conn.core.list_namespaced_pod(namespace, limit=1, _request_timeout=10)
+            try:
+                conn.core.read_namespace(namespace, _request_timeout=10)
+            except ApiException as exc:
+                if exc.status != 403:
+                    raise
+                # users may not read Namespace objects; listing pods there tells access apart
+                conn.core.list_namespaced_pod(namespace, limit=1, _request_timeout=10)
         except ApiException as exc:
             if exc.status == 404:
                 raise NamespaceForbiddenError(f"namespace {namespace!r} does not exist on {server}: create it "
@@ -325,3 +337,13 @@ def connect(
     contexts, active = config.list_kube_config_contexts(str(home / "kubeconfig"))
     ns = namespace or active["context"].get("namespace") or "default"
     return _build(client.ApiClient(cfg), ns, f"local lab ({home})", info, check_namespace)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``from llmd_lab import connect; connect()`` work: the module and the function share a name."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Connection:
+        return connect(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

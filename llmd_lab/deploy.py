@@ -197,7 +197,7 @@ def endpoints(conn: Any, name: str, namespace: str | None = None) -> Endpoints:
         raise DeployError(f"LLMInferenceService {ns}/{name} not found")
     try:
         svc = k8s.service_url(conn, f"{name}-kserve-workload-svc", ns)
-    except ApiException:
+    except (ApiException, ValueError):
         svc = None
     model = obj["spec"].get("model", {}).get("name") or name
     return Endpoints(obj.get("status", {}).get("url"), svc, model)

@@ -68,6 +68,8 @@ def diagnose_scheduling(conn: Any, name: str, pods: list[dict]) -> list[Check]:
             events = k8s.events_for(conn, pod)
             msg = next((e["message"] for e in reversed(events) if e["reason"] == "FailedScheduling"), "")
         if not msg:
+            out.append(Check(f"pod {pname}: Pending", WARN, "no scheduling decision yet (no PodScheduled condition or event)",
+                             "wait a little; if it stays, `oc get events -n <ns>` and check the scheduler"))  # fmt: skip
             continue
         if "Insufficient nvidia.com/gpu" in msg:
             fix = ("not enough free GPUs: scale the GPU MachineSet, delete other GPU workloads, or lower replicas/tensor "

@@ -172,6 +172,8 @@ def service_url(conn: Any, name: str, namespace: str | None = None, port: int | 
     chosen = next((p for p in ports if port in (None, p.port, p.name)), None)
     if chosen is None:
         raise ValueError(f"service {name} has no port {port!r}; ports: {[(p.name, p.port) for p in ports]}")
+    if svc.spec.cluster_ip in (None, "", "None"):
+        raise ValueError(f"service {name} is headless (no clusterIP): address its pods directly")
     proto = (chosen.app_protocol or chosen.name or "").lower()
     scheme = "https" if proto.startswith("https") or chosen.port == 443 else "http"
     return f"{scheme}://{svc.spec.cluster_ip}:{chosen.port}"

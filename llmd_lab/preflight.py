@@ -219,32 +219,30 @@ def check_presets(conn: Any) -> list[Check]:
 
 def gpu_inventory(conn: Any) -> pd.DataFrame:
     """GPU nodes: name, instance type, product, allocatable GPUs, GPUs requested by pods, free now."""
-    nodes = conn.core.list_node().items
     used: dict[str, int] = {}
-    for pod in conn.core.list_pod_for_all_namespaces(
-        field_selector="status.phase!=Succeeded,status.phase!=Failed"
-    ).items:
-        node = pod.spec.node_name
-        if not node:
+    for pod in k8s.list_objects(conn, "v1", "Pod"):
+        node = pod.get("spec", {}).get("nodeName")
+        if not node or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             continue
-        for c in pod.spec.containers or []:
-            req = ((c.resources and c.resources.requests) or {}).get("nvidia.com/gpu")
+        for c in pod["spec"].get("containers", []) or []:
+            req = ((c.get("resources") or {}).get("requests") or {}).get("nvidia.com/gpu")
             if req:
                 used[node] = used.get(node, 0) + int(req)
     rows = []
-    for n in nodes:
-        alloc = int((n.status.allocatable or {}).get("nvidia.com/gpu", 0) or 0)
+    for n in k8s.list_objects(conn, "v1", "Node"):
+        alloc = int((n.get("status", {}).get("allocatable") or {}).get("nvidia.com/gpu", 0) or 0)
         if not alloc:
             continue
-        labels = n.metadata.labels or {}
+        name = n["metadata"]["name"]
+        labels = n["metadata"].get("labels") or {}
         rows.append({
-            "node": n.metadata.name,
+            "node": name,
             "instance_type": labels.get("node.kubernetes.io/instance-type"),
             "product": labels.get("nvidia.com/gpu.product"),
             "allocatable": alloc,
-            "requested": used.get(n.metadata.name, 0),
-            "free": alloc - used.get(n.metadata.name, 0),
-            "schedulable": not bool(n.spec.unschedulable),
+            "requested": used.get(name, 0),
+            "free": alloc - used.get(name, 0),
+            "schedulable": not n.get("spec", {}).get("unschedulable", False),
         })  # fmt: skip
     return pd.DataFrame(
         rows, columns=["node", "instance_type", "product", "allocatable", "requested", "free", "schedulable"]
