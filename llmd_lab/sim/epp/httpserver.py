@@ -24,8 +24,13 @@ class RunningServer:
     port: int
 
     async def stop(self) -> None:
+        """Stop like a killed process: stop listening and cut every open connection (clients see a reset)."""
         self.server.should_exit = True
         self.server.force_exit = True
+        for conn in list(self.server.server_state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.abort()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self.task, timeout=5)
         if not self.task.done():

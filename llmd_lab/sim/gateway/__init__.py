@@ -1,0 +1,1 @@
+"""The inference Gateway (HTTPRoute → InferencePool via the EPP, or → Service) and a kube-proxy baseline."""

@@ -1,0 +1,129 @@
+"""The objects the gateway routes by, kept current from ``ResourceSource`` watches (no polling)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmd_lab.sim.epp.datastore import pod_is_ready, pool_selector_and_port
+from llmd_lab.sim.source import ResourceSource
+
+WATCHED = (
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("inference.networking.x-k8s.io/v1alpha2", "InferencePool"),
+    ("inference.networking.k8s.io/v1", "InferencePool"),
+    ("v1", "Service"),
+    ("v1", "Pod"),
+)
+POOL_GROUPS = {"inference.networking.x-k8s.io": "v1alpha2", "inference.networking.k8s.io": "v1"}
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace", ""), meta["name"]
+
+
+@dataclass
+class PoolTarget:
+    """What the gateway needs from an InferencePool: the EPP address, failure mode, pods and port."""
+
+    name: str
+    namespace: str
+    epp_host: str | None
+    epp_port: int
+    failure_mode: str
+    selector: dict[str, str]
+    target_port: int | None
+    problem: str = ""
+
+
+class ResourceCache:
+    """In-memory copies of watched objects, by (apiVersion, kind) then (namespace, name)."""
+
+    def __init__(self, source: ResourceSource, log: logging.Logger) -> None:
+        self.source = source
+        self.log = log
+        self.objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {k: {} for k in WATCHED}
+        self._tasks: list[asyncio.Task] = []
+        self.synced = asyncio.Event()
+        self._seen: set[tuple[str, str]] = set()
+
+    async def start(self) -> None:
+        for api_version, kind in WATCHED:
+            self._tasks.append(asyncio.create_task(self._watch(api_version, kind), name=f"gateway-watch-{kind}"))
+
+    async def _watch(self, api_version: str, kind: str) -> None:
+        store = self.objects[(api_version, kind)]
+        try:
+            # the initial list marks this kind as synced; the watch then delivers changes
+            for obj in await self.source.list(api_version, kind):
+                store[_key(obj)] = obj
+            self._seen.add((api_version, kind))
+            if len(self._seen) == len(WATCHED):
+                self.synced.set()
+            async for event in self.source.watch(api_version, kind):
+                if event.type == "DELETED":
+                    store.pop(_key(event.object), None)
+                else:
+                    store[_key(event.object)] = event.object
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("gateway watch of %s %s failed", api_version, kind)
+            self._seen.add((api_version, kind))
+            if len(self._seen) == len(WATCHED):
+                self.synced.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- lookups --------------------------------------------------------------------------------------------
+    def routes(self) -> list[dict]:
+        return list(self.objects[("gateway.networking.k8s.io/v1", "HTTPRoute")].values())
+
+    def service(self, namespace: str, name: str) -> dict | None:
+        return self.objects[("v1", "Service")].get((namespace, name))
+
+    def pool(self, group: str, namespace: str, name: str) -> dict | None:
+        version = POOL_GROUPS.get(group)
+        if version is None:
+            return None
+        return self.objects[(f"{group}/{version}", "InferencePool")].get((namespace, name))
+
+    def ready_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict]:
+        if not selector:
+            return []
+        out = []
+        for (ns, _), pod in self.objects[("v1", "Pod")].items():
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if ns == namespace and all(labels.get(k) == v for k, v in selector.items()) and pod_is_ready(pod):
+                out.append(pod)
+        return out
+
+    def pool_target(self, group: str, namespace: str, name: str) -> PoolTarget | None:
+        pool = self.pool(group, namespace, name)
+        if pool is None:
+            return None
+        spec = pool.get("spec") or {}
+        ref = spec.get("extensionRef") or spec.get("endpointPickerRef") or {}
+        port_spec = ref.get("portNumber") or (ref.get("port") or {}).get("number") or 9002
+        selector, target_port = pool_selector_and_port(pool)
+        target = PoolTarget(name, namespace, None, int(port_spec), ref.get("failureMode") or "FailClose", selector,
+                            target_port)
+        svc = self.service(namespace, ref.get("name", "")) if ref.get("name") else None
+        if svc is None:
+            target.problem = f"endpoint picker Service {namespace}/{ref.get('name', '')} not found"
+        else:
+            target.epp_host = (svc.get("spec") or {}).get("clusterIP")
+            if not target.epp_host or target.epp_host == "None":
+                target.problem = f"endpoint picker Service {namespace}/{ref['name']} has no cluster IP"
+                target.epp_host = None
+        return target

@@ -1,0 +1,216 @@
+"""The Gateway proxy: HTTPRoute rules → InferencePool (asking its EPP where to go) or → Service.
+
+Like Envoy with the GIE ext-proc filter: for an InferencePool backend the request headers and JSON
+body go to the EPP (``/extproc/request`` on the EPP Service's cluster IP), the returned headers are set
+(``x-gateway-destination-endpoint`` picks the pod), and the response is streamed back chunk by chunk.
+If the EPP cannot be reached, the pool's ``failureMode`` decides: FailOpen → any Ready pod, FailClose
+→ 503. Service backends go to the Service's cluster IP (the lab's kube-proxy spreads them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from llmd_lab.sim.epp.httpserver import RunningServer, start_server
+from llmd_lab.sim.gateway.resources import ResourceCache
+from llmd_lab.sim.gateway.routing import match_route
+from llmd_lab.sim.source import ResourceSource
+
+DESTINATION_HEADER = "x-gateway-destination-endpoint"
+IMMEDIATE_RESPONSE_HEADER = "x-epp-immediate-response"
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+              "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": status, "type": kind, "message": message}}, status_code=status)
+
+
+@dataclass
+class GatewayStats:
+    requests: int = 0
+    epp_failures: int = 0
+    fail_open: int = 0
+    upstream_errors: int = 0
+    by_backend: dict[str, int] = field(default_factory=dict)
+
+
+class Gateway:
+    """One Gateway (default ``openshift-ingress/openshift-ai-inference``) listening on ``host:port``."""
+
+    def __init__(self, source: ResourceSource, *, host: str = "127.0.0.1", port: int = 0,
+                 name: str = "openshift-ai-inference", namespace: str = "openshift-ingress",
+                 log: logging.Logger | None = None, epp_timeout_s: float = 5.0, max_connections: int = 1024,
+                 seed: int | None = None) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.host = host
+        self.port = port
+        self.log = log or logging.getLogger("llmd_lab.sim.gateway")
+        self.cache = ResourceCache(source, self.log)
+        self.epp_timeout_s = epp_timeout_s
+        self.rng = random.Random(seed)
+        self.stats = GatewayStats()
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=128)
+        self._client: httpx.AsyncClient | None = None
+        self._server: RunningServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://{self.host}:{self._server.port}"
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(limits=self._limits, timeout=httpx.Timeout(30.0, read=None, pool=30.0))
+        await self.cache.start()
+        await asyncio.wait_for(self.cache.synced.wait(), timeout=30)
+        app = Starlette(routes=[Route("/{path:path}", self.handle,
+                                      methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])])
+        self._server = await start_server(app, self.host, self.port, name="gateway")
+        self.log.info("gateway %s/%s listening on %s", self.namespace, self.name, self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+        await self.cache.stop()
+        if self._client is not None:
+            await self._client.aclose()
+
+    # -- request path ---------------------------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        self.stats.requests += 1
+        path = request.url.path
+        matched = match_route(self.cache.routes(), path, self.name, self.namespace)
+        if matched is None:
+            return _error(404, f"no HTTPRoute attached to gateway {self.namespace}/{self.name} matches path {path!r}",
+                          "NotFound")
+        backend = matched.backend
+        route_ns = matched.route["metadata"].get("namespace", "")
+        ns = backend.get("namespace", route_ns)
+        target_path = matched.rewritten_path
+        if request.url.query:
+            target_path += "?" + request.url.query
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers.setdefault("x-request-id", str(uuid.uuid4()))
+        headers["x-envoy-original-path"] = path
+        client_host = request.client.host if request.client else ""
+        headers["x-forwarded-for"] = ", ".join(filter(None, [headers.get("x-forwarded-for"), client_host]))
+        body = await request.body()
+        kind = backend.get("kind", "Service")
+        key = f"{kind}/{ns}/{backend.get('name')}"
+        self.stats.by_backend[key] = self.stats.by_backend.get(key, 0) + 1
+        if kind == "InferencePool":
+            return await self._to_pool(request, backend, ns, target_path, headers, body)
+        if kind == "Service" and backend.get("group", "") == "":
+            svc = self.cache.service(ns, backend.get("name", ""))
+            cluster_ip = (svc or {}).get("spec", {}).get("clusterIP")
+            if svc is None or not cluster_ip or cluster_ip == "None":
+                return _error(503, f"backend Service {ns}/{backend.get('name')} not found or has no cluster IP",
+                              "ServiceUnavailable")
+            port = backend.get("port") or ((svc["spec"].get("ports") or [{}])[0].get("port"))
+            return await self._forward(request.method, f"http://{cluster_ip}:{port}{target_path}", headers, body)
+        return _error(500, f"unsupported backendRef kind {kind!r}", "Internal")
+
+    async def _to_pool(self, request: Request, backend: dict, ns: str, target_path: str, headers: dict[str, str],
+                       body: bytes) -> Response:
+        group = backend.get("group", "inference.networking.x-k8s.io")
+        pool = self.cache.pool_target(group, ns, backend.get("name", ""))
+        if pool is None:
+            return _error(503, f"InferencePool {ns}/{backend.get('name')} not found", "ServiceUnavailable")
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            return _error(400, "request body is not valid JSON", "BadRequest")
+        decision: dict | None = None
+        epp_url = f"http://{pool.epp_host}:{pool.epp_port}" if pool.epp_host else None
+        if epp_url is not None:
+            assert self._client is not None
+            try:
+                reply = await self._client.post(f"{epp_url}/extproc/request", json={"headers": headers, "body": parsed},
+                                                timeout=self.epp_timeout_s)
+                if reply.headers.get(IMMEDIATE_RESPONSE_HEADER) == "true":
+                    return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+                reply.raise_for_status()
+                decision = reply.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                self.stats.epp_failures += 1
+                self.log.warning("endpoint picker for pool %s/%s unreachable: %s", ns, pool.name, exc)
+        if decision is None:
+            why = pool.problem or f"endpoint picker at {epp_url} is not answering"
+            if pool.failure_mode != "FailOpen":
+                return _error(503, f"InferencePool {ns}/{pool.name}: {why} and failureMode is FailClose",
+                              "ServiceUnavailable")
+            pods = self.cache.ready_pods(ns, pool.selector)
+            if not pods or not pool.target_port:
+                return _error(503, f"InferencePool {ns}/{pool.name}: {why} (FailOpen) and no Ready pod to fall back "
+                              "to", "ServiceUnavailable")
+            self.stats.fail_open += 1
+            pod = self.rng.choice(pods)
+            destination = f"{pod['status']['podIP']}:{pool.target_port}"
+            headers[DESTINATION_HEADER] = destination
+        else:
+            for name in decision.get("remove_headers") or []:
+                headers.pop(name, None)
+                headers.pop(name.lower(), None)
+            headers.update(decision.get("set_headers") or {})
+            destination = headers[DESTINATION_HEADER].split(",")[0].strip()
+        on_headers = None
+        if decision is not None and epp_url is not None:
+            rid = decision.get("request_id") or headers.get("x-request-id")
+
+            async def on_headers(resp_headers: dict[str, str]) -> dict[str, str]:
+                try:
+                    assert self._client is not None
+                    r = await self._client.post(f"{epp_url}/extproc/response",
+                                                json={"request_id": rid, "headers": resp_headers}, timeout=2.0)
+                    return dict(r.json().get("set_headers") or {})
+                except (httpx.HTTPError, ValueError):
+                    return {}
+
+        return await self._forward(request.method, f"http://{destination}{target_path}", headers, body, on_headers)
+
+    async def _forward(self, method: str, url: str, headers: dict[str, str], body: bytes, on_headers=None) -> Response:
+        assert self._client is not None
+        upstream = self._client.build_request(method, url, headers=headers, content=body)
+        try:
+            response = await self._client.send(upstream, stream=True)
+        except httpx.PoolTimeout:
+            return _error(503, "gateway overloaded: no upstream connection became free in time", "ServiceUnavailable")
+        except httpx.HTTPError as exc:
+            self.stats.upstream_errors += 1
+            return _error(503, f"upstream connect error or disconnect/reset before headers ({url}: "
+                          f"{type(exc).__name__})", "ServiceUnavailable")
+        out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+        # echo the request id (Envoy's always_set_request_id_in_response) so clients can fetch the EPP's trace
+        out_headers.setdefault("x-request-id", headers.get("x-request-id", ""))
+        if on_headers is not None:
+            out_headers.update(await on_headers(dict(response.headers)))
+
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            except httpx.HTTPError as exc:  # the pod went away mid-stream: end the stream, do not hang
+                self.stats.upstream_errors += 1
+                self.log.warning("upstream %s failed mid-stream: %s", url, exc)
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await response.aclose()
+
+        return StreamingResponse(relay(), status_code=response.status_code, headers=out_headers,
+                                 background=BackgroundTask(close))
