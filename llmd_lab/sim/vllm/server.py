@@ -586,11 +586,17 @@ def build_engine_config(args: ServeArgs, env: Mapping[str, str]) -> EngineConfig
             f"ValueError: World size ({args.tensor_parallel_size}) is larger than the number of available GPUs "
             f"({count}) in this node. Make sure to set `tensor_parallel_size` to at most {count}."
         )
-    model_ref = env.get("LLMD_LAB_MODEL_URI") if args.model.startswith("/mnt/models") else None
+    mounted = args.model.startswith("/mnt/models")
+    model_ref = (env.get("LLMD_LAB_MODEL_URI") or env.get("STORAGE_URI")) if mounted else None
     try:
         model = resolve_model(model_ref or args.model, served_model_names=args.served_model_name)
     except UnknownProfileError as exc:
-        raise StartupError(f"OSError: {exc}") from exc
+        hint = (
+            " (/mnt/models carries no name: set LLMD_LAB_MODEL_URI to the model's URI, e.g. hf://Qwen/Qwen3-0.6B)"
+            if mounted and not model_ref
+            else ""
+        )
+        raise StartupError(f"OSError: {exc}{hint}") from exc
     if model.num_attention_heads % args.tensor_parallel_size:
         raise StartupError(
             f"ValueError: Total number of attention heads ({model.num_attention_heads}) must be divisible by "

@@ -99,6 +99,15 @@ def test_mistral_24b_bf16_needs_four_l4s_and_w4a16_fits_one():
         build_engine_config(parse_args("vllm serve mistralai/Mistral-Small-24B-Instruct-2501 -tp 3"), env4)
 
 
+async def test_mounted_model_resolved_from_model_uri_env():
+    argv = "vllm serve /mnt/models --served-model-name mistral-3-distributed"
+    err = await _fails(argv)
+    assert "set LLMD_LAB_MODEL_URI" in err.message and "Qwen/Qwen3-0.6B" in err.message
+    uri = "oci://registry.redhat.io/rhelai1/modelcar-mistral-small-24b-instruct-2501-quantized-w4a16:1.5"
+    config = build_engine_config(parse_args(argv), _env(LLMD_LAB_MODEL_URI=uri))
+    assert config.model.weight_format == "w4a16" and config.served_model_name == "mistral-3-distributed"
+
+
 async def test_no_gpu_and_too_few_gpus_fail():
     err = await _fails(PRESET, {**_env(), "LLMD_LAB_GPU_PRODUCT": ""})
     assert "Failed to infer device type" in err.message
