@@ -93,6 +93,7 @@ class OpenAIServing:
         stat_logger: PrometheusStatLogger | None = None,
         log: Callable[[str], None] | None = None,
         log_requests: bool = False,
+        model_path: str | None = None,
     ) -> None:
         self.engine = engine
         self.served_model_names = list(served_model_names)
@@ -109,7 +110,7 @@ class OpenAIServing:
         cfg = engine.engine.config
         assert cfg.max_model_len is not None
         self.max_model_len = cfg.max_model_len
-        self.root = cfg.model.name
+        self.root = model_path or cfg.model.name  # vLLM reports the path it loaded, e.g. /mnt/models
 
     # -- helpers ---------------------------------------------------------------------------------------------
     async def _json_body(self, request: Request) -> dict:
@@ -670,7 +671,8 @@ async def serve(
     after the simulated time vLLM would have spent getting there (weights that do not fit fail part-way
     through loading; a KV cache that is too small fails after loading). ``env`` supplies the hardware
     (``LLMD_LAB_GPU_PRODUCT``, ``LLMD_LAB_GPU_COUNT``), ``LLMD_LAB_TIME_SCALE``, ``POD_NAME``/``POD_NAMESPACE``/
-    ``POD_IP``, ``PYTHONHASHSEED`` and optionally ``LLMD_LAB_MODEL_URI`` (what ``/mnt/models`` holds).
+    ``POD_IP``, ``PYTHONHASHSEED`` and optionally ``LLMD_LAB_MODEL_URI`` or ``STORAGE_URI`` (what
+    ``/mnt/models`` holds).
     """
     try:
         args = parse_args(argv)
