@@ -100,6 +100,9 @@ class KubeScheduler:
                 continue
             result = schedule(pod, nodes, bound)
             if result.node_name:
+                ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+                # recorded as the binding is written, so it is the pod's first event (the kubelet reacts at once)
+                await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {result.node_name}")
                 pod["spec"]["nodeName"] = result.node_name
                 _set_cond(pod, "True", "", "", self._now())
                 try:
@@ -109,9 +112,6 @@ class KubeScheduler:
                         continue
                     raise
                 bound.append(updated)
-                ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-                await self._event(updated, "Normal", "Scheduled",
-                                  f"Successfully assigned {ns}/{name} to {result.node_name}")
             else:
                 await self._unschedulable(pod, "Unschedulable", result.message, "FailedScheduling")
 

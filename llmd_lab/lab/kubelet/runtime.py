@@ -1,0 +1,463 @@
+"""The container runtime of the simulated nodes: one ``PodWorker`` per bound pod.
+
+A worker walks the pod through the lifecycle stages (stages.yaml): sandbox + IP, image pulls, init
+containers to completion, then each container's program with restarts and CrashLoopBackOff, readiness
+from its probe, and a status written back to the API server whenever what ``kubectl`` shows changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.kubelet import programs, stages
+from llmd_lab.lab.kubelet.logs import LogBuffer
+
+log = logging.getLogger("llmd_lab.lab.kubelet")
+
+
+def host_ip(node_name: str) -> str:
+    """AWS private DNS names carry the node's address: ``ip-10-0-49-10.…`` → ``10.0.49.10``."""
+    head = node_name.split(".", 1)[0]
+    if head.startswith("ip-"):
+        return head[3:].replace("-", ".")
+    return "10.0.0.1"
+
+
+class ProcessExitError(Exception):
+    def __init__(self, code: int, reason: str = "Error", message: str = "") -> None:
+        super().__init__(message or reason)
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class ContainerRunner:
+    spec: dict[str, Any]
+    init: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+    last_state: dict[str, Any] = field(default_factory=dict)
+    restart_count: int = 0
+    ready: bool = False
+    started: bool = False
+    completed: bool = False
+    container_id: str = ""
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    previous: LogBuffer | None = None
+    handle: Any = None
+    program: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def sidecar(self) -> bool:
+        return self.init and self.spec.get("restartPolicy") == "Always"
+
+    def status(self) -> dict[str, Any]:
+        image = self.spec.get("image", "")
+        out: dict[str, Any] = {
+            "name": self.name,
+            "image": image,
+            "imageID": f"{image.split(':')[0]}@sha256:{hashlib.sha256(image.encode()).hexdigest()}" if image else "",
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "started": self.started,
+            "state": self.state,
+            "lastState": self.last_state,
+        }
+        if self.container_id:
+            out["containerID"] = self.container_id
+        return out
+
+
+class PodWorker:
+    """Runs one pod on its node until it is deleted."""
+
+    def __init__(self, kubelet: Any, pod: dict[str, Any], node: dict[str, Any] | None, ip: str) -> None:
+        self.kubelet = kubelet
+        self.ctx = kubelet.ctx
+        self.pod = pod
+        self.node = node
+        self.ip = ip
+        self.node_name = pod["spec"]["nodeName"]
+        spec = pod["spec"]
+        self.inits = [ContainerRunner(c, init=True) for c in spec.get("initContainers") or []]
+        self.mains = [ContainerRunner(c) for c in spec.get("containers") or []]
+        self.start_time = self._now()
+        self.phase = "Pending"
+        self.pod_conditions: dict[str, str] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._dirty = asyncio.Event()
+        self._stopping = False
+        self._written: dict[str, Any] | None = None
+
+    # ---- identity
+    @property
+    def namespace(self) -> str:
+        return self.pod["metadata"]["namespace"]
+
+    @property
+    def name(self) -> str:
+        return self.pod["metadata"]["name"]
+
+    def runners(self) -> list[ContainerRunner]:
+        return [*self.inits, *self.mains]
+
+    def runner(self, name: str) -> ContainerRunner | None:
+        return next((r for r in self.runners() if r.name == name), None)
+
+    def _now(self) -> str:
+        return self.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _fields(self, runner: ContainerRunner | None = None, **extra: Any) -> dict[str, Any]:
+        f = {"pod": self.name, "namespace": self.namespace, "uid": self.pod["metadata"].get("uid", ""),
+             "now": self._now(), "node": self.node_name}
+        if runner is not None:
+            f.update(container=runner.name, image=runner.spec.get("image", ""),
+                     started_at=(runner.state.get("running") or {}).get("startedAt", f["now"]))
+        f.update(extra)
+        return f
+
+    # ---- lifecycle
+    async def start(self) -> None:
+        admitted = stages.render("pod-admitted", self._fields())
+        self.phase = admitted.pod["phase"]
+        self.pod_conditions = dict(admitted.pod["conditions"])
+        for r in self.inits:
+            r.state = dict(admitted.init or {})
+        for r in self.mains:
+            r.state = dict(admitted.container or {})
+        self._tasks.append(asyncio.create_task(self._writer(), name=f"kubelet-status-{self.name}"))
+        self._tasks.append(asyncio.create_task(self._run(), name=f"kubelet-pod-{self.name}"))
+        self._dirty.set()
+
+    async def stop(self, *, events: bool = True) -> None:
+        self._stopping = True
+        for r in self.runners():
+            if r.handle is not None:
+                if events:
+                    await self._events(stages.render("killing", self._fields(r)).events)
+                with contextlib.suppress(Exception):
+                    await r.handle.stop()
+                r.handle = None
+            r.logs.close()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    async def _run(self) -> None:
+        try:
+            for r in self.inits:
+                await self._pull(r)
+                if r.sidecar:
+                    self._tasks.append(asyncio.create_task(self._container_loop(r)))
+                    await self._wait_started(r)
+                else:
+                    await self._run_init(r)
+            self.pod_conditions["Initialized"] = "True"
+            self._dirty.set()
+            for r in self.mains:
+                await self._pull(r)
+            for r in self.mains:
+                self._tasks.append(asyncio.create_task(self._container_loop(r)))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pod %s/%s: kubelet worker failed", self.namespace, self.name)
+
+    async def _wait_started(self, r: ContainerRunner) -> None:
+        while not r.started and not self._stopping:
+            await asyncio.sleep(0.01)
+
+    async def _pull(self, r: ContainerRunner) -> None:
+        image = r.spec.get("image", "")
+        key = (self.node_name, image)
+        if key in self.kubelet.pulled:
+            await self._events(stages.render("image-present", self._fields(r)).events)
+            return
+        seconds = stages.pull_seconds(image)
+        rendered = stages.render("image-pull", self._fields(r, pull_seconds=f"{seconds:.3f}",
+                                                            image_bytes=stages.image_bytes(image)))
+        await self._events(rendered.events[:1])
+        await self.ctx.clock.sleep(seconds)
+        self.kubelet.pulled.add(key)
+        await self._events(rendered.events[1:])
+
+    async def _run_init(self, r: ContainerRunner) -> None:
+        started = stages.render("container-started", self._fields(r))
+        r.state, r.started = started.container, True
+        r.container_id = f"cri-o://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        await self._events(started.events)
+        self._dirty.set()
+        uri = programs.model_uri(self.pod)
+        if r.name == "storage-initializer":
+            r.logs.write(f"INFO:root:Initializing, args: src_uri [{uri}] dest_path [/mnt/models]")
+            r.logs.write(f"INFO:root:Copying contents of {uri} to local")
+        else:
+            r.logs.write(f"Pre-fetching modelcar {r.spec.get('image', '')}: Done!")
+        await self.ctx.clock.sleep(started.delay_seconds)
+        if r.name == "storage-initializer":
+            r.logs.write("INFO:root:Successfully copied " + uri + " to /mnt/models")
+        done = stages.render("container-completed", self._fields(r, started_at=r.state["running"]["startedAt"]))
+        r.state, r.started, r.completed, r.ready = done.container, False, True, False
+        r.logs.close()
+        self._dirty.set()
+
+    # ---- a container: start, run, crash, back off, restart
+    async def _container_loop(self, r: ContainerRunner) -> None:
+        first = True
+        while not self._stopping:
+            if not first:
+                await self._events(stages.render("image-present", self._fields(r)).events)
+            first = False
+            started = stages.render("container-started", self._fields(r))
+            await self.ctx.clock.sleep(started.delay_seconds)
+            r.state, r.started, r.ready = started.container, True, False
+            r.container_id = f"cri-o://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+            self.phase = "Running"
+            await self._events(started.events)
+            self._dirty.set()
+            probe = asyncio.create_task(self._readiness(r))
+            try:
+                await self._run_program(r)
+                failure = ProcessExitError(0, "Completed")
+            except ProcessExitError as exc:
+                failure = exc
+            except asyncio.CancelledError:
+                probe.cancel()
+                raise
+            except Exception as exc:  # a simulator bug: show it like a crashed process
+                log.exception("pod %s/%s container %s crashed", self.namespace, self.name, r.name)
+                r.logs.write(f"Traceback (most recent call last): {type(exc).__name__}: {exc}")
+                failure = ProcessExitError(1, "Error", str(exc))
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await probe
+            if self._stopping:
+                return
+            r.handle = None
+            r.ready = False
+            r.started = False
+            failed = stages.render("container-failed", self._fields(
+                r, reason=failure.reason, exit_code=failure.code, message=failure.message[-1024:],
+                started_at=(r.state.get("running") or {}).get("startedAt", self._now())))
+            if not failed.container["terminated"].get("message"):
+                failed.container["terminated"].pop("message", None)
+            r.state = failed.container
+            r.logs.close()
+            r.previous, r.logs = r.logs, LogBuffer()
+            self._dirty.set()
+            r.restart_count += 1
+            r.last_state = failed.container
+            backoff = stages.backoff_seconds(r.restart_count)
+            waiting = stages.render("crash-loop-back-off", self._fields(r, backoff=stages.format_duration(backoff)))
+            await asyncio.sleep(0.05)  # let clients see Error before CrashLoopBackOff
+            r.state = waiting.container
+            self._dirty.set()
+            await self._events(waiting.events)
+            await self.ctx.clock.sleep(backoff)
+
+    async def _run_program(self, r: ContainerRunner) -> None:
+        env = programs.container_env(self.pod, r.spec, pod_ip=self.ip, node=self.node,
+                                     time_scale=self.ctx.time_scale)
+        argv = programs.container_argv(r.spec, env)
+        r.program = programs.program_for(r.spec, argv, init=r.init)
+        write = r.logs.write
+        if r.program == programs.VLLM:
+            from llmd_lab.sim.vllm.server import StartupError, serve
+
+            try:
+                replica = await serve(argv, host=self.ip, port=None, env=env, log=write)
+            except StartupError as exc:
+                raise ProcessExitError(exc.exit_code, "Error", exc.message) from exc
+            r.handle = replica
+            code = await replica.wait()
+            raise ProcessExitError(code, "Completed" if code == 0 else "Error")
+        if r.program == programs.EPP:
+            from llmd_lab.sim.epp.server import serve as epp_serve
+
+            args = argv[1:] if argv and not argv[0].startswith("-") else argv
+            try:
+                r.handle = await epp_serve(args, host=self.ip, env=env, source=self.kubelet.source, log=write)
+            except Exception as exc:
+                raise ProcessExitError(1, "Error", str(exc)) from exc
+            await asyncio.Event().wait()
+        if r.program == programs.ROUTING_SIDECAR:
+            from llmd_lab.lab.kubelet.sidecar import RoutingSidecar
+
+            sidecar = RoutingSidecar(argv, self.ip, write)
+            await sidecar.start()
+            r.handle = sidecar
+            await asyncio.Event().wait()
+        await asyncio.Event().wait()  # an idle process: runs until the pod goes away
+
+    # ---- readiness
+    def _probe_port(self, r: ContainerRunner, port: Any) -> int:
+        if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
+            return int(port)
+        for p in r.spec.get("ports") or []:
+            if p.get("name") == port:
+                return int(p["containerPort"])
+        raise ValueError(f"unknown named port {port!r}")
+
+    async def _readiness(self, r: ContainerRunner) -> None:
+        probe = r.spec.get("readinessProbe")
+        if not probe:
+            while r.handle is None and r.program in (programs.VLLM, programs.EPP, programs.ROUTING_SIDECAR):
+                await asyncio.sleep(0.02)
+            r.ready = True
+            self._dirty.set()
+            return
+        await self.ctx.clock.sleep(float(probe.get("initialDelaySeconds", 0)))
+        period = float(probe.get("periodSeconds", 10))
+        threshold = int(probe.get("failureThreshold", 3))
+        failures = 0
+        async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0) as client:
+            while True:
+                ok, detail = await self._probe_once(client, r, probe)
+                if ok:
+                    failures = 0
+                    if not r.ready:
+                        r.ready = True
+                        self._dirty.set()
+                else:
+                    failures += 1
+                    await self._events(stages.render("readiness-probe-failed", self._fields(r, detail=detail)).events)
+                    if r.ready and failures >= threshold:
+                        r.ready = False
+                        self._dirty.set()
+                await self.ctx.clock.sleep(period)
+
+    async def _probe_once(self, client: httpx.AsyncClient, r: ContainerRunner, probe: dict) -> tuple[bool, str]:
+        try:
+            if "httpGet" in probe:
+                g = probe["httpGet"]
+                port = self._probe_port(r, g.get("port", 80))
+                scheme = str(g.get("scheme", "HTTP")).lower()
+                url = f"http://{self.ip}:{port}{g.get('path', '/')}"
+                shown = f"{scheme}://{self.ip}:{port}{g.get('path', '/')}"
+                try:
+                    resp = await client.get(url)
+                except httpx.HTTPError as exc:
+                    return False, f'Get "{shown}": dial tcp {self.ip}:{port}: connect: connection refused' if isinstance(
+                        exc, httpx.ConnectError) else f'Get "{shown}": {exc}'
+                if 200 <= resp.status_code < 400:
+                    return True, ""
+                return False, f"HTTP probe failed with statuscode: {resp.status_code}"
+            if "grpc" in probe:
+                port = self._probe_port(r, probe["grpc"].get("port"))
+                try:
+                    resp = await client.get(f"http://{self.ip}:{port}/")
+                except httpx.HTTPError:
+                    return False, f'timeout: failed to connect service "{self.ip}:{port}" within 1s: context deadline exceeded'
+                return (resp.status_code == 200), "service unhealthy (responded with \"NOT_SERVING\")"
+            if "tcpSocket" in probe:
+                port = self._probe_port(r, probe["tcpSocket"].get("port"))
+                try:
+                    _, writer = await asyncio.wait_for(asyncio.open_connection(self.ip, port), 1.0)
+                except (OSError, TimeoutError):
+                    return False, f"dial tcp {self.ip}:{port}: connect: connection refused"
+                writer.close()
+                return True, ""
+        except ValueError as exc:
+            return False, str(exc)
+        return True, ""
+
+    # ---- status
+    def status(self) -> dict[str, Any]:
+        inits_done = all(r.completed or (r.sidecar and r.started) for r in self.inits)
+        mains_ready = all(r.ready for r in self.mains) and inits_done
+        sidecars_ready = all(r.ready for r in self.inits if r.sidecar)
+        conds = dict(self.pod_conditions)
+        conds["Initialized"] = "True" if inits_done else "False"
+        conds["ContainersReady"] = "True" if mains_ready and sidecars_ready else "False"
+        conds["Ready"] = conds["ContainersReady"]
+        phase = "Running" if any(r.started or r.restart_count for r in self.mains) else "Pending"
+        previous = {c["type"]: c for c in (self.pod.get("status") or {}).get("conditions") or []}
+        now = self._now()
+        conditions = []
+        for type_ in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"):
+            status = conds.get(type_, "True")
+            old = previous.get(type_)
+            cond = {"type": type_, "status": status, "lastProbeTime": None,
+                    "lastTransitionTime": old.get("lastTransitionTime") if old and old.get("status") == status else now}
+            if status == "False" and type_ in ("Ready", "ContainersReady"):
+                not_ready = [r.name for r in self.mains if not r.ready]
+                cond["reason"] = "ContainersNotReady"
+                cond["message"] = f"containers with unready status: [{' '.join(not_ready)}]"
+            elif status == "False" and type_ == "Initialized":
+                cond["reason"] = "ContainersNotInitialized"
+                cond["message"] = "containers with incomplete status: [" + " ".join(
+                    r.name for r in self.inits if not r.completed and not r.sidecar) + "]"
+            conditions.append(cond)
+        status: dict[str, Any] = {
+            "phase": phase,
+            "conditions": conditions,
+            "hostIP": host_ip(self.node_name),
+            "hostIPs": [{"ip": host_ip(self.node_name)}],
+            "podIP": self.ip,
+            "podIPs": [{"ip": self.ip}],
+            "startTime": self.start_time,
+            "containerStatuses": [r.status() for r in self.mains],
+            "qosClass": (self.pod.get("status") or {}).get("qosClass", "BestEffort"),
+        }
+        if self.inits:
+            status["initContainerStatuses"] = [r.status() for r in self.inits]
+        return status
+
+    async def _writer(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await asyncio.sleep(0.01)  # coalesce bursts of changes
+            status = self.status()
+            comparable = _without_times(status)
+            if comparable == self._written:
+                continue
+            for _ in range(5):
+                try:
+                    live = await self.ctx.store.get("v1", "Pod", self.name, self.namespace)
+                except ApiError as exc:
+                    if exc.code == 404:
+                        return
+                    raise
+                if live["metadata"].get("uid") != self.pod["metadata"].get("uid"):
+                    return
+                self.pod = live
+                live["status"] = status
+                try:
+                    await self.ctx.store.update_status(live)
+                    self._written = comparable
+                    break
+                except ApiError as exc:
+                    if exc.code == 404:
+                        return
+                    if exc.code != 409:
+                        log.warning("pod %s/%s: status update failed: %s", self.namespace, self.name, exc.message)
+                        break
+
+    async def _events(self, events: list[dict[str, str]]) -> None:
+        for e in events:
+            with contextlib.suppress(ApiError):
+                await self.ctx.events.record(self.pod, e["type"], e["reason"], e["message"], "kubelet")
+
+
+def _without_times(status: dict[str, Any]) -> dict[str, Any]:
+    out = dict(status)
+    out["conditions"] = [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status["conditions"]]
+    return out
+
