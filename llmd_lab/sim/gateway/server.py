@@ -67,6 +67,7 @@ class Gateway:
         self.stats = GatewayStats()
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=128)
         self._client: httpx.AsyncClient | None = None
+        self._upstreams: dict[str, httpx.AsyncClient] = {}
         self._server: RunningServer | None = None
 
     @property
@@ -89,6 +90,17 @@ class Gateway:
         await self.cache.stop()
         if self._client is not None:
             await self._client.aclose()
+        for client in self._upstreams.values():
+            await client.aclose()
+
+    def _upstream(self, url: str) -> httpx.AsyncClient:
+        """One connection pool per upstream host:port (httpcore's pool scans all its connections per request)."""
+        key = httpx.URL(url).netloc.decode()
+        client = self._upstreams.get(key)
+        if client is None:
+            client = httpx.AsyncClient(limits=self._limits, timeout=httpx.Timeout(30.0, read=None, pool=30.0))
+            self._upstreams[key] = client
+        return client
 
     # -- request path ---------------------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
@@ -184,10 +196,10 @@ class Gateway:
         return await self._forward(request.method, f"http://{destination}{target_path}", headers, body, on_headers)
 
     async def _forward(self, method: str, url: str, headers: dict[str, str], body: bytes, on_headers=None) -> Response:
-        assert self._client is not None
-        upstream = self._client.build_request(method, url, headers=headers, content=body)
+        client = self._upstream(url)
+        upstream = client.build_request(method, url, headers=headers, content=body)
         try:
-            response = await self._client.send(upstream, stream=True)
+            response = await client.send(upstream, stream=True)
         except httpx.PoolTimeout:
             return _error(503, "gateway overloaded: no upstream connection became free in time", "ServiceUnavailable")
         except httpx.HTTPError as exc:
