@@ -161,3 +161,25 @@ async def test_unknown_path_404_service_path_and_bad_request():
             assert bad.status_code == 400 and "model not found" in bad.json()["error"]["message"]
     finally:
         await cluster.stop()
+
+
+async def test_ten_times_capacity_every_request_is_answered_and_state_stays_bounded():
+    # capacity: 2 replicas × max_num_seqs 2 = 4 running; send 40 at once
+    cluster = await start_cluster(replicas=2, config=COURSE, time_scale=200.0, max_num_seqs=2)
+    try:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            results = await asyncio.wait_for(asyncio.gather(*(
+                chat(client, cluster.url("/v1/chat/completions"), [{"role": "user", "content": f"load {i}"}],
+                     max_tokens=16) for i in range(40))), timeout=60)
+        statuses = [r.status_code for r, _, _ in results]
+        assert all(s in (200, 429, 503) for s in statuses)
+        for response, _, chunks in results:
+            body = b"".join(chunks)
+            assert b"data: [DONE]" in body if response.status_code == 200 else b"error" in body
+        assert statuses.count(200) == 40  # the engines queue what they cannot run yet
+        assert not cluster.epp.director.in_flight  # PostResponse ran for every request
+        assert len(cluster.epp.director.traces.traces) <= cluster.epp.director.traces.capacity
+        assert all(p.engine.get_num_unfinished_requests() == 0 for p in cluster.pods)
+    finally:
+        await cluster.stop()
