@@ -118,6 +118,11 @@ def create_app(
 
     async def openapi_v2(request: Request) -> Response:
         module = _openapi_module()
+        # kubectl reads /openapi/v2 only as gnostic protobuf (see openapi.openapi_v2_protobuf; added by the
+        # OpenAPI owner so `kubectl apply` of a kind without a CRD says "no matches for kind", as on a cluster)
+        v2_protobuf = getattr(module, "openapi_v2_protobuf", None) if module else None
+        if v2_protobuf is not None:
+            return Response(v2_protobuf(store.registry), media_type=module.V2_PROTOBUF)
         build = getattr(module, "openapi_v2", None) if module else None
         if build is None:
             return status_response(errors.resource_not_found())

@@ -321,3 +321,34 @@ def parse_gv_path(path: str) -> tuple[str, str]:
     if len(parts) == 3 and parts[0] == "apis":
         return parts[1], parts[2]
     raise KeyError(path)
+
+
+# ------------------------------------------------------------------------------------------------ OpenAPI v2
+# kubectl asks with Accept "...spec.v2@v1.0+protobuf"; kube-openapi answers with this content type
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _pb_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2)."""
+    out = bytearray()
+    for value in ((number << 3) | 2, len(payload)):
+        while True:
+            byte = value & 0x7F
+            value >>= 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                break
+    return bytes(out) + payload
+
+
+def openapi_v2_protobuf(registry: ResourceRegistry) -> bytes:
+    """A minimal ``/openapi/v2`` in the gnostic protobuf form kubectl asks for (swagger 2.0, no definitions).
+
+    kubectl 1.32 consults v2 only for kinds the v3 index does not serve (e.g. a CRD that is not installed):
+    with an empty v2 it skips client-side validation, and the REST mapping then fails as on a cluster with
+    ``no matches for kind "X" in version "g/v"`` / ``ensure CRDs are installed first``. Every served kind is
+    validated server-side through v3. ``registry`` is unused: the document is the same for any lab.
+    """
+    del registry
+    info = _pb_field(1, b"Kubernetes")  # Info.title
+    return _pb_field(1, b"2.0") + _pb_field(2, info)  # Document.swagger, Document.info

@@ -1,0 +1,109 @@
+"""``llmd-lab up | down | status | kubeconfig | reset``: the local lab's lifecycle from a shell.
+
+Every command works on ``$LLMD_LAB_HOME`` (default ``~/.llmd-lab``). Nothing here prints the bearer
+token or the kubeconfig's contents — only the kubeconfig's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from llmd_lab.lab import process
+from llmd_lab.lab.server import LabPaths
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the lab's commands to the ``llmd-lab`` parser."""
+    p = sub.add_parser("up", help="start the local lab in the background (returns once the API answers)")
+    p.add_argument("--profile", default=None, help="cluster profile (default rhoai-3.0; see llmd_lab/lab/profiles)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="divide simulated durations by X (default 1)")
+    p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default 0: any free port)")
+    p.add_argument("--timeout", type=float, default=process.START_TIMEOUT_S, help="seconds to wait for readiness")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("down", help="stop the local lab (state is kept)")
+    p.add_argument("--timeout", type=float, default=process.STOP_TIMEOUT_S, help="seconds before SIGKILL")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("status", help="is the lab running: URL, profile, pid, uptime, object counts")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("kubeconfig", help="print the path of the lab's kubeconfig (export KUBECONFIG=$(…))")
+    p.set_defaults(func=cmd_kubeconfig)
+
+    p = sub.add_parser("reset", help="wipe the lab's state (objects, token, kubeconfig)")
+    p.add_argument("--force", action="store_true", help="stop a running lab first")
+    p.set_defaults(func=cmd_reset)
+
+
+def _err(message: str) -> int:
+    print(f"llmd-lab: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    try:
+        info, started = process.up(profile=args.profile, time_scale=args.time_scale, port=args.port,
+                                   timeout=args.timeout)
+    except process.LabError as exc:
+        return _err(str(exc))
+    verb = "started" if started else "already running"
+    print(f"lab {verb}: {info.url} (profile {info.profile}, pid {info.pid}, time scale {info.time_scale:g})")
+    if info.gateway_port:
+        print(f"gateway: http://127.0.0.1:{info.gateway_port}")
+    print(f"kubeconfig: {info.kubeconfig}")
+    print(f"  export KUBECONFIG={info.kubeconfig}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    info = process.down(timeout=args.timeout)
+    if info is None:
+        print("lab is not running")
+    else:
+        print(f"lab stopped (pid {info.pid}); state kept in {info.home}")
+    return 0
+
+
+def _format_uptime(seconds: Any) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = process.status()
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0 if st["running"] else 3
+    if st["running"]:
+        print(f"running   {st['url']}  profile {st['profile']}  pid {st['pid']}  up {_format_uptime(st['uptime_s'])}")
+        if st.get("gateway_port"):
+            print(f"gateway   http://127.0.0.1:{st['gateway_port']}")
+    else:
+        print(f"not running (state in {st['home']})")
+    print(f"kubeconfig {st['kubeconfig']}")
+    if st["objects"]:
+        print("objects   " + ", ".join(f"{kind} {n}" for kind, n in sorted(st["objects"].items())))
+    return 0 if st["running"] else 3  # like `systemctl status`: non-zero when not running
+
+
+def cmd_kubeconfig(args: argparse.Namespace) -> int:
+    print(LabPaths(process.resolve_home()).kubeconfig)
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    try:
+        removed = process.reset(force=args.force)
+    except process.LabError as exc:
+        return _err(str(exc))
+    print(f"lab state wiped ({', '.join(removed) or 'nothing to remove'})")
+    return 0
