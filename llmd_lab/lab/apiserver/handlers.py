@@ -31,7 +31,7 @@ from llmd_lab.lab.apiserver.request import (
     parse_target,
     read_body,
 )
-from llmd_lab.lab.apiserver.responses import json_response, status_response
+from llmd_lab.lab.apiserver.responses import dumps, json_response, status_response
 from llmd_lab.lab.apiserver.store import Store, validation_module
 from llmd_lab.lab.apiserver.watch import watch_response
 
@@ -151,7 +151,9 @@ class ResourceHandler:
         if mode == PARTIAL:
             return json_response({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                                   "metadata": meta, "items": [_partial(o) for o in items]})
-        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items})
+        head = dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})[:-1]
+        body = head + b',"items":[' + ",".join(self.store.encoded(o) for o in items).encode() + b"]}"
+        return Response(body, media_type="application/json")
 
     def _get(self, request: Request, rt: ResourceType, target: Target) -> Response:
         assert target.name is not None
@@ -167,7 +169,9 @@ class ResourceHandler:
                                  status, warnings)
         if mode == PARTIAL:
             return json_response(_partial(obj), status, warnings)
-        return json_response(obj, status, warnings)
+        if warnings:
+            return json_response(obj, status, warnings)
+        return Response(self.store.encoded(obj).encode(), status_code=status, media_type="application/json")
 
     def _watch(self, request: Request, rt: ResourceType, target: Target) -> Response:
         q = request.query_params

@@ -82,6 +82,7 @@ class Store:
         self._objects: dict[GroupKind, dict[str, dict[str, dict]]] = {}
         self._by_uid: dict[str, Key] = {}
         self._dependents: dict[str, set[Key]] = {}
+        self._encoded: dict[int, str] = {}  # id(stored object) -> its JSON, reused by list responses
         self._gc_tasks: set[asyncio.Task] = set()
         row = self._db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
         self._rv = int(row[0]) if row else 0
@@ -98,6 +99,7 @@ class Store:
         for grp, kind, ns, name, body in rows:
             obj = json.loads(body)
             self._index((grp, kind, ns, name), obj)
+            self._encoded[id(obj)] = body
             if (grp, kind) == CRD_GK:
                 self.registry.register_crd(obj)
 
@@ -139,6 +141,7 @@ class Store:
         rv = self._rv + 1
         if new is not None:
             new["metadata"]["resourceVersion"] = str(rv)
+        body = _json(new) if new is not None else None
         try:
             self._db.execute("BEGIN IMMEDIATE")
             if new is None:
@@ -148,7 +151,7 @@ class Store:
             else:
                 self._db.execute(
                     "INSERT OR REPLACE INTO objects (grp, kind, namespace, name, rv, body) VALUES (?,?,?,?,?,?)",
-                    (*key, rv, _json(new)),
+                    (*key, rv, body),
                 )
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(rv),))
             self._db.execute("COMMIT")
@@ -159,8 +162,10 @@ class Store:
         self._rv = rv
         if old is not None:
             self._unindex(key, old)
+            self._encoded.pop(id(old), None)
         if new is not None:
             self._index(key, new)
+            self._encoded[id(new)] = body  # type: ignore[assignment]
         last = new
         if new is None and old is not None:
             last = {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
@@ -196,6 +201,11 @@ class Store:
         if obj.get("apiVersion") == rt.api_version:
             return obj
         return {**obj, "apiVersion": rt.api_version}
+
+    def encoded(self, obj: dict) -> str:
+        """The JSON text of an object from :meth:`list_raw`/:meth:`get_raw` (cached for stored objects)."""
+        cached = self._encoded.get(id(obj))
+        return cached if cached is not None else _json(obj)
 
     def _now(self) -> str:
         return objectmeta.now(self._clock)

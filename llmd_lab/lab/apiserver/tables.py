@@ -8,8 +8,10 @@ custom resources get their CRD's ``additionalPrinterColumns``, evaluated as JSON
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from llmd_lab.lab.apiserver.registry import ResourceType
@@ -59,14 +61,19 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def age(timestamp: str | None, now: datetime | None = None) -> str:
-    if not timestamp:
-        return "<unknown>"
+@lru_cache(maxsize=4096)
+def _epoch(timestamp: str) -> float | None:
     try:
-        then = datetime.strptime(timestamp.replace(".000000", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
+        return None
+
+
+def age(timestamp: str | None, now: float | None = None) -> str:
+    then = _epoch(timestamp) if isinstance(timestamp, str) and timestamp else None
+    if then is None:
         return "<unknown>"
-    return human_duration(((now or datetime.now(UTC)) - then).total_seconds())
+    return human_duration((now if now is not None else time.time()) - then)
 
 
 # ---------------------------------------------------------------------------- JSONPath (kubectl's subset)

@@ -62,7 +62,7 @@ def start_api_server(store: Store | None = None, *, hooks: ApiHooks | None = Non
     store = store or Store(":memory:")
     token = secrets.token_urlsafe(24)
     app = create_app(store, token=token, hooks=hooks, **app_kwargs)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
