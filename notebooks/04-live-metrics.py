@@ -1,0 +1,145 @@
+# %% [markdown]
+# # 04 · Live metrics: watch the fleet while it works
+#
+# **Goal:** read the numbers that tell you whether llm-d is doing its job — per-pod request rate, prefix-cache
+# hit rate, KV-cache use and queue depth — live while traffic runs, and know the PromQL for the same numbers on a
+# cluster.
+#
+# **Time:** 15 minutes · **Needs:** the service from notebook 02 (created here if missing).
+#
+# Every vLLM pod exposes Prometheus metrics at `/metrics`. A *counter* (requests, prompt tokens, cache hits) only
+# goes up, so what matters is its change between two readings; a *gauge* (KV-cache use, requests waiting) is a
+# reading of now. The library reads the pods through the API server's pod proxy, which works from a workbench
+# and from a laptop with nothing but API access.
+
+# %% tags=["parameters"]
+namespace = "private-ai"
+name = "qwen"
+model = "Qwen/Qwen3-0.6B"
+replicas = 2
+gpu = "g6.4xlarge"
+conversations = 12  # traffic while the panel runs: conversations × turns
+turns = 4
+workers = 4
+interval_s = 2.0  # panel refresh
+ready_timeout_s = 900
+fast = False
+seed = 0
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from llmd_lab import deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab.connect import connect
+
+if fast:
+    conversations, turns, interval_s, ready_timeout_s = min(conversations, 4), min(turns, 3), 0.5, 180
+conn = connect(namespace=namespace)
+if deploy.get(conn, name) is None:
+    deploy.apply(conn, manifests.llm_inference_service(
+        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+        vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
+deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
+ep = deploy.endpoints(conn, name)
+source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
+
+# %% [markdown]
+# ## One reading
+#
+# A snapshot is every metric of every pod at one moment. Here are the ones this workshop uses, per pod.
+
+# %%
+snap = metrics.scrape(source)
+names = ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+         "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total", "vllm:request_success_total"]
+pd.DataFrame({pod: {n: snap.value(pod, n) for n in names} for pod in snap.pods})
+
+# %% [markdown]
+# ## The live panel
+#
+# The poller takes a reading every `interval_s` seconds in the background and the panel redraws in place: one row
+# per pod with requests per second, hit rate, KV-cache use, queue, and TTFT p95 (from the histogram's change),
+# and a KV-cache timeline under it. Start it, then start traffic in the next cell and watch the numbers move.
+
+# %%
+panel = viz.LivePanel(title=f"{name}: vLLM pods", chart_metric="kv_cache_usage")
+poller = metrics.Poller(source, interval_s=interval_s, on_update=panel.update).start()
+display(panel.widget)
+
+# %% [markdown]
+# Multi-turn chat: each conversation resends its history, so hit rates climb as conversations progress.
+
+# %%
+before = metrics.scrape(source)
+df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d"),
+                 traffic.multi_turn(conversations, turns, system_tokens=400, turn_tokens=80, max_tokens=48, seed=seed),
+                 concurrency=workers, seed=seed, progress=not fast)
+after = metrics.scrape(source)
+poller.stop()
+window = metrics.deltas(before, after)
+window[["pod", "requests", "prompt_tokens", "hit_rate", "kv_cache_usage", "waiting", "ttft_p95_s"]]
+
+# %% [markdown]
+# ## The same story over time
+#
+# The poller kept every interval. Requests per second shows how the picker spread load; KV-cache use shows how
+# full each pod's cache got. KV use above about 80 % means pressure: evictions and, later, queueing.
+
+# %%
+timeline = poller.frame()
+if not timeline.empty:
+    display(viz.metric_timeline(timeline, "requests_per_s") | viz.metric_timeline(timeline, "kv_cache_usage"))
+viz.hit_rate_per_pod(window)
+
+# %% [markdown]
+# ## The same numbers in PromQL (on OpenShift)
+#
+# On a cluster, OpenShift AI's PodMonitor ships these metrics to the platform Prometheus with a `kserve_` prefix.
+# These are the queries behind the panel, ready for the console's *Observe → Metrics* page or a Grafana panel:
+
+# %%
+sel = f'namespace="{conn.namespace}"'
+promql = {
+    "requests/s per pod": f"sum by (pod) (rate(kserve_vllm:request_success_total{{{sel}}}[1m]))",
+    "prefix-cache hit rate": f"sum(rate(kserve_vllm:prefix_cache_hits_total{{{sel}}}[5m])) / "
+                             f"sum(rate(kserve_vllm:prefix_cache_queries_total{{{sel}}}[5m]))",
+    "KV-cache use per pod": f"max by (pod) (kserve_vllm:kv_cache_usage_perc{{{sel}}})",
+    "queue per pod": f"sum by (pod) (kserve_vllm:num_requests_waiting{{{sel}}})",
+    "TTFT p95": f"histogram_quantile(0.95, sum by (le) (rate(kserve_vllm:time_to_first_token_seconds_bucket{{{sel}}}[5m])))",
+}
+for title, q in promql.items():
+    print(f"{title:24} {q}")
+if conn.kind == "OpenShift":
+    prom = metrics.PromQLSource(conn.bearer_token(), {"namespace": conn.namespace}, namespace=conn.namespace)
+    display(metrics.deltas(before, metrics.scrape(prom)).head())  # Prometheus scrapes every 30 s: coarser
+
+# %% [markdown]
+# > **Instructor talking points**
+# > * Counters need two readings; gauges need one. Most "the metric is wrong" questions are about this.
+# > * Hit rate per pod tells you whether routing is working; requests per pod tells you whether load is balanced.
+# >   You want both.
+# > * KV-cache use above 80 % is pressure; a growing waiting queue is saturation — the point where routing can no
+# >   longer help (notebook 05).
+# > * On OpenShift AI 3.0 the old name `vllm:gpu_cache_usage_perc` is gone; dashboards built on it show nothing.
+
+# %% [markdown]
+# ## Did it work?
+#
+# The client counted its answers; the pods counted theirs. They must agree.
+
+# %%
+problems = []
+served = int(window["requests"].fillna(0).sum())
+answered = int(df["ok"].sum())
+if panel.updates < 1:
+    problems.append(f"the live panel never updated (poller errors: {poller.errors[-1:]}). Hint: can you read "
+                    "pods/proxy? `oc auth can-i get pods/proxy`.")
+if served != answered:
+    problems.append(f"the pods counted {served} finished requests but the client got {answered} answers. Hint: "
+                    "other traffic on this service, or a pod restarted mid-run (see window['requests']).")
+if answered < len(df):
+    problems.append(f"{len(df) - answered} requests failed; see df[~df.ok].")
+if problems:
+    raise AssertionError("Notebook 04 check FAILED:\n- " + "\n- ".join(problems))
+print(f"✅ 04 passed: {answered} requests, counted by both sides; panel updated {panel.updates} times.")

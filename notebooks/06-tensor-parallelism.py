@@ -1,0 +1,170 @@
+# %% [markdown]
+# # 06 · Tensor parallelism: when a model does not fit one GPU
+#
+# **Goal:** see why some models cannot run in replicas mode, deploy one sharded over several GPUs of one node
+# (tensor parallelism) and over several nodes (a LeaderWorkerSet), and compare what each layout costs.
+#
+# **Time:** 20 minutes · **Needs:** notebook 01 green; a multi-GPU node (`g6.12xlarge`, 4 × L4) and two free
+# single-GPU nodes. This notebook deletes what it creates at the end, to give the GPUs back.
+#
+# Replicas mode copies the *whole* model onto each GPU. An L4 has 24 GB; vLLM uses 90 % of it and needs room
+# for the KV cache next to the weights. A 24-billion-parameter model in 16-bit weights needs about 44 GiB for the
+# weights alone: it cannot start on one L4, however many replicas you ask for. **Tensor parallelism** splits
+# every layer's matrices over N GPUs, which then work on each token together (and talk over NVLink/PCIe at every
+# layer). **Multi-node** goes further and spreads the model over several machines as one LeaderWorkerSet.
+
+# %% tags=["parameters"]
+namespace = "private-ai"
+name = "llama-tp"  # the tensor-parallel service this notebook creates (and deletes)
+model = "meta-llama/Llama-3.1-8B-Instruct"
+tensor = 2  # GPUs per replica, all on one node
+gpu = "g6.12xlarge"  # a node type with at least `tensor` GPUs
+big_model = "mistralai/Mistral-Small-24B-Instruct-2501"  # the one that does not fit one L4
+multi_node = True  # also deploy the 2-node LeaderWorkerSet layout
+replicas = 1
+requests = 12
+ready_timeout_s = 1200
+cleanup = True  # delete this notebook's services at the end
+fast = False
+seed = 0
+
+# %%
+import pandas as pd
+
+from llmd_lab import deploy, doctor, k8s, manifests, traffic
+from llmd_lab.connect import connect
+
+if fast:
+    requests, ready_timeout_s = min(requests, 6), min(ready_timeout_s, 180)
+conn = connect(namespace=namespace)
+label = {"llmd-lab/workshop": "true"}
+
+# %% [markdown]
+# ## Step 1 — ask for the impossible, on purpose
+#
+# The builder knows roughly how big well-known models are and how much memory each GPU type has. It refuses a
+# layout that cannot start, and says what to change. This is cheaper than a pod that crashes with an
+# out-of-memory error after a ten-minute download.
+
+# %%
+too_big = manifests.llm_inference_service("too-big", f"hf://{big_model}", gpu="g6.4xlarge", tensor=1)
+try:
+    manifests.validate(too_big)
+    refused = None
+except manifests.ManifestError as exc:
+    refused = str(exc)
+print(refused or "accepted?!")
+
+# %% [markdown]
+# ## Step 2 — one replica over `tensor` GPUs of one node
+#
+# `parallelism.tensor: N` sets vLLM's `--tensor-parallel-size N` and asks for N GPUs in one pod, so the scheduler
+# must find a node with N free GPUs. The pod count does not change: one pod per replica.
+
+# %%
+tp = manifests.llm_inference_service(name, f"hf://{model}", replicas=replicas, tensor=tensor, gpu=gpu, labels=label)
+print(manifests.to_yaml(tp))
+deploy.apply(conn, tp)
+deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
+
+# %%
+def pod_table(svc_name):
+    rows = []
+    for p in k8s.pods(conn, conn.namespace, doctor.all_pods_selector(svc_name)):
+        gpus = sum(int(((c.get("resources") or {}).get("requests") or {}).get(manifests.GPU_RESOURCE, 0))
+                   for c in p["spec"]["containers"])
+        rows.append({"pod": p["metadata"]["name"], "node": p["spec"].get("nodeName"), "gpus": gpus,
+                     "phase": p["status"].get("phase")})
+    return pd.DataFrame(rows, columns=["pod", "node", "gpus", "phase"])
+
+tp_pods = pod_table(name)
+tp_pods
+
+# %% [markdown]
+# Send a few requests. A sharded replica is one model: every request uses all its GPUs.
+
+# %%
+ep = deploy.endpoints(conn, name)
+df_tp = traffic.run(traffic.Target(ep.gateway, ep.model, name=f"tensor={tensor}"),
+                    traffic.random_prompts(requests, prompt_tokens=512, max_tokens=64, seed=seed),
+                    concurrency=4, seed=seed, progress=not fast)
+traffic.summary(df_tp).round(3)
+
+# %% [markdown]
+# ## Step 3 — the same model over two nodes (LeaderWorkerSet)
+#
+# With `nodes: 2`, KServe adds a `worker` spec and creates a **LeaderWorkerSet**: a leader pod and a worker pod
+# that together hold one copy of the model (pipeline parallel across nodes, tensor parallel within each). It
+# needs the LeaderWorkerSet operator (notebook 01 checks it) and fast networking between the nodes in
+# production. Here we only look at its shape and that it becomes Ready.
+
+# %%
+mn_name = f"{name}-mn"
+mn = manifests.llm_inference_service(mn_name, f"hf://{model}", replicas=1, tensor=1, nodes=2, gpu="g6.4xlarge",
+                                     labels=label)
+if multi_node:
+    deploy.apply(conn, mn)
+    deploy.wait_ready(conn, mn_name, timeout_s=ready_timeout_s, progress=not fast)
+    display_mn = pod_table(mn_name)
+    print(k8s.list_objects(conn, "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", conn.namespace)[0]["metadata"]["name"])
+else:
+    display_mn = pd.DataFrame()
+display_mn
+
+# %% [markdown]
+# ## Step 4 — what does each layout cost?
+#
+# A back-of-the-envelope model (not a benchmark): hourly price of the nodes, GPU memory left for the KV cache
+# after the weights (more KV cache = more concurrent conversations), and whether the model fits at all. Prices
+# are AWS on-demand list prices for the L4 instances the workshop uses.
+
+# %%
+size = manifests.model_size(model) or manifests.ModelSize(8.0)  # unknown model: assume 8B
+rows = []
+for layout, node_type, nodes_needed, gpus in [
+    (f"replicas: 1 × {model.split('/')[-1]} per g6.4xlarge", "g6.4xlarge", 1, 1),
+    (f"tensor={tensor} on {gpu}", gpu, 1, tensor),
+    ("2 nodes × 1 GPU (LeaderWorkerSet)", "g6.4xlarge", 2, 2),
+]:
+    g = manifests.GPU_TYPES[node_type]
+    usable = gpus * g.memory_gib * manifests.GPU_MEMORY_UTILIZATION
+    rows.append({"layout": layout, "gpus": gpus, "usd_per_hour": nodes_needed * g.hourly_usd,
+                 "weights_gib": round(size.weights_gib, 1), "kv_cache_gib": round(usable - size.weights_gib, 1),
+                 "fits": usable - size.weights_gib > manifests.MIN_KV_FRACTION * usable})
+pd.DataFrame(rows)
+
+# %% [markdown]
+# Read it this way: if the model fits one GPU, replicas mode buys independent KV caches (and routing wins) at the
+# lowest price per GPU. Tensor parallelism buys *room* — for a bigger model or a longer context — and a 4-GPU
+# node costs as much as four small ones ($3.40/h vs 4 × $0.85/h) while giving one shared cache instead of four.
+
+# %% [markdown]
+# > **Instructor talking points**
+# > * Replicas for throughput and cache reuse; tensor parallelism when the model (or its context) does not fit.
+# > * Tensor parallelism needs fast links between GPUs: inside one node is the easy case; across nodes needs
+# >   RDMA-class networking in production.
+# > * The step-08 demo chose replicas because its quantised Mistral (~12 GB) fits one L4.
+# > * Ask: "what would you do with a 70B model on L4s?" (quantise, or tensor=4 on a 4-GPU node, or both).
+
+# %% [markdown]
+# ## Did it work?
+
+# %%
+problems = []
+if refused is None:
+    problems.append(f"validation accepted {big_model} on a single L4. Hint: manifests.model_size must know it.")
+if not len(tp_pods) or not (tp_pods["gpus"] == tensor).all():
+    problems.append(f"expected each pod of {name} to request {tensor} GPUs: {tp_pods.to_dict('records')}")
+if not df_tp["ok"].all():
+    problems.append(f"{int((~df_tp['ok']).sum())} requests to the tensor-parallel service failed: "
+                    f"{df_tp[~df_tp['ok']]['error'].iloc[0]}")
+if multi_node and display_mn["node"].nunique() < 2:
+    problems.append(f"the multi-node service should span 2 nodes: {display_mn.to_dict('records')}. "
+                    "Hint: print(deploy.explain(conn, mn_name)).")
+if cleanup:
+    for svc_name in (name, mn_name):
+        deploy.delete(conn, svc_name)
+if problems:
+    raise AssertionError("Notebook 06 check FAILED:\n- " + "\n- ".join(problems))
+print(f"✅ 06 passed: {model} on {tensor} GPUs of one node"
+      + (" and over 2 nodes (LeaderWorkerSet)" if multi_node else "") + f"; {big_model} refused on one L4.")

@@ -1,0 +1,167 @@
+# %% [markdown]
+# # 08 · Troubleshooting: break it on purpose, let the doctor find it
+#
+# **Goal:** recognise the failures people actually hit with llm-d on OpenShift AI 3.0, read the evidence, and
+# apply the fix — on throw-away services, one breakage at a time.
+#
+# **Time:** 25 minutes · **Needs:** notebook 01 green and a few free GPUs. Every broken service is deleted
+# again at the end of its step; safe to re-run.
+#
+# The doctor (`llmd_lab.doctor.run`) reads the service's conditions, its pods and their scheduling events, Kueue's
+# view, container logs and the endpoint picker's flags, and turns them into rows of *evidence* and *fix* — the
+# same things you would collect with `oc describe` and `oc logs`, in one table.
+
+# %% tags=["parameters"]
+namespace = "private-ai"
+name = "qwen"  # the healthy service from notebook 02 (used for the wrong-model-name case)
+model = "Qwen/Qwen3-0.6B"
+replicas = 2
+gpu = "g6.4xlarge"
+requests = 3
+symptom_timeout_s = 120  # how long to wait for each breakage to show
+ready_timeout_s = 900
+fast = False
+seed = 0
+
+# %%
+import time
+
+import altair as alt
+import pandas as pd
+from IPython.display import display
+
+from llmd_lab import deploy, doctor, k8s, manifests, traffic
+from llmd_lab.connect import connect
+
+if fast:
+    symptom_timeout_s, ready_timeout_s = min(symptom_timeout_s, 60), min(ready_timeout_s, 180)
+conn = connect(namespace=namespace)
+label = {"llmd-lab/workshop": "true"}
+timeline = []
+
+def break_and_diagnose(case, svc, expect):
+    """Apply a broken service, wait until the doctor reports `expect` (a regex), show the findings."""
+    start = time.monotonic()
+    deploy.apply(conn, svc, validate=False)  # skip our own validation: we want the cluster's reaction
+    seen = {}
+
+    def diagnosed():
+        findings = doctor.run(conn, case, probe=False)
+        bad = findings[findings["status"] != "pass"]
+        match = bad[(bad["check"] + " " + bad["evidence"]).str.contains(expect, case=False, regex=True)]
+        seen["all"], seen["match"] = bad, match
+        return len(match) > 0
+
+    found = k8s.wait_for(diagnosed, timeout_s=symptom_timeout_s, interval_s=1.0)
+    timeline.append({"case": case, "seconds_to_diagnosis": time.monotonic() - start, "diagnosed": found})
+    display((seen.get("match") if found else seen.get("all"))[["check", "status", "evidence", "fix"]])
+    return found
+
+def clean(case):
+    deploy.delete(conn, case)
+
+# %% [markdown]
+# ## 1 · Pods Pending: not enough GPUs
+#
+# Ask for more replicas than there are free GPUs. The scheduler cannot place the extra pods and says why in an
+# event (`Insufficient nvidia.com/gpu`). Fix: fewer replicas, more GPU nodes, or free someone else's.
+
+# %%
+case = "broken-gpus"
+ok_gpus = break_and_diagnose(case, manifests.llm_inference_service(
+    case, f"hf://{model}", replicas=12, gpu=gpu, labels=label), expect=r"nvidia\.com/gpu|Insufficient|Pending")
+clean(case)
+
+# %% [markdown]
+# ## 2 · A Kueue queue that does not exist
+#
+# Where Kueue manages GPUs, a workload carries the label `kueue.x-k8s.io/queue-name`. A typo there leaves the pods
+# waiting for an admission that never comes. Fix: use a LocalQueue that exists in the namespace
+# (`oc get localqueues`).
+
+# %%
+case = "broken-queue"
+ok_queue = break_and_diagnose(case, manifests.llm_inference_service(
+    case, f"hf://{model}", replicas=1, gpu=gpu, labels=label, queue="no-such-queue"), expect=r"kueue|queue")
+clean(case)
+
+# %% [markdown]
+# ## 3 · Forgetting the OpenShift AI 3.0 workarounds
+#
+# Without `security.opendatahub.io/enable-auth: "false"` KServe wires the service into Connectivity Link's auth,
+# which is broken in 3.0; without `--kv-cache-usage-percentage-metric` the endpoint picker reads a KV-cache metric
+# name that newer vLLM no longer exports, so its KV scorer sees every pod as empty. The doctor checks both.
+
+# %%
+case = "broken-workarounds"
+ok_workarounds = break_and_diagnose(case, manifests.llm_inference_service(
+    case, f"hf://{model}", replicas=1, gpu=gpu, labels=label, workarounds=False),
+    expect=r"auth|kv.cache|kv-cache|metric")
+clean(case)
+
+# %% [markdown]
+# ## 4 · A model that does not fit: out of memory
+#
+# Skip validation and put a 24B model in 16-bit weights on one 24 GB GPU. vLLM starts, runs out of memory while
+# loading, and Kubernetes restarts it again and again: `CrashLoopBackOff`. The last log lines say why. Fix: a
+# quantised model, or tensor parallelism (notebook 06).
+
+# %%
+case = "broken-oom"
+ok_oom = break_and_diagnose(case, manifests.llm_inference_service(
+    case, "hf://mistralai/Mistral-Small-24B-Instruct-2501", replicas=1, gpu=gpu, labels=label),
+    expect=r"OOM|memory|CrashLoop|restart")
+clean(case)
+
+# %% [markdown]
+# ## 5 · The wrong model name
+#
+# The service is fine but clients send a name it does not serve: every request gets a 404. The served name is
+# `spec.model.name`, not the Hugging Face id. Fix: send `deploy.endpoints(...).model`.
+
+# %%
+if deploy.get(conn, name) is None:
+    deploy.apply(conn, manifests.llm_inference_service(name, f"hf://{model}", replicas=replicas, gpu=gpu, labels=label))
+deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
+ep = deploy.endpoints(conn, name)
+start = time.monotonic()
+wrong = traffic.run(traffic.Target(ep.gateway, "not-" + ep.model), traffic.random_prompts(requests, seed=seed),
+                    concurrency=1, progress=False)
+right = traffic.run(traffic.Target(ep.gateway, ep.model), traffic.random_prompts(requests, seed=seed),
+                    concurrency=1, progress=False)
+ok_name = bool((wrong["status"] == 404).all() and right["ok"].all())
+timeline.append({"case": "wrong-model-name", "seconds_to_diagnosis": time.monotonic() - start, "diagnosed": ok_name})
+print("wrong name →", wrong["status"].unique().tolist(), wrong["error"].iloc[0][:120])
+print("right name →", right["status"].unique().tolist())
+
+# %% [markdown]
+# ## How long each took to show
+#
+# Some failures are instant (a refused request), others take minutes on a real cluster (a crash loop's back-off
+# grows). Knowing which is which tells you how long to wait before you start digging.
+
+# %%
+tl = pd.DataFrame(timeline)
+alt.Chart(tl, title="Time from breaking to diagnosis").mark_bar().encode(
+    x=alt.X("seconds_to_diagnosis:Q", title="seconds"), y=alt.Y("case:N", sort=None, title=None),
+    color=alt.Color("diagnosed:N", scale=alt.Scale(domain=[True, False], range=["#188038", "#d93025"])))
+
+# %% [markdown]
+# > **Instructor talking points**
+# > * Read events before logs: Pending is a scheduling problem, CrashLoopBackOff a container problem.
+# > * Both 3.0 workarounds are silent failures: nothing errors, things just never get Ready or never balance.
+# > * A gateway answering 500 while a passthrough Route works is the known TLS-origination issue of 3.0; the doctor
+# >   probes both on a real cluster (`doctor.run(conn, name)` with probing on).
+# > * Let the room guess the cause from the symptom before showing the doctor's table.
+
+# %% [markdown]
+# ## Did it work?
+
+# %%
+results = {"pending GPUs": ok_gpus, "Kueue queue": ok_queue, "3.0 workarounds": ok_workarounds, "OOM": ok_oom,
+           "wrong model name": ok_name}
+missed = [k for k, v in results.items() if not v]
+if missed:
+    raise AssertionError(f"Notebook 08 check FAILED: the doctor did not diagnose {missed} within "
+                         f"{symptom_timeout_s}s. Hint: raise symptom_timeout_s on a slow cluster, and read the tables above.")
+print(f"✅ 08 passed: all {len(results)} breakages diagnosed; longest took {tl['seconds_to_diagnosis'].max():.1f}s.")

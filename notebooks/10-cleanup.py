@@ -1,0 +1,82 @@
+# %% [markdown]
+# # 10 · Clean up: give the GPUs back
+#
+# **Goal:** delete everything the workshop created — and only that — and confirm the GPUs are free again.
+#
+# **Time:** 5 minutes · **Needs:** nothing; safe to run at any time and as often as you like.
+#
+# GPUs are the expensive part: an idle L4 node costs the same per hour as a busy one. Every object the
+# notebooks created carries the label `llmd-lab/workshop=true`, so this notebook deletes exactly those
+# LLMInferenceServices and waits until KServe has removed their pods. Other people's services in the same project
+# are left alone.
+
+# %% tags=["parameters"]
+namespace = "private-ai"
+name = "qwen"
+model = "Qwen/Qwen3-0.6B"
+replicas = 0
+requests = 0
+selector = "llmd-lab/workshop=true"  # the label every workshop object carries
+fast = False
+seed = 0
+
+# %%
+import altair as alt
+import pandas as pd
+
+from llmd_lab import deploy, doctor, k8s, manifests
+from llmd_lab.connect import connect
+
+conn = connect(namespace=namespace)
+
+def gpus_held():
+    total = 0
+    for p in k8s.pods(conn, conn.namespace):
+        if p["status"].get("phase") in ("Succeeded", "Failed"):
+            continue
+        for c in p["spec"]["containers"]:
+            total += int(((c.get("resources") or {}).get("requests") or {}).get(manifests.GPU_RESOURCE, 0))
+    return total
+
+ours = k8s.list_objects(conn, manifests.API_VERSION, manifests.KIND, conn.namespace, label_selector=selector)
+others = [o["metadata"]["name"] for o in k8s.list_objects(conn, manifests.API_VERSION, manifests.KIND, conn.namespace)
+          if o["metadata"]["name"] not in {x["metadata"]["name"] for x in ours}]
+before = gpus_held()
+print(f"workshop services: {[o['metadata']['name'] for o in ours] or 'none'}; left alone: {others or 'none'}")
+print(f"GPUs requested by pods in {conn.namespace}: {before}")
+
+# %% [markdown]
+# ## Delete and wait
+#
+# Deletion is in the foreground: the call returns when the service *and* its pods are gone, not when the delete
+# was accepted. That is the moment the GPUs are really free.
+
+# %%
+for o in ours:
+    deploy.delete(conn, o["metadata"]["name"])
+    print("deleted", o["metadata"]["name"])
+after = gpus_held()
+usage = pd.DataFrame({"when": ["before", "after"], "gpus": [before, after]})
+alt.Chart(usage, title=f"GPUs held in {conn.namespace}").mark_bar().encode(
+    x=alt.X("when:N", sort=None, title=None), y=alt.Y("gpus:Q", title="GPUs requested"))
+
+# %% [markdown]
+# > **Instructor talking points**
+# > * Delete the LLMInferenceService, not its Deployment: KServe would recreate children you delete by hand.
+# > * On a shared cluster, label what you create; clean-up by label is safe, clean-up by name pattern is not.
+# > * If a delete hangs, look for finalizers on the object (`oc get llmisvc <name> -o yaml`).
+
+# %% [markdown]
+# ## Did it work?
+
+# %%
+left = k8s.list_objects(conn, manifests.API_VERSION, manifests.KIND, conn.namespace, label_selector=selector)
+left_pods = [p for o in ours for p in k8s.pods(conn, conn.namespace, doctor.all_pods_selector(o["metadata"]["name"]))]
+problems = []
+if left:
+    problems.append(f"still there: {[o['metadata']['name'] for o in left]}. Hint: check finalizers.")
+if left_pods:
+    problems.append(f"{len(left_pods)} workshop pods remain: {[p['metadata']['name'] for p in left_pods]}.")
+if problems:
+    raise AssertionError("Notebook 10 check FAILED:\n- " + "\n- ".join(problems))
+print(f"✅ 10 passed: deleted {len(ours)} service(s); GPUs held in {conn.namespace}: {before} → {after}.")

@@ -1,0 +1,90 @@
+"""How the notebook tests find, parameterise, execute and scan the workshop notebooks.
+
+Kept out of conftest.py so the static tests and the execution tests share one list of notebooks and one
+definition of "CI parameters" and "looks like a secret".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = ROOT / "notebooks"
+SLUGS = (
+    "00-connect-and-orient", "01-preflight", "02-deploy-replicas", "03-cache-hitting-prompts", "04-live-metrics",
+    "05-benchmark-routing", "06-tensor-parallelism", "07-pd-disaggregation", "08-troubleshooting",
+    "09-tune-the-scheduler", "10-cleanup",
+)  # fmt: skip
+#: Notebooks that only read the cluster: they run as soon as the lab's API server and profiles exist.
+NO_MODEL_NEEDED = {"00-connect-and-orient", "01-preflight", "10-cleanup"}
+#: Parameters every notebook's `parameters` cell must define (papermill overrides them in CI).
+REQUIRED_PARAMETERS = {"namespace", "model", "fast", "seed"}
+#: The lab CI runs against (issue 7): the step-08 cluster, simulated time 20× faster.
+LAB_ARGS = ("--profile", "rhoai-3.0", "--time-scale", "20")
+
+
+def notebook(slug: str) -> Path:
+    return NOTEBOOK_DIR / f"{slug}.ipynb"
+
+
+def ci_parameters(slug: str, export_dir: Path | None = None) -> dict:
+    """The CI shape: the `fast` switch (small counts, short deadlines); nothing else changes the lesson."""
+    params: dict = {"fast": True}
+    if slug == "05-benchmark-routing":
+        params["export_dir"] = str(export_dir) if export_dir else ""
+    return params
+
+
+@dataclass
+class Executed:
+    slug: str
+    path: Path
+    seconds: float
+
+
+def execute(slug: str, out_dir: Path, parameters: dict, *, tag: str = "", timeout_s: int = 240) -> Executed:
+    """Run one notebook with papermill (cwd = notebooks/, so relative paths resolve as in JupyterLab)."""
+    import papermill
+
+    out = out_dir / f"{slug}{tag}.ipynb"
+    start = time.monotonic()
+    papermill.execute_notebook(
+        str(notebook(slug)), str(out), parameters=parameters, cwd=str(NOTEBOOK_DIR), kernel_name="python3",
+        progress_bar=False, execution_timeout=timeout_s, log_output=False,
+    )  # fmt: skip
+    return Executed(slug, out, time.monotonic() - start)
+
+
+# --------------------------------------------------------------------------------------------- secrets
+SECRET_PATTERNS = {
+    "bearer token": re.compile(r"bearer\s+[A-Za-z0-9._~+/=-]{16,}", re.I),
+    "OpenShift token": re.compile(r"sha256~[A-Za-z0-9_-]{20,}"),
+    "JWT": re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\."),
+    "PEM block": re.compile(r"-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----"),
+    "kubeconfig": re.compile(
+        r"(client-key-data|client-certificate-data|certificate-authority-data|kind:\s*Config\b)"
+    ),
+    "token field": re.compile(r"""["']?token["']?\s*[:=]\s*["'][A-Za-z0-9._~+/=-]{16,}"""),
+}
+
+
+def output_text(nb_path: Path) -> str:
+    """Everything a reader of the executed notebook can see in its outputs (text, HTML, errors, widgets)."""
+    nb = json.loads(nb_path.read_text())
+    parts: list[str] = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            parts.append(json.dumps(out, ensure_ascii=False))
+    parts.append(json.dumps(nb.get("metadata", {}).get("widgets", {}), ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def find_secrets(text: str, known: list[str]) -> list[str]:
+    """Names of the secret shapes found in ``text``, plus any exact known secret (the lab's token)."""
+    found = [name for name, rx in SECRET_PATTERNS.items() if rx.search(text)]
+    found += [f"known secret #{i}" for i, s in enumerate(known) if s and s in text]
+    return found
