@@ -158,7 +158,7 @@ def _pod_row(obj: dict) -> Row:
             last_restart = f" ({age(finished)} ago)"
     spec = obj.get("spec") or {}
     return [
-        f"{ready}/{len(_containers(obj))}", reason, f"{restarts}{last_restart}" if restarts else restarts,
+        f"{ready}/{len(_containers(obj))}", reason, f"{restarts}{last_restart}" if restarts else str(restarts),
         status.get("podIP") or "<none>", spec.get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>", "<none>",
     ]
