@@ -8,6 +8,7 @@ exactly what ``oc describe node`` would show on AWS: ``nvidia.com/gpu.product: N
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
 from llmd_lab.lab.scheduler.quantity import format_memory, parse_quantity
@@ -22,6 +23,11 @@ MASTER_TAINT = {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}
 
 def _node_name(zone_index: int, group_index: int, i: int, region: str) -> str:
     return f"ip-10-0-{zone_index * 32 + group_index * 8 + 1}-{10 + i}.{region}.compute.internal"
+
+
+def _internal_ip(name: str) -> str:
+    head = name.split(".", 1)[0]
+    return head[3:].replace("-", ".") if head.startswith("ip-") else "10.0.0.1"
 
 
 def node_objects(
@@ -111,12 +117,23 @@ def _node(
                 {"type": "Ready", "status": "True", "reason": "KubeletReady",
                  "message": "kubelet is posting ready status"},
             ],
+            "addresses": [
+                {"type": "InternalIP", "address": _internal_ip(name)},
+                {"type": "Hostname", "address": name},
+                {"type": "InternalDNS", "address": name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
                 "architecture": "amd64",
-                "operatingSystem": "linux",
-                "osImage": "Red Hat Enterprise Linux CoreOS 9.6",
+                "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, "boot." + name)),
+                "containerRuntimeVersion": "cri-o://1.32.7-3.rhaos4.19.git5ecde0b.el9",
+                "kernelVersion": "5.14.0-570.42.2.el9_6.x86_64",
+                "kubeProxyVersion": "",
                 "kubeletVersion": kver,
-                "containerRuntimeVersion": "cri-o://1.32.7",
+                "machineID": hashlib.md5(name.encode(), usedforsecurity=False).hexdigest(),
+                "operatingSystem": "linux",
+                "osImage": "Red Hat Enterprise Linux CoreOS 9.6.20250916-0 (Plow)",
+                "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, "ec2." + name)),
             },
         },
     }

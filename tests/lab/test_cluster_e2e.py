@@ -1,0 +1,351 @@
+"""The lab as a cluster, end to end through the official ``kubernetes`` client: seed LLMInferenceServices
+become Ready at a compressed time scale, answer at ``status.url`` through the gateway, and fail the way
+RHOAI does (CrashLoopBackOff on OOM, FailedScheduling when GPUs run out). One lab process per module."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+GROUP, VERSION, PLURAL = "serving.kserve.io", "v1alpha1", "llminferenceservices"
+NS = "private-ai"
+TIME_SCALE = "50"
+
+STEP_08 = yaml.safe_load("""
+apiVersion: serving.kserve.io/v1alpha1
+kind: LLMInferenceService
+metadata:
+  name: mistral-3-distributed
+  namespace: private-ai
+  labels: {kueue.x-k8s.io/queue-name: llmd}
+  annotations: {security.opendatahub.io/enable-auth: "false"}
+spec:
+  model:
+    name: mistral-3-distributed
+    uri: oci://registry.redhat.io/rhelai1/modelcar-mistral-small-24b-instruct-2501-quantized-w4a16:1.5
+  parallelism: {tensor: 1}
+  replicas: 2
+  template:
+    nodeSelector: {node.kubernetes.io/instance-type: g6.4xlarge}
+    tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+    containers:
+      - name: main
+        resources:
+          limits: {cpu: "16", memory: 60Gi, nvidia.com/gpu: "1"}
+          requests: {cpu: "8", memory: 32Gi, nvidia.com/gpu: "1"}
+  router:
+    route: {}
+    scheduler: {}
+""")
+
+QWEN = yaml.safe_load("""
+apiVersion: serving.kserve.io/v1alpha1
+kind: LLMInferenceService
+metadata:
+  name: qwen
+  namespace: private-ai
+  annotations: {security.opendatahub.io/enable-auth: "false"}
+spec:
+  model: {uri: "hf://Qwen/Qwen3-0.6B", name: Qwen/Qwen3-0.6B}
+  replicas: 1
+  router: {gateway: {}, route: {}, scheduler: {}}
+  template:
+    tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+    containers:
+      - name: main
+        env: [{name: VLLM_ADDITIONAL_ARGS, value: "--disable-uvicorn-access-log --max-model-len=16000"}]
+        resources:
+          limits: {cpu: "1", memory: 8Gi, nvidia.com/gpu: "1"}
+          requests: {cpu: "1", memory: 8Gi, nvidia.com/gpu: "1"}
+""")
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LLMD_LAB_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "llmd_lab.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+class Cluster:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.connect()
+
+    def connect(self) -> None:
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=str(self.home / "kubeconfig"), client_configuration=configuration)
+        api = client.ApiClient(configuration)
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    def up(self) -> None:
+        started = _cli(self.home, "up", "--port", "0", "--time-scale", TIME_SCALE)
+        if started.returncode != 0:
+            pytest.fail(f"llmd-lab up failed:\n{started.stdout}\n{started.stderr}")
+        self.connect()
+
+    def down(self) -> None:
+        _cli(self.home, "down")
+
+    # ---- helpers
+    def apply(self, obj: dict) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, obj["metadata"]["namespace"], PLURAL, obj)
+
+    def get(self, name: str) -> dict:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+
+    def wait(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = check()
+            if last:
+                return last
+            time.sleep(0.1)
+        pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+    def ready(self, name: str, timeout: float = 60) -> dict:
+        def check() -> dict | None:
+            obj = self.get(name)
+            cond = next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == "Ready"), {})
+            return obj if cond.get("status") == "True" else None
+
+        return self.wait(check, timeout, f"{name} Ready")
+
+    def delete_and_wait(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+
+        def gone() -> bool:
+            pods = self.core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={name}").items
+            deps = self.apps.list_namespaced_deployment(NS, label_selector=f"app.kubernetes.io/name={name}").items
+            svcs = [s for s in self.core.list_namespaced_service(NS).items if s.metadata.name.startswith(name + "-")]
+            return not pods and not deps and not svcs
+
+        self.wait(gone, 30, f"{name} and its children to be gone")
+
+    def chat(self, url: str, model: str) -> dict:
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=30, json={
+            "model": model, "messages": [{"role": "user", "content": "Explain Kubernetes in 50 words."}],
+            "max_tokens": 16})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    home = tmp_path_factory.mktemp("llmd-lab-cluster")
+    started = _cli(home, "up", "--port", "0", "--time-scale", TIME_SCALE)
+    if started.returncode != 0:
+        pytest.fail(f"llmd-lab up failed:\n{started.stdout}\n{started.stderr}")
+    c = Cluster(home)
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+def test_step08_seed_is_ready_serves_and_matches_kserve(cluster: Cluster) -> None:
+    cluster.apply(copy.deepcopy(STEP_08))
+    obj = cluster.ready("mistral-3-distributed")
+    gateway_port = json.loads((cluster.home / "lab.json").read_text())["gateway_port"]
+    assert obj["status"]["url"] == f"http://127.0.0.1:{gateway_port}/private-ai/mistral-3-distributed"
+    answer = cluster.chat(obj["status"]["url"], "mistral-3-distributed")
+    assert answer["model"] == "mistral-3-distributed" and answer["choices"][0]["message"]["content"]
+    dep = cluster.apps.read_namespaced_deployment("mistral-3-distributed-kserve", NS)
+    assert dep.metadata.labels["app.kubernetes.io/component"] == "llminferenceservice-workload"
+    assert dep.metadata.labels["llm-d.ai/role"] == "both"
+    assert dep.metadata.owner_references[0].kind == "LLMInferenceService"
+    cluster.apps.read_namespaced_deployment("mistral-3-distributed-kserve-router-scheduler", NS)
+    cluster.core.read_namespaced_service("mistral-3-distributed-kserve-workload-svc", NS)
+    cluster.core.read_namespaced_service("mistral-3-distributed-epp-service", NS)
+    cluster.custom.get_namespaced_custom_object("inference.networking.x-k8s.io", "v1alpha2", NS, "inferencepools",
+                                                "mistral-3-distributed-inference-pool")
+    cluster.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", NS, "httproutes",
+                                                "mistral-3-distributed-kserve-route")
+    pods = cluster.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=mistral-3-distributed,"
+                                            "kserve.io/component=workload").items
+    assert len(pods) == 2 and len({p.spec.node_name for p in pods}) == 2
+    assert all(p.status.pod_ip.startswith("127.1.") for p in pods)
+    log = cluster.core.read_namespaced_pod_log(pods[0].metadata.name, NS, container="main")
+    assert "Application startup complete" in log
+    cluster.delete_and_wait("mistral-3-distributed")
+
+
+def test_70b_on_one_l4_crash_loops_with_oom_in_the_log(cluster: Cluster) -> None:
+    big = copy.deepcopy(QWEN)
+    big["metadata"]["name"] = "llama-70b"
+    big["spec"]["model"] = {"uri": "hf://meta-llama/Llama-3.1-70B-Instruct", "name": "meta-llama/Llama-3.1-70B-Instruct"}
+    big["spec"]["template"]["nodeSelector"] = {"node.kubernetes.io/instance-type": "g6.4xlarge"}
+    cluster.apply(big)
+
+    def crash_looping() -> Any:
+        for pod in cluster.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=llama-70b,"
+                                                    "kserve.io/component=workload").items:
+            for cs in pod.status.container_statuses or []:
+                if cs.name == "main" and cs.state.waiting and cs.state.waiting.reason == "CrashLoopBackOff":
+                    return pod
+        return None
+
+    pod = cluster.wait(crash_looping, 60, "CrashLoopBackOff")
+    previous = cluster.core.read_namespaced_pod_log(pod.metadata.name, NS, container="main", previous=True)
+    assert "out of memory" in previous.lower()
+    obj = cluster.get("llama-70b")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    cluster.delete_and_wait("llama-70b")
+
+
+def test_five_replicas_leave_the_extra_pending_with_failed_scheduling(cluster: Cluster) -> None:
+    five = copy.deepcopy(STEP_08)
+    del five["metadata"]["labels"]
+    five["spec"]["replicas"] = 5
+    cluster.apply(five)
+
+    def pending() -> Any:
+        pods = cluster.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=mistral-3-distributed,"
+                                                "kserve.io/component=workload").items
+        waiting = [p for p in pods if not p.spec.node_name]
+        return waiting if len(pods) == 5 and len(waiting) == 1 else None
+
+    waiting = cluster.wait(pending, 30, "one Pending pod")[0]
+
+    def failed_scheduling() -> Any:
+        events = cluster.core.list_namespaced_event(NS, field_selector=f"involvedObject.name={waiting.metadata.name}")
+        return [e for e in events.items if e.reason == "FailedScheduling"]
+
+    event = cluster.wait(failed_scheduling, 10, "a FailedScheduling event")[0]
+    assert event.type == "Warning"
+    assert event.message.startswith("0/10 nodes are available: ") and "Insufficient nvidia.com/gpu" in event.message
+    cluster.delete_and_wait("mistral-3-distributed")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("replicas", [1, 3, 4])
+def test_replica_variants_become_ready(cluster: Cluster, replicas: int) -> None:
+    obj = copy.deepcopy(STEP_08)
+    del obj["metadata"]["labels"]
+    obj["spec"]["replicas"] = replicas
+    cluster.apply(obj)
+    ready = cluster.ready("mistral-3-distributed")
+    cluster.chat(ready["status"]["url"], "mistral-3-distributed")
+    # Ready follows the Deployment's Available (ready ≥ replicas − maxUnavailable 25 %), so the last replica
+    # of 4 may still be starting; it gets there
+    cluster.wait(lambda: cluster.apps.read_namespaced_deployment("mistral-3-distributed-kserve", NS).status
+                 .ready_replicas == replicas, 30, f"{replicas} ready replicas")
+    cluster.delete_and_wait("mistral-3-distributed")
+
+
+@pytest.mark.slow
+def test_tensor_two_in_one_pod_lands_on_the_4_gpu_node(cluster: Cluster) -> None:
+    obj = copy.deepcopy(QWEN)
+    obj["spec"]["parallelism"] = {"tensor": 2}
+    main = obj["spec"]["template"]["containers"][0]
+    main["env"][0]["value"] += " --tensor-parallel-size=2"
+    main["resources"] = {"limits": {"nvidia.com/gpu": "2"}, "requests": {"nvidia.com/gpu": "2"}}
+    cluster.apply(obj)
+    ready = cluster.ready("qwen")
+    cluster.chat(ready["status"]["url"], "Qwen/Qwen3-0.6B")
+    pod = cluster.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=qwen,"
+                                           "kserve.io/component=workload").items[0]
+    node = cluster.core.read_node(pod.spec.node_name)
+    assert node.metadata.labels["node.kubernetes.io/instance-type"] == "g6.12xlarge"
+    assert not cluster.custom.list_namespaced_custom_object("leaderworkerset.x-k8s.io", "v1", NS,
+                                                            "leaderworkersets")["items"]
+    cluster.delete_and_wait("qwen")
+
+
+@pytest.mark.slow
+def test_worker_spec_makes_a_leader_worker_set(cluster: Cluster) -> None:
+    obj = copy.deepcopy(QWEN)
+    obj["spec"]["parallelism"] = {"pipeline": 2}
+    # KServe ships no pipeline-parallel preset, so (as on RHOAI) the leader's command is the user's to give
+    obj["spec"]["template"]["containers"][0].update({
+        "image": "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.3", "command": ["vllm", "serve"],
+        "args": ["/mnt/models", "--served-model-name", "Qwen/Qwen3-0.6B", "--port", "8000",
+                 "--pipeline-parallel-size", "2", "--distributed-executor-backend", "ray"],
+        "ports": [{"containerPort": 8000}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 5}})
+    obj["spec"]["worker"] = {
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "main", "image": "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.3",
+                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
+    cluster.apply(obj)
+    ready = cluster.ready("qwen")
+    cluster.chat(ready["status"]["url"], "Qwen/Qwen3-0.6B")
+    lws = cluster.custom.get_namespaced_custom_object("leaderworkerset.x-k8s.io", "v1", NS, "leaderworkersets",
+                                                      "qwen-kserve-mn")
+    assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
+    names = sorted(p.metadata.name for p in cluster.core.list_namespaced_pod(
+        NS, label_selector="leaderworkerset.sigs.k8s.io/name=qwen-kserve-mn").items)
+    assert names == ["qwen-kserve-mn-0", "qwen-kserve-mn-0-1"]
+    cluster.delete_and_wait("qwen")
+
+
+@pytest.mark.slow
+def test_prefill_decode_seed_becomes_ready(cluster: Cluster) -> None:
+    pd = yaml.safe_load("""
+    apiVersion: serving.kserve.io/v1alpha1
+    kind: LLMInferenceService
+    metadata: {name: my-model-pd, namespace: private-ai, annotations: {security.opendatahub.io/enable-auth: "false"}}
+    spec:
+      replicas: 1
+      model: {uri: "oci://quay.io/redhat-ai-services/modelcar-catalog:llama-3-1-8b", name: meta-llama/Llama-3.1-8B-Instruct}
+      router: {gateway: {}, route: {}, scheduler: {}}
+      template:
+        containers:
+          - name: main
+            env: [{name: VLLM_ADDITIONAL_ARGS, value: "--disable-uvicorn-access-log --max-model-len=8192"}]
+            resources: {limits: {nvidia.com/gpu: '1'}, requests: {nvidia.com/gpu: '1'}}
+        tolerations: [{effect: NoSchedule, key: nvidia.com/gpu, operator: Exists}]
+      prefill:
+        replicas: 1
+        template:
+          containers:
+            - name: main
+              env: [{name: VLLM_ADDITIONAL_ARGS, value: "--disable-uvicorn-access-log --max-model-len=8192"}]
+              resources: {limits: {nvidia.com/gpu: '1'}, requests: {nvidia.com/gpu: '1'}}
+          tolerations: [{effect: NoSchedule, key: nvidia.com/gpu, operator: Exists}]
+    """)
+    cluster.apply(pd)
+    ready = cluster.ready("my-model-pd")
+    answer = cluster.chat(ready["status"]["url"], "meta-llama/Llama-3.1-8B-Instruct")
+    assert answer["choices"][0]["message"]["content"]
+    roles = sorted(p.metadata.labels["llm-d.ai/role"] for p in cluster.core.list_namespaced_pod(
+        NS, label_selector="app.kubernetes.io/name=my-model-pd,kserve.io/component=workload").items)
+    assert roles == ["decode", "prefill"]
+    cluster.delete_and_wait("my-model-pd")
+
+
+@pytest.mark.slow
+def test_down_up_keeps_the_deployment_and_it_serves_again(cluster: Cluster) -> None:
+    cluster.apply(copy.deepcopy(QWEN))
+    url = cluster.ready("qwen")["status"]["url"]
+    cluster.down()
+    cluster.up()
+    obj = cluster.ready("qwen")
+    assert obj["status"]["url"] == url
+    cluster.wait(lambda: _serves(url), 60, "qwen to answer after up")
+    cluster.delete_and_wait("qwen")
+
+
+def _serves(url: str) -> bool:
+    try:
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=10, json={
+            "model": "Qwen/Qwen3-0.6B", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
