@@ -349,3 +349,60 @@ def _serves(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return r.status_code == 200
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_every_vllm_series_from_the_generated_config(cluster: Cluster, tmp_path: Path) -> None:
+    import re
+    import shutil
+    import socket
+
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.skip("Debian's prometheus is not installed (apt-get install prometheus); CI installs it")
+    from llmd_lab.lab.controller.monitoring import scrape_config_from_cluster
+
+    cluster.apply(copy.deepcopy(QWEN))
+    url = cluster.ready("qwen")["status"]["url"]
+    for _ in range(3):
+        cluster.chat(url, "Qwen/Qwen3-0.6B")
+    config = scrape_config_from_cluster(str(cluster.home / "kubeconfig"), interval="1s")
+    vllm_targets = config["scrape_configs"][0]["static_configs"]
+    assert len(vllm_targets) == 1 and config["scrape_configs"][1]["static_configs"]
+    target = vllm_targets[0]["targets"][0]
+    exposed = set(re.findall(r"^# TYPE (vllm:\S+) (\w+)", httpx.get(f"http://{target}/metrics").text, re.M))
+    expected = set()
+    for name, kind in exposed:
+        expected |= {f"kserve_{name}_bucket"} if kind == "histogram" else (
+            {f"kserve_{name}_total"} if kind == "counter" and not name.endswith("_total") else {f"kserve_{name}"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
+                             "--log.level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def names() -> set[str] | None:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/v1/label/__name__/values", timeout=5)
+            except httpx.HTTPError:
+                return None
+            got = set(r.json().get("data") or []) if r.status_code == 200 else set()
+            return got if expected <= got else None
+
+        cluster.wait(names, 60, "every vLLM series in Prometheus")
+
+        def epp_up() -> bool:
+            r = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": 'up{job="kserve-llm-isvc-scheduler"}'})
+            result = r.json()["data"]["result"]
+            return bool(result) and result[0]["value"][1] == "1"
+
+        cluster.wait(epp_up, 30, "the EPP metrics target to be up")
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": "kserve_vllm:num_requests_running"})
+        labels = r.json()["data"]["result"][0]["metric"]
+        assert labels["llm_isvc_name"] == "qwen" and labels["llm_isvc_role"] == "both"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        cluster.delete_and_wait("qwen")
