@@ -38,8 +38,7 @@ def apply(conn: Any, obj: dict, *, validate: bool = True, dry_run: bool = False)
     """
     if validate:
         manifests.validate(obj)
-    body = dict(obj)
-    body["metadata"] = {**obj["metadata"], "namespace": obj["metadata"].get("namespace") or conn.namespace}
+    body = manifests.with_namespace(obj, obj["metadata"].get("namespace") or conn.namespace)
     try:
         return k8s.apply(conn, body, dry_run=dry_run)
     except ApiException as exc:

@@ -7,6 +7,8 @@ cluster. Errors stay ``kubernetes.client.ApiException``; :func:`is_not_found` an
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -162,10 +164,19 @@ def pods(conn: Any, namespace: str | None = None, label_selector: str | None = N
     return list_objects(conn, "v1", "Pod", namespace or conn.namespace, label_selector)
 
 
-def service_url(conn: Any, name: str, namespace: str | None = None, port: int | str | None = None) -> str:
+def service_url(
+    conn: Any,
+    name: str,
+    namespace: str | None = None,
+    port: int | str | None = None,
+    *,
+    check_tls: bool = True,
+) -> str:
     """``scheme://clusterIP:port`` of a Service; scheme from the port's appProtocol or name (https/http).
 
-    A ClusterIP is reachable from inside the cluster (a workbench) and, in the lab, from the laptop.
+    A port declared https that answers in plain HTTP (the lab's simulated vLLM serves no TLS) gets
+    ``http`` when ``check_tls``. A ClusterIP is reachable from inside the cluster (a workbench) and, in
+    the lab, from the laptop.
     """
     svc = conn.core.read_namespaced_service(name, namespace or conn.namespace)
     ports = svc.spec.ports or []
@@ -176,7 +187,24 @@ def service_url(conn: Any, name: str, namespace: str | None = None, port: int | 
         raise ValueError(f"service {name} is headless (no clusterIP): address its pods directly")
     proto = (chosen.app_protocol or chosen.name or "").lower()
     scheme = "https" if proto.startswith("https") or chosen.port == 443 else "http"
+    if scheme == "https" and check_tls and _speaks_plain_http(svc.spec.cluster_ip, chosen.port):
+        scheme = "http"
     return f"{scheme}://{svc.spec.cluster_ip}:{chosen.port}"
+
+
+def _speaks_plain_http(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when a port declared https answers a TLS ClientHello with plain HTTP (a TLS-less backend,
+    as in the lab). Unreachable hosts return False, so the declared scheme stands."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # only asking "is this TLS at all?"; no data is sent
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, ctx.wrap_socket(raw):
+            return False
+    except ssl.SSLError as exc:
+        return "WRONG_VERSION_NUMBER" in str(exc) or "record layer failure" in str(exc).lower()
+    except OSError:
+        return False
 
 
 def can_i(conn: Any, verb: str, resource_name: str, *, group: str = "", namespace: str | None = None,

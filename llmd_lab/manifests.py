@@ -201,12 +201,15 @@ def _num(v: float) -> int | float:
     return int(v) if float(v).is_integer() else float(v)
 
 
-def _epp_args(name_template: str, config_text: str | None, kv_workaround: bool) -> list[str]:
+NAMESPACE_TEMPLATE = "{{ .ObjectMeta.Namespace }}"
+
+
+def _epp_args(pool: str, namespace: str, config_text: str | None, kv_workaround: bool) -> list[str]:
     """The EPP container's full arg list (args replace the preset's list, so all of them are given)."""
     args = [
         "--pool-group", "inference.networking.x-k8s.io",
-        "--pool-name", name_template,
-        "--pool-namespace", "{{ .ObjectMeta.Namespace }}",
+        "--pool-name", pool,
+        "--pool-namespace", namespace,
         "--zap-encoder", "json",
         "--grpc-port", "9002",
         "--grpc-health-port", "9003",
@@ -335,10 +338,11 @@ def llm_inference_service(
     router: dict[str, Any] = {"route": {}, "gateway": {}, "scheduler": {}}
     if config is not None or workarounds:
         text = yaml.safe_dump(config, sort_keys=False) if config is not None else None
-        pool = "{{ ChildName .ObjectMeta.Name `-inference-pool` }}"
-        router["scheduler"] = {
-            "template": {"containers": [{"name": "main", "args": _epp_args(pool, text, workarounds)}]}
-        }
+        # KServe renders these Go templates after merging; concrete values are what it would render
+        # (ChildName is the plain name + suffix for names ≤ 42 chars, which validate() enforces).
+        pool = f"{name}-inference-pool"
+        args = _epp_args(pool, namespace or NAMESPACE_TEMPLATE, text, workarounds)
+        router["scheduler"] = {"template": {"containers": [{"name": "main", "args": args}]}}
     spec["router"] = router
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
 
@@ -538,6 +542,13 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _str_presenter)
+
+
+def with_namespace(obj: Mapping, namespace: str) -> dict:
+    """A copy placed in ``namespace``, with the ``{{ .ObjectMeta.Namespace }}`` template filled in."""
+    out = json.loads(json.dumps(obj).replace(NAMESPACE_TEMPLATE, namespace))
+    out["metadata"]["namespace"] = namespace
+    return out
 
 
 def to_yaml(obj: Mapping | Iterable[Mapping]) -> str:

@@ -201,6 +201,29 @@ def trace_frame(trace: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["profile", "scorer", "weight", "pod", "raw", "weighted", "picked"])
 
 
+def fetch_trace(conn: Any, name: str, request_id: str, namespace: str | None = None) -> dict | None:
+    """The EPP's decision trace for ``request_id`` (the ``x-request-id`` the traffic client sends), read
+    through the API server's pod proxy from the service's scheduler pod; None when there is none (the
+    EPP forgot it, or this EPP has no ``/debug/traces`` — OpenShift AI's does not)."""
+    import json
+
+    from kubernetes.client.rest import ApiException
+
+    ns = namespace or conn.namespace
+    selector = (
+        f"app.kubernetes.io/component=llminferenceservice-router-scheduler,app.kubernetes.io/name={name}"
+    )
+    for pod in conn.core.list_namespaced_pod(ns, label_selector=selector).items:
+        try:
+            resp = conn.core.connect_get_namespaced_pod_proxy_with_path(
+                f"{pod.metadata.name}:9090", ns, f"debug/traces/{request_id}", _preload_content=False
+            )
+            return json.loads(resp.data)
+        except (ApiException, ValueError):
+            continue
+    return None
+
+
 def explain_route(trace: Mapping[str, Any] | None, *, on_cluster: bool = False) -> alt.Chart | str:
     """Chart one EPP decision: stacked weighted scores per pod per scorer, the picked pod outlined.
 

@@ -143,3 +143,14 @@ def test_yaml_round_trip_with_comments_on_workarounds():
     assert "# RHOAI 3.0 workaround: auth" in text and "RHOAIENG-41868" in text
     assert m.from_yaml(text) == [obj]
     assert m.from_yaml(m.to_yaml([obj, obj])) == [obj, obj]
+
+
+def test_epp_pool_args_are_concrete_and_namespace_is_filled_on_placement():
+    obj = m.llm_inference_service("qwen", "hf://Qwen/Qwen3-0.6B")
+    args = _epp_args(obj)
+    assert args[args.index("--pool-name") + 1] == "qwen-inference-pool"
+    assert args[args.index("--pool-namespace") + 1] == "{{ .ObjectMeta.Namespace }}"
+    placed = m.with_namespace(obj, "private-ai")
+    assert placed["metadata"]["namespace"] == "private-ai"
+    assert _epp_args(placed)[args.index("--pool-namespace") + 1] == "private-ai"
+    assert "namespace" not in obj["metadata"]  # the original is untouched

@@ -46,6 +46,7 @@ def vllm_pods() -> Iterator[dict[str, str]]:
         asyncio.run_coroutine_threadsafe(replica.stop(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    loop.close()
 
 
 def test_traffic_and_metrics_agree_on_the_sim(vllm_pods):
