@@ -142,10 +142,7 @@ def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
     """The few defaults and create-time status resets kube-apiserver's strategies apply."""
     key = (rt.group, rt.kind)
     spec = obj.get("spec")
-    if key == ("", "Pod"):
-        default_pod_spec(spec)
-    elif isinstance(spec, dict) and rt.group in ("apps", "batch") and isinstance(spec.get("template"), dict):
-        default_pod_spec(spec["template"].get("spec"))
+    default_templates(obj, rt)
     if key == ("", "Namespace"):
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj["status"] = {"phase": "Active"}
@@ -184,6 +181,15 @@ def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
         obj.pop("status", None)
     if key == ("", "Secret"):
         obj.setdefault("type", "Opaque")
+
+
+def default_templates(obj: dict[str, Any], rt: ResourceType) -> None:
+    """Pod spec defaults for Pods and the pod templates of workloads, applied on every write."""
+    spec = obj.get("spec")
+    if rt.group == "" and rt.kind == "Pod":
+        default_pod_spec(spec)
+    elif isinstance(spec, dict) and rt.group in ("apps", "batch") and isinstance(spec.get("template"), dict):
+        default_pod_spec(spec["template"].get("spec"))
 
 
 def default_pod_spec(spec: Any) -> None:

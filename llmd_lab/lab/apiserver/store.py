@@ -467,6 +467,7 @@ class Store:
                         "metadata.finalizers",
                         f"Forbidden: no new finalizers can be added if the object is being deleted, found new "
                         f"finalizers {sorted(added)}", "FieldValueForbidden")])
+            objectmeta.default_templates(new, rt)
             if objectmeta.tracks_generation(rt) and _spec_part(new) != _spec_part(current):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
             self._validate(new, rt, old=current)
