@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 
 import pytest
 import uvicorn
@@ -221,3 +222,21 @@ def test_proxy_to_a_pod_without_an_ip(api_server, namespace):
                        json={"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
     r = api_server.request("GET", f"/api/v1/namespaces/{namespace}/pods/p:8000/proxy/metrics")
     assert r.status_code == 503 and "has no IP address yet" in r.json()["message"]
+
+
+def test_watches_release_their_subscription(api_server, namespace):
+    """A watch that times out, and one whose client hangs up, both stop receiving events server-side."""
+    bus = api_server.store._bus
+    before = bus.subscriber_count()
+    r = api_server.request("GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1&timeoutSeconds=1")
+    assert r.status_code == 200 and r.text == ""
+    with api_server.http.stream("GET", f"/api/v1/namespaces/{namespace}/secrets?watch=1",
+                                headers={"Authorization": f"Bearer {api_server.token}"}) as stream:
+        assert stream.status_code == 200
+    deadline = time.monotonic() + 10
+    while bus.subscriber_count() > before:
+        # a hung-up client is noticed when the server next writes to it or polls for the disconnect
+        api_server.request("POST", f"/api/v1/namespaces/{namespace}/secrets",
+                           json={"metadata": {"generateName": "s-"}})
+        assert time.monotonic() < deadline, "a finished watch still holds its subscription"
+        threading.Event().wait(0.05)
