@@ -1,0 +1,133 @@
+"""``llmd-lab bench lab``: how long an LLMInferenceService takes from apply to Ready in the lab, and what each
+simulated replica costs the lab process in memory.
+
+A lab process is started in a temporary home on a bench profile (the rhoai-3.0 cluster with enough g6.4xlarge
+nodes for the largest replica count), then for each count an LLMInferenceService of Qwen3-0.6B is applied
+through the official client, timed until ``Ready`` and every replica is ready, measured (lab RSS from
+/proc), and deleted. Times are wall-clock seconds at the given ``--time-scale``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmd_lab.lab import process
+from llmd_lab.lab.profiles import PROFILE_DIR
+
+NS = "private-ai"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--replicas", default="1,4,16", help="comma-separated replica counts (default 1,4,16)")
+    parser.add_argument("--time-scale", type=float, default=50.0, help="lab time scale (default 50)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for Ready per count")
+
+
+def _bench_profile(home: Path, nodes: int) -> Path:
+    base = yaml.safe_load((PROFILE_DIR / "rhoai-3.0.yaml").read_text())
+    base["name"] = "bench"
+    base["nodes"] = [g for g in base["nodes"] if g["type"] != "g6.4xlarge"]
+    base["nodes"].append({"type": "g6.4xlarge", "count": nodes, "role": "worker", "zone": "us-east-2b"})
+    base["include"] = [str(PROFILE_DIR / rel) for rel in base["include"]]
+    path = home / "bench-profile.yaml"
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _service(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService",
+        "metadata": {"name": name, "namespace": NS, "annotations": {"security.opendatahub.io/enable-auth": "false"}},
+        "spec": {
+            "model": {"uri": "hf://Qwen/Qwen3-0.6B", "name": "Qwen/Qwen3-0.6B"},
+            "replicas": replicas,
+            "router": {"route": {}, "scheduler": {}},
+            "template": {
+                "nodeSelector": {"node.kubernetes.io/instance-type": "g6.4xlarge"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "containers": [{"name": "main", "resources": {"limits": {"nvidia.com/gpu": "1"},
+                                                              "requests": {"cpu": "1", "memory": "8Gi"}}}],
+            },
+        },
+    }
+
+
+def _wait(check, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not happen within {timeout:.0f}s")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kubernetes import client, config
+
+    counts = [int(x) for x in str(args.replicas).split(",") if x.strip()]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="llmd-lab-bench-") as tmp:
+        home = Path(tmp)
+        profile = _bench_profile(home, max(counts))
+        t0 = time.monotonic()
+        info, _ = process.up(home, profile=str(profile), time_scale=args.time_scale)
+        startup = time.monotonic() - t0
+        try:
+            configuration = client.Configuration()
+            config.load_kube_config(config_file=str(info.kubeconfig), client_configuration=configuration)
+            api = client.ApiClient(configuration)
+            custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+            core = client.CoreV1Api(api)
+            baseline = _rss_bytes(info.pid)
+            for n in counts:
+                name = f"bench-{n}"
+                start = time.monotonic()
+                custom.create_namespaced_custom_object("serving.kserve.io", "v1alpha1", NS, "llminferenceservices",
+                                                       _service(name, n))
+
+                def ready(name: str = name, n: int = n) -> bool:
+                    obj = custom.get_namespaced_custom_object("serving.kserve.io", "v1alpha1", NS,
+                                                              "llminferenceservices", name)
+                    conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
+                    if conds.get("Ready") != "True":
+                        return False
+                    dep = apps.read_namespaced_deployment(f"{name}-kserve", NS)
+                    return (dep.status.ready_replicas or 0) == n
+
+                _wait(ready, args.timeout, f"{name} Ready with {n} ready replicas")
+                elapsed = time.monotonic() - start
+                rss = _rss_bytes(info.pid)
+                rows.append({"replicas": n, "apply_to_ready_s": round(elapsed, 3),
+                             "lab_rss_mib": round(rss / 2**20, 1),
+                             "rss_per_replica_mib": round((rss - baseline) / 2**20 / n, 1),
+                             "time_scale": args.time_scale})
+                custom.delete_namespaced_custom_object("serving.kserve.io", "v1alpha1", NS, "llminferenceservices",
+                                                       name)
+                _wait(lambda name=name: not core.list_namespaced_pod(
+                    NS, label_selector=f"app.kubernetes.io/name={name}").items, args.timeout, f"{name} deleted")
+        finally:
+            process.down(home)
+    if args.json:
+        print(json.dumps({"startup_s": round(startup, 3), "rows": rows}))
+        return 0
+    print(f"lab start-up: {startup:.2f} s (bench profile: {max(counts)} g6.4xlarge nodes, time scale "
+          f"{args.time_scale:g})")
+    print(f"{'replicas':>8}  {'apply→Ready s':>13}  {'lab RSS MiB':>11}  {'RSS/replica MiB':>15}")
+    for r in rows:
+        print(f"{r['replicas']:>8}  {r['apply_to_ready_s']:>13.2f}  {r['lab_rss_mib']:>11.1f}  "
+              f"{r['rss_per_replica_mib']:>15.1f}")
+    return 0
