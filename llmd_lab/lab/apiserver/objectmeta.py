@@ -184,7 +184,11 @@ def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
 
 
 def default_templates(obj: dict[str, Any], rt: ResourceType) -> None:
-    """Pod spec defaults for Pods and the pod templates of workloads, applied on every write."""
+    """Defaults applied on every write: pod spec defaults for Pods and workload templates, and the
+    ``kubernetes.io/metadata.name`` label every Namespace carries."""
+    if rt.group == "" and rt.kind == "Namespace":
+        meta = obj["metadata"]
+        meta["labels"] = {**(meta.get("labels") or {}), "kubernetes.io/metadata.name": meta["name"]}
     spec = obj.get("spec")
     if rt.group == "" and rt.kind == "Pod":
         default_pod_spec(spec)

@@ -141,7 +141,7 @@ def test_protobuf_body_as_kubectl_create_sends_it(api_server):
                            headers={"Content-Type": "application/vnd.kubernetes.protobuf",
                                     "Accept": "application/vnd.kubernetes.protobuf,application/json"})
     assert r.status_code == 201, r.text
-    assert r.json()["metadata"]["name"] == "from-protobuf" and r.json()["metadata"]["labels"] == {"team": "a"}
+    assert r.json()["metadata"]["name"] == "from-protobuf" and r.json()["metadata"]["labels"]["team"] == "a"
 
 
 @pytest.fixture(scope="module")
