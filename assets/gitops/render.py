@@ -61,6 +61,7 @@ WORKLOAD_SVC_SUFFIX = "-kserve-workload-svc"
 WORKLOAD_SVC_PORT = "https"
 EPP_SVC_SUFFIX = "-epp-service"
 KV_EVENTS_PORT = 5557
+TOKENIZERS_DIR = "/mnt/tokenizers"  # where the precise scorer downloads the model's tokenizer (writable)
 
 
 # --------------------------------------------------------------------------------------------- objects
@@ -174,7 +175,8 @@ def _precise_prefix_kwargs(service: str) -> dict[str, Any]:
     scheduler = manifests.scheduler_config(
         {"precise-prefix-cache-scorer": 3, "queue-scorer": 2, "kv-cache-utilization-scorer": 2},
         parameters={"precise-prefix-cache-scorer": {
-            "indexerConfig": {"tokenProcessorConfig": {"blockSize": 64, "hashSeed": "42"}},
+            "indexerConfig": {"tokenProcessorConfig": {"blockSize": 64, "hashSeed": "42"},
+                              "tokenizersPoolConfig": {"tokenizersCacheDir": TOKENIZERS_DIR}},
             "kvEventsConfig": {"zmqEndpoint": f"tcp://*:{KV_EVENTS_PORT}", "topicFilter": "kv@"},
         }},
     )  # fmt: skip
@@ -186,16 +188,22 @@ def _precise_prefix_kwargs(service: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _with_pod_ip(svc: dict) -> dict:
-    """Put ``POD_IP`` (downward API) first in every vLLM container's env, so the kubelet expands the
-    ``$(POD_IP)`` in ``VLLM_ADDITIONAL_ARGS`` (a dependent variable must be defined before its user).
+def _precise_prefix_pods(svc: dict) -> dict:
+    """What the precise scorer needs in the pods beyond ``manifests.llm_inference_service``'s arguments
+    (its ``env`` takes plain values, its router template only args):
 
-    ``manifests.llm_inference_service(env=…)`` takes plain values only, so this one ``valueFrom`` is added here.
+    * ``POD_IP`` (downward API) first in every vLLM container's env, so the kubelet expands the ``$(POD_IP)``
+      in ``VLLM_ADDITIONAL_ARGS`` (a dependent variable must be defined before its user);
+    * a writable ``emptyDir`` at the EPP's tokenizer cache directory (KServe's precise-prefix sample does this).
     """
     pod_ip = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     for template in (svc["spec"].get("template"), (svc["spec"].get("prefill") or {}).get("template")):
         for container in (template or {}).get("containers", []):
             container["env"] = [dict(pod_ip), *container.get("env", [])]
+    epp = svc["spec"]["router"]["scheduler"]["template"]
+    epp["volumes"] = [{"name": "tokenizers", "emptyDir": {}}]
+    for container in epp["containers"]:
+        container["volumeMounts"] = [{"name": "tokenizers", "mountPath": TOKENIZERS_DIR}]
     return svc
 
 
@@ -231,7 +239,7 @@ VARIANTS: list[Variant] = [
     Variant("course-scheduler", "the replicas service with the course's EPP weights (queue 2 / kv-cache 2 / prefix 3)",
             _service_kwargs(scheduler="course")),
     Variant("precise-prefix", "the replicas service routed by precise-prefix-cache-scorer fed by vLLM KV events",
-            _service_kwargs(**_precise_prefix_kwargs("qwen")), post=_with_pod_ip,
+            _service_kwargs(**_precise_prefix_kwargs("qwen")), post=_precise_prefix_pods,
             notes=["needs the model's tokenizer in the EPP: on a disconnected cluster, mirror it first"]),
     Variant("tensor", "1 replica sharded over 2 L4s of one g6.12xlarge (tensor parallelism), Llama-3.1-8B",
             _service_kwargs("llama-tp", model_uri="hf://meta-llama/Llama-3.1-8B-Instruct", replicas=1, tensor=2,

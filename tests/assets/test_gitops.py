@@ -96,11 +96,21 @@ def test_variants_have_the_layout_their_overlay_name_promises() -> None:
     assert by_name["pd"]["prefill"]["replicas"] == 1
     nixl = _container_env(by_name["pd"]["prefill"]["template"])["VLLM_ADDITIONAL_ARGS"]["value"]
     assert "NixlConnector" in nixl
-    gpus = [manifests._gpus_requested(s["template"]) * s["replicas"]
-            + manifests._gpus_requested((s.get("prefill") or {}).get("template")) * (s.get("prefill") or {}).get("replicas", 0)
-            for s in by_name.values()]  # fmt: skip
-    reserved = int(render.RESERVED[manifests.GPU_RESOURCE])
-    assert max(gpus) <= reserved, "every overlay must fit the llm-d ClusterQueue's GPU reservation"
+
+
+def test_every_overlay_fits_the_llmd_queue_reservation() -> None:
+    """Kueue admits a service's pods only within rhoai-llmd-queue's quota: each overlay must fit it alone."""
+    from llmd_lab.lab.scheduler.quantity import to_units
+
+    for variant in render.VARIANTS:
+        spec = _service(variant)["spec"]
+        workloads = [spec, *([spec["prefill"]] if spec.get("prefill") else [])]
+        for resource, quota in render.RESERVED.items():
+            used = sum(
+                to_units(resource, c["resources"]["requests"][resource]) * w["replicas"]
+                for w in workloads for c in w["template"]["containers"]
+            )  # fmt: skip
+            assert used <= to_units(resource, quota), f"{variant.overlay}: {resource} {used} > {quota}"
 
 
 def _epp_args(svc: dict) -> list[str]:
@@ -171,6 +181,11 @@ def test_precise_prefix_hashes_agree_between_vllm_and_the_epp() -> None:
     tokens = plugin["parameters"]["indexerConfig"]["tokenProcessorConfig"]
     assert tokens["hashSeed"] == env["PYTHONHASHSEED"]["value"]
     assert f"--block-size {tokens['blockSize']}" in env["VLLM_ADDITIONAL_ARGS"]["value"]
+    # the EPP downloads the tokenizer into a writable volume mounted where the scorer looks
+    epp = svc["spec"]["router"]["scheduler"]["template"]
+    cache_dir = plugin["parameters"]["indexerConfig"]["tokenizersPoolConfig"]["tokenizersCacheDir"]
+    [mount] = epp["containers"][0]["volumeMounts"]
+    assert mount["mountPath"] == cache_dir and mount["name"] in {v["name"] for v in epp["volumes"]}
 
 
 def test_routes_are_passthrough_to_the_workload_service_kserve_creates() -> None:
@@ -274,3 +289,30 @@ def test_a_running_lab_accepts_every_overlay(lab) -> None:
     broken["spec"]["replicas"] = "two"
     rejected = _kubectl("apply", "--dry-run=server", "-f", "-", env=lab.env, stdin=json.dumps(broken))
     assert rejected.returncode != 0 and "spec.replicas" in rejected.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.kubectl
+@pytest.mark.skipif(not HAS_KUBECTL, reason="kubectl (1.32, with kustomize built in) is not installed")
+def test_replicas_overlay_becomes_ready_in_the_lab_and_its_route_finds_the_service(lab) -> None:
+    """Applied for real, the base service is admitted through the llmd LocalQueue and becomes Ready, and the
+    Route's backend is a Service the controller created, with the port the Route names."""
+    overlay = str(GITOPS / "overlays" / "replicas")
+    svc = _service(render.VARIANTS[0])
+    name, namespace = svc["metadata"]["name"], svc["metadata"]["namespace"]
+    [route] = [o for o in KUSTOMIZATIONS["overlays/replicas"] if o["kind"] == "Route"]
+    assert _kubectl("apply", "-k", str(GITOPS / "namespace"), env=lab.env).returncode == 0
+    applied = _kubectl("apply", "-k", overlay, env=lab.env)
+    assert applied.returncode == 0, applied.stderr
+    try:
+        ready = _kubectl("wait", "--for=condition=Ready", f"llminferenceservice/{name}", "-n", namespace,
+                         "--timeout=150s", env=lab.env)
+        described = _kubectl("describe", f"llminferenceservice/{name}", "-n", namespace, env=lab.env).stdout
+        assert ready.returncode == 0, f"{ready.stderr}\n{described}"
+        backend = _kubectl("get", "service", route["spec"]["to"]["name"], "-n", namespace, "-o", "json", env=lab.env)
+        assert backend.returncode == 0, backend.stderr
+        ports = {p.get("name") for p in json.loads(backend.stdout)["spec"]["ports"]}
+        assert route["spec"]["port"]["targetPort"] in ports
+    finally:
+        deleted = _kubectl("delete", "-k", overlay, "--wait=true", "--timeout=60s", env=lab.env)
+        assert deleted.returncode == 0, deleted.stderr
