@@ -406,3 +406,18 @@ def test_prometheus_scrapes_every_vllm_series_from_the_generated_config(cluster:
         proc.terminate()
         proc.wait(timeout=10)
         cluster.delete_and_wait("qwen")
+
+
+def test_auth_enabled_route_needs_a_bearer_token(cluster: Cluster) -> None:
+    obj = copy.deepcopy(QWEN)
+    del obj["metadata"]["annotations"]  # RHOAI 3.0 default: enable-auth true, and RHCL is installed
+    cluster.apply(obj)
+    url = cluster.ready("qwen")["status"]["url"]
+    body = {"model": "Qwen/Qwen3-0.6B", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    denied = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30)
+    assert denied.status_code == 401 and "bearer token" in denied.text
+    token = (cluster.home / "token").read_text().strip()
+    allowed = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30,
+                         headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200, allowed.text
+    cluster.delete_and_wait("qwen")
