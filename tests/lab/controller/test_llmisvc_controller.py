@@ -162,3 +162,36 @@ async def test_kueue_quota_gates_the_third_replica(lab, step08) -> None:
     conds = await eventually(gated, timeout=15, what="a SchedulingGated pod")
     assert "insufficient unused quota for nvidia.com/gpu" in conds[0]["message"]
     assert "rhoai-llmd-queue" in conds[0]["message"]
+
+
+async def test_spec_edits_roll_the_children(lab, step08) -> None:
+    store = lab.store
+    del step08["metadata"]["uid"]
+    del step08["metadata"]["labels"]
+    await store.create(step08)
+    await eventually(lambda: ready_llmisvc(store, "mistral-3-distributed", "private-ai"), timeout=15, what="Ready")
+    epp_before = await store.get("apps/v1", "Deployment", "mistral-3-distributed-kserve-router-scheduler",
+                                 "private-ai")
+    patch = {"spec": {"replicas": 3, "router": {"scheduler": {"template": {"containers": [{
+        "name": "main", "args": ["--pool-name", "mistral-3-distributed-inference-pool", "--pool-namespace",
+                                 "private-ai", "--config-text", "kind: EndpointPickerConfig\n"]}]}}}}}
+    await store.patch(API, "LLMInferenceService", "mistral-3-distributed", "private-ai", patch,
+                      "application/merge-patch+json")
+
+    async def rolled():
+        dep = await store.get("apps/v1", "Deployment", "mistral-3-distributed-kserve", "private-ai")
+        epp = await store.get("apps/v1", "Deployment", "mistral-3-distributed-kserve-router-scheduler", "private-ai")
+        svc = await store.get(API, "LLMInferenceService", "mistral-3-distributed", "private-ai")
+        args = epp["spec"]["template"]["spec"]["containers"][0]["args"]
+        return (dep["spec"]["replicas"] == 3 and args[-1] == "kind: EndpointPickerConfig\n"
+                and svc["status"].get("observedGeneration") == 2) and epp
+
+    epp = await eventually(rolled, timeout=10, what="replicas and EPP config rolled out")
+    assert epp["metadata"]["generation"] > epp_before["metadata"]["generation"]
+
+    async def new_replica_set():
+        rss, _ = await store.list("apps/v1", "ReplicaSet", "private-ai",
+                                  label_selector="app.kubernetes.io/component=llminferenceservice-router-scheduler")
+        return len(rss) == 2 or None
+
+    await eventually(new_replica_set, what="a second EPP ReplicaSet")
