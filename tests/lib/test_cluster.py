@@ -111,6 +111,14 @@ def test_preflight_on_fresh_profile_fails_with_fixes(fresh_lab, monkeypatch, tmp
     gw = report.loc["Gateway openshift-ingress/openshift-ai-inference"]
     assert gw["status"] == "fail" and "openshift-default" in gw["fix"]
     assert report.loc["operator: NVIDIA GPU Operator", "status"] == "fail"
+    # without Connectivity Link, an LLMInferenceService that leaves auth on is diagnosed with the workaround
+    conn = connect(start_lab=False)
+    obj = manifests.llm_inference_service("auth-on", "hf://Qwen/Qwen3-0.6B", workarounds=False)
+    deploy.apply(conn, obj)
+    row = doctor.diagnose_auth(conn, deploy.get(conn, "auth-on"))[0]
+    assert row.status == "fail" and "enable-auth: 'false'" in row.fix
+    with_workaround = deploy.apply(conn, manifests.llm_inference_service("auth-off", "hf://Qwen/Qwen3-0.6B"))
+    assert doctor.diagnose_auth(conn, with_workaround) == []
 
 
 def test_apply_is_idempotent_validated_and_delete_waits(conn):
