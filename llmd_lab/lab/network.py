@@ -116,8 +116,8 @@ class ServiceNetwork:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        for key in list(self._proxies):
-            await self._stop_proxies(key)
+        # in parallel: each listener may wait for its open keep-alive connections to close
+        await asyncio.gather(*(self._stop_proxies(key) for key in list(self._proxies)), return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -172,9 +172,7 @@ class ServiceNetwork:
         self._proxies[key] = proxies
 
     async def _stop_proxies(self, key: tuple[str, str]) -> None:
-        for proxy in self._proxies.pop(key, []):
-            with contextlib.suppress(Exception):
-                await proxy.stop()
+        await asyncio.gather(*(proxy.stop() for proxy in self._proxies.pop(key, [])), return_exceptions=True)
 
     def resolve_service_address(self, service: dict, port: int) -> tuple[str, int] | None:
         ip = (service.get("spec") or {}).get("clusterIP")
