@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from llmd_lab.lab import process
-from llmd_lab.lab.server import LabPaths
+from llmd_lab.lab.home import LabPaths
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -23,7 +23,9 @@ from typing import Any
 
 import httpx
 
-from llmd_lab.lab.server import DEFAULT_PROFILE, LabPaths, default_home, ensure_token
+from llmd_lab.lab.home import LabPaths, default_home, ensure_token
+
+DEFAULT_PROFILE = "rhoai-3.0"  # as llmd_lab.lab.server.DEFAULT_PROFILE (not imported: it pulls in the server)
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -138,7 +140,7 @@ def up(
         raise LabError(f"--time-scale must be > 0 (got {time_scale})")
     home.mkdir(parents=True, exist_ok=True)
     token = ensure_token(paths)
-    cmd = [sys.executable, "-m", "llmd_lab.lab.server", "--home", str(home), "--port", str(port),
+    cmd = [sys.executable, "-m", "llmd_lab.lab", "--home", str(home), "--port", str(port),
            "--profile", profile or DEFAULT_PROFILE, "--time-scale", repr(time_scale)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(paths.log, "ab") as log:

@@ -19,7 +19,6 @@ import importlib
 import json
 import logging
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -38,6 +37,7 @@ from llmd_lab.lab import crds as crd_data
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.hooks import ApiHooks
 from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.home import LabPaths, default_home, ensure_token, kubeconfig_text, write_private
 from llmd_lab.lab.pki import LabPki, ensure_pki
 
 log = logging.getLogger("llmd_lab.lab")
@@ -51,88 +51,6 @@ COMPONENTS: list[str] = [
     "llmd_lab.lab.gateway:components",
 ]
 DEFAULT_PROFILE = "rhoai-3.0"
-PROFILE_MARKER = "profile-installed"
-
-
-# ------------------------------------------------------------------------------------------------ state paths
-@dataclass(frozen=True)
-class LabPaths:
-    """The files of one lab's state directory (see docs/architecture.md, "State directory")."""
-
-    home: Path
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.home / "kubeconfig"
-
-    @property
-    def token(self) -> Path:
-        return self.home / "token"
-
-    @property
-    def lab_json(self) -> Path:
-        return self.home / "lab.json"
-
-    @property
-    def state_db(self) -> Path:
-        return self.home / "state.db"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "lab.log"
-
-    @property
-    def profile_marker(self) -> Path:
-        return self.home / PROFILE_MARKER
-
-    @property
-    def pki(self) -> LabPki:
-        return LabPki(self.home / "pki")
-
-
-def default_home() -> Path:
-    """``$LLMD_LAB_HOME``, or ``~/.llmd-lab``."""
-    return Path(os.environ.get("LLMD_LAB_HOME") or Path.home() / ".llmd-lab").expanduser()
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically with mode 0600 (the file never exists with wider permissions)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def ensure_token(paths: LabPaths) -> str:
-    """The lab's bearer token, created once (``secrets``) and kept across restarts so kubeconfigs stay valid."""
-    paths.home.mkdir(parents=True, exist_ok=True)
-    if paths.token.exists():
-        token = paths.token.read_text().strip()
-        if token:
-            return token
-    token = secrets.token_urlsafe(32)
-    write_private(paths.token, token + "\n")
-    return token
-
-
-def kubeconfig_text(server: str, token: str, ca_data: str, namespace: str = "default") -> str:
-    """A kubeconfig with one cluster/user/context named ``llmd-lab`` (the CA inline, so it is self-contained)."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "preferences": {},
-        "clusters": [{"name": "llmd-lab", "cluster": {"server": server, "certificate-authority-data": ca_data}}],
-        "users": [{"name": "llmd-lab", "user": {"token": token}}],
-        "contexts": [
-            {"name": "llmd-lab", "context": {"cluster": "llmd-lab", "user": "llmd-lab", "namespace": namespace}}
-        ],
-        "current-context": "llmd-lab",
-    }
-    return json.dumps(config, indent=2) + "\n"  # JSON is YAML; kubectl and the client read it as such
 
 
 # ------------------------------------------------------------------------------------------------ context
@@ -340,7 +258,9 @@ class _Server(uvicorn.Server):
 
 def bind_loopback(port: int) -> socket.socket:
     """Bind 127.0.0.1:``port`` (0 = any free port) before serving, so the real port is known up front."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the listener says TCP,
+    # and without it every response waits ~40 ms for a delayed ACK (Nagle)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
@@ -414,7 +334,7 @@ async def run_lab(
             store.graceful_pod_deletion = True  # a kubelet finishes terminating pods
         app = _create_app(store, token, ctx)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2, ws="none", ssl_certfile=str(pki.server_cert),
+                                timeout_graceful_shutdown=1, ws="none", ssl_certfile=str(pki.server_cert),
                                 ssl_keyfile=str(pki.server_key))
         server = _Server(config)
         serve_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -462,7 +382,7 @@ async def run_lab(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m llmd_lab.lab.server --home DIR --port N --profile NAME --time-scale X`` (what ``up`` spawns)."""
+    """``python -m llmd_lab.lab --home DIR --port N --profile NAME --time-scale X`` (what ``up`` spawns)."""
     parser = argparse.ArgumentParser(prog="llmd_lab.lab.server")
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--port", type=int, default=0)

@@ -37,7 +37,7 @@ def home(tmp_path: Path, run_cli):
     run_cli(home, "down")
 
 
-def test_lifecycle_up_twice_status_down_up_keeps_objects(home, run_cli):
+def test_lifecycle_up_twice_status_side_by_side_down_up_reset(home, run_cli, lab):
     first = run_cli(home, "up", "--port", "0")
     assert first.returncode == 0, first.stderr
     assert "lab started" in first.stdout and str(home / "kubeconfig") in first.stdout
@@ -56,16 +56,18 @@ def test_lifecycle_up_twice_status_down_up_keeps_objects(home, run_cli):
     assert status.returncode == 0 and st["running"] and st["url"] == url and st["pid"] == pid
     assert st["profile"] == "rhoai-3.0" and st["uptime_s"] >= 0 and st["objects"]["Namespace"] >= 4
 
-    core = _core(home)
-    core.create_namespaced_config_map(
-        "default", {"metadata": {"name": "survives-restart"}, "data": {"k": "v"}})
+    # side by side with the session's lab: another port, another token, separate objects
+    assert url != lab.url and _token(home) != _token(lab.home)
+    _core(home).create_namespaced_config_map("default", {"metadata": {"name": "survives-restart"}, "data": {"k": "v"}})
+    assert "survives-restart" not in {
+        cm.metadata.name for cm in _core(lab.home).list_namespaced_config_map("default").items}
 
     down = run_cli(home, "down")
     assert down.returncode == 0 and "stopped" in down.stdout
     assert not (home / "lab.json").exists()
     stopped = run_cli(home, "status")
     assert stopped.returncode == 3 and "not running" in stopped.stdout
-    assert run_cli(home, "down").stdout.strip() == "lab is not running"
+    assert "ConfigMap 1" in stopped.stdout  # counts come from state.db even while down
 
     assert run_cli(home, "up", "--port", "0").returncode == 0
     kept = _core(home).read_namespaced_config_map("survives-restart", "default")
@@ -75,10 +77,18 @@ def test_lifecycle_up_twice_status_down_up_keeps_objects(home, run_cli):
     assert _token(home) not in outputs
     assert _token(home) not in (home / "lab.log").read_text()
 
+    refused = run_cli(home, "reset")
+    assert refused.returncode == 1 and "running" in refused.stderr and "--force" in refused.stderr
+    assert (home / "state.db").exists()
+    forced = run_cli(home, "reset", "--force")
+    assert forced.returncode == 0
+    assert not (home / "state.db").exists() and not (home / "token").exists() and not (home / "pki").exists()
+    assert run_cli(home, "status").returncode == 3
 
-def test_state_files_are_private_and_kubeconfig_is_usable(home, run_cli):
-    assert run_cli(home, "up", "--port", "0").returncode == 0
-    for name in ("kubeconfig", "token", "lab.json"):
+
+def test_state_files_are_private_and_kubeconfig_is_usable(lab, run_cli):
+    home = lab.home
+    for name in ("kubeconfig", "token", "lab.json", "pki/server.key"):
         assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
     kubeconfig = json.loads((home / "kubeconfig").read_text())
     assert kubeconfig["current-context"] == "llmd-lab"
@@ -90,30 +100,6 @@ def test_state_files_are_private_and_kubeconfig_is_usable(home, run_cli):
     assert printed.stdout.strip() == str(home / "kubeconfig")
     names = {ns.metadata.name for ns in _core(home).list_namespace().items}
     assert "default" in names
-
-
-def test_two_labs_run_side_by_side(home, run_cli, tmp_path):
-    second = tmp_path / "second"
-    try:
-        assert run_cli(home, "up", "--port", "0").returncode == 0
-        assert run_cli(second, "up", "--port", "0").returncode == 0
-        assert lab_url(home) != lab_url(second)
-        assert _token(home) != _token(second)
-        _core(home).create_namespace({"metadata": {"name": "only-in-first"}})
-        assert "only-in-first" not in {ns.metadata.name for ns in _core(second).list_namespace().items}
-    finally:
-        run_cli(second, "down")
-
-
-def test_reset_refuses_while_running_unless_forced(home, run_cli):
-    assert run_cli(home, "up", "--port", "0").returncode == 0
-    refused = run_cli(home, "reset")
-    assert refused.returncode == 1 and "running" in refused.stderr and "--force" in refused.stderr
-    assert (home / "state.db").exists()
-    forced = run_cli(home, "reset", "--force")
-    assert forced.returncode == 0
-    assert not (home / "state.db").exists() and not (home / "token").exists()
-    assert run_cli(home, "status").returncode == 3
 
 
 def test_up_fails_with_the_log_tail_when_the_port_is_taken(home, run_cli):
