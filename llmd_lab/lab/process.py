@@ -29,6 +29,9 @@ DEFAULT_PROFILE = "rhoai-3.0"  # as llmd_lab.lab.server.DEFAULT_PROFILE (not imp
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+# Labs this process spawned: the Popen objects must outlive the call (they reap the child when it exits, so a
+# long-lived parent such as a notebook kernel keeps no zombie, and Python does not warn "still running").
+_SPAWNED: dict[int, subprocess.Popen] = {}
 
 
 class LabError(RuntimeError):
@@ -66,6 +69,12 @@ def resolve_home(home: Path | str | None = None) -> Path:
 
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie child of ours counts as dead)."""
+    child = _SPAWNED.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        del _SPAWNED[pid]
+        return False
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
@@ -148,6 +157,7 @@ def up(
         log.flush()
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True, close_fds=True, env=env)
+    _SPAWNED[child.pid] = child
     deadline = time.monotonic() + timeout
     while True:
         code = child.poll()

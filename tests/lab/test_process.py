@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,23 @@ def _token(home: Path) -> str:
 
 
 @pytest.fixture
-def run_cli(lab_cli):
-    return lab_cli
+def run_cli(capsys, monkeypatch):
+    """``llmd-lab ARGS`` run in this process (the lab itself is still a spawned process), with its output.
+
+    In-process saves a Python start per command; ``tests/conftest.py``'s ``lab`` fixture covers the
+    console script through a real subprocess.
+    """
+    from llmd_lab.cli import main
+
+    def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as env:
+            env.setenv("LLMD_LAB_HOME", str(home))
+            capsys.readouterr()
+            code = main(list(args))
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["llmd-lab", *args], code, out, err)
+
+    return run
 
 
 @pytest.fixture
