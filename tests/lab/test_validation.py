@@ -186,3 +186,19 @@ def test_builtin_status_is_not_held_to_the_schema_required_fields(registry):
     assert validate_object(node, registry) == []
     node["spec"] = {"unschedulable": "yes"}
     assert _fields(validate_object(node, registry))["spec.unschedulable"][0] == "FieldValueTypeInvalid"
+
+
+def test_crd_defaults_fill_absent_fields_under_present_parents(registry):
+    from llmd_lab.lab.apiserver.validation import apply_defaults
+
+    pool = {"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool", "metadata": {"name": "p"},
+            "spec": {"selector": {"matchLabels": {"app": "vllm"}}, "targetPorts": [{"number": 8000}],
+                     "endpointPickerRef": {"name": "epp", "port": {"number": 9002}}}}
+    defaulted = apply_defaults(pool, registry)
+    assert defaulted["spec"]["endpointPickerRef"] == {
+        "name": "epp", "port": {"number": 9002}, "group": "", "kind": "Service", "failureMode": "FailClose"}
+    assert "failureMode" not in pool["spec"]["endpointPickerRef"]  # input untouched
+    explicit = copy.deepcopy(pool)
+    explicit["spec"]["endpointPickerRef"]["failureMode"] = "FailOpen"
+    assert apply_defaults(explicit, registry)["spec"]["endpointPickerRef"]["failureMode"] == "FailOpen"
+    assert apply_defaults(POD, registry) == POD

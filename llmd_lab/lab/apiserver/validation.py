@@ -384,3 +384,36 @@ def structural_problems(schema: dict[str, Any], path: str = "openAPIV3Schema") -
     elif schema.get("type") == "array" and not exempt:
         problems.append(f"{path}.items: Required value: must be specified")
     return problems
+
+
+# ------------------------------------------------------------------------------------------------ defaulting
+def _fill_defaults(value: Any, schema: dict[str, Any] | None) -> None:
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for key, sub in props.items():
+            if key not in value and isinstance(sub, dict) and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+        for key, item in value.items():
+            if key in props:
+                _fill_defaults(item, props[key])
+            elif isinstance(schema.get("additionalProperties"), dict):
+                _fill_defaults(item, schema["additionalProperties"])
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            _fill_defaults(item, schema["items"])
+
+
+def apply_defaults(obj: dict[str, Any], registry: ResourceRegistry) -> dict[str, Any]:
+    """A copy of a custom resource with its CRD schema's ``default`` values filled in, as kube-apiserver stores it.
+
+    Defaults apply where the parent object is present and the field is absent (e.g. an InferencePool's
+    ``endpointPickerRef.failureMode: FailClose``); built-in kinds are returned unchanged (Go defaulting).
+    """
+    out = copy.deepcopy(obj)
+    rt = registry.find_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    if rt is not None and rt.crd and rt.schema:
+        _fill_defaults(out, {**rt.schema, "properties": {
+            k: v for k, v in (rt.schema.get("properties") or {}).items() if k != "metadata"}})
+    return out
