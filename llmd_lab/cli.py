@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Build the full parser; subcommand modules add their own arguments."""
     from llmd_lab.bench import register as register_bench
     from llmd_lab.lab.cli import register as register_lab
@@ -24,13 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_lab(sub)
-    register_bench(sub)
+    register_bench(sub, list(sys.argv[1:] if argv is None else argv))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -19,14 +19,21 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``bench`` and one sub-command per benchmark module."""
+def register(sub: argparse._SubParsersAction, argv: list[str] | None = None) -> None:
+    """Add ``bench`` and one sub-command per benchmark module.
+
+    Only the benchmark named on the command line is imported (for its own flags): importing all of them
+    would make every ``llmd-lab`` call pay for pandas, kubernetes and the simulators.
+    """
+    selected = argv[1] if argv and len(argv) > 1 and argv[0] == "bench" else None
     bench = sub.add_parser("bench", help="run a benchmark and print its numbers")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="NAME")
     for name, (module_name, help_text) in BENCHMARKS.items():
         parser = bench_sub.add_parser(name, help=help_text)
         parser.set_defaults(func=_runner(module_name))
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON rows")
+        if name != selected:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
