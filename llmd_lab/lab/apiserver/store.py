@@ -250,9 +250,16 @@ class Store:
         return causes
 
     def _prune(self, obj: dict) -> dict:
-        """Drop fields no schema declares, as kube-apiserver's decoding (and CRD pruning) does."""
-        prune = getattr(validation_module(), "prune", None)
-        return prune(obj, self.registry) if prune is not None else obj
+        """Drop fields no schema declares (kube-apiserver's decoding and CRD pruning), then fill CRD schema
+        defaults, as kube-apiserver stores custom resources."""
+        module = validation_module()
+        prune = getattr(module, "prune", None)
+        defaults = getattr(module, "apply_defaults", None)
+        if prune is not None:
+            obj = prune(obj, self.registry)
+        if defaults is not None:
+            obj = defaults(obj, self.registry)
+        return obj
 
     # ------------------------------------------------------------------ create
     async def create(self, obj: dict, *, dry_run: bool = False, field_manager: str | None = None) -> dict:

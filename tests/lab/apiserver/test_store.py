@@ -337,3 +337,15 @@ async def test_reviews_answer_without_storing(store):
     out = await store.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                               "spec": {"resourceAttributes": {"verb": "create", "resource": "pods"}}})
     assert out["status"]["allowed"] is True and out["status"]["reason"]
+
+
+async def test_crd_schema_defaults_and_pruning_on_write(store):
+    crd = {**CRD, "metadata": {"name": "knobs.example.com"}}
+    crd["spec"] = {**CRD["spec"], "names": {"plural": "knobs", "kind": "Knob"}, "versions": [{
+        "name": "v1", "served": True, "storage": True,
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "mode": {"type": "string", "default": "FailClose"}, "size": {"type": "integer"}}}}}}}]}
+    await store.create(crd)
+    knob = await store.create({"apiVersion": "example.com/v1", "kind": "Knob",
+                               "metadata": {"name": "k", "namespace": "default"}, "spec": {"size": 1, "bogus": 2}})
+    assert knob["spec"] == {"size": 1, "mode": "FailClose"}
