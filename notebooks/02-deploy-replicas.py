@@ -16,6 +16,7 @@ name = "qwen"  # LLMInferenceService name; later notebooks find the service by i
 model = "Qwen/Qwen3-0.6B"  # any Hugging Face id the cluster can pull (the lab simulates a known list)
 replicas = 2
 gpu = "g6.4xlarge"  # GPU node type: sets the node selector, GPU toleration and pod resources
+max_model_len = 8192  # longest prompt + answer vLLM accepts; bounds the KV cache one request may need
 requests = 24  # requests to send
 max_tokens = 32
 ready_timeout_s = 900  # a real cluster downloads the model first
@@ -41,13 +42,16 @@ print(conn.summary())
 #
 # * `spec.replicas` and `spec.parallelism.tensor` choose the layout;
 # * `spec.template` is the vLLM pod: GPU request, node selector and toleration for the GPU node type;
-# * `spec.router` asks KServe for a Gateway route and an endpoint picker (EPP) with the default scoring.
+# * `spec.router` asks KServe for a Gateway route and an endpoint picker (EPP) with the default scoring;
+# * `--max-model-len` caps prompt + answer per request. vLLM refuses to start if one request of the model's
+#   full context (128k tokens for Llama 3.1) would not fit in the KV cache left after the weights — on a 24 GB
+#   L4 an 8B model has room for about 37k tokens, so we ask for less.
 #
 # The label `llmd-lab/workshop` marks everything the workshop creates, so notebook 10 deletes only that.
 
 # %%
 svc = manifests.llm_inference_service(
-    name, f"hf://{model}", replicas=replicas, gpu=gpu,
+    name, f"hf://{model}", replicas=replicas, gpu=gpu, max_model_len=max_model_len,
     vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details"),
     labels={"llmd-lab/workshop": "true"},
 )

@@ -18,6 +18,7 @@ name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
 gpu = "g6.4xlarge"
+max_model_len = 8192
 conversations = 12  # traffic while the panel runs: conversations × turns
 turns = 4
 workers = 4
@@ -30,7 +31,7 @@ seed = 0
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import deploy, doctor, k8s, manifests, metrics, traffic, viz
 from llmd_lab.connect import connect
 
 if fast:
@@ -39,7 +40,7 @@ conn = connect(namespace=namespace)
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
         name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
-        vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
+        max_model_len=max_model_len, vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
 source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
@@ -76,6 +77,7 @@ df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d"),
                  traffic.multi_turn(conversations, turns, system_tokens=400, turn_tokens=80, max_tokens=48, seed=seed),
                  concurrency=workers, seed=seed, progress=not fast)
 after = metrics.scrape(source)
+k8s.wait_for(lambda: panel.updates >= 1, timeout_s=10 * interval_s)  # a short run may end before the 2nd reading
 poller.stop()
 window = metrics.deltas(before, after)
 window[["pod", "requests", "prompt_tokens", "hit_rate", "kv_cache_usage", "waiting", "ttft_p95_s"]]

@@ -69,13 +69,17 @@ deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 
 # %%
 def pod_table(svc_name):
+    """The model's pods (not the endpoint picker's): where they run and how many GPUs each holds."""
     rows = []
     for p in k8s.pods(conn, conn.namespace, doctor.all_pods_selector(svc_name)):
+        component = p["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+        if "router-scheduler" in component:
+            continue
         gpus = sum(int(((c.get("resources") or {}).get("requests") or {}).get(manifests.GPU_RESOURCE, 0))
                    for c in p["spec"]["containers"])
-        rows.append({"pod": p["metadata"]["name"], "node": p["spec"].get("nodeName"), "gpus": gpus,
-                     "phase": p["status"].get("phase")})
-    return pd.DataFrame(rows, columns=["pod", "node", "gpus", "phase"])
+        rows.append({"pod": p["metadata"]["name"], "component": component.removeprefix("llminferenceservice-"),
+                     "node": p["spec"].get("nodeName"), "gpus": gpus, "phase": p["status"].get("phase")})
+    return pd.DataFrame(rows, columns=["pod", "component", "node", "gpus", "phase"])
 
 tp_pods = pod_table(name)
 tp_pods

@@ -16,7 +16,7 @@ name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 0
 requests = 0
-selector = "llmd-lab/workshop=true"  # the label every workshop object carries
+workshop_label = "llmd-lab/workshop"  # the label every workshop object carries (value "true")
 fast = False
 seed = 0
 
@@ -28,6 +28,7 @@ from llmd_lab import deploy, doctor, k8s, manifests
 from llmd_lab.connect import connect
 
 conn = connect(namespace=namespace)
+selector = f"{workshop_label}=true"
 
 def gpus_held():
     total = 0
