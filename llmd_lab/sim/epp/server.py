@@ -4,7 +4,9 @@
   ``{"headers": {...}, "body": {...}}`` answers ``{"set_headers": {...}, "remove_headers": [...]}`` (incl.
   ``x-gateway-destination-endpoint: ip:port``) or, for a refused request, the immediate response's status
   and JSON body with header ``x-epp-immediate-response: true``. ``POST /extproc/response`` with
-  ``{"request_id", "headers"}`` runs the PostResponse plugins and returns the headers to add.
+  ``{"request_id", "headers"}`` runs the PostResponse plugins and returns the headers to add. The same
+  :class:`ExtProcService` is registered in ``llmd_lab.sim.extproc`` under ``host:grpc-port``, so a gateway
+  in this process and event loop calls it without the HTTP round trips (same decision, same traces).
 * ``--grpc-health-port`` (9003): ``SERVING`` once the InferencePool is known.
 * ``--metrics-port`` (9090): ``/metrics`` and ``/debug/traces[/<request-id>]`` (also on 9002).
 * ZMQ SUB bound at the precise scorer's ``zmqEndpoint`` (``*`` → the pod IP) for vLLM KV events.
@@ -38,9 +40,10 @@ from llmd_lab.sim.epp.plugins.base import PluginHandle
 from llmd_lab.sim.epp.plugins.precise_prefix import PrecisePrefixCacheScorer
 from llmd_lab.sim.epp.plugins.prefix import PrefixCacheScorer
 from llmd_lab.sim.epp.scraper import MetricNames, Scraper
+from llmd_lab.sim.extproc import IMMEDIATE_RESPONSE_HEADER, RequestVerdict
+from llmd_lab.sim.extproc import register as register_extproc
+from llmd_lab.sim.extproc import unregister as unregister_extproc
 from llmd_lab.sim.source import ResourceSource
-
-IMMEDIATE_RESPONSE_HEADER = "x-epp-immediate-response"
 
 # GIE v1.0.0's built-in default (helm chart epp-config): queue, kv-cache and prefix scorers, weight 1 each.
 GIE_DEFAULT_CONFIG = f"""\
@@ -88,6 +91,7 @@ class EppHandle:
     servers: dict[str, RunningServer]
     host: str
     log: logging.Logger
+    extproc: ExtProcService | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _zmq: Any = None
 
@@ -99,6 +103,8 @@ class EppHandle:
         return f"http://{self.host}:{self.servers[listener].port}"
 
     async def stop(self) -> None:
+        if self.extproc is not None and "grpc" in self.servers:
+            unregister_extproc(self.host, self.servers["grpc"].port, self.extproc)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -127,54 +133,75 @@ def _debug_routes(traces: TraceStore) -> list[Route]:
     return [Route("/debug/traces", recent), Route("/debug/traces/{request_id:path}", one)]
 
 
-def _extproc_app(director: Director, metrics: EppMetrics, log: logging.Logger) -> Starlette:
-    started: dict[str, float] = {}
+class ExtProcService:
+    """The EPP's ext-proc logic, shared by its HTTP endpoints and the in-process path (``sim.extproc``)."""
 
+    def __init__(self, director: Director, metrics: EppMetrics, log: logging.Logger) -> None:
+        self.director = director
+        self.metrics = metrics
+        self.log = log
+        self.started: dict[str, float] = {}
+
+    def process_request(self, headers: Mapping[str, str], body: Any, body_size: int) -> RequestVerdict:
+        try:
+            if body is None:
+                raise EppError("BadRequest", "request body is missing")
+            decision = self.director.handle_request(headers, body)
+        except EppError as exc:
+            self.log.info("request refused: %s %s", exc.status, exc.message)
+            return RequestVerdict({}, [], "", exc.status, exc.body())
+        except LookupError as exc:  # pool without a single target port
+            err = EppError("BadRequest", str(exc))
+            return RequestVerdict({}, [], "", err.status, err.body())
+        request = decision.request
+        self.metrics.request_sizes.labels(request.body.get("model", ""), request.target_model).observe(body_size)
+        self.started[request.request_id] = time.monotonic()
+        while len(self.started) > 10_000:
+            self.started.pop(next(iter(self.started)))
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("request %s -> %s", request.request_id,
+                           decision.headers.get("x-gateway-destination-endpoint"))
+        return RequestVerdict(decision.headers, decision.remove_headers, request.request_id)
+
+    def process_response(self, request_id: str, headers: Mapping[str, str]) -> dict[str, str]:
+        return self.director.handle_response(request_id, headers)
+
+    def complete(self, request_id: str, model: str) -> None:
+        began = self.started.pop(request_id, None)
+        if began is not None:
+            self.metrics.record_duration(model, model, time.monotonic() - began)
+
+
+def _extproc_app(service: ExtProcService) -> Starlette:
     async def on_request(request: Request) -> Response:
         try:
             payload = await request.json()
         except ValueError:
             return JSONResponse({"error": "ext-proc payload must be JSON"}, status_code=400)
-        headers: Mapping[str, str] = payload.get("headers") or {}
         body = payload.get("body")
-        size = len(json.dumps(body)) if body is not None else 0
-        try:
-            if body is None:
-                raise EppError("BadRequest", "request body is missing")
-            decision = director.handle_request(headers, body)
-        except EppError as exc:
-            log.info("request refused: %s %s", exc.status, exc.message)
-            return JSONResponse(exc.body(), status_code=exc.status, headers={IMMEDIATE_RESPONSE_HEADER: "true"})
-        except LookupError as exc:  # pool without a single target port
-            err = EppError("BadRequest", str(exc))
-            return JSONResponse(err.body(), status_code=err.status, headers={IMMEDIATE_RESPONSE_HEADER: "true"})
-        metrics.request_sizes.labels(decision.request.body.get("model", ""), decision.request.target_model).observe(size)
-        started[decision.request.request_id] = time.monotonic()
-        while len(started) > 10_000:
-            started.pop(next(iter(started)))
-        log.debug("request %s -> %s", decision.request.request_id, decision.headers.get("x-gateway-destination-endpoint"))
-        return JSONResponse({"set_headers": decision.headers, "remove_headers": decision.remove_headers,
-                             "request_id": decision.request.request_id})
+        size = payload.get("body_size")
+        if not isinstance(size, int):
+            size = len(json.dumps(body)) if body is not None else 0
+        verdict = service.process_request(payload.get("headers") or {}, body, size)
+        if verdict.immediate_status is not None:
+            return JSONResponse(verdict.immediate_body, status_code=verdict.immediate_status,
+                                headers={IMMEDIATE_RESPONSE_HEADER: "true"})
+        return JSONResponse(verdict.to_json())
 
     async def on_response(request: Request) -> Response:
         payload = await request.json()
-        rid = str(payload.get("request_id", ""))
-        out = director.handle_response(rid, payload.get("headers") or {})
+        out = service.process_response(str(payload.get("request_id", "")), payload.get("headers") or {})
         return JSONResponse({"set_headers": out})
 
     async def on_complete(request: Request) -> Response:
         payload = await request.json()
-        rid = str(payload.get("request_id", ""))
-        began = started.pop(rid, None)
-        if began is not None:
-            model = str(payload.get("model", ""))
-            metrics.record_duration(model, model, time.monotonic() - began)
+        service.complete(str(payload.get("request_id", "")), str(payload.get("model", "")))
         return JSONResponse({})
 
     routes = [Route("/extproc/request", on_request, methods=["POST"]),
               Route("/extproc/response", on_response, methods=["POST"]),
               Route("/extproc/complete", on_complete, methods=["POST"]),
-              *_debug_routes(director.traces)]
+              *_debug_routes(service.director.traces)]
     return Starlette(routes=routes)
 
 
@@ -244,8 +271,10 @@ async def serve(
     servers: dict[str, RunningServer] = {}
     handle_obj = EppHandle(opts, config, datastore, director, scraper, metrics, servers, host, logger)
     try:
-        servers["grpc"] = await start_server(_extproc_app(director, metrics, logger), host, opts.grpc_port,
-                                             name="epp-extproc")
+        extproc = ExtProcService(director, metrics, logger)
+        servers["grpc"] = await start_server(_extproc_app(extproc), host, opts.grpc_port, name="epp-extproc")
+        handle_obj.extproc = extproc
+        register_extproc(host, servers["grpc"].port, extproc)
 
         async def health(request: Request) -> Response:
             if datastore.pool_synced():

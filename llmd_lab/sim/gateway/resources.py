@@ -27,6 +27,16 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return meta.get("namespace", ""), meta["name"]
 
 
+def _named_port(pod: Mapping[str, Any], name: str) -> int | None:
+    if name.isdigit():
+        return int(name)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == name:
+                return int(port["containerPort"])
+    return None
+
+
 @dataclass
 class PoolTarget:
     """What the gateway needs from an InferencePool: the EPP address, failure mode, pods and port."""
@@ -39,6 +49,7 @@ class PoolTarget:
     selector: dict[str, str]
     target_port: int | None
     problem: str = ""
+    epp_service: dict | None = None
 
 
 class ResourceCache:
@@ -51,6 +62,8 @@ class ResourceCache:
         self._tasks: list[asyncio.Task] = []
         self.synced = asyncio.Event()
         self._seen: set[tuple[str, str]] = set()
+        self.generation = 0  # bumped on every change, so derived views can be cached until the next one
+        self._endpoints: dict[tuple[str, str, int], tuple[int, list[tuple[str, int]]]] = {}
 
     async def start(self) -> None:
         for api_version, kind in WATCHED:
@@ -62,6 +75,7 @@ class ResourceCache:
             # the initial list marks this kind as synced; the watch then delivers changes
             for obj in await self.source.list(api_version, kind):
                 store[_key(obj)] = obj
+            self.generation += 1
             self._seen.add((api_version, kind))
             if len(self._seen) == len(WATCHED):
                 self.synced.set()
@@ -70,6 +84,7 @@ class ResourceCache:
                     store.pop(_key(event.object), None)
                 else:
                     store[_key(event.object)] = event.object
+                self.generation += 1
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -108,6 +123,27 @@ class ResourceCache:
                 out.append(pod)
         return out
 
+    def service_endpoints(self, service: Mapping[str, Any], port: int) -> list[tuple[str, int]]:
+        """(pod IP, target port) of the Ready pods behind ``service``'s ``port``: where kube-proxy would send it."""
+        meta = service.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""), port)
+        cached = self._endpoints.get(key)
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        spec = service.get("spec") or {}
+        ports = spec.get("ports") or []
+        svc_port = next((p for p in ports if p.get("port") == port), None)
+        out: list[tuple[str, int]] = []
+        if svc_port is not None:
+            target = svc_port.get("targetPort", port)
+            for pod in self.ready_pods(key[0], spec.get("selector") or {}):
+                ip = (pod.get("status") or {}).get("podIP")
+                number = target if isinstance(target, int) else _named_port(pod, str(target))
+                if ip and number:
+                    out.append((ip, int(number)))
+        self._endpoints[key] = (self.generation, out)
+        return out
+
     def pool_target(self, group: str, namespace: str, name: str) -> PoolTarget | None:
         pool = self.pool(group, namespace, name)
         if pool is None:
@@ -122,6 +158,7 @@ class ResourceCache:
         if svc is None:
             target.problem = f"endpoint picker Service {namespace}/{ref.get('name', '')} not found"
         else:
+            target.epp_service = svc
             target.epp_host = (svc.get("spec") or {}).get("clusterIP")
             if not target.epp_host or target.epp_host == "None":
                 target.problem = f"endpoint picker Service {namespace}/{ref['name']} has no cluster IP"

@@ -1,8 +1,10 @@
 """The Gateway proxy: HTTPRoute rules → InferencePool (asking its EPP where to go) or → Service.
 
 Like Envoy with the GIE ext-proc filter: for an InferencePool backend the request headers and JSON
-body go to the EPP (``/extproc/request`` on the EPP Service's cluster IP), the returned headers are set
-(``x-gateway-destination-endpoint`` picks the pod), and the response is streamed back chunk by chunk.
+body go to the EPP (``/extproc/request`` on the EPP Service's cluster IP, or directly when the EPP runs
+in this event loop: ``llmd_lab.sim.extproc``), the returned headers are set (``x-gateway-destination-
+endpoint`` picks the pod), and the response is streamed back as it arrives (``upstream``: keep-alive
+connections, one write per socket read).
 If the EPP cannot be reached, the pool's ``failureMode`` decides: FailOpen → any Ready pod, FailClose
 → 503. Service backends go to the Service's cluster IP (the lab's kube-proxy spreads them).
 """
@@ -10,7 +12,7 @@ If the EPP cannot be reached, the pool's ``failureMode`` decides: FailOpen → a
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import inspect
 import json
 import logging
 import random
@@ -26,12 +28,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llmd_lab.sim.epp.httpserver import RunningServer, start_server
-from llmd_lab.sim.gateway.resources import ResourceCache
+from llmd_lab.sim.extproc import IMMEDIATE_RESPONSE_HEADER, ExternalProcessor
+from llmd_lab.sim.extproc import lookup as lookup_processor
+from llmd_lab.sim.gateway.resources import PoolTarget, ResourceCache
 from llmd_lab.sim.gateway.routing import match_route
+from llmd_lab.sim.gateway.upstream import UpstreamError, UpstreamPool
 from llmd_lab.sim.source import ResourceSource
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
-IMMEDIATE_RESPONSE_HEADER = "x-epp-immediate-response"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
 
@@ -46,6 +50,8 @@ class GatewayStats:
     epp_failures: int = 0
     fail_open: int = 0
     upstream_errors: int = 0
+    extproc_in_process: int = 0  # EPP calls made directly (llmd_lab.sim.extproc) ...
+    extproc_http: int = 0  # ... and over HTTP
     by_backend: dict[str, int] = field(default_factory=dict)
 
 
@@ -65,9 +71,9 @@ class Gateway:
         self.epp_timeout_s = epp_timeout_s
         self.rng = random.Random(seed)
         self.stats = GatewayStats()
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=128)
+        self._max_connections = max_connections
         self._client: httpx.AsyncClient | None = None
-        self._upstreams: dict[str, httpx.AsyncClient] = {}
+        self._upstreams: dict[tuple[str, int], UpstreamPool] = {}
         self._server: RunningServer | None = None
 
     @property
@@ -76,7 +82,9 @@ class Gateway:
         return f"http://{self.host}:{self._server.port}"
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(limits=self._limits, timeout=httpx.Timeout(30.0, read=None, pool=30.0))
+        # for the EPP over HTTP, when it does not run in this process (see llmd_lab.sim.extproc)
+        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                                         timeout=httpx.Timeout(30.0, read=None, pool=30.0))
         await self.cache.start()
         await asyncio.wait_for(self.cache.synced.wait(), timeout=30)
         app = Starlette(routes=[Route("/{path:path}", self.handle,
@@ -90,17 +98,30 @@ class Gateway:
         await self.cache.stop()
         if self._client is not None:
             await self._client.aclose()
-        for client in self._upstreams.values():
-            await client.aclose()
+        for pool in self._upstreams.values():
+            await pool.aclose()
 
-    def _upstream(self, url: str) -> httpx.AsyncClient:
-        """One connection pool per upstream host:port (httpcore's pool scans all its connections per request)."""
-        key = httpx.URL(url).netloc.decode()
-        client = self._upstreams.get(key)
-        if client is None:
-            client = httpx.AsyncClient(limits=self._limits, timeout=httpx.Timeout(30.0, read=None, pool=30.0))
-            self._upstreams[key] = client
-        return client
+    def _local_processor(self, pool: PoolTarget) -> ExternalProcessor | None:
+        """The pool's EPP when it runs in this process and event loop (``sim.extproc``): called directly
+        instead of over HTTP. Looked up at the Service's cluster IP (the testbed binds the EPP there), then
+        at the Ready endpoints behind it, the ones kube-proxy would forward the connection to."""
+        if pool.epp_host is None:
+            return None
+        processor = lookup_processor(pool.epp_host, pool.epp_port)
+        if processor is None and pool.epp_service is not None:
+            for ip, port in self.cache.service_endpoints(pool.epp_service, pool.epp_port):
+                processor = lookup_processor(ip, port)
+                if processor is not None:
+                    break
+        return processor
+
+    def _upstream(self, host: str, port: int) -> UpstreamPool:
+        """One keep-alive connection pool per upstream host:port."""
+        pool = self._upstreams.get((host, port))
+        if pool is None:
+            pool = UpstreamPool(host, port, max_connections=self._max_connections)
+            self._upstreams[(host, port)] = pool
+        return pool
 
     # -- request path ---------------------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
@@ -134,7 +155,7 @@ class Gateway:
                 return _error(503, f"backend Service {ns}/{backend.get('name')} not found or has no cluster IP",
                               "ServiceUnavailable")
             port = backend.get("port") or ((svc["spec"].get("ports") or [{}])[0].get("port"))
-            return await self._forward(request.method, f"http://{cluster_ip}:{port}{target_path}", headers, body)
+            return await self._forward(request.method, cluster_ip, int(port), target_path, headers, body)
         return _error(500, f"unsupported backendRef kind {kind!r}", "Internal")
 
     async def _to_pool(self, request: Request, backend: dict, ns: str, target_path: str, headers: dict[str, str],
@@ -149,10 +170,26 @@ class Gateway:
             return _error(400, "request body is not valid JSON", "BadRequest")
         decision: dict | None = None
         epp_url = f"http://{pool.epp_host}:{pool.epp_port}" if pool.epp_host else None
-        if epp_url is not None:
-            assert self._client is not None
+        processor = self._local_processor(pool)
+        if processor is not None:
+            self.stats.extproc_in_process += 1
             try:
-                reply = await self._client.post(f"{epp_url}/extproc/request", json={"headers": headers, "body": parsed},
+                verdict = processor.process_request(headers, parsed, len(body))
+            except Exception as exc:  # what an EPP answering 500 looks like over HTTP
+                self.stats.epp_failures += 1
+                self.log.warning("endpoint picker for pool %s/%s failed: %r", ns, pool.name, exc)
+            else:
+                if verdict.immediate_status is not None:
+                    return JSONResponse(verdict.immediate_body, status_code=verdict.immediate_status)
+                decision = verdict.to_json()
+        elif epp_url is not None:
+            assert self._client is not None
+            self.stats.extproc_http += 1
+            payload = b"".join((b'{"headers":', json.dumps(headers).encode(), b',"body":', body or b"null",
+                                b',"body_size":', str(len(body)).encode(), b"}"))
+            try:
+                reply = await self._client.post(f"{epp_url}/extproc/request", content=payload,
+                                                headers={"content-type": "application/json"},
                                                 timeout=self.epp_timeout_s)
                 if reply.headers.get(IMMEDIATE_RESPONSE_HEADER) == "true":
                     return Response(reply.content, status_code=reply.status_code, media_type="application/json")
@@ -181,48 +218,65 @@ class Gateway:
             headers.update(decision.get("set_headers") or {})
             destination = headers[DESTINATION_HEADER].split(",")[0].strip()
         on_headers = None
-        if decision is not None and epp_url is not None:
-            rid = decision.get("request_id") or headers.get("x-request-id")
+        if decision is not None:
+            rid = decision.get("request_id") or headers.get("x-request-id", "")
+            if processor is not None:
+                def on_headers(resp_headers: dict[str, str]) -> dict[str, str]:
+                    try:
+                        return processor.process_response(rid, resp_headers)
+                    except Exception as exc:
+                        self.log.warning("endpoint picker response phase failed: %r", exc)
+                        return {}
+            elif epp_url is not None:
+                client = self._client
 
-            async def on_headers(resp_headers: dict[str, str]) -> dict[str, str]:
-                try:
-                    assert self._client is not None
-                    r = await self._client.post(f"{epp_url}/extproc/response",
-                                                json={"request_id": rid, "headers": resp_headers}, timeout=2.0)
-                    return dict(r.json().get("set_headers") or {})
-                except (httpx.HTTPError, ValueError):
-                    return {}
+                async def on_headers(resp_headers: dict[str, str]) -> dict[str, str]:
+                    try:
+                        assert client is not None
+                        r = await client.post(f"{epp_url}/extproc/response",
+                                              json={"request_id": rid, "headers": resp_headers}, timeout=2.0)
+                        return dict(r.json().get("set_headers") or {})
+                    except (httpx.HTTPError, ValueError):
+                        return {}
 
-        return await self._forward(request.method, f"http://{destination}{target_path}", headers, body, on_headers)
+        host, _, port = destination.rpartition(":")
+        if not host or not port.isdigit():
+            return _error(503, f"endpoint picker chose an invalid destination {destination!r}", "ServiceUnavailable")
+        return await self._forward(request.method, host.strip("[]"), int(port), target_path, headers, body,
+                                   on_headers)
 
-    async def _forward(self, method: str, url: str, headers: dict[str, str], body: bytes, on_headers=None) -> Response:
-        client = self._upstream(url)
-        upstream = client.build_request(method, url, headers=headers, content=body)
+    async def _forward(self, method: str, host: str, port: int, target: str, headers: dict[str, str], body: bytes,
+                       on_headers=None) -> Response:
+        pool = self._upstream(host, port)
+        out = [(k, v) for k, v in headers.items()]
+        out.append(("host", f"{host}:{port}"))
+        if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            out.append(("content-length", str(len(body))))
         try:
-            response = await client.send(upstream, stream=True)
-        except httpx.PoolTimeout:
+            response = await pool.request(method, target, out, body)
+        except TimeoutError:
             return _error(503, "gateway overloaded: no upstream connection became free in time", "ServiceUnavailable")
-        except httpx.HTTPError as exc:
+        except UpstreamError as exc:
             self.stats.upstream_errors += 1
-            return _error(503, f"upstream connect error or disconnect/reset before headers ({url}: "
-                          f"{type(exc).__name__})", "ServiceUnavailable")
-        out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+            return _error(503, f"upstream connect error or disconnect/reset before headers (http://{host}:{port}"
+                          f"{target}: {exc})", "ServiceUnavailable")
+        received: dict[str, str] = {}
+        for k, v in response.headers:
+            received[k] = f"{received[k]}, {v}" if k in received else v
+        out_headers = {k: v for k, v in received.items() if k not in HOP_BY_HOP}
         # echo the request id (Envoy's always_set_request_id_in_response) so clients can fetch the EPP's trace
         out_headers.setdefault("x-request-id", headers.get("x-request-id", ""))
         if on_headers is not None:
-            out_headers.update(await on_headers(dict(response.headers)))
+            added = on_headers(received)
+            out_headers.update(await added if inspect.isawaitable(added) else added)
 
         async def relay() -> AsyncIterator[bytes]:
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.chunks():
                     yield chunk
-            except httpx.HTTPError as exc:  # the pod went away mid-stream: end the stream, do not hang
+            except UpstreamError as exc:  # the pod went away mid-stream: end the stream, do not hang
                 self.stats.upstream_errors += 1
-                self.log.warning("upstream %s failed mid-stream: %s", url, exc)
-
-        async def close() -> None:
-            with contextlib.suppress(Exception):
-                await response.aclose()
+                self.log.warning("upstream %s:%s failed mid-stream: %s", host, port, exc)
 
         return StreamingResponse(relay(), status_code=response.status_code, headers=out_headers,
-                                 background=BackgroundTask(close))
+                                 background=BackgroundTask(response.aclose))
