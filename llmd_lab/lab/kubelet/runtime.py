@@ -368,7 +368,8 @@ class PodWorker:
             if "tcpSocket" in probe:
                 port = self._probe_port(r, probe["tcpSocket"].get("port"))
                 try:
-                    _, writer = await asyncio.wait_for(asyncio.open_connection(self.ip, port), 1.0)
+                    async with asyncio.timeout(1.0):
+                        _, writer = await asyncio.open_connection(self.ip, port)
                 except (OSError, TimeoutError):
                     return False, f"dial tcp {self.ip}:{port}: connect: connection refused"
                 writer.close()

@@ -49,7 +49,7 @@ class KubeScheduler:
     async def start(self, ctx: Any) -> None:
         self.ctx = ctx
         self._tasks = [asyncio.create_task(self._watch("v1", "Pod")), asyncio.create_task(self._watch("v1", "Node")),
-                       asyncio.create_task(self._loop())]
+                       asyncio.create_task(self._tick()), asyncio.create_task(self._loop())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -69,10 +69,16 @@ class KubeScheduler:
                 log.exception("scheduler watch %s failed", kind)
                 await asyncio.sleep(0.5)
 
+    async def _tick(self) -> None:
+        # a periodic pass retries pods whose blocker went away without an event (no asyncio.wait_for here:
+        # on Python 3.11 it can swallow the cancellation that stops the component)
+        while True:
+            await asyncio.sleep(self.interval)
+            self._wake.set()
+
     async def _loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await self._wake.wait()
             self._wake.clear()
             try:
                 await self.schedule_pending()
