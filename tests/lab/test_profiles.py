@@ -55,7 +55,8 @@ def test_rhoai_shape_matches_the_step_08_demo() -> None:
     assert kserve["rawDeploymentServiceConfig"] == "Headed" and kserve["managementState"] == "Managed"
     presets = {o["metadata"]["name"] for o in by_kind(objs, "LLMInferenceServiceConfig")}
     assert {"kserve-config-llm-template", "kserve-config-llm-decode-template", "kserve-config-llm-prefill-template",
-            "kserve-config-llm-worker-data-parallel", "kserve-config-llm-scheduler",
+            "kserve-config-llm-worker-data-parallel", "kserve-config-llm-decode-worker-data-parallel",
+            "kserve-config-llm-prefill-worker-data-parallel", "kserve-config-llm-scheduler",
             "kserve-config-llm-router-route"} <= presets
     queues = {o["metadata"]["name"]: o for o in by_kind(objs, "LocalQueue")}
     assert queues["llmd"]["spec"]["clusterQueue"] == "rhoai-llmd-queue"

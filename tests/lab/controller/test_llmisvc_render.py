@@ -187,3 +187,14 @@ def test_strategic_merge_rules() -> None:
     assert out["containers"][0] == {"name": "main", "args": ["b"], "ports": [{"containerPort": 8000}]}
     assert out["containers"][1] == {"name": "side"}
     assert out["tolerations"] == [{"key": "y"}]
+
+
+def test_prefill_worker_uses_the_prefill_parallelism(pd, find_config) -> None:
+    pd["spec"]["prefill"]["parallelism"] = {"data": 4, "dataLocal": 2}
+    pd["spec"]["prefill"]["worker"] = {"containers": [{"name": "main"}]}
+    assert "kserve-config-llm-prefill-worker-data-parallel" in well_known_presets(pd["spec"])
+    lws = render(pd, find_config)[("LeaderWorkerSet", "my-model-pd-kserve-mn-prefill")]
+    assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
+    args = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["args"][0]
+    assert "--data-parallel-size 4 --data-parallel-size-local 2" in args and "--headless" in args
+    assert lws["metadata"]["labels"]["llm-d.ai/role"] == "prefill"

@@ -113,22 +113,26 @@ _EXPR = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
 _CHILD = re.compile(r"^ChildName\s+(\.[\w.]+)\s+[`\"]([^`\"]*)[`\"]$")
 
 
+def _parallelism_vars(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "Tensor": p.get("tensor", 1),
+        "Pipeline": p.get("pipeline", 1),
+        "Data": p.get("data", 1),
+        "DataLocal": p.get("dataLocal", 1),
+        "DataRPCPort": p.get("dataRPCPort", 5555),
+        "Expert": p.get("expert", False),
+    }
+
+
 def template_context(llmisvc: Mapping[str, Any], global_config: GlobalConfig) -> dict[str, Any]:
     meta = llmisvc["metadata"]
     spec = llmisvc.get("spec") or {}
-    p = _parallelism(spec)
     return {
         "ObjectMeta": {"Name": meta["name"], "Namespace": meta.get("namespace", "")},
         "Spec": {
             "Model": {"Name": model_name(llmisvc), "URI": (spec.get("model") or {}).get("uri", "")},
-            "Parallelism": {
-                "Tensor": p.get("tensor", 1),
-                "Pipeline": p.get("pipeline", 1),
-                "Data": p.get("data", 1),
-                "DataLocal": p.get("dataLocal", 1),
-                "DataRPCPort": p.get("dataRPCPort", 5555),
-                "Expert": p.get("expert", False),
-            },
+            "Parallelism": _parallelism_vars(_parallelism(spec)),
+            "Prefill": {"Parallelism": _parallelism_vars(_parallelism(spec.get("prefill") or {}))},
             "Replicas": spec.get("replicas", 1),
         },
         "GlobalConfig": {
