@@ -1,11 +1,19 @@
 """``llmd-lab bench gateway``: what the gateway + EPP hop costs, and how many tokens/s stream through it.
 
 An in-process mini cluster (``llmd_lab.sim.gateway.testbed``: simulated vLLM pods, the EPP with
-KServe's default config, the gateway) runs on this machine's loopback. Rounds of 16 concurrent
-streaming chat requests alternate between going straight to a pod and going through the gateway,
-and the client-side TTFT (request sent → first content chunk) is compared. A second phase with the
-simulated clock sped up ×100000 makes the engines nearly free, so the streamed tokens/s measure the
-gateway's (and this Python process's) relay capacity. Everything shares one event loop, as in the lab.
+KServe's default config and KServe's 50 ms metrics refresh, the gateway) shares one event loop, as in
+the lab. The client runs in its own process, as a notebook kernel does next to the lab, so its own
+work (parsing every SSE event) does not queue in the cluster's loop.
+
+Phase 1 (simulated clock ×1, so TTFT looks like a GPU's): 16 streams run closed-loop (each sends its
+next request when the previous one ends; output lengths vary around ``--max-tokens`` so the streams do
+not march in lockstep). Windows go straight to the pods or through the gateway, interleaved ABBA, with
+the same prompts and lengths on both paths; client-side TTFT (request sent → first content token) is
+compared. ``--arrivals burst`` instead fires the 16 requests of a round at the same instant (the worst
+case for a single event loop: every request queues behind the others' parsing). Phase 2 speeds the
+clock up ×100000 so the engines are nearly free: the streamed tokens/s measure relay capacity.
+The cluster process's CPU time per request (from /proc) is printed for both paths: on a shared
+machine it is steadier than latency, and the difference is what the gateway + EPP cost.
 """
 
 from __future__ import annotations
@@ -13,7 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import random
+import re
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -22,97 +36,182 @@ from llmd_lab.sim.epp.config import KSERVE_DEFAULT_CONFIG
 from llmd_lab.sim.gateway.testbed import QWEN, start_cluster
 from llmd_lab.traffic.workloads import words
 
+CONTENT = re.compile(rb'"content":"(?!")')  # one per streamed token (the role chunk carries an empty one)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--streams", type=int, default=16, help="concurrent streams per round")
-    parser.add_argument("--rounds", type=int, default=8, help="rounds per path (direct, gateway), interleaved")
+    parser.add_argument("--streams", type=int, default=16, help="concurrent streams")
+    parser.add_argument("--windows", type=int, default=4, help="measurement windows per path, interleaved ABBA")
+    parser.add_argument("--requests-per-stream", type=int, default=6, help="requests each stream sends per window")
     parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--throughput-tokens", type=int, default=256, help="max_tokens per stream in phase 2")
+    parser.add_argument("--max-tokens", type=int, default=32, help="mean output tokens per request in phase 1")
+    parser.add_argument("--throughput-tokens", type=int, default=256, help="output tokens per request in phase 2")
+    parser.add_argument("--arrivals", choices=["closed", "burst"], default="closed",
+                        help="closed: each stream sends when its last request ends; burst: rounds of simultaneous "
+                             "requests")
+    parser.add_argument("--in-process-client", action="store_true",
+                        help="run the client in the cluster's event loop (how this bench measured at first)")
+
+
+# -- the client ---------------------------------------------------------------------------------------------
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` (Linux /proc), or None where that is not available."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 async def _stream(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int) -> tuple[float, int]:
     body = {"model": QWEN, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
             "stream": True, "ignore_eos": True}
     start = time.perf_counter()
-    ttft = None
+    ttft = float("nan")
     tokens = 0
     async with client.stream("POST", url, json=body) as response:
         response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            obj = json.loads(line[6:])
-            for choice in obj.get("choices") or []:
-                if choice.get("delta", {}).get("content"):
-                    tokens += 1
-                    if ttft is None:
-                        ttft = time.perf_counter() - start
-    return (ttft if ttft is not None else float("nan")), tokens
+        async for chunk in response.aiter_raw():
+            found = len(CONTENT.findall(chunk))
+            if found and tokens == 0:
+                ttft = time.perf_counter() - start
+            tokens += found
+    if tokens != max_tokens:
+        raise RuntimeError(f"{url}: streamed {tokens} tokens, asked for {max_tokens} with ignore_eos")
+    return ttft, tokens
 
 
-async def _round(client, urls: list[str], n: int, max_tokens: int, tag: str, rnd: int) -> list[tuple[float, int]]:
-    return await asyncio.gather(*(_stream(client, urls[i % len(urls)], f"{tag} {rnd} {i} " + words_cache[i % 64],
-                                          max_tokens) for i in range(n)))
+def _plan(spec: dict[str, Any], pair: int, max_tokens: int) -> list[list[tuple[str, int]]]:
+    """Per stream, the (prompt, max_tokens) it sends in this window; identical for both paths of a pair."""
+    rng = random.Random(1000 + pair)
+    vary = spec["vary"]
+    out = []
+    for s in range(spec["streams"]):
+        reqs = []
+        for r in range(spec["requests_per_stream"]):
+            n = rng.randint(max(1, max_tokens // 2), max_tokens * 3 // 2) if vary else max_tokens
+            reqs.append((f"pair {pair} stream {s} request {r}: " + words(rng, 150), n))
+        out.append(reqs)
+    return out
 
 
-words_cache: list[str] = []
+async def _window(client: httpx.AsyncClient, urls: list[str], plan: list[list[tuple[str, int]]], tag: str,
+                  arrivals: str) -> list[tuple[float, int]]:
+    async def closed(s: int) -> list[tuple[float, int]]:
+        return [await _stream(client, urls[s % len(urls)], f"{tag} {prompt}", n) for prompt, n in plan[s]]
+
+    if arrivals == "closed":
+        per_stream = await asyncio.gather(*(closed(s) for s in range(len(plan))))
+        return [r for rs in per_stream for r in rs]
+    results: list[tuple[float, int]] = []
+    for r in range(len(plan[0])):
+        results += await asyncio.gather(*(_stream(client, urls[s % len(urls)], f"{tag} {plan[s][r][0]}",
+                                                  plan[s][r][1]) for s in range(len(plan))))
+    return results
 
 
-async def _phase(args: argparse.Namespace, time_scale: float, rounds: int, max_tokens: int) -> dict[str, list]:
-    cluster = await start_cluster(replicas=args.replicas, config=KSERVE_DEFAULT_CONFIG, time_scale=time_scale)
+async def _client_main(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the windows of one phase against ``spec['urls']``; return TTFTs, tokens, wall and server CPU."""
+    paths = {"direct": spec["direct"], "gateway": spec["gateway"]}
+    server_pid = spec["server_pid"]
+    out: dict[str, Any] = {p: {"ttft": [], "tokens": 0, "wall": 0.0, "cpu": 0.0, "requests": 0} for p in paths}
+    limits = httpx.Limits(max_connections=spec["streams"] * 2, max_keepalive_connections=spec["streams"] * 2)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        warm = [[(f"warm {s}", 4)] for s in range(spec["streams"])]
+        for path, urls in paths.items():
+            await _window(client, urls, warm, path, spec["arrivals"])
+        for pair in range(spec["windows"]):
+            plan = _plan(spec, pair, spec["tokens"])
+            order = ("direct", "gateway") if pair % 2 == 0 else ("gateway", "direct")
+            for path in order:
+                cpu0, start = _cpu_seconds(server_pid), time.perf_counter()
+                results = await _window(client, paths[path], plan, path, spec["arrivals"])
+                wall, cpu1 = time.perf_counter() - start, _cpu_seconds(server_pid)
+                row = out[path]
+                row["ttft"] += [t for t, _ in results]
+                row["tokens"] += sum(n for _, n in results)
+                row["wall"] += wall
+                row["requests"] += len(results)
+                row["cpu"] = None if cpu0 is None or cpu1 is None or row["cpu"] is None else row["cpu"] + cpu1 - cpu0
+    return out
+
+
+async def _phase(args: argparse.Namespace, time_scale: float, tokens: int) -> dict[str, Any]:
+    cluster = await start_cluster(replicas=args.replicas, config=KSERVE_DEFAULT_CONFIG, time_scale=time_scale,
+                                  refresh_metrics_interval="50ms")
     try:
-        direct = [f"http://{p.ip}:8000/v1/chat/completions" for p in cluster.pods]
-        via = [cluster.url("/v1/chat/completions")]
-        out: dict[str, list] = {"direct": [], "gateway": [], "direct_wall": [], "gateway_wall": []}
-        limits = httpx.Limits(max_connections=args.streams * 2, max_keepalive_connections=args.streams * 2)
-        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-            await _round(client, direct, args.streams, 4, "warm", -1)
-            await _round(client, via, args.streams, 4, "warm", -1)
-            for rnd in range(rounds):
-                for path, urls in (("direct", direct), ("gateway", via)) if rnd % 2 == 0 else \
-                        (("gateway", via), ("direct", direct)):
-                    start = time.perf_counter()
-                    results = await _round(client, urls, args.streams, max_tokens, path, rnd)
-                    out[f"{path}_wall"].append((time.perf_counter() - start, sum(t for _, t in results)))
-                    out[path].extend(results)
-        return out
+        assert cluster.gateway is not None
+        spec = {"direct": [f"http://{p.ip}:8000/v1/chat/completions" for p in cluster.pods],
+                "gateway": [cluster.url("/v1/chat/completions")], "streams": args.streams,
+                "windows": args.windows, "requests_per_stream": args.requests_per_stream,
+                "tokens": tokens, "arrivals": args.arrivals,
+                "vary": args.arrivals == "closed" and time_scale == 1.0,
+                "server_pid": os.getpid()}
+        if args.in_process_client:
+            result = await _client_main(spec)
+        else:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "llmd_lab.bench.gateway", json.dumps(spec), stdout=asyncio.subprocess.PIPE)
+            stdout, _ = await asyncio.wait_for(child.communicate(), timeout=1800)
+            if child.returncode != 0:
+                raise RuntimeError(f"the benchmark client exited with {child.returncode}")
+            result = json.loads(stdout.decode().strip().splitlines()[-1])
+        result["extproc"] = {"in_process": cluster.gateway.stats.extproc_in_process,
+                             "http": cluster.gateway.stats.extproc_http}
+        return result
     finally:
         await cluster.stop()
 
 
-def run(args: argparse.Namespace) -> int:
-    import random as _random
-    rng = _random.Random(0)
-    words_cache[:] = [words(rng, 150) for _ in range(64)]
-    latency = asyncio.run(_phase(args, 1.0, args.rounds, args.max_tokens))
-    throughput = asyncio.run(_phase(args, 100000.0, max(2, args.rounds // 2), args.throughput_tokens))
-    d = np.array([t for t, _ in latency["direct"]]) * 1000
-    g = np.array([t for t, _ in latency["gateway"]]) * 1000
-    rows = {
-        "streams": args.streams,
+def _rows(args: argparse.Namespace, latency: dict[str, Any], throughput: dict[str, Any]) -> dict[str, Any]:
+    d = np.array(latency["direct"]["ttft"]) * 1000
+    g = np.array(latency["gateway"]["ttft"]) * 1000
+    rows: dict[str, Any] = {
+        "streams": args.streams, "arrivals": args.arrivals,
+        "client": "in-process" if args.in_process_client else "own process",
         "requests_per_path": len(d),
-        "direct_ttft_p50_ms": float(np.nanpercentile(d, 50)),
-        "gateway_ttft_p50_ms": float(np.nanpercentile(g, 50)),
-        "direct_ttft_p95_ms": float(np.nanpercentile(d, 95)),
-        "gateway_ttft_p95_ms": float(np.nanpercentile(g, 95)),
+        "direct_ttft_p50_ms": float(np.nanpercentile(d, 50)), "gateway_ttft_p50_ms": float(np.nanpercentile(g, 50)),
+        "direct_ttft_p95_ms": float(np.nanpercentile(d, 95)), "gateway_ttft_p95_ms": float(np.nanpercentile(g, 95)),
     }
-    rows["overhead_p50_pct"] = 100 * (rows["gateway_ttft_p50_ms"] / rows["direct_ttft_p50_ms"] - 1)
     rows["overhead_p50_ms"] = rows["gateway_ttft_p50_ms"] - rows["direct_ttft_p50_ms"]
+    rows["overhead_p50_pct"] = 100 * (rows["gateway_ttft_p50_ms"] / rows["direct_ttft_p50_ms"] - 1)
+    rows["overhead_p95_pct"] = 100 * (rows["gateway_ttft_p95_ms"] / rows["direct_ttft_p95_ms"] - 1)
     for path in ("direct", "gateway"):
-        wall = sum(w for w, _ in throughput[f"{path}_wall"])
-        toks = sum(t for _, t in throughput[f"{path}_wall"])
-        rows[f"{path}_tokens_per_s"] = toks / wall if wall else 0.0
+        lat, thr = latency[path], throughput[path]
+        rows[f"{path}_cluster_cpu_ms_per_request"] = (1000 * lat["cpu"] / lat["requests"]) if lat["cpu"] else None
+        rows[f"{path}_tokens_per_s"] = thr["tokens"] / thr["wall"] if thr["wall"] else 0.0
+        rows[f"{path}_cluster_cpu_us_per_token"] = (1e6 * thr["cpu"] / thr["tokens"]) if thr["cpu"] else None
+    rows["extproc_in_process"] = latency["extproc"]["in_process"] + throughput["extproc"]["in_process"]
+    rows["extproc_http"] = latency["extproc"]["http"] + throughput["extproc"]["http"]
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    latency = asyncio.run(_phase(args, 1.0, args.max_tokens))
+    throughput = asyncio.run(_phase(args, 100000.0, args.throughput_tokens))
+    rows = _rows(args, latency, throughput)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{args.streams} concurrent streams, {len(d)} requests per path, {args.replicas} replicas "
-          "(client-side TTFT, simulated clock ×1)")
+    how = ("closed loop" if args.arrivals == "closed" else "bursts of simultaneous requests")
+    print(f"{args.streams} concurrent streams ({how}, client in {rows['client']}), {args.replicas} replicas, "
+          f"{rows['requests_per_path']} requests per path, ~{args.max_tokens} output tokens, simulated clock ×1")
     print(f"  direct to pod : TTFT p50 {rows['direct_ttft_p50_ms']:7.2f} ms   p95 {rows['direct_ttft_p95_ms']:7.2f} ms")
     print(f"  via gateway   : TTFT p50 {rows['gateway_ttft_p50_ms']:7.2f} ms   p95 {rows['gateway_ttft_p95_ms']:7.2f} ms")
     ok = rows["overhead_p50_pct"] <= 5
-    print(f"  overhead      : {rows['overhead_p50_ms']:+.2f} ms ({rows['overhead_p50_pct']:+.1f} % at p50; "
-          f"target ≤ 5 %: {'met' if ok else 'NOT met'})")
-    print(f"streamed tokens/s on this machine (engines sped up ×100000, {args.throughput_tokens} tokens/stream):")
+    print(f"  overhead      : {rows['overhead_p50_ms']:+.2f} ms ({rows['overhead_p50_pct']:+.1f} % at p50, "
+          f"{rows['overhead_p95_pct']:+.1f} % at p95; target ≤ 5 % at p50: {'met' if ok else 'NOT met'})")
+    if rows["direct_cluster_cpu_ms_per_request"] is not None:
+        print(f"  cluster CPU   : {rows['direct_cluster_cpu_ms_per_request']:.2f} ms/request direct, "
+              f"{rows['gateway_cluster_cpu_ms_per_request']:.2f} ms/request via gateway")
+    print(f"  ext-proc      : {rows['extproc_in_process']} in-process calls, {rows['extproc_http']} over HTTP")
+    print(f"streamed tokens/s on this machine (engines sped up ×100000, {args.throughput_tokens} tokens/request):")
     print(f"  direct {rows['direct_tokens_per_s']:8.0f} tok/s   via gateway {rows['gateway_tokens_per_s']:8.0f} tok/s")
+    if rows["direct_cluster_cpu_us_per_token"] is not None:
+        print(f"  cluster CPU   : {rows['direct_cluster_cpu_us_per_token']:.0f} µs/token direct, "
+              f"{rows['gateway_cluster_cpu_us_per_token']:.0f} µs/token via gateway")
     return 0
+
+
+if __name__ == "__main__":  # the client process (see _phase)
+    print(json.dumps(asyncio.run(_client_main(json.loads(sys.argv[1])))))

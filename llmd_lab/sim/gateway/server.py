@@ -17,22 +17,18 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
-from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
 
 from llmd_lab.sim.epp.httpserver import RunningServer, start_server
 from llmd_lab.sim.extproc import IMMEDIATE_RESPONSE_HEADER, ExternalProcessor
 from llmd_lab.sim.extproc import lookup as lookup_processor
 from llmd_lab.sim.gateway.resources import PoolTarget, ResourceCache
 from llmd_lab.sim.gateway.routing import match_route
-from llmd_lab.sim.gateway.upstream import UpstreamError, UpstreamPool
+from llmd_lab.sim.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 from llmd_lab.sim.source import ResourceSource
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
@@ -87,8 +83,9 @@ class Gateway:
                                          timeout=httpx.Timeout(30.0, read=None, pool=30.0))
         await self.cache.start()
         await asyncio.wait_for(self.cache.synced.wait(), timeout=30)
-        app = Starlette(routes=[Route("/{path:path}", self.handle,
-                                      methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])])
+        async def app(scope, receive, send) -> None:  # a plain coroutine function: uvicorn sees ASGI 3
+            await self._asgi(scope, receive, send)
+
         self._server = await start_server(app, self.host, self.port, name="gateway")
         self.log.info("gateway %s/%s listening on %s", self.namespace, self.name, self.url)
 
@@ -124,6 +121,17 @@ class Gateway:
         return pool
 
     # -- request path ---------------------------------------------------------------------------------------
+    async def _asgi(self, scope, receive, send) -> None:
+        """Every path and method goes to :meth:`handle` (no router or middleware stack: Envoy has neither)."""
+        if scope["type"] != "http":
+            return
+        try:
+            response = await self.handle(Request(scope, receive))
+        except Exception as exc:
+            self.log.exception("gateway failed on %s %s", scope.get("method"), scope.get("path"))
+            response = _error(500, f"gateway internal error: {type(exc).__name__}", "Internal")
+        await response(scope, receive, send)
+
     async def handle(self, request: Request) -> Response:
         self.stats.requests += 1
         path = request.url.path
@@ -270,13 +278,47 @@ class Gateway:
             added = on_headers(received)
             out_headers.update(await added if inspect.isawaitable(added) else added)
 
-        async def relay() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.chunks():
-                    yield chunk
-            except UpstreamError as exc:  # the pod went away mid-stream: end the stream, do not hang
-                self.stats.upstream_errors += 1
-                self.log.warning("upstream %s:%s failed mid-stream: %s", host, port, exc)
+        return _RelayResponse(response, out_headers, self, f"{host}:{port}")
 
-        return StreamingResponse(relay(), status_code=response.status_code, headers=out_headers,
-                                 background=BackgroundTask(response.aclose))
+
+class _RelayResponse(Response):
+    """Streams an upstream body to the client as it arrives, in the request's own task.
+
+    A pod that breaks mid-stream ends the client's stream (no hang); a client that goes away cuts the
+    upstream connection, so the pod aborts the request, as it would behind Envoy. (Starlette's
+    StreamingResponse does the same with an anyio task group per response, which costs more.)"""
+
+    def __init__(self, upstream: UpstreamResponse, headers: dict[str, str], gateway: Gateway, where: str) -> None:
+        self.status_code = upstream.status_code
+        self.background = None
+        self.init_headers(headers)
+        self.upstream = upstream
+        self.gateway = gateway
+        self.where = where
+
+    async def __call__(self, scope, receive, send) -> None:
+        upstream = self.upstream
+        finished = False
+
+        async def watch_client() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not finished:
+                upstream.abort()
+
+        watcher = asyncio.get_running_loop().create_task(watch_client())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            try:
+                async for chunk in upstream.chunks():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except UpstreamError as exc:  # the pod went away mid-stream: end the stream, do not hang
+                if not watcher.done():
+                    self.gateway.stats.upstream_errors += 1
+                    self.gateway.log.warning("upstream %s failed mid-stream: %s", self.where, exc)
+            finished = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            finished = True
+            watcher.cancel()
+            await upstream.aclose()

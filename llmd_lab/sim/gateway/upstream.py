@@ -113,8 +113,12 @@ class _Connection(asyncio.Protocol):
         self.transport.write(out)
 
     def reusable(self) -> bool:
+        """The response was read to its end and both sides may go on with another request."""
         return (not self.closed and self.error is None and self.h11.our_state is h11.DONE
                 and self.h11.their_state is h11.DONE)
+
+    def idle(self) -> bool:
+        return not self.closed and self.error is None and self.h11.our_state is h11.IDLE
 
     def reset_for_next(self) -> None:
         self.h11.start_next_cycle()
@@ -160,6 +164,11 @@ class UpstreamResponse:
             conn.wakeup.clear()
             await conn.wakeup.wait()
 
+    def abort(self) -> None:
+        """Cut the connection now (the client went away): the upstream sees a reset."""
+        self._conn.abort()
+        self._conn._fail("the client went away")
+
     async def aclose(self) -> None:
         """Back to the pool when the body was read to the end; otherwise the connection is cut (the pod sees
         the client go away, as behind Envoy)."""
@@ -198,7 +207,7 @@ class UpstreamPool:
         now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle.pop()
-            if conn.reusable() and now - conn.idle_since < self.keepalive_expiry:
+            if conn.idle() and now - conn.idle_since < self.keepalive_expiry:
                 return conn
             self._discard(conn)
         return None
