@@ -232,21 +232,32 @@ class PodWorker:
             await self._events(started.events)
             self._dirty.set()
             probe = asyncio.create_task(self._readiness(r))
+            program = asyncio.create_task(self._run_program(r))
+            liveness = asyncio.create_task(self._liveness(r, program))
             try:
-                await self._run_program(r)
+                await program
                 failure = ProcessExitError(0, "Completed")
             except ProcessExitError as exc:
                 failure = exc
             except asyncio.CancelledError:
-                probe.cancel()
-                raise
+                if not program.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    probe.cancel()
+                    liveness.cancel()
+                    program.cancel()
+                    raise
+                # killed by the liveness probe
+                if r.handle is not None:
+                    with contextlib.suppress(Exception):
+                        await r.handle.stop()
+                failure = ProcessExitError(137, "Error", "")
             except Exception as exc:  # a simulator bug: show it like a crashed process
                 log.exception("pod %s/%s container %s crashed", self.namespace, self.name, r.name)
                 r.logs.write(f"Traceback (most recent call last): {type(exc).__name__}: {exc}")
                 failure = ProcessExitError(1, "Error", str(exc))
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await probe
+            for task in (probe, liveness):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             if self._stopping:
                 return
             r.handle = None
@@ -340,6 +351,27 @@ class PodWorker:
                     if r.ready and failures >= threshold:
                         r.ready = False
                         self._dirty.set()
+                await self.ctx.clock.sleep(period)
+
+    async def _liveness(self, r: ContainerRunner, program: asyncio.Task) -> None:
+        """Kill the program after ``failureThreshold`` failed liveness probes (it is then restarted)."""
+        probe = r.spec.get("livenessProbe")
+        if not probe:
+            return
+        await self.ctx.clock.sleep(float(probe.get("initialDelaySeconds", 0)))
+        period = float(probe.get("periodSeconds", 10))
+        threshold = int(probe.get("failureThreshold", 3))
+        failures = 0
+        async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0) as client:
+            while not program.done():
+                ok, detail = await self._probe_once(client, r, probe)
+                failures = 0 if ok else failures + 1
+                if not ok:
+                    await self._events(stages.render("liveness-probe-failed", self._fields(r, detail=detail)).events)
+                if failures >= threshold:
+                    await self._events(stages.render("liveness-kill", self._fields(r)).events)
+                    program.cancel()
+                    return
                 await self.ctx.clock.sleep(period)
 
     async def _probe_once(self, client: httpx.AsyncClient, r: ContainerRunner, probe: dict) -> tuple[bool, str]:

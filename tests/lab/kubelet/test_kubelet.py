@@ -124,3 +124,23 @@ async def test_deleting_a_pod_stops_it_and_removes_it(node_env) -> None:
         return not items
     await eventually(gone, what="pod removed by the kubelet")
     assert not kubelet.workers
+
+
+async def test_failing_liveness_probe_restarts_the_container(node_env) -> None:
+    ctx, _ = node_env
+    store = ctx.store
+    await store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stuck", "namespace": "default"},
+                        "spec": {"containers": [{"name": "c", "image": "busybox", "livenessProbe": {
+                            "httpGet": {"path": "/health", "port": 8000}, "initialDelaySeconds": 1,
+                            "periodSeconds": 1, "failureThreshold": 2}}]}})
+
+    async def restarted():
+        pod = await _pod(store, "stuck")
+        cs = (pod["status"].get("containerStatuses") or [{}])[0]
+        return cs if cs.get("restartCount", 0) >= 1 else None
+
+    cs = await eventually(restarted, timeout=20, what="a liveness restart")
+    assert cs["lastState"]["terminated"]["exitCode"] == 137
+    messages = [e["message"] for e in await events_for(store, "stuck", "default")]
+    assert "Container c failed liveness probe, will be restarted" in messages
+    assert any(m.startswith("Liveness probe failed: ") for m in messages)
