@@ -27,12 +27,15 @@ system_tokens = 1500  # length of the shared system prompt
 conversations = 4  # multi-turn pattern: conversations × turns
 turns = 4
 block_size = 16  # vLLM's --block-size (the default)
+export_dir = "../antora/modules/ROOT/images"  # where the course site picks up the chart ("" to skip)
 try_precise = False  # also deploy "<name>-precise" with the precise prefix scorer (needs 2 more GPUs)
 ready_timeout_s = 900
 fast = False
 seed = 0
 
 # %%
+from pathlib import Path
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -40,6 +43,8 @@ from IPython.display import display
 
 from llmd_lab import deploy, doctor, manifests, metrics, traffic, viz
 from llmd_lab.connect import connect
+
+alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
 
 if fast:
     requests, prompt_tokens, system_tokens = min(requests, 8), min(prompt_tokens, 512), min(system_tokens, 600)
@@ -169,7 +174,8 @@ print(f"8-token prompt repeated {requests}×: hit rate {hit_short:.2f}")
 # %% [markdown]
 # ## All patterns at a glance
 #
-# Bars are the measured hit rate, ticks your prediction; the right panel shows TTFT per pattern (log scale).
+# Bars are the measured hit rate, black ticks your prediction; the right panel shows client TTFT per pattern
+# (log scale).
 
 # %%
 results = pd.DataFrame([
@@ -182,9 +188,12 @@ bars = alt.Chart(results, title="Prefix-cache hit rate: predicted vs measured").
     x=alt.X("pattern:N", sort=None), y=alt.Y("measured:Q", scale=alt.Scale(domain=[0, 1]), title="hit rate"))
 ticks = alt.Chart(results).mark_tick(color="black", thickness=3, size=30).encode(
     x=alt.X("pattern:N", sort=None), y="predicted:Q")
-all_requests = pd.concat([df_repeat.assign(mode="repeat"), df_system.assign(mode="system prompt"),
-                          df_multi.assign(mode="multi-turn"), df_short.assign(mode="short prompt")])
-chart = (bars + ticks) | viz.ttft_distribution(all_requests)
+all_requests = pd.concat([df_repeat.assign(pattern="repeat"), df_system.assign(pattern="system prompt"),
+                          df_multi.assign(pattern="multi-turn"), df_short.assign(pattern="short prompt")])
+chart = (bars + ticks).properties(width=260) | viz.ttft_distribution(all_requests, by="pattern").properties(width=260)
+if export_dir and Path(export_dir).is_dir():  # the course site shows this chart on the page for this notebook
+    for suffix in ("svg", "png"):
+        viz.save(chart, Path(export_dir) / f"03-hit-rate-predicted-vs-measured.{suffix}")
 display(results.round(3))
 chart
 

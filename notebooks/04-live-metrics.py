@@ -19,23 +19,26 @@ model = "Qwen/Qwen3-0.6B"
 replicas = 2
 gpu = "g6.4xlarge"
 max_model_len = 8192
-conversations = 12  # traffic while the panel runs: conversations × turns
-turns = 4
+conversations = 16  # traffic while the panel runs: conversations × turns
+turns = 5
 workers = 4
-interval_s = 2.0  # panel refresh
+interval_s = 1.0  # panel refresh
 ready_timeout_s = 900
 fast = False
 seed = 0
 
 # %%
+import altair as alt
 import pandas as pd
 from IPython.display import display
 
 from llmd_lab import deploy, doctor, k8s, manifests, metrics, traffic, viz
 from llmd_lab.connect import connect
 
+alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+
 if fast:
-    conversations, turns, interval_s, ready_timeout_s = min(conversations, 4), min(turns, 3), 0.5, 180
+    conversations, turns, interval_s, ready_timeout_s = min(conversations, 4), min(turns, 3), 0.25, 180
 conn = connect(namespace=namespace)
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
@@ -80,6 +83,7 @@ after = metrics.scrape(source)
 k8s.wait_for(lambda: panel.updates >= 1, timeout_s=10 * interval_s)  # a short run may end before the 2nd reading
 poller.stop()
 window = metrics.deltas(before, after)
+panel.update(window)  # freeze the panel on the numbers of the whole run
 window[["pod", "requests", "prompt_tokens", "hit_rate", "kv_cache_usage", "waiting", "ttft_p95_s"]]
 
 # %% [markdown]
@@ -92,7 +96,7 @@ window[["pod", "requests", "prompt_tokens", "hit_rate", "kv_cache_usage", "waiti
 timeline = poller.frame()
 if not timeline.empty:
     display(viz.metric_timeline(timeline, "requests_per_s") | viz.metric_timeline(timeline, "kv_cache_usage"))
-viz.hit_rate_per_pod(window)
+viz.hit_rate_per_pod(window).properties(width=320)
 
 # %% [markdown]
 # ## The same numbers in PromQL (on OpenShift)

@@ -30,11 +30,14 @@ fast = False
 seed = 0
 
 # %%
+import altair as alt
 import pandas as pd
 from IPython.display import display
 
 from llmd_lab import deploy, doctor, manifests, metrics, traffic, viz
 from llmd_lab.connect import connect
+
+alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
 
 if fast:
     requests, ready_timeout_s = min(requests, 8), min(ready_timeout_s, 180)

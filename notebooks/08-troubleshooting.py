@@ -33,6 +33,8 @@ from IPython.display import display
 from llmd_lab import deploy, doctor, k8s, manifests, traffic
 from llmd_lab.connect import connect
 
+alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+
 if fast:
     symptom_timeout_s, ready_timeout_s = min(symptom_timeout_s, 60), min(ready_timeout_s, 180)
 conn = connect(namespace=namespace)

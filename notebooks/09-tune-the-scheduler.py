@@ -38,6 +38,8 @@ from IPython.display import display
 from llmd_lab import deploy, doctor, k8s, manifests, metrics, traffic
 from llmd_lab.connect import connect
 
+alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+
 if fast:
     requests, workers, ready_timeout_s = min(requests, 16), min(workers, 4), min(ready_timeout_s, 180)
 conn = connect(namespace=namespace)

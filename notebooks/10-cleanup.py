@@ -27,6 +27,8 @@ import pandas as pd
 from llmd_lab import deploy, doctor, k8s, manifests
 from llmd_lab.connect import connect
 
+alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+
 conn = connect(namespace=namespace)
 selector = f"{workshop_label}=true"
 

@@ -23,6 +23,11 @@ SLUGS = (
 NO_MODEL_NEEDED = {"00-connect-and-orient", "01-preflight", "10-cleanup"}
 #: Parameters every notebook's `parameters` cell must define (papermill overrides them in CI).
 REQUIRED_PARAMETERS = {"namespace", "model", "fast", "seed"}
+#: Charts notebooks export for the course site (antora/modules/ROOT/images/NN-*.svg|png; see chart-slots.js).
+EXPORTS = {
+    "03-cache-hitting-prompts": "03-hit-rate-predicted-vs-measured",
+    "05-benchmark-routing": "05-llmd-vs-round-robin",
+}
 #: The lab CI runs against (issue 7): the step-08 cluster, simulated time 20× faster.
 LAB_ARGS = ("--profile", "rhoai-3.0", "--time-scale", "20")
 
@@ -34,7 +39,7 @@ def notebook(slug: str) -> Path:
 def ci_parameters(slug: str, export_dir: Path | None = None) -> dict:
     """The CI shape: the `fast` switch (small counts, short deadlines); nothing else changes the lesson."""
     params: dict = {"fast": True}
-    if slug == "05-benchmark-routing":
+    if slug in EXPORTS:
         params["export_dir"] = str(export_dir) if export_dir else ""
     return params
 

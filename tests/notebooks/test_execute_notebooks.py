@@ -22,7 +22,7 @@ import time
 
 import pytest
 from conftest import TIMINGS, NotebookLab, missing_for_models
-from nbrun import NO_MODEL_NEEDED, SLUGS, ci_parameters, execute, find_secrets, output_text
+from nbrun import EXPORTS, NO_MODEL_NEEDED, SLUGS, ci_parameters, execute, find_secrets, output_text
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 MISSING = missing_for_models()
@@ -60,12 +60,15 @@ def test_first_run_in_order(notebook_lab: NotebookLab, slug: str) -> None:
     PASSED.append(slug)
 
 
-def test_exported_charts_for_the_course_site(notebook_lab: NotebookLab) -> None:
-    _skip_without_models("05-benchmark-routing")
-    names = sorted(p.name for p in notebook_lab.exported.iterdir())
-    assert "05-ttft-llmd-vs-round-robin.svg" in names and "05-ttft-llmd-vs-round-robin.png" in names, names
-    png = (notebook_lab.exported / "05-ttft-llmd-vs-round-robin.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+@pytest.mark.parametrize("slug", sorted(EXPORTS))
+def test_exported_charts_for_the_course_site(notebook_lab: NotebookLab, slug: str) -> None:
+    if slug not in PASSED:
+        pytest.skip(f"{slug} did not pass its first run")
+    stem = EXPORTS[slug]
+    png = (notebook_lab.exported / f"{stem}.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, "not a real PNG chart"
+    svg = (notebook_lab.exported / f"{stem}.svg").read_text()
+    assert svg.lstrip().startswith("<svg") and "<text" in svg, "SVG without text: chart did not render"
 
 
 def test_second_run_under_nbval_is_idempotent(notebook_lab: NotebookLab) -> None:
