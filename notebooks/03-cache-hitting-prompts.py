@@ -117,7 +117,9 @@ df_repeat, pods_repeat, hit_repeat = measure(traffic.repeated_prompt(requests, p
 warm = df_repeat.iloc[1:]
 ttft_pred = predict_ttft(warm["prompt_tokens"].mean(), full_blocks(int(warm["prompt_tokens"].mean())))
 print(f"hit rate: predicted {predicted_repeat:.2f}, measured {hit_repeat:.2f}, error {hit_repeat - predicted_repeat:+.2f}")
-print(f"warm TTFT: predicted {ttft_pred * 1000:.1f} ms, measured median {warm['ttft_s'].median() * 1000:.1f} ms")
+ttft_meas = warm["ttft_s"].median()
+print(f"warm TTFT: predicted {ttft_pred * 1000:.1f} ms, measured median {ttft_meas * 1000:.1f} ms, "
+      f"error {(ttft_meas - ttft_pred) / ttft_pred:+.0%}")
 print("pods used:", df_repeat["pod"].value_counts().to_dict())
 
 # %% [markdown]

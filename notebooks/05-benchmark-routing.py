@@ -215,7 +215,7 @@ viz.explain_route(trace, on_cluster=not conn.is_lab)
 course_chart = alt.vconcat(engine_chart | hit_chart, sweep_chart.properties(width=480))  # engine view: fair in the lab
 exported = []
 if export_dir and Path(export_dir).is_dir():
-    exported = [viz.save(course_chart, Path(export_dir) / f"05-llmd-vs-round-robin.{suffix}") for suffix in ("svg", "png")]
+    exported = [viz.save(course_chart, Path(export_dir) / f"05-ttft-llmd-vs-round-robin.{suffix}") for suffix in ("svg", "png")]
 print("exported:", [p.name for p in exported] or "nothing (export_dir not found)")
 
 # %% [markdown]

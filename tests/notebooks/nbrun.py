@@ -26,7 +26,7 @@ REQUIRED_PARAMETERS = {"namespace", "model", "fast", "seed"}
 #: Charts notebooks export for the course site (antora/modules/ROOT/images/NN-*.svg|png; see chart-slots.js).
 EXPORTS = {
     "03-cache-hitting-prompts": "03-hit-rate-predicted-vs-measured",
-    "05-benchmark-routing": "05-llmd-vs-round-robin",
+    "05-benchmark-routing": "05-ttft-llmd-vs-round-robin",
 }
 #: The lab CI runs against (issue 7): the step-08 cluster, simulated time 20× faster.
 LAB_ARGS = ("--profile", "rhoai-3.0", "--time-scale", "20")

@@ -45,9 +45,11 @@ def _skip_without_models(slug: str) -> None:
 @pytest.mark.parametrize("slug", SLUGS)
 def test_first_run_in_order(notebook_lab: NotebookLab, slug: str) -> None:
     _skip_without_models(slug)
+    start = time.monotonic()
     try:
         run = execute(slug, notebook_lab.out, ci_parameters(slug, notebook_lab.exported))
     except Exception as exc:  # papermill's PapermillExecutionError carries the failing cell's output
+        TIMINGS[f"{slug} (papermill, failed)"] = time.monotonic() - start
         phrase, why = KNOWN_LAB_GAPS.get(slug, (None, ""))
         if phrase and phrase in str(exc):
             pytest.xfail(f"{slug}: {why}")
