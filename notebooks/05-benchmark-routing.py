@@ -229,13 +229,15 @@ print("exported:", [p.name for p in exported] or "nothing (export_dir not found)
 # %% [markdown]
 # ## Did it work?
 #
-# The check compares hit rates, the mechanism, because they are stable even on a busy machine; latencies can
-# legitimately tie.
+# The check compares hit rates (benchmark and sweep together), the mechanism, because they are stable even on a
+# busy machine; latencies can legitimately tie.
 
 # %%
 problems = []
-if not hit["llm-d"] > hit["round-robin"]:
-    problems.append(f"llm-d hit rate {hit['llm-d']:.2f} is not above round-robin's {hit['round-robin']:.2f}. "
+# Over the benchmark and the sweep together: a kept-alive connection can make round-robin sticky by luck in one run.
+overall = {m: (hit[m] + sweep.loc[sweep["mode"] == m, "server_hit_rate"].mean()) / 2 for m in hit}
+if not overall["llm-d"] > overall["round-robin"]:
+    problems.append(f"llm-d hit rate {overall['llm-d']:.2f} is not above round-robin's {overall['round-robin']:.2f}. "
                     "Hint: did both runs really go to different URLs? Is the prefix-cache scorer configured?\n"
                     + table.round(3).to_string())
 if df["ok"].mean() < 1:

@@ -7,42 +7,14 @@ learner's kernel finds a cluster too (``connect()`` reads the kubeconfig).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from nbrun import LAB_ARGS
-
-TIMINGS: dict[str, float] = {}
-
-
-@dataclass
-class NotebookLab:
-    home: Path
-    kubeconfig: Path
-    out: Path  # executed notebooks land here
-    exported: Path  # charts notebook 05 exports
-    env: dict[str, str] = field(default_factory=dict)
-
-    def secrets(self) -> list[str]:
-        """The lab's bearer token (read from its 0600 file): must never appear in an output."""
-        token = self.home / "token"
-        return [token.read_text().strip()] if token.exists() else []
-
-
-def missing_for_models() -> str | None:
-    """Why the lab cannot make an LLMInferenceService Ready yet, or None when it can."""
-    needs = {
-        "llmd_lab.lab.kubelet": "the lab's kubelet (llmd_lab/lab/kubelet: runs simulated vLLM/EPP containers)",
-        "llmd_lab.sim.gateway.server": "the lab's gateway (llmd_lab/sim/gateway: status.url → EPP → pod)",
-    }
-    absent = [why for mod, why in needs.items() if importlib.util.find_spec(mod) is None]
-    return "; ".join(absent) + " not landed yet, so no model can become Ready" if absent else None
+from nbrun import LAB_ARGS, TIMINGS, NotebookLab
 
 
 def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

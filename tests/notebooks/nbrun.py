@@ -6,10 +6,11 @@ definition of "CI parameters" and "looks like a secret".
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +94,31 @@ def find_secrets(text: str, known: list[str]) -> list[str]:
     found = [name for name, rx in SECRET_PATTERNS.items() if rx.search(text)]
     found += [f"known secret #{i}" for i, s in enumerate(known) if s and s in text]
     return found
+
+
+# --------------------------------------------------------------------------------------------- lab
+TIMINGS: dict[str, float] = {}
+
+
+@dataclass
+class NotebookLab:
+    home: Path
+    kubeconfig: Path
+    out: Path  # executed notebooks land here
+    exported: Path  # charts notebook 05 exports
+    env: dict[str, str] = field(default_factory=dict)
+
+    def secrets(self) -> list[str]:
+        """The lab's bearer token (read from its 0600 file): must never appear in an output."""
+        token = self.home / "token"
+        return [token.read_text().strip()] if token.exists() else []
+
+
+def missing_for_models() -> str | None:
+    """Why the lab cannot make an LLMInferenceService Ready yet, or None when it can."""
+    needs = {
+        "llmd_lab.lab.kubelet": "the lab's kubelet (llmd_lab/lab/kubelet: runs simulated vLLM/EPP containers)",
+        "llmd_lab.sim.gateway.server": "the lab's gateway (llmd_lab/sim/gateway: status.url → EPP → pod)",
+    }
+    absent = [why for mod, why in needs.items() if importlib.util.find_spec(mod) is None]
+    return "; ".join(absent) + " not landed yet, so no model can become Ready" if absent else None

@@ -21,8 +21,18 @@ import sys
 import time
 
 import pytest
-from conftest import TIMINGS, NotebookLab, missing_for_models
-from nbrun import EXPORTS, NO_MODEL_NEEDED, SLUGS, ci_parameters, execute, find_secrets, output_text
+from nbrun import (
+    EXPORTS,
+    NO_MODEL_NEEDED,
+    SLUGS,
+    TIMINGS,
+    NotebookLab,
+    ci_parameters,
+    execute,
+    find_secrets,
+    missing_for_models,
+    output_text,
+)  # fmt: skip
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 MISSING = missing_for_models()
@@ -59,6 +69,10 @@ def test_first_run_in_order(notebook_lab: NotebookLab, slug: str) -> None:
     last = next(c for c in reversed(nb["cells"]) if c["cell_type"] == "code")
     text = "".join("".join(o.get("text", "")) for o in last.get("outputs", []))
     assert f"✅ {slug[:2]} passed" in text, f"{slug}: its check did not report success:\n{text}"
+    draws = any(c["cell_type"] == "code" and ("viz." in "".join(c["source"]) or "alt.Chart" in "".join(c["source"]))
+                for c in nb["cells"])  # fmt: skip
+    if draws:  # a chart the reader can look at, rendered offline (svg renderer), not a "<Chart ...>" repr
+        assert '"image/svg+xml"' in output_text(run.path), f"{slug}: draws charts but no SVG output was saved"
     PASSED.append(slug)
 
 
