@@ -2,21 +2,25 @@
 
 Why not httpx: the gateway shares one event loop with every simulated pod, and the relay runs once per
 streamed token. httpx's layers (httpcore, anyio timeouts, one h11 event and one ASGI send per SSE event)
-cost the gateway more than the rest of its work. Here h11 still does all the HTTP parsing, on an
-``asyncio.Protocol``: the bytes that arrive in one socket read are handed on as one chunk, so the relay
-never waits for more data (no buffering of a stream) but does one write per read, not per event.
+cost the gateway more than the rest of its work (measured with ``llmd-lab bench gateway``). Here an
+``asyncio.Protocol`` hands on everything that arrived in one socket read as one chunk (the relay never
+waits for more data, so nothing is buffered, but it writes once per read rather than once per event).
+h11 parses the response head (status, headers, 1xx); the body framing (chunked, Content-Length, or
+until close: RFC 9112 §6.3) is decoded here with ``bytes.find``, which is the part that runs per token.
+The request head is written directly: its headers come from a request uvicorn already parsed and from
+the EPP, and are checked for line breaks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 from collections.abc import AsyncIterator
 
 import h11
 
 MAX_BUFFERED = 1 << 20  # stop reading from the upstream socket while this much is waiting for the client
+MAX_CHUNK_LINE = 4096
 
 
 class UpstreamError(ConnectionError):
@@ -27,19 +31,37 @@ class UpstreamError(ConnectionError):
         self.before_response = before_response
 
 
+def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
+    """``METHOD target HTTP/1.1`` and the header lines; refuses values that would split the head."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    for name, value in headers:
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
+            raise ValueError(f"header {name!r} cannot be forwarded: it contains a line break or colon")
+        lines.append(f"{name}: {value}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
+
+
 class _Connection(asyncio.Protocol):
-    """One TCP connection and its h11 state machine; serves one request at a time."""
+    """One TCP connection; serves one request at a time."""
 
     def __init__(self) -> None:
-        self.h11 = h11.Connection(h11.CLIENT)
         self.transport: asyncio.Transport | None = None
+        self.h11: h11.Connection | None = None  # per request: parses the response head
+        self.method = "GET"
         self.head: asyncio.Future[h11.Response] | None = None
+        self.framing = ""  # "", then "chunked", "length", "close" or "none" once the head is in
+        self.remaining = 0  # bytes left in the body (length) or in the current chunk (chunked)
+        self.chunk_state = "size"  # chunked: size line → data → CRLF → … → trailer
+        self.pending = b""  # chunked: an incomplete size line, CRLF or trailer
+        self.keep_alive = True
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.wakeup = asyncio.Event()
         self.complete = False
         self.error: UpstreamError | None = None
         self.closed = False
+        self.in_use = False
         self.got_bytes = False
         self.idle_since = 0.0
 
@@ -51,47 +73,139 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
         try:
-            self.h11.receive_data(data)
-            self._pump()
-        except h11.RemoteProtocolError as exc:
+            if self.framing:
+                self._body(data)
+            elif self.h11 is not None and self.in_use:
+                self.h11.receive_data(data)
+                self._head()
+            else:
+                raise ValueError("data from the upstream while no request was waiting")
+        except (h11.RemoteProtocolError, ValueError) as exc:
             self._fail(f"invalid HTTP from upstream: {exc}")
             self.abort()
+        if self.chunks or self.complete:
+            self.wakeup.set()
 
     def eof_received(self) -> bool | None:
-        with contextlib.suppress(h11.RemoteProtocolError):
-            self.h11.receive_data(b"")
-            self._pump()
+        if self.framing == "close":
+            self._finish()
+            self.keep_alive = False
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if not self.complete:
+        if self.in_use and not self.complete:
             self._fail("upstream closed the connection" + (f": {exc}" if exc else ""))
 
     # -- parsing --------------------------------------------------------------------------------------------
-    def _pump(self) -> None:
+    def _head(self) -> None:
+        assert self.h11 is not None and self.head is not None
         while True:
             event = self.h11.next_event()
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                break
+            if event is h11.NEED_DATA:
+                return
             if isinstance(event, h11.Response):
-                if self.head is not None and not self.head.done():
-                    self.head.set_result(event)
-            elif isinstance(event, h11.Data):
-                self.chunks.append(bytes(event.data))
-                self.buffered += len(event.data)
-                if self.buffered > MAX_BUFFERED and self.transport is not None:
-                    self.transport.pause_reading()
-            elif isinstance(event, h11.EndOfMessage):
-                self.complete = True
-                self.wakeup.set()
                 break
-            elif isinstance(event, h11.ConnectionClosed):
-                self._fail("upstream closed the connection mid-response")
-                break
-            # InformationalResponse (1xx): skip
-        if self.chunks:
-            self.wakeup.set()
+            if not isinstance(event, h11.InformationalResponse):
+                raise ValueError(f"unexpected {type(event).__name__} before the response head")
+        headers = {k: v.lower() for k, v in event.headers}  # h11 lower-cases names
+        self.keep_alive = event.http_version == b"1.1" and b"close" not in headers.get(b"connection", b"")
+        status = event.status_code
+        if self.method == "HEAD" or status in (204, 304):
+            self.framing = "none"
+        elif b"chunked" in headers.get(b"transfer-encoding", b""):
+            self.framing = "chunked"
+        elif b"content-length" in headers:
+            self.framing = "length"
+            self.remaining = int(headers[b"content-length"])
+        else:
+            self.framing = "close"
+            self.keep_alive = False
+        rest, _ = self.h11.trailing_data
+        self.h11 = None
+        if not self.head.done():
+            self.head.set_result(event)
+        if self.framing == "none" or (self.framing == "length" and self.remaining == 0):
+            self._finish()
+        if rest:
+            self._body(bytes(rest))
+
+    def _emit(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > MAX_BUFFERED and self.transport is not None:
+            self.transport.pause_reading()
+
+    def _finish(self) -> None:
+        self.complete = True
+        self.wakeup.set()
+
+    def _body(self, data: bytes) -> None:
+        if self.complete:
+            raise ValueError("bytes after the end of the response")
+        if self.framing == "close":
+            self._emit(data)
+        elif self.framing == "length":
+            if len(data) > self.remaining:
+                raise ValueError("more body than Content-Length announced")
+            self.remaining -= len(data)
+            self._emit(data)
+            if self.remaining == 0:
+                self._finish()
+        else:
+            self._chunked(data)
+
+    def _chunked(self, data: bytes) -> None:
+        """Decode Transfer-Encoding: chunked; hand on the data of every complete or partial chunk."""
+        if self.pending:
+            data, self.pending = self.pending + data, b""
+        pos, end = 0, len(data)
+        out = []
+        while pos < end:
+            if self.chunk_state == "data":
+                take = min(self.remaining, end - pos)
+                out.append(data[pos:pos + take])
+                pos += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    self.chunk_state = "crlf"
+            elif self.chunk_state == "crlf":
+                if end - pos < 2:
+                    self.pending = data[pos:]
+                    break
+                if data[pos:pos + 2] != b"\r\n":
+                    raise ValueError("chunk data not followed by CRLF")
+                pos += 2
+                self.chunk_state = "size"
+            elif self.chunk_state == "size":
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    if end - pos > MAX_CHUNK_LINE:
+                        raise ValueError("chunk size line too long")
+                    self.pending = data[pos:]
+                    break
+                size = int(data[pos:eol].split(b";", 1)[0].strip(), 16)
+                pos = eol + 2
+                if size:
+                    self.remaining, self.chunk_state = size, "data"
+                else:
+                    self.chunk_state = "trailer"
+            else:  # trailer section: header lines, ended by an empty line
+                if data.startswith(b"\r\n", pos):
+                    pos += 2
+                    self._finish()
+                    if pos < end:
+                        raise ValueError("bytes after the end of the response")
+                    break
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    if end - pos > MAX_CHUNK_LINE:
+                        raise ValueError("trailer line too long")
+                    self.pending = data[pos:]
+                    break
+                pos = eol + 2
+        if out:
+            self._emit(out[0] if len(out) == 1 else b"".join(out))
 
     def _fail(self, message: str) -> None:
         if self.error is None:
@@ -104,25 +218,33 @@ class _Connection(asyncio.Protocol):
     # -- request cycle --------------------------------------------------------------------------------------
     def send_request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> None:
         assert self.transport is not None
+        head = request_head(method, target, headers)
+        self.h11 = h11.Connection(h11.CLIENT)
+        # tell h11 a request went out (it then expects a response); the bytes on the wire are ours
+        self.h11.send(h11.Request(method=method, target=target, headers=[("host", "upstream")]))
+        self.h11.send(h11.EndOfMessage())
+        self.method = method
         self.head = asyncio.get_running_loop().create_future()
+        self.in_use = True
         self.got_bytes = False
-        out = self.h11.send(h11.Request(method=method, target=target, headers=headers)) or b""
-        if body:
-            out += self.h11.send(h11.Data(data=body)) or b""
-        out += self.h11.send(h11.EndOfMessage()) or b""
-        self.transport.write(out)
+        self.transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.transport.write(body)
 
     def reusable(self) -> bool:
-        """The response was read to its end and both sides may go on with another request."""
-        return (not self.closed and self.error is None and self.h11.our_state is h11.DONE
-                and self.h11.their_state is h11.DONE)
+        """The response was read to its end and the upstream keeps the connection open."""
+        return not self.closed and self.error is None and self.complete and self.keep_alive
 
     def idle(self) -> bool:
-        return not self.closed and self.error is None and self.h11.our_state is h11.IDLE
+        return not self.closed and self.error is None and not self.in_use
 
     def reset_for_next(self) -> None:
-        self.h11.start_next_cycle()
+        self.in_use = False
+        self.h11 = None
         self.head = None
+        self.framing = ""
+        self.chunk_state = "size"
+        self.pending = b""
         self.complete = False
         self.wakeup.clear()
         self.chunks.clear()
@@ -252,7 +374,7 @@ class UpstreamPool:
 
     def release(self, conn: _Connection) -> None:
         self._slots.release()
-        if conn.complete and conn.reusable():
+        if conn.reusable():
             conn.reset_for_next()
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.append(conn)
