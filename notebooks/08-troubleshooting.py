@@ -144,8 +144,9 @@ print("right name →", right["status"].unique().tolist())
 
 # %%
 tl = pd.DataFrame(timeline)
-alt.Chart(tl, title="Time from breaking to diagnosis").mark_bar().encode(
-    x=alt.X("seconds_to_diagnosis:Q", title="seconds"), y=alt.Y("case:N", sort=None, title=None),
+alt.Chart(tl, title="Time from breaking to diagnosis", width=420).mark_bar().encode(
+    x=alt.X("seconds_to_diagnosis:Q", title="seconds"),
+    y=alt.Y("case:N", sort=None, title=None, axis=alt.Axis(labelLimit=300)),
     color=alt.Color("diagnosed:N", scale=alt.Scale(domain=[True, False], range=["#188038", "#d93025"])))
 
 # %% [markdown]

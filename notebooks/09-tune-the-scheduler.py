@@ -102,7 +102,8 @@ results.round(3)
 alt.Chart(results, title="Hit rate against load imbalance").mark_circle(size=200).encode(
     x=alt.X("imbalance:Q", title="busiest pod ÷ fair share", scale=alt.Scale(zero=False)),
     y=alt.Y("hit_rate:Q", title="prefix-cache hit rate", scale=alt.Scale(domain=[0, 1])),
-    color="config:N", tooltip=["config", "hit_rate", "imbalance", "ttft_p95_ms"])
+    color=alt.Color("config:N", legend=alt.Legend(labelLimit=400)),
+    tooltip=["config", "hit_rate", "imbalance", "ttft_p95_ms"]).properties(width=360)
 
 # %%
 measured = results.sort_values("hit_rate", ascending=False)["config"].tolist()
