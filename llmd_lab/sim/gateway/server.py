@@ -134,7 +134,8 @@ class Gateway:
 
     async def handle(self, request: Request) -> Response:
         self.stats.requests += 1
-        path = request.url.path
+        scope = request.scope  # read the ASGI scope directly: building request.url costs more than routing
+        path = scope["path"]
         matched = match_route(self.cache.routes(), path, self.name, self.namespace)
         if matched is None:
             return _error(404, f"no HTTPRoute attached to gateway {self.namespace}/{self.name} matches path {path!r}",
@@ -143,12 +144,17 @@ class Gateway:
         route_ns = matched.route["metadata"].get("namespace", "")
         ns = backend.get("namespace", route_ns)
         target_path = matched.rewritten_path
-        if request.url.query:
-            target_path += "?" + request.url.query
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        query = scope.get("query_string") or b""
+        if query:
+            target_path += "?" + query.decode("latin-1")
+        headers = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            if name not in HOP_BY_HOP:
+                headers[name] = raw_value.decode("latin-1")
         headers.setdefault("x-request-id", str(uuid.uuid4()))
         headers["x-envoy-original-path"] = path
-        client_host = request.client.host if request.client else ""
+        client_host = scope["client"][0] if scope.get("client") else ""
         headers["x-forwarded-for"] = ", ".join(filter(None, [headers.get("x-forwarded-for"), client_host]))
         body = await request.body()
         kind = backend.get("kind", "Service")

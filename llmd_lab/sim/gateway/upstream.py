@@ -5,10 +5,10 @@ streamed token. httpx's layers (httpcore, anyio timeouts, one h11 event and one 
 cost the gateway more than the rest of its work (measured with ``llmd-lab bench gateway``). Here an
 ``asyncio.Protocol`` hands on everything that arrived in one socket read as one chunk (the relay never
 waits for more data, so nothing is buffered, but it writes once per read rather than once per event).
-h11 parses the response head (status, headers, 1xx); the body framing (chunked, Content-Length, or
-until close: RFC 9112 §6.3) is decoded here with ``bytes.find``, which is the part that runs per token.
-The request head is written directly: its headers come from a request uvicorn already parsed and from
-the EPP, and are checked for line breaks.
+Only what a proxy needs of HTTP/1.1 is parsed, with ``bytes.find``: the response head (status line,
+headers, 1xx skipped) and the body framing (chunked, Content-Length, or until close: RFC 9112 §6.3).
+Anything else is a protocol error that ends the exchange. The request head is written directly: its
+headers come from a request uvicorn already parsed and from the EPP, and are checked for line breaks.
 """
 
 from __future__ import annotations
@@ -17,10 +17,41 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator
 
-import h11
-
 MAX_BUFFERED = 1 << 20  # stop reading from the upstream socket while this much is waiting for the client
 MAX_CHUNK_LINE = 4096
+MAX_HEAD = 65536
+
+
+class ResponseHead:
+    """Status line and headers of a response (header names lower-cased, as h11 and httpx give them)."""
+
+    __slots__ = ("headers", "http_version", "status_code")
+
+    def __init__(self, http_version: bytes, status_code: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.http_version = http_version
+        self.status_code = status_code
+        self.headers = headers
+
+
+def parse_head(data: bytes) -> tuple[ResponseHead | None, int]:
+    """The first response head in ``data`` and where it ends, or (None, 0) while it is incomplete."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        if len(data) > MAX_HEAD:
+            raise ValueError("response head too long")
+        return None, 0
+    lines = data[:end].split(b"\r\n")
+    version, _, rest = lines[0].partition(b" ")
+    code = rest[:3]
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not code.isdigit() or rest[3:4] not in (b"", b" "):
+        raise ValueError(f"bad status line {lines[0][:80]!r}")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+            raise ValueError(f"bad header line {line[:80]!r}")
+        headers.append((name.lower(), value.strip()))
+    return ResponseHead(version, int(code), headers), end + 4
 
 
 class UpstreamError(ConnectionError):
@@ -47,9 +78,9 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.h11: h11.Connection | None = None  # per request: parses the response head
         self.method = "GET"
-        self.head: asyncio.Future[h11.Response] | None = None
+        self.head: asyncio.Future[ResponseHead] | None = None
+        self.head_buffer = b""
         self.framing = ""  # "", then "chunked", "length", "close" or "none" once the head is in
         self.remaining = 0  # bytes left in the body (length) or in the current chunk (chunked)
         self.chunk_state = "size"  # chunked: size line → data → CRLF → … → trailer
@@ -75,12 +106,11 @@ class _Connection(asyncio.Protocol):
         try:
             if self.framing:
                 self._body(data)
-            elif self.h11 is not None and self.in_use:
-                self.h11.receive_data(data)
-                self._head()
+            elif self.in_use:
+                self._head(self.head_buffer + data if self.head_buffer else data)
             else:
                 raise ValueError("data from the upstream while no request was waiting")
-        except (h11.RemoteProtocolError, ValueError) as exc:
+        except ValueError as exc:
             self._fail(f"invalid HTTP from upstream: {exc}")
             self.abort()
         if self.chunks or self.complete:
@@ -98,22 +128,23 @@ class _Connection(asyncio.Protocol):
             self._fail("upstream closed the connection" + (f": {exc}" if exc else ""))
 
     # -- parsing --------------------------------------------------------------------------------------------
-    def _head(self) -> None:
-        assert self.h11 is not None and self.head is not None
+    def _head(self, data: bytes) -> None:
+        assert self.head is not None
         while True:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA:
+            event, used = parse_head(data)
+            if event is None:
+                self.head_buffer = data
                 return
-            if isinstance(event, h11.Response):
-                break
-            if not isinstance(event, h11.InformationalResponse):
-                raise ValueError(f"unexpected {type(event).__name__} before the response head")
-        headers = {k: v.lower() for k, v in event.headers}  # h11 lower-cases names
-        self.keep_alive = event.http_version == b"1.1" and b"close" not in headers.get(b"connection", b"")
+            data = data[used:]
+            if not 100 <= event.status_code < 200:
+                break  # 1xx (100 Continue, 103 Early Hints) are followed by the real head
+        self.head_buffer = b""
+        headers = dict(event.headers)
+        self.keep_alive = event.http_version == b"HTTP/1.1" and b"close" not in headers.get(b"connection", b"").lower()
         status = event.status_code
         if self.method == "HEAD" or status in (204, 304):
             self.framing = "none"
-        elif b"chunked" in headers.get(b"transfer-encoding", b""):
+        elif b"chunked" in headers.get(b"transfer-encoding", b"").lower():
             self.framing = "chunked"
         elif b"content-length" in headers:
             self.framing = "length"
@@ -121,14 +152,12 @@ class _Connection(asyncio.Protocol):
         else:
             self.framing = "close"
             self.keep_alive = False
-        rest, _ = self.h11.trailing_data
-        self.h11 = None
         if not self.head.done():
             self.head.set_result(event)
         if self.framing == "none" or (self.framing == "length" and self.remaining == 0):
             self._finish()
-        if rest:
-            self._body(bytes(rest))
+        if data:
+            self._body(data)
 
     def _emit(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -219,10 +248,6 @@ class _Connection(asyncio.Protocol):
     def send_request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> None:
         assert self.transport is not None
         head = request_head(method, target, headers)
-        self.h11 = h11.Connection(h11.CLIENT)
-        # tell h11 a request went out (it then expects a response); the bytes on the wire are ours
-        self.h11.send(h11.Request(method=method, target=target, headers=[("host", "upstream")]))
-        self.h11.send(h11.EndOfMessage())
         self.method = method
         self.head = asyncio.get_running_loop().create_future()
         self.in_use = True
@@ -240,8 +265,8 @@ class _Connection(asyncio.Protocol):
 
     def reset_for_next(self) -> None:
         self.in_use = False
-        self.h11 = None
         self.head = None
+        self.head_buffer = b""
         self.framing = ""
         self.chunk_state = "size"
         self.pending = b""
@@ -259,7 +284,7 @@ class _Connection(asyncio.Protocol):
 class UpstreamResponse:
     """Status and headers of an upstream response; ``chunks()`` streams the body, ``aclose()`` releases it."""
 
-    def __init__(self, pool: UpstreamPool, conn: _Connection, head: h11.Response) -> None:
+    def __init__(self, pool: UpstreamPool, conn: _Connection, head: ResponseHead) -> None:
         self._pool = pool
         self._conn = conn
         self.status_code = head.status_code

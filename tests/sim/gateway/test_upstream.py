@@ -135,13 +135,17 @@ async def test_a_break_mid_body_and_garbage_are_errors_not_hangs():
                 pass
         await response.aclose()
         await pool.aclose()
-    server = Scripted([[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"]])
+    server = Scripted([[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"],
+                       [b"SSH-2.0-OpenSSH\r\n\r\n"]])
     async with server as (host, port):
         pool = UpstreamPool(host, port)
         response = await pool.request("GET", "/", [], b"")
         with pytest.raises(UpstreamError, match="invalid HTTP"):
             async for _ in response.chunks():
                 pass
+        await response.aclose()
+        with pytest.raises(UpstreamError, match="bad status line"):
+            await pool.request("GET", "/", [], b"")
         await pool.aclose()
 
 
