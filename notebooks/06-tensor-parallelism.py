@@ -23,6 +23,7 @@ big_model = "mistralai/Mistral-Small-24B-Instruct-2501"  # the one that does not
 multi_node = True  # also deploy the 2-node LeaderWorkerSet layout
 replicas = 1
 requests = 12
+slo_p95_ttft_ms = 500  # the planner's service-level objective
 ready_timeout_s = 1200
 cleanup = True  # delete this notebook's services at the end
 fast = False
@@ -31,7 +32,7 @@ seed = 0
 # %%
 import pandas as pd
 
-from llmd_lab import deploy, doctor, k8s, manifests, traffic
+from llmd_lab import deploy, doctor, k8s, manifests, planner, traffic
 from llmd_lab.connect import connect
 
 if fast:
@@ -118,9 +119,9 @@ display_mn
 # %% [markdown]
 # ## Step 4 — what does each layout cost?
 #
-# A back-of-the-envelope model (not a benchmark): hourly price of the nodes, GPU memory left for the KV cache
-# after the weights (more KV cache = more concurrent conversations), and whether the model fits at all. Prices
-# are AWS on-demand list prices for the L4 instances the workshop uses.
+# First the memory arithmetic: GPU memory left for the KV cache after the weights (more KV cache = more
+# concurrent conversations), and whether the model fits at all. Prices are AWS on-demand list prices for the L4
+# instances the workshop uses.
 
 # %%
 size = manifests.model_size(model) or manifests.ModelSize(8.0)  # unknown model: assume 8B
@@ -136,6 +137,28 @@ for layout, node_type, nodes_needed, gpus in [
                  "weights_gib": round(size.weights_gib, 1), "kv_cache_gib": round(usable - size.weights_gib, 1),
                  "fits": usable - size.weights_gib > manifests.MIN_KV_FRACTION * usable})
 pd.DataFrame(rows)
+
+# %% [markdown]
+# Then capacity and price per token, from the **planner**: it replays step-08's multi-turn traffic through the
+# lab's simulated vLLM (and, for llm-d, the real endpoint-picker code) in virtual time, finds the highest request
+# rate each layout sustains with P95 TTFT under the SLO, and divides the hourly price by the tokens produced. It is
+# a model — read its assumptions before believing a winner — but it ranks layouts the way a benchmark would.
+# Layouts the model does not fit are left out.
+
+# %%
+candidates = [planner.Layout(2, 1, "g6.4xlarge"), planner.Layout(1, tensor, gpu), planner.Layout(4, 1, "g6.4xlarge")]
+fitting = []
+for lay in candidates[: 2 if fast else 3]:
+    try:
+        manifests.validate(manifests.llm_inference_service("probe", f"hf://{model}", replicas=lay.replicas,
+                                                           tensor=lay.tensor, gpu=lay.instance_type))
+        fitting.append(lay)
+    except manifests.ManifestError:
+        print(f"skipped {lay.name}: {model} does not fit")
+costs = planner.plan(model, layouts=fitting, slo_p95_ttft_s=slo_p95_ttft_ms / 1000,
+                     workload=traffic.multi_turn(4 if fast else 20, 3 if fast else 6, seed=seed),
+                     duration_s=3 if fast else 15, iterations=1 if fast else 2, seed=seed)
+costs
 
 # %% [markdown]
 # Read it this way: if the model fits one GPU, replicas mode buys independent KV caches (and routing wins) at the
@@ -162,6 +185,8 @@ if not len(tp_pods) or not (tp_pods["gpus"] == tensor).all():
 if not df_tp["ok"].all():
     problems.append(f"{int((~df_tp['ok']).sum())} requests to the tensor-parallel service failed: "
                     f"{df_tp[~df_tp['ok']]['error'].iloc[0]}")
+if costs.table.empty or costs.table["capacity_rps"].isna().all():
+    problems.append(f"the planner found no layout meeting P95 TTFT ≤ {slo_p95_ttft_ms} ms. Hint: raise slo_p95_ttft_ms.")
 if multi_node and display_mn["node"].nunique() < 2:
     problems.append(f"the multi-node service should span 2 nodes: {display_mn.to_dict('records')}. "
                     "Hint: print(deploy.explain(conn, mn_name)).")
@@ -171,4 +196,5 @@ if cleanup:
 if problems:
     raise AssertionError("Notebook 06 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 06 passed: {model} on {tensor} GPUs of one node"
-      + (" and over 2 nodes (LeaderWorkerSet)" if multi_node else "") + f"; {big_model} refused on one L4.")
+      + (" and over 2 nodes (LeaderWorkerSet)" if multi_node else "") + f"; {big_model} refused on one L4. "
+      + costs.summary().splitlines()[-1])
