@@ -156,6 +156,7 @@ class PrometheusStatLogger:
         ).set(1)  # fmt: skip
         self._last = engine.stats()
         self._max_tokens: dict[str, int] = {}
+        self._rendered: tuple[EngineStats, bytes] | None = None
 
     def observe_request(self, request_id: str, max_tokens: int) -> None:
         """Remember a request's ``max_tokens`` (recorded when it finishes, as vLLM does)."""
@@ -215,6 +216,16 @@ class PrometheusStatLogger:
         self._last = stats
 
     def render(self) -> bytes:
-        """The exposition text; gauges are refreshed first so an idle replica reports now, not its last step."""
-        self._update(self.engine.stats())
-        return generate_latest(self.registry)
+        """The exposition text; gauges are refreshed first so an idle replica reports now, not its last step.
+
+        The EPP scrapes every pod every 50 ms and one render costs milliseconds, so the text is reused while
+        the engine's stats are unchanged: every step and every observation changes them (``num_steps``
+        counts steps), so a reused text is always exactly what a fresh render would give.
+        """
+        stats = self.engine.stats()
+        if self._rendered is not None and self._rendered[0] == stats:
+            return self._rendered[1]
+        self._update(stats)
+        text = generate_latest(self.registry)
+        self._rendered = (stats, text)
+        return text

@@ -232,3 +232,22 @@ async def test_non_streaming_client_disconnect_aborts_and_frees_blocks():
     assert stats.num_running_reqs == 0 and stats.kv_cache_usage == 0.0
     assert sent[0]["status"] == 499
     await engine.shutdown()
+
+
+async def test_metrics_text_is_reused_only_while_nothing_changed(client):
+    """Scrapes of an idle replica are cheap, and the first scrape after a request shows the request."""
+    first = await client.get("/metrics")
+    again = await client.get("/metrics")
+    assert first.content == again.content
+    done = await client.post("/v1/chat/completions", json=_chat("one more", max_tokens=3))
+    assert done.status_code == 200
+    after = await client.get("/metrics")
+    assert after.content != first.content
+    success = {
+        s.labels["finished_reason"]: s.value
+        for f in text_string_to_metric_families(after.text)
+        if f.name == "vllm:request_success"
+        for s in f.samples
+        if s.name.endswith("_total")
+    }
+    assert sum(success.values()) == 1
