@@ -68,7 +68,7 @@ def resolve_home(home: Path | str | None = None) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie child of ours counts as dead)."""
+    """Whether ``pid`` is a live process (a zombie, ours or not, counts as dead: it has exited)."""
     child = _SPAWNED.get(pid)
     if child is not None:
         if child.poll() is None:
@@ -87,7 +87,22 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped yet (Linux ``/proc``; elsewhere: unknown → False).
+
+    The lab runs in its own session, so once ``up`` has returned its parent is init (or a container's
+    PID 1), which may reap it only a second or more later; ``down`` must not wait for that.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (comm) S …": comm may contain spaces and parentheses, the state follows the last ")"
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def running(home: Path | str | None = None) -> LabInfo | None:

@@ -3,10 +3,12 @@
 ``run_lab`` opens the store (``$LLMD_LAB_HOME/state.db``), installs the cluster profile (its CRDs, then its
 objects), serves the Kubernetes API with uvicorn, starts the components (controllers, scheduler, kubelet,
 gateway…) and only then writes ``kubeconfig`` and ``lab.json`` — so a client that sees ``lab.json`` can
-talk to a ready lab. SIGTERM stops the components in reverse order, then the server, then the store.
+talk to a ready lab. SIGTERM stops the components and the server together (open watches and log streams
+end at once), then closes the store.
 
-Components are found through :data:`COMPONENTS`, a list of ``"module:attribute"`` entries; a module that
-is not written yet is skipped, so each part of the lab plugs in by adding one line here.
+Components are found through :data:`COMPONENTS`, a list of ``"module:attribute"`` entries, so each part of
+the lab plugs in by adding one line here. An entry whose module does not exist is an error, not a silent
+skip: a stale or misspelt entry would otherwise leave a part of the cluster quietly missing.
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ COMPONENTS: list[str] = [
     "llmd_lab.lab.network:components",
     "llmd_lab.lab.controller:components",
     "llmd_lab.lab.scheduler:components",
-    "llmd_lab.lab.kubelet:components",
-    "llmd_lab.lab.gateway:components",
+    "llmd_lab.lab.kubelet:components",  # the gateway data plane is started by network (GatewayComponent)
 ]
 DEFAULT_PROFILE = "rhoai-3.0"
+COMPONENT_STOP_TIMEOUT_S = 10.0
 
 
 # ------------------------------------------------------------------------------------------------ context
@@ -173,7 +175,11 @@ class LabComponent(Protocol):
 
 
 def discover_components(ctx: LabContext, entries: Iterable[str] = COMPONENTS) -> list[LabComponent]:
-    """Import each ``module:attribute`` entry that exists and collect its components, in order."""
+    """Import each ``module:attribute`` entry and collect its components, in order.
+
+    Raises ``LookupError`` for an entry whose module or attribute does not exist, and ``ValueError`` when two
+    components share a name (``lab.json`` lists them by name, and two gateways would fight over the port).
+    """
     found: list[LabComponent] = []
     for entry in entries:
         module_name, _, attr = entry.partition(":")
@@ -181,19 +187,21 @@ def discover_components(ctx: LabContext, entries: Iterable[str] = COMPONENTS) ->
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and module_name.startswith(exc.name):
-                log.info("component module %s is not present; skipping", module_name)
-                continue
+                raise LookupError(f"lab component entry {entry!r}: no module {module_name!r}; "
+                                  "remove the entry from llmd_lab.lab.server.COMPONENTS or fix its name") from exc
             raise
         value = getattr(module, attr or "components", None)
         if value is None:
-            log.info("%s has no %r; skipping", module_name, attr)
-            continue
+            raise LookupError(f"lab component entry {entry!r}: {module_name} has no attribute {attr or 'components'!r}")
         if callable(value) and not isinstance(value, LabComponent):
             value = value(ctx)
         items = value if isinstance(value, list | tuple) else [value]
         for item in items:
             if not isinstance(item, LabComponent):
                 raise TypeError(f"{entry} gave {item!r}, which is not a LabComponent (name, start, stop)")
+            if any(other.name == item.name for other in found):
+                raise ValueError(f"{entry} gave a second component named {item.name!r}; each part of the lab "
+                                 "must be listed once in COMPONENTS")
             found.append(item)
     return found
 
@@ -249,11 +257,40 @@ async def _create_or_update(store: Store, obj: dict) -> None:
 
 # ------------------------------------------------------------------------------------------------ serving
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the lab stops its components before the server."""
+    """uvicorn without its own signal handling (the lab owns SIGTERM), ending the API's streams on shutdown."""
+
+    def __init__(self, config: uvicorn.Config, streams: Any = None) -> None:
+        super().__init__(config)
+        self.streams = streams  # the app's StreamCloser (app.state.streams)
 
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # open watches and `logs -f` never finish by themselves: end them first, or uvicorn waits out
+        # timeout_graceful_shutdown and then cancels them mid-body
+        if self.streams is not None:
+            self.streams.close()
+        await super().shutdown(sockets)
+
+
+async def _wait_all(tasks: dict[asyncio.Task, str], timeout: float, what: str) -> None:
+    """Await ``tasks`` for up to ``timeout`` s, logging failures; stragglers are cancelled and named.
+
+    ``asyncio.wait`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a cancellation.
+    """
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s %s failed", what, tasks[task], exc_info=task.exception())
+    for task in pending:
+        log.error("%s %s did not finish within %.0fs; cancelling it", what, tasks[task], timeout)
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=1)
 
 
 def bind_loopback(port: int) -> socket.socket:
@@ -336,7 +373,7 @@ async def run_lab(
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1, ws="none", ssl_certfile=str(pki.server_cert),
                                 ssl_keyfile=str(pki.server_key))
-        server = _Server(config)
+        server = _Server(config, streams=getattr(app.state, "streams", None))
         serve_task = asyncio.create_task(server.serve(sockets=[sock]))
         await wait_ready(url, token, pki, time.monotonic() + 30, alive=lambda: not serve_task.done())
         for component in found:
@@ -368,15 +405,14 @@ async def run_lab(
             info_now = json.loads(paths.lab_json.read_text())
             if info_now.get("pid") == os.getpid():
                 paths.lab_json.unlink()
-        for component in reversed(started):
-            try:
-                await asyncio.wait_for(component.stop(), timeout=10)
-            except Exception:
-                log.exception("component %s did not stop cleanly", component.name)
+        # the components and the API server stop side by side: each only ends its own tasks, listeners and
+        # simulated programs (nothing is deleted, so the next `up` restarts the same pods), and the store,
+        # which they all use in-process, is closed only once every one of them has stopped
+        stopping = {asyncio.create_task(c.stop(), name=f"stop {c.name}"): c.name for c in started}
         if server is not None and serve_task is not None:
             server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(serve_task, timeout=5)
+            stopping[serve_task] = "api-server"
+        await _wait_all(stopping, COMPONENT_STOP_TIMEOUT_S, "stopping")
         store.close()
         log.warning("lab stopped")
 

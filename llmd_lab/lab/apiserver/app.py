@@ -2,7 +2,8 @@
 
 Discovery, OpenAPI and version answers are the stateless scaffold; resource URLs go to
 :class:`~.handlers.ResourceHandler` over the store. Authentication wraps everything except the health
-endpoints. Run it with uvicorn on 127.0.0.1 (the lab process does; tests use a background thread).
+endpoints. Run it with uvicorn on 127.0.0.1 (the lab process does; tests use a background thread), and
+call ``app.state.streams.close()`` before shutting uvicorn down so open watches and log streams end.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        resources.streams.close()
         await resources.aclose()
 
     routes = [
@@ -157,9 +159,13 @@ def create_app(
               methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
     ]
     store.token_reviewer = lambda presented: hmac.compare_digest(presented.encode(), token.encode())
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(BearerAuth, token=token)],
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
+    # whoever shuts the server down calls app.state.streams.close() first, so watches and followed logs end
+    # instead of holding uvicorn's graceful shutdown open (see streams.py)
+    app.state.streams = resources.streams
+    return app

@@ -33,6 +33,7 @@ from llmd_lab.lab.apiserver.request import (
 )
 from llmd_lab.lab.apiserver.responses import dumps, json_response, status_response
 from llmd_lab.lab.apiserver.store import Store, validation_module
+from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.apiserver.watch import watch_response
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class ResourceHandler:
         self.max_body = max_body_bytes
         self.bookmark_interval = bookmark_interval
         self._http: httpx.AsyncClient | None = None
+        self.streams = StreamCloser()  # watches and followed logs end when the server shuts down
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -110,7 +112,7 @@ class ResourceHandler:
             if method != "GET":
                 raise errors.method_not_allowed()
             pod = self.store.get_raw(rt, target.name, target.namespace)
-            return await logs.logs_response(pod, self.hooks, request.query_params)
+            return await logs.logs_response(pod, self.hooks, request.query_params, self.streams)
         if sub in ("status", "scale"):
             if method == "GET":
                 obj = self.store.get_raw(rt, target.name, target.namespace)
@@ -186,7 +188,7 @@ class ResourceHandler:
             transform = _partial
         timeout = int_param(q, "timeoutSeconds")
         return watch_response(self.store, rt, target.namespace, q, timeout_s=timeout,
-                              bookmark_interval=self.bookmark_interval, transform=transform)
+                              bookmark_interval=self.bookmark_interval, transform=transform, streams=self.streams)
 
     # ------------------------------------------------------------------ write
     async def _body_object(self, request: Request, rt: ResourceType, target: Target) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.hooks import ApiHooks
 from llmd_lab.lab.apiserver.request import flag, int_param
+from llmd_lab.lab.apiserver.streams import StreamCloser
 
 FIRST_CHUNK_WAIT_S = 0.5  # wait this long for an early error (e.g. "waiting to start") before streaming
 
@@ -35,7 +37,9 @@ def pick_container(pod: dict, requested: str | None) -> str:
     return requested
 
 
-async def logs_response(pod: dict, hooks: ApiHooks | None, query: Any) -> Response:
+async def logs_response(pod: dict, hooks: ApiHooks | None, query: Any,
+                        streams: StreamCloser | None = None) -> Response:
+    """The container's log as text; with ``follow`` a stream that ends with the container or the server."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     container = pick_container(pod, query.get("container"))
     if hooks is None or hooks.read_logs is None:
@@ -62,20 +66,27 @@ async def logs_response(pod: dict, hooks: ApiHooks | None, query: Any) -> Respon
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
         return "".join(f"{now} {line}" for line in text.splitlines(keepends=True))
 
+    async def source() -> AsyncIterator[str]:
+        try:
+            chunk = await first
+        except StopAsyncIteration:
+            return
+        yield chunk
+        async for chunk in chunks:
+            yield chunk
+
+    closer = streams if streams is not None else StreamCloser()
+
     async def body() -> AsyncIterator[bytes]:
         try:
-            try:
-                chunk = await first
-            except StopAsyncIteration:
-                return
-            yield stamp(chunk).encode()
-            async for chunk in chunks:
-                yield stamp(chunk).encode()
+            async with contextlib.aclosing(source()) as src, contextlib.aclosing(closer.iterate(src)) as text:
+                async for chunk in text:
+                    yield stamp(chunk).encode()
         finally:
             if not first.done():
                 first.cancel()
-            closer = getattr(chunks, "aclose", None)
-            if closer is not None:
-                await closer()
+            close_chunks = getattr(chunks, "aclose", None)
+            if close_chunks is not None:
+                await close_chunks()
 
     return StreamingResponse(body(), media_type="text/plain")

@@ -1,4 +1,5 @@
-"""``?watch=1`` over HTTP: one JSON ``WatchEvent`` per line, streamed until ``timeoutSeconds``.
+"""``?watch=1`` over HTTP: one JSON ``WatchEvent`` per line, streamed until ``timeoutSeconds`` or until the
+server shuts down (see streams.py).
 
 A resume from a resourceVersion older than the history window is answered the way kube-apiserver answers
 it: HTTP 200 and a single ``ERROR`` event carrying a 410 ``Expired`` Status, which is what clients
@@ -7,7 +8,7 @@ it: HTTP 200 and a single ``ERROR`` event carrying a 410 ``Expired`` Status, whi
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.registry import ResourceType
 from llmd_lab.lab.apiserver.responses import dumps
 from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.apiserver.streams import StreamCloser
 
 DEFAULT_TIMEOUT_S = 1800.0
 
@@ -34,6 +36,7 @@ def watch_response(
     timeout_s: float | None,
     bookmark_interval: float,
     transform: Callable[[dict], Any] | None = None,
+    streams: StreamCloser | None = None,
 ) -> StreamingResponse:
     bookmarks = (query.get("allowWatchBookmarks") or "").lower() in ("1", "true")
     try:
@@ -52,23 +55,16 @@ def watch_response(
         return StreamingResponse(expired(), media_type="application/json")
 
     limit = timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S
+    closer = streams if streams is not None else StreamCloser()
 
     async def events() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
         try:
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
-                try:
-                    event = await asyncio.wait_for(anext(stream), remaining)
-                except TimeoutError:
-                    return
-                obj = event.object
-                if transform is not None and event.type != "BOOKMARK":
-                    obj = transform(obj)
-                yield _line(event.type, obj)
+            async with contextlib.aclosing(closer.iterate(stream, limit)) as events_:
+                async for event in events_:
+                    obj = event.object
+                    if transform is not None and event.type != "BOOKMARK":
+                        obj = transform(obj)
+                    yield _line(event.type, obj)
         finally:
             await stream.aclose()
 
