@@ -130,6 +130,8 @@ def builtin_types() -> list[ResourceType]:
             namespaced=False, verbs=CREATE_ONLY, virtual=True),
         _rt("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", namespaced=False, verbs=CREATE_ONLY,
             virtual=True),
+        _rt("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False,
+            verbs=CREATE_ONLY, virtual=True),
         _rt("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
             namespaced=False, short=["crd", "crds"], cats=("api-extensions",), sub=["status"]),
         _rt("coordination.k8s.io", "v1", "Lease", "leases"),

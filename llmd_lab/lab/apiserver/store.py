@@ -40,7 +40,10 @@ POD_GK: GroupKind = ("", "Pod")
 FOREGROUND = "foregroundDeletion"
 PROPAGATIONS = ("Background", "Foreground", "Orphan")
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-LAB_USER = "lab-admin"
+# The lab's one identity (its kubeconfig's bearer token), a cluster admin like OpenShift's kube:admin:
+# SelfSubjectReview (`kubectl auth whoami`, connect()) and TokenReview name it, and every access review allows it.
+LAB_USER = "llmd-lab-admin"
+LAB_GROUPS = ("system:masters", "system:authenticated")
 
 
 def _json(obj: Any) -> str:
@@ -937,24 +940,50 @@ class Store:
         """SelfSubject*Review and TokenReview: answered from the lab's single admin identity, never stored."""
         obj.setdefault("metadata", {})
         obj["metadata"].setdefault("creationTimestamp", None)
+        spec = obj.get("spec") or {}
         if rt.kind == "SelfSubjectAccessReview":
+            _check_access_review(spec)
             obj["status"] = {"allowed": True,
-                             "reason": f"the lab's admin user {LAB_USER!r} (kubeconfig bearer token) may do everything"}
+                             "reason": f"the lab's admin user {LAB_USER!r} (kubeconfig bearer token) is in group "
+                                       f"{LAB_GROUPS[0]!r}, which may do everything"}
         elif rt.kind == "SelfSubjectRulesReview":
+            if not spec.get("namespace"):
+                raise errors.bad_request("no namespace on request")
             obj["status"] = {
                 "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
                 "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
                 "incomplete": False,
             }
+        elif rt.kind == "SelfSubjectReview":
+            obj.pop("spec", None)
+            obj["status"] = {"userInfo": _lab_user_info()}
         elif rt.kind == "TokenReview":
-            token = (obj.get("spec") or {}).get("token") or ""
+            token = spec.get("token") or ""
             ok = bool(self.token_reviewer and self.token_reviewer(token))
             obj["status"] = {"authenticated": ok, "audiences": []}
             if ok:
-                obj["status"]["user"] = {"username": LAB_USER, "groups": ["system:masters", "system:authenticated"]}
+                obj["status"]["user"] = _lab_user_info()
             else:
                 obj["status"]["error"] = "the token is not the lab's kubeconfig token"
         return obj
+
+
+def _lab_user_info() -> dict:
+    return {"username": LAB_USER, "groups": list(LAB_GROUPS)}
+
+
+def _check_access_review(spec: dict) -> None:
+    """kube-apiserver's validation: exactly one of resourceAttributes / nonResourceAttributes."""
+    resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if not resource and not non_resource:
+        cause = errors.field_cause("spec.resourceAttributes", "Required value: exactly one of nonResourceAttributes "
+                                   "or resourceAttributes must be specified", "FieldValueRequired")
+    elif resource and non_resource:
+        cause = errors.field_cause("spec.nonResourceAttributes", "Invalid value: cannot be specified in combination "
+                                   "with resourceAttributes")
+    else:
+        return
+    raise errors.invalid("SelfSubjectAccessReview", "authorization.k8s.io", "", [cause])
 
 
 class WatchStream:
@@ -977,13 +1006,20 @@ class WatchStream:
             return self._out(self._pending.pop())
         if not self._bookmarks:
             return self._out(await self._sub.queue.get())
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow the cancellation of a closing watch
+        get = asyncio.ensure_future(self._sub.queue.get())
         try:
-            return self._out(await asyncio.wait_for(self._sub.queue.get(), self._interval))
-        except TimeoutError:
-            return WatchEvent("BOOKMARK", {
-                "kind": self._rt.kind, "apiVersion": self._rt.api_version,
-                "metadata": {"resourceVersion": self._store.resource_version},
-            })
+            done, _ = await asyncio.wait({get}, timeout=self._interval)
+        except BaseException:
+            get.cancel()
+            raise
+        if done:
+            return self._out(get.result())
+        get.cancel()  # an event arriving just now stays queued (Queue.get takes it only when it resumes)
+        return WatchEvent("BOOKMARK", {
+            "kind": self._rt.kind, "apiVersion": self._rt.api_version,
+            "metadata": {"resourceVersion": self._store.resource_version},
+        })
 
     def _out(self, event: WatchEvent) -> WatchEvent:
         obj = self._store.present(event.object, self._rt)
