@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 from labserver import start_api_server
 
-from llmd_lab.connect import connect
+import llmd_lab
 
 ADMIN = "llmd-lab-admin"
 GROUPS = {"system:masters", "system:authenticated"}
@@ -73,7 +73,7 @@ def test_access_reviews_allow_the_admin_and_validate_like_kube_apiserver(api_cli
 @needs_openssl
 def test_connect_reports_the_lab_user(tls_server):
     _, kubeconfig, _ = tls_server
-    conn = connect("default", kubeconfig=kubeconfig, allow_lab=False)
+    conn = llmd_lab.connect("default", kubeconfig=kubeconfig, allow_lab=False)
     assert conn.user == ADMIN
 
 
