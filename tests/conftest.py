@@ -1,75 +1,24 @@
 """Shared fixtures. ``lab``: a real lab process (``llmd-lab up --port 0``) in a temporary ``LLMD_LAB_HOME``.
 
 The fixture is session-scoped (one lab start for the whole run) and torn down with ``llmd-lab down``;
-tests that need their own lab (lifecycle tests) start one with :func:`run_cli` in their own home.
+tests that need their own lab (lifecycle tests) start one with ``labhelpers.running_lab`` or ``run_cli`` in their own home.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from labhelpers import Lab, lab_url, run_cli, running_lab
 
-
-@dataclass
-class Lab:
-    """A running lab: where its state lives and how to reach it."""
-
-    home: Path
-    kubeconfig: Path
-    url: str
-    env: dict[str, str]  # os.environ + LLMD_LAB_HOME + KUBECONFIG, for subprocesses (kubectl)
-
-    @property
-    def ca_file(self) -> Path:
-        """The lab API server's CA (it serves HTTPS with a private CA, like a cluster)."""
-        return self.home / "pki" / "ca.crt"
-
-    def ssl_context(self):
-        """An ``ssl.SSLContext`` trusting the lab's CA, for httpx (``verify=lab.ssl_context()``)."""
-        import ssl
-
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
-    def api_client(self):
-        """A fresh ``kubernetes.client.ApiClient`` configured from the lab's kubeconfig."""
-        from kubernetes import client, config
-
-        configuration = client.Configuration()
-        config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=configuration)
-        return client.ApiClient(configuration)
-
-
-def run_cli(home: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """Run ``llmd-lab ARGS`` with ``LLMD_LAB_HOME=home``; never raises on a non-zero exit."""
-    env = {**os.environ, "LLMD_LAB_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "llmd_lab.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def lab_url(home: Path) -> str:
-    import json
-
-    return json.loads((home / "lab.json").read_text())["url"]
+__all__ = ["Lab", "lab_url", "run_cli", "running_lab"]
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    home = tmp_path_factory.mktemp("llmd-lab-home")
-    started = run_cli(home, "up", "--port", "0")
-    if started.returncode != 0:
-        pytest.fail(f"llmd-lab up failed ({started.returncode}):\n{started.stdout}\n{started.stderr}")
-    kubeconfig = home / "kubeconfig"
-    env = {**os.environ, "LLMD_LAB_HOME": str(home), "KUBECONFIG": str(kubeconfig)}
-    try:
-        yield Lab(home=home, kubeconfig=kubeconfig, url=lab_url(home), env=env)
-    finally:
-        run_cli(home, "down")
+    """One lab shared by the whole run: tests must leave its GPUs as they found them."""
+    with running_lab(tmp_path_factory.mktemp("llmd-lab-home")) as shared:
+        yield shared
 
 
 @pytest.fixture

@@ -73,8 +73,18 @@ def _expected_failure(lab, seed: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def seeded(lab):
+def kubectl_lab(tmp_path_factory):
+    """A lab of this module's own: the guides' LLMInferenceServices hold GPUs that other tests count on."""
+    from labhelpers import running_lab
+
+    with running_lab(tmp_path_factory.mktemp("kubectl-lab")) as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
+def seeded(kubectl_lab):
     """Create every namespace the guides' objects live in, then the lab is ready for `apply -f`."""
+    lab = kubectl_lab
     namespaces = {SEED_NAMESPACE}
     for path in sorted(SEEDS.glob("*.yaml")):
         namespaces |= {d["metadata"]["namespace"] for d in _docs(path) if d["metadata"].get("namespace")}
