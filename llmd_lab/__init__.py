@@ -11,8 +11,12 @@ __version__ = "0.1.0"
 
 # Public helpers, imported on first use so `import llmd_lab` stays cheap for the lab process and CLI.
 _LAZY = {
-    "connect": ("llmd_lab.connect", None),  # a callable module: connect(...) works
-    "Connection": ("llmd_lab.connect", "Connection"),
+    # `llmd_lab.connect` is a callable module (see llmd_lab/connect.py): the same object in any import
+    # order, so `llmd_lab.connect()` and `from llmd_lab import connect; connect()` always work.
+    "connect": ("llmd_lab.connect", None),
+    "connection": ("llmd_lab.connection", None),
+    "Connection": ("llmd_lab.connection", "Connection"),
+    "ConnectError": ("llmd_lab.connection", "ConnectError"),
     "manifests": ("llmd_lab.manifests", None),
     "preflight": ("llmd_lab.preflight", None),
     "deploy": ("llmd_lab.deploy", None),
@@ -21,6 +25,7 @@ _LAZY = {
     "metrics": ("llmd_lab.metrics", None),
     "viz": ("llmd_lab.viz", None),
     "planner": ("llmd_lab.planner", None),
+    "k8s": ("llmd_lab.k8s", None),
 }
 
 

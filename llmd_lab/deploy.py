@@ -6,6 +6,8 @@
   diagnosis from :func:`explain`;
 * :func:`explain` turns conditions, pod states, scheduling events and log tails into sentences;
 * :func:`delete` deletes in the foreground and waits until the workload pods are gone;
+* :func:`pods_frame` tables the service's pods (role, node, GPUs, readiness) — where replicas landed;
+* :func:`wait_rolled_out` waits until a spec change (a new EPP config) has replaced the old pods;
 * :func:`endpoints` gives the two URLs the workshop compares: ``status.url`` (gateway → llm-d EPP)
   and the workload Service (round-robin over the same pods).
 """
@@ -16,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from kubernetes.client.rest import ApiException
 from tqdm.auto import tqdm
 
@@ -173,6 +176,144 @@ def delete(
             for event_type, _ in k8s.watch(conn, API_VERSION, KIND, ns, name=name, timeout_s=min(left, 5.0)):
                 if event_type == "DELETED":
                     break
+
+
+# ----------------------------------------------------------------------------------------------- pods
+POD_COLUMNS = ("pod", "role", "component", "node", "phase", "ready", "gpus", "restarts", "reason", "ip")
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def _pod_row(pod: dict) -> dict[str, Any]:
+    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    labels = meta.get("labels") or {}
+    component = (labels.get("app.kubernetes.io/component") or "").removeprefix("llminferenceservice-")
+    role = labels.get(doctor.ROLE_LABEL) or ("scheduler" if component == "router-scheduler" else component or None)
+    gpus = 0
+    for c in spec.get("containers") or []:
+        res = c.get("resources") or {}
+        gpus += int((res.get("requests") or {}).get(GPU_RESOURCE) or (res.get("limits") or {}).get(GPU_RESOURCE) or 0)
+    statuses = status.get("containerStatuses") or []
+    waiting = next((cs["state"]["waiting"].get("reason") for cs in statuses if (cs.get("state") or {}).get("waiting")), None)
+    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+    reason = (
+        "Terminating" if meta.get("deletionTimestamp")
+        else waiting or (scheduled.get("reason") if scheduled.get("status") == "False" else None) or status.get("reason")
+    )  # fmt: skip
+    return {
+        "pod": meta["name"],
+        "role": role,
+        "component": component or None,
+        "node": spec.get("nodeName"),
+        "phase": status.get("phase"),
+        "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []),
+        "gpus": gpus,
+        "restarts": sum(int(cs.get("restartCount") or 0) for cs in statuses),
+        "reason": reason,
+        "ip": status.get("podIP"),
+    }
+
+
+def pods_frame(conn: Any, name: str, namespace: str | None = None) -> pd.DataFrame:
+    """Every pod of the service as a table — "where did my replicas land?".
+
+    One row per pod (workload, prefill, multi-node workers and the EPP), sorted by role then name, with
+    columns ``pod``, ``role`` (``llm-d.ai/role``: both/decode/prefill, or ``scheduler`` for the EPP),
+    ``component``, ``node`` (None until scheduled), ``phase``, ``ready``, ``gpus`` (``nvidia.com/gpu``
+    requested), ``restarts``, ``reason`` (why it is not running: Unschedulable, CrashLoopBackOff,
+    Terminating…) and ``ip``.
+    """
+    rows = [_pod_row(p) for p in k8s.pods(conn, namespace or conn.namespace, doctor.all_pods_selector(name))]
+    frame = pd.DataFrame(rows, columns=list(POD_COLUMNS))
+    return frame.sort_values(["role", "pod"], na_position="last", ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------- rollouts
+COMPONENT_LABELS = {
+    "scheduler": f"app.kubernetes.io/component={doctor.SCHEDULER_COMPONENT}",
+    "workload": "app.kubernetes.io/component=llminferenceservice-workload",
+    "prefill": "app.kubernetes.io/component=llminferenceservice-workload-prefill",
+}
+
+
+def _rollout_state(dep: dict) -> tuple[bool, str]:
+    """(done, what it is doing) — the test ``kubectl rollout status`` applies to a Deployment."""
+    meta, spec, st = dep["metadata"], dep.get("spec") or {}, dep.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    updated, total = int(st.get("updatedReplicas") or 0), int(st.get("replicas") or 0)
+    available = int(st.get("availableReplicas") or 0)
+    name = meta["name"]
+    if int(st.get("observedGeneration") or 0) < int(meta.get("generation") or 1):
+        return False, f"{name}: waiting for the Deployment controller to see the change"
+    if updated < want:
+        return False, f"{name}: {updated} of {want} new replicas updated"
+    if total > updated:
+        return False, f"{name}: {total - updated} old replicas pending termination"
+    if available < updated:
+        return False, f"{name}: {available} of {updated} updated replicas available"
+    return True, f"{name}: rolled out ({updated} replicas)"
+
+
+def wait_rolled_out(
+    conn: Any,
+    name: str,
+    component: str = "scheduler",
+    namespace: str | None = None,
+    *,
+    timeout_s: float = 300,
+    progress: bool = True,
+) -> list[dict]:
+    """Wait until a change to the service has reached its pods; return the component's Deployments.
+
+    ``Ready=True`` stays true while the *old* EPP pod serves, so after changing ``router.scheduler``
+    (a new EndpointPickerConfig) call this before measuring. It waits for (1) the KServe controller to
+    have reconciled the current spec (``status.observedGeneration`` of the LLMInferenceService), then
+    (2) each Deployment of ``component`` — ``"scheduler"`` (the EPP), ``"workload"`` (main/decode pods)
+    or ``"prefill"`` — to be rolled out as ``kubectl rollout status`` judges it: the Deployment
+    controller saw the new generation, all replicas are updated and available, no old ones are left.
+    Multi-node (LeaderWorkerSet) workloads are not Deployments and are not covered.
+    """
+    if component not in COMPONENT_LABELS:
+        raise ValueError(f"component must be one of {', '.join(COMPONENT_LABELS)}; got {component!r}")
+    ns = namespace or conn.namespace
+    selector = f"{COMPONENT_LABELS[component]},{doctor.all_pods_selector(name)}"
+    deadline = time.monotonic() + timeout_s
+    bar = tqdm(total=1, desc=f"{name} {component}", disable=not progress, bar_format="{desc}: {postfix}")
+    try:
+        while True:
+            obj = get(conn, name, ns)
+            if obj is None:
+                raise DeployError(f"LLMInferenceService {ns}/{name} does not exist: apply it first")
+            seen = int((obj.get("status") or {}).get("observedGeneration") or 0)
+            deps = k8s.list_objects(conn, "apps/v1", "Deployment", ns, selector)
+            if seen < int(obj["metadata"].get("generation") or 1):
+                states = [(False, f"waiting for KServe to reconcile generation {obj['metadata'].get('generation')}")]
+            elif not deps:
+                states = [(False, f"no {component} Deployment for {name} yet")]
+            else:
+                states = [_rollout_state(d) for d in deps]
+            bar.set_postfix_str("; ".join(msg for _, msg in states), refresh=True)
+            if all(done for done, _ in states):
+                bar.update(1)
+                return deps
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeployError(
+                    f"{ns}/{name} {component} not rolled out after {timeout_s:.0f}s: "
+                    + "; ".join(msg for _, msg in states)
+                    + ".\n" + explain(conn, name, ns, probe=False)
+                )
+            # A watch replays what exists as ADDED; only a resourceVersion we have not read is news.
+            known = {o["metadata"].get("resourceVersion") for o in (obj, *deps)}
+            reconciled = seen >= int(obj["metadata"].get("generation") or 1)
+            api, kind, kw = (
+                ("apps/v1", "Deployment", {"label_selector": selector}) if reconciled and deps
+                else (API_VERSION, KIND, {"name": name})
+            )  # fmt: skip
+            for _, changed in k8s.watch(conn, api, kind, ns, timeout_s=min(left, 5.0), **kw):
+                if changed["metadata"].get("resourceVersion") not in known:
+                    break  # something changed: re-read and re-judge
+    finally:
+        bar.close()
 
 
 @dataclass

@@ -43,6 +43,27 @@ def all_pods_selector(name: str) -> str:
     return f"app.kubernetes.io/part-of=llminferenceservice,app.kubernetes.io/name={name}"
 
 
+SCHEDULER_COMPONENT = "llminferenceservice-router-scheduler"
+ROLE_LABEL = "llm-d.ai/role"
+ROLES = ("prefill", "decode", "both")
+
+
+def scheduler_selector(name: str) -> str:
+    """Label selector of the service's endpoint picker (EPP) pods — the router-scheduler Deployment."""
+    return f"app.kubernetes.io/component={SCHEDULER_COMPONENT},{all_pods_selector(name)}"
+
+
+def role_selector(name: str, role: str) -> str:
+    """Label selector of the workload pods with one ``llm-d.ai/role``.
+
+    KServe labels the main pods ``both`` when there is no prefill section and ``decode`` when there is
+    one; prefill pods are ``prefill`` (the EPP's decode/prefill filters read the same label).
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    return f"{workload_selector(name)},{ROLE_LABEL}={role}"
+
+
 def _conditions(obj: dict) -> list[dict]:
     return obj.get("status", {}).get("conditions", []) or []
 

@@ -7,6 +7,7 @@ cluster. Errors stay ``kubernetes.client.ApiException``; :func:`is_not_found` an
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
@@ -233,3 +234,71 @@ def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.5) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval_s)
+
+
+# ----------------------------------------------------------------------------------------------- namespaces
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PROJECT_REQUEST = ("project.openshift.io/v1", "ProjectRequest")
+
+
+class NamespaceError(RuntimeError):
+    """The namespace could not be created or used; the message says what to do."""
+
+
+def namespace_exists(conn: Any, name: str) -> bool:
+    """Whether ``name`` exists *for this user*: a readable Namespace, or (OpenShift) a Project they are in."""
+    try:
+        conn.core.read_namespace(name)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        if exc.status != 403:
+            raise
+    # Users may not read Namespace objects on OpenShift; their Projects they may.
+    if not has_kind(conn, "project.openshift.io/v1", "Project"):
+        return False
+    try:
+        return get(conn, "project.openshift.io/v1", "Project", name) is not None
+    except ApiException as exc:
+        if exc.status == 403:
+            return False  # not a member (or it does not exist: OpenShift answers 403 for both)
+        raise
+
+
+def ensure_namespace(conn: Any, name: str) -> bool:
+    """Make sure namespace ``name`` exists; True if this call created it, False if it was already there.
+
+    Where the server serves OpenShift's ``ProjectRequest`` the namespace is requested as a Project (what
+    ``oc new-project`` does: regular users may create Projects, not Namespaces, and become its admin);
+    elsewhere a plain ``Namespace`` is created. Raises :class:`NamespaceError` if the name is taken by a
+    project you cannot use, or you may not create one.
+    """
+    if len(name) > 63 or not DNS1123_LABEL.match(name):
+        raise ValueError(
+            f"namespace name {name!r} is not valid: use at most 63 lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    if namespace_exists(conn, name):
+        return False
+    try:
+        if has_kind(conn, *PROJECT_REQUEST):
+            body = {"apiVersion": PROJECT_REQUEST[0], "kind": PROJECT_REQUEST[1], "metadata": {"name": name}}
+            resource(conn, *PROJECT_REQUEST).create(body=body)
+        else:
+            conn.core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    except ApiException as exc:
+        if exc.status == 409:
+            if namespace_exists(conn, name):
+                return False  # someone created it between our check and our create
+            raise NamespaceError(
+                f"namespace {name!r} already exists but you cannot use it: pick another name, or ask its "
+                "owner for the edit role there"
+            ) from None
+        if exc.status == 403:
+            raise NamespaceError(
+                f"you may not create namespace {name!r} (403 Forbidden): ask an admin to create it and give "
+                "you the edit role, or use a project you already have (`oc projects`)"
+            ) from None
+        raise
+    return True

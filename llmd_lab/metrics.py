@@ -311,6 +311,44 @@ def deltas(before: Snapshot, after: Snapshot) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def pool_buckets(before: Snapshot, after: Snapshot, histogram: str = TTFT) -> list[tuple[float, float]]:
+    """Cumulative ``(le, count)`` of one histogram over the whole pool between two snapshots.
+
+    Each pod's Δ is taken first (a pod that appeared in between counts from zero; one whose counts went
+    down restarted and counts from zero too), then the Δs are summed per bucket bound — what
+    ``sum by (le) (increase(<histogram>_bucket[…]))`` gives in PromQL.
+    """
+    acc: dict[float, float] = {}
+    for pod in after.pods:
+        delta = _delta_buckets(before.buckets(pod, histogram), after.buckets(pod, histogram))
+        if delta and min(c for _, c in delta) < 0:
+            delta = after.buckets(pod, histogram)
+        for le, count in delta:
+            acc[le] = acc.get(le, 0.0) + count
+    return sorted(acc.items())
+
+
+def pool_quantiles(
+    before: Snapshot,
+    after: Snapshot,
+    histogram: str = TTFT,
+    q: float | Iterable[float] = (0.5, 0.95, 0.99),
+) -> dict[float, float | None]:
+    """Engine-side quantiles over all pods between two snapshots: ``{0.5: s, 0.95: s, 0.99: s}``.
+
+    Sums the per-pod Δ buckets (:func:`pool_buckets`), then interpolates as ``histogram_quantile`` does.
+    This is the latency vLLM itself measured (queueing + prefill for TTFT), without the client's and
+    the gateway's network and processing time — which matters where those are large next to the
+    model's own time (the local lab at a high ``--time-scale``). None where no request was observed.
+    """
+    qs = (q,) if isinstance(q, int | float) else tuple(q)
+    bad = [x for x in qs if not 0 <= x <= 1]
+    if bad:
+        raise ValueError(f"quantiles must be between 0 and 1, got {bad}")
+    buckets = pool_buckets(before, after, histogram)
+    return {float(x): histogram_quantile(x, buckets) for x in qs}
+
+
 def epp_summary(snap: Snapshot) -> pd.DataFrame:
     """The EPP's own view from its ``/metrics``: per-pod queue, pool averages, scheduler requests."""
     rows = []

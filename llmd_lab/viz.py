@@ -160,7 +160,53 @@ def metric_timeline(frame: pd.DataFrame, metric: str = "kv_cache_usage") -> alt.
     )
 
 
+def predicted_vs_measured(
+    table: pd.DataFrame,
+    x: str = "pattern",
+    predicted: str = "predicted",
+    measured: str = "measured",
+    *,
+    title: str = "Predicted vs measured",
+    y_title: str | None = None,
+) -> alt.LayerChart:
+    """Bars of the measured value per ``x`` with a black tick at the prediction, so the gap reads at a glance.
+
+    ``table`` has one row per ``x`` (a prompt pattern, a layout, a scorer setting) with both numbers;
+    rows missing either value are left out rather than drawn as zero.
+    """
+    missing = [c for c in (x, predicted, measured) if c not in table]
+    if missing:
+        raise ValueError(f"table has no column(s) {missing}; columns are {list(table.columns)}")
+    data = table[[x, predicted, measured]].dropna()
+    y_axis = y_title or measured
+    base = alt.Chart(data, title=title).encode(
+        x=alt.X(f"{x}:N", title=x, sort=None),
+        tooltip=[x, alt.Tooltip(f"{measured}:Q", format=".3g"), alt.Tooltip(f"{predicted}:Q", format=".3g")],
+    )
+    bars = base.mark_bar(opacity=0.8).encode(y=alt.Y(f"{measured}:Q", title=y_axis))
+    ticks = base.mark_tick(color="black", thickness=3, size=30).encode(y=alt.Y(f"{predicted}:Q"))
+    return alt.layer(bars, ticks)
+
+
 # ------------------------------------------------------------------------------------------------- export
+RENDERERS_OFFLINE = ("svg", "png")
+
+
+def setup(renderer: str = "svg") -> str:
+    """Make altair charts display without a network; returns the renderer now active.
+
+    Altair's default renderer loads Vega from a CDN in the browser, so nothing shows on a disconnected
+    cluster or in a saved notebook, and JupyterLab 4 has no built-in renderer for Vega-Lite v6. The
+    ``svg`` (or ``png``) renderer draws in the kernel with vl-convert and sends a static image, which
+    also survives ``nbconvert``/papermill. ``import llmd_lab.viz`` calls ``setup()`` unless you already
+    chose a renderer; call ``setup("default")`` to get interactive charts back.
+    """
+    if renderer not in alt.renderers.names():
+        raise ValueError(f"unknown altair renderer {renderer!r}; choose one of {sorted(alt.renderers.names())}")
+    alt.renderers.enable(renderer)
+    return alt.renderers.active
+
+
 def to_png(chart: alt.TopLevelMixin, scale: float = 2.0) -> bytes:
     """PNG bytes via vl-convert (no browser)."""
     return vlc.vegalite_to_png(chart.to_json(), scale=scale)
@@ -201,27 +247,50 @@ def trace_frame(trace: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["profile", "scorer", "weight", "pod", "raw", "weighted", "picked"])
 
 
-def fetch_trace(conn: Any, name: str, request_id: str, namespace: str | None = None) -> dict | None:
-    """The EPP's decision trace for ``request_id`` (the ``x-request-id`` the traffic client sends), read
-    through the API server's pod proxy from the service's scheduler pod; None when there is none (the
-    EPP forgot it, or this EPP has no ``/debug/traces`` — OpenShift AI's does not)."""
+EPP_METRICS_PORT = 9090
+
+
+def route_trace(
+    conn: Any, name: str, request_id: str, namespace: str | None = None, *, port: int = EPP_METRICS_PORT
+) -> dict | None:
+    """The EPP's decision trace for ``request_id`` (the ``x-request-id`` the traffic client sends).
+
+    Asks every EPP pod of service ``name`` (``doctor.scheduler_selector``) for
+    ``/debug/traces/<request_id>`` on its metrics port through the API server's pod proxy, so it works
+    from a laptop with only API access. Returns the first trace found (a dict for :func:`explain_route`),
+    or None when no pod has one: the EPP forgot it (it keeps recent ones), or this EPP has no
+    ``/debug/traces`` at all — OpenShift AI's does not; pass ``on_cluster=True`` to :func:`explain_route`
+    then. Running pods are asked first, newest first, because a rollout leaves the old EPP's traces behind.
+    """
     import json
 
     from kubernetes.client.rest import ApiException
 
+    from llmd_lab import doctor
+
     ns = namespace or conn.namespace
-    selector = (
-        f"app.kubernetes.io/component=llminferenceservice-router-scheduler,app.kubernetes.io/name={name}"
+    pods = conn.core.list_namespaced_pod(ns, label_selector=doctor.scheduler_selector(name)).items
+    pods = sorted(
+        pods,
+        key=lambda p: (p.status is not None and p.status.phase == "Running", str(p.metadata.creation_timestamp or "")),
+        reverse=True,
     )
-    for pod in conn.core.list_namespaced_pod(ns, label_selector=selector).items:
+    for pod in pods:
         try:
             resp = conn.core.connect_get_namespaced_pod_proxy_with_path(
-                f"{pod.metadata.name}:9090", ns, f"debug/traces/{request_id}", _preload_content=False
+                f"{pod.metadata.name}:{port}", ns, f"debug/traces/{request_id}", _preload_content=False
             )
-            return json.loads(resp.data)
+            trace = json.loads(resp.data)
         except (ApiException, ValueError):
-            continue
+            continue  # 404: not this pod's request (or no trace endpoint); 503: pod not serving
+        if isinstance(trace, dict):
+            return trace
     return None
+
+
+def fetch_trace(conn: Any, name: str, request_id: str, namespace: str | None = None) -> dict | None:
+    """Former name of :func:`route_trace` (kept for notebooks written against it)."""
+    return route_trace(conn, name, request_id, namespace)
 
 
 def explain_route(trace: Mapping[str, Any] | None, *, on_cluster: bool = False) -> alt.Chart | str:
@@ -289,6 +358,13 @@ class LivePanel:
     ``panel = LivePanel(); poller = metrics.Poller(source, on_update=panel.update).start();
     display(panel.widget)``. Each update redraws a per-pod table (requests/s, hit rate, KV use, queue,
     TTFT p95) and, if ``chart_metric`` is set, a timeline chart of that column.
+
+    Saved notebooks keep only the first state. Updates made by the poller's thread after the cell
+    finished are widget messages that nbclient (papermill, nbconvert ``--execute``, CI) records only for
+    the cell that is executing, so an executed notebook shows the panel as it was when its cell ended.
+    This is a Jupyter limitation, not the panel's: in a live kernel the panel updates as expected. To
+    leave the final numbers in the saved file, call ``panel.update(window)`` from a later cell (for
+    example with ``metrics.deltas(first, last)`` once the traffic has finished).
     """
 
     COLUMNS = ("requests_per_s", "hit_rate", "kv_cache_usage", "running", "waiting", "ttft_p95_s")
@@ -321,3 +397,7 @@ class LivePanel:
             self.chart.clear_output(wait=True)
             with self.chart:
                 display(metric_timeline(data, self.chart_metric))
+
+
+if alt.renderers.active == "default":  # respect a renderer the user already chose
+    setup()

@@ -83,7 +83,8 @@ class InferenceClient:
 
     ``base_url`` is what ``status.url`` gives (``http(s)://<gateway>/<ns>/<name>``) or a workload
     Service URL (``http(s)://<clusterIP>:8000``); ``/v1/...`` is appended. Use as an async context
-    manager, or call :meth:`aclose`.
+    manager, or call :meth:`aclose`. ``keepalive=False`` opens one connection per request (see
+    :class:`~llmd_lab.traffic.runner.Target`).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class InferenceClient:
         timeout: float = 300.0,
         max_connections: int = 256,
         target: str | None = None,
+        keepalive: bool = True,
     ):
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -109,8 +111,13 @@ class InferenceClient:
             if self.base_url.startswith("https")
             else True,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            # keepalive=False opens a new connection per request, so a Service (kube-proxy balances
+            # connections, not requests) spreads requests as round-robin rather than per worker.
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections if keepalive else 0
+            ),
         )
+        self.keepalive = keepalive
 
     def __repr__(self) -> str:
         tls = " TLS-VERIFY-OFF" if self.insecure else ""
@@ -163,12 +170,16 @@ class InferenceClient:
                     detail = (await resp.aread()).decode(errors="replace")[:300]
                     rec.error = f"HTTP {resp.status_code}: {detail}"
                     return rec
+                done = False
                 async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
+                    # after [DONE], read on to the end of the body so the connection goes back to the
+                    # pool (httpx closes one whose body was left unread: keep-alive would never happen)
+                    if done or not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        break
+                        done = True
+                        continue
                     chunk = json.loads(data)
                     if "error" in chunk:
                         rec.error = str(chunk["error"])

@@ -28,10 +28,18 @@ from llmd_lab._sync import run_sync
 from llmd_lab.traffic.client import InferenceClient, RequestRecord
 from llmd_lab.traffic.workloads import Session, Workload
 
+DEFAULT_CONCURRENCY = 4  # workers when neither concurrency= nor rate= is given (step-08's benchmark)
+
 
 @dataclass
 class Target:
-    """Where to send traffic: a base URL (``status.url`` or a Service URL), the model name, and TLS/auth."""
+    """Where to send traffic: a base URL (``status.url`` or a Service URL), the model name, and TLS/auth.
+
+    ``keepalive``: reuse connections (the default, as real clients do). A Kubernetes Service balances
+    *connections*, so with keep-alive each worker's requests stick to the pod its connection landed on
+    and a round-robin baseline over a Service looks more cache-friendly than per-request round-robin;
+    ``keepalive=False`` opens a new connection per request, which the Service spreads request by request.
+    """
 
     url: str
     model: str
@@ -39,11 +47,12 @@ class Target:
     token: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    keepalive: bool = True
 
     def client(self, **kw: Any) -> InferenceClient:
         return InferenceClient(
             self.url, self.model, token=self.token, ca_file=self.ca_file, insecure=self.insecure,
-            target=self.name or self.url, **kw,
+            target=self.name or self.url, keepalive=self.keepalive, **kw,
         )  # fmt: skip
 
 
@@ -83,7 +92,7 @@ async def arun(
     target: Target | InferenceClient,
     workload: Workload,
     *,
-    concurrency: int | None = 4,
+    concurrency: int | None = None,
     rate: float | None = None,
     warmup: int = 0,
     max_requests: int | None = None,
@@ -93,8 +102,10 @@ async def arun(
     label: str | None = None,
 ) -> pd.DataFrame:
     """Async version of :func:`run` (use it from your own event loop)."""
-    if (concurrency is None) == (rate is None):
-        raise ValueError("give exactly one of concurrency=N (closed loop) or rate=R requests/s (open loop)")
+    if concurrency is not None and rate is not None:
+        raise ValueError("give one of concurrency=N (closed loop) or rate=R sessions/s (open loop), not both")
+    if concurrency is None and rate is None:
+        concurrency = DEFAULT_CONCURRENCY
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency must be ≥ 1, got {concurrency}")
     if rate is not None and rate <= 0:
@@ -157,12 +168,16 @@ async def _open_loop(client, sessions, rate, seed, out, budget, bar) -> None:
     await asyncio.gather(*tasks)
 
 
-def run(target: Target | str, workload: Workload, *, model: str | None = None, **kwargs: Any) -> pd.DataFrame:
+def run(
+    target: Target | str, workload: Workload, *, model: str | None = None, keepalive: bool = True, **kwargs: Any
+) -> pd.DataFrame:
     """Send ``workload`` to ``target`` and return one row per request.
 
-    ``target`` is a :class:`Target`, or a URL with ``model=``. Keyword arguments as in :func:`arun`:
+    ``target`` is a :class:`Target`, or a URL with ``model=`` (and ``keepalive=``, see :class:`Target`). Keyword arguments as in :func:`arun`:
     ``concurrency``, ``rate``, ``warmup``, ``max_requests``, ``duration_s``, ``progress``, ``seed``,
-    ``label``. Safe to call in a notebook cell (runs on the library's background loop).
+    ``label``. Load is ``concurrency=N`` workers (4 when neither is given) or ``rate=R`` sessions
+    started per second — giving ``rate`` alone is enough. Safe to call in a notebook cell (runs on the
+    library's background loop).
 
     Columns: request_id, target, mode, workload, session, turn, send_time, t_s, status, ok, error,
     ttft_s, e2e_s, itl_s (list), itl_mean_s, prompt_tokens, cached_tokens, output_tokens, pod.
@@ -170,7 +185,7 @@ def run(target: Target | str, workload: Workload, *, model: str | None = None, *
     if isinstance(target, str):
         if not model:
             raise ValueError("pass model='<served model name>' with a URL target")
-        target = Target(target, model)
+        target = Target(target, model, keepalive=keepalive)
     return run_sync(arun(target, workload, **kwargs))
 
 
@@ -218,10 +233,14 @@ def compare(
     workload: Workload,
     *,
     model: str | None = None,
+    keepalive: bool = True,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Run the same workload against each target in turn (e.g. ``{"llm-d": status.url,
     "round-robin": workload Service URL}``) and return all rows with ``mode`` set to the key.
+
+    URL targets get ``model`` and ``keepalive`` (see :class:`Target`: ``keepalive=False`` makes a
+    Service's connection balancing act per request); :class:`Target` values keep their own.
 
     Targets run one after another, not interleaved, so they don't compete for the same pods. Prefix
     caches are not reset between runs (a cluster has no API for it): run the round-robin baseline
@@ -229,7 +248,7 @@ def compare(
     """
     frames = []
     for name, target in targets.items():
-        t = target if isinstance(target, Target) else Target(target, model or "")
+        t = target if isinstance(target, Target) else Target(target, model or "", keepalive=keepalive)
         if not t.model:
             raise ValueError(f"target {name!r} has no model: pass model='<served model name>'")
         frames.append(run(t, workload, label=name, **kwargs))

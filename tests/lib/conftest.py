@@ -38,7 +38,8 @@ class FakeVllm:
         async def chat(request: Request):
             body = await request.json()
             self.requests.append(body)
-            self.headers.append(dict(request.headers))
+            # the client's source port tells connections apart (keep-alive vs one per request)
+            self.headers.append({**request.headers, "x-client-port": str(request.client.port if request.client else "")})
             if body.get("model") != self.model:
                 return JSONResponse(
                     {"object": "error", "message": f"The model `{body.get('model')}` does not exist.",

@@ -78,8 +78,31 @@ def test_rate_mode_warmup_and_summary(openai_server):
         48 / 64
     )  # warm-up primed the cache (last block is recomputed)
     assert s.loc["x", "ttft_p50_ms"] <= s.loc["x", "ttft_p95_ms"]
-    with pytest.raises(ValueError, match="exactly one"):
-        traffic.run(openai_server.url, wl, model="qwen", rate=1.0)
+    with pytest.raises(ValueError, match="not both"):
+        traffic.run(openai_server.url, wl, model="qwen", rate=1.0, concurrency=2)
+
+
+def test_rate_alone_selects_the_open_loop(openai_server):
+    """LIBRARY_NEEDS 10: `rate=` implies no closed-loop workers (it used to clash with concurrency=4)."""
+    wl = traffic.repeated_prompt(6, prompt_tokens=32, max_tokens=2)
+    df = traffic.run(openai_server.url, wl, model="qwen", rate=500.0, progress=False)
+    assert len(df) == 6 and df["ok"].all()
+    default = traffic.run(openai_server.url, wl, model="qwen", progress=False, max_requests=3)
+    assert len(default) == 3  # neither given: 4 closed-loop workers, as before
+
+
+def test_keepalive_off_opens_a_connection_per_request(openai_server):
+    """LIBRARY_NEEDS 9: a Service balances connections, so the round-robin baseline needs fresh ones."""
+    wl = traffic.repeated_prompt(5, prompt_tokens=16, max_tokens=2)
+    fake = openai_server.fake
+    traffic.run(traffic.Target(openai_server.url, "qwen"), wl, concurrency=1, progress=False)
+    kept = [h["x-client-port"] for h in fake.headers]
+    fake.headers.clear()
+    traffic.run(traffic.Target(openai_server.url, "qwen", keepalive=False), wl, concurrency=1, progress=False)
+    fresh = [h["x-client-port"] for h in fake.headers]
+    assert len(kept) == len(fresh) == 5
+    assert len(set(kept)) == 1  # one worker, one reused connection
+    assert len(set(fresh)) == 5  # one connection per request
 
 
 def test_compare_labels_modes_and_pods(two_servers):
