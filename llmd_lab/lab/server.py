@@ -233,7 +233,11 @@ async def install_profile(store: Store, profile: Any, paths: LabPaths) -> None:
     objects = profile.objects() if profile is not None else []
     for obj in objects:
         try:
-            await store.create(obj)
+            created = await store.create(obj)
+            if obj.get("status") and created.get("status") != obj["status"]:
+                # create drops status for kinds with a status subresource (as kube-apiserver does); the
+                # operators that would report it (OLM, CVO, the gateway controller…) are the profile itself
+                await store.update_status({**created, "status": obj["status"]})
         except errors.ApiError as exc:
             if exc.code != 409:
                 raise RuntimeError(

@@ -145,6 +145,11 @@ class Profile:
                 "kind": "GatewayClass",
                 "metadata": {"name": gw.class_name},
                 "spec": {"controllerName": "openshift.io/gateway-controller/v1"},
+                # what OpenShift's gateway controller (Istio) reports once it owns the class
+                "status": {"conditions": [
+                    {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1,
+                     "message": "Handled by Istio controller", "lastTransitionTime": "2025-10-01T00:00:00Z"},
+                ]},
             },
             {
                 "apiVersion": "gateway.networking.k8s.io/v1",
