@@ -324,13 +324,18 @@ def test_prefill_decode_seed_becomes_ready(cluster: Cluster) -> None:
     ready = cluster.ready("my-model-pd")
     answer = cluster.chat(ready["status"]["url"], "meta-llama/Llama-3.1-8B-Instruct")
     assert answer["choices"][0]["message"]["content"]
+    # a streamed request asking for usage, as the notebooks' traffic client sends it, takes the prefill hop too
+    streamed = httpx.post(f"{ready['status']['url']}/v1/chat/completions", timeout=30, json={
+        "model": "meta-llama/Llama-3.1-8B-Instruct", "messages": [{"role": "user", "content": "Stream it."}],
+        "max_tokens": 8, "stream": True, "stream_options": {"include_usage": True}})
+    assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")
     pods = {p.metadata.labels["llm-d.ai/role"]: p for p in cluster.core.list_namespaced_pod(
         NS, label_selector="app.kubernetes.io/name=my-model-pd,kserve.io/component=workload").items}
     assert sorted(pods) == ["decode", "prefill"]
     # the EPP's P/D profile sent the prompt to the prefill pod first (through the decode pod's routing sidecar)
     metrics = httpx.get(f"http://{pods['prefill'].status.pod_ip}:8000/metrics").text
     served = [line for line in metrics.splitlines() if line.startswith("vllm:request_success_total")]
-    assert served and sum(float(line.rsplit(" ", 1)[1]) for line in served) >= 1
+    assert served and sum(float(line.rsplit(" ", 1)[1]) for line in served) >= 2
     cluster.delete_and_wait("my-model-pd")
 
 

@@ -62,10 +62,13 @@ class RoutingSidecar:
             try:
                 payload = json.loads(body)
                 prefill = {**payload, "max_tokens": 1, "stream": False}
-                prefill.pop("max_completion_tokens", None)
+                # vLLM rejects stream_options on a non-streaming request (400), as the real sidecar knows
+                for key in ("max_completion_tokens", "stream_options"):
+                    prefill.pop(key, None)
                 r = await self.client.post(f"http://{prefiller}{request.url.path}", json=prefill,
                                            headers={k: v for k, v in headers.items() if k.lower() != PREFILL_HEADER})
-                self.log(f"prefill on {prefiller}: HTTP {r.status_code}")
+                detail = "" if r.status_code < 400 else f": {r.text[:200]}"
+                self.log(f"prefill on {prefiller}: HTTP {r.status_code}{detail}")
             except (ValueError, httpx.HTTPError) as exc:
                 self.log(f"prefill on {prefiller} failed: {exc}")
                 return JSONResponse({"error": {"message": f"prefill failed: {exc}"}}, status_code=502)
