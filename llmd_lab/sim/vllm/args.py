@@ -63,15 +63,16 @@ _IGNORED_WITH_VALUE = (
     "--distributed-executor-backend", "--compilation-config", "-O", "--show-hidden-metrics-for-version",
     "--allowed-origins", "--ssl-ca-certs", "--reasoning-parser", "--guided-decoding-backend", "--hf-overrides",
     "--max-num-partial-prefills", "--limit-mm-per-prompt", "--pipeline-parallel-size", "-pp",
-    "--data-parallel-size", "-dp", "--override-generation-config", "--middleware", "--config",
+    "--override-generation-config", "--middleware", "--config",
     "--max-seq-len-to-capture", "--tokenizer-mode", "--lora-modules", "--max-loras", "--max-lora-rank",
-    "--scheduling-policy", "--speculative-config", "--kv-transfer-config",
+    "--scheduling-policy", "--speculative-config", "--kv-transfer-config", "--data-parallel-backend", "-dpb",
 )  # fmt: skip
 _IGNORED_FLAGS = (
     "--trust-remote-code", "--enforce-eager", "--disable-log-stats", "--disable-uvicorn-access-log",
     "--disable-fastapi-docs", "--enable-auto-tool-choice", "--enable-lora", "--enable-expert-parallel",
     "--disable-frontend-multiprocessing", "--enable-prompt-tokens-details", "--enable-server-load-tracking",
     "--enable-force-include-usage", "--disable-custom-all-reduce", "--enable-sleep-mode",
+    "--data-parallel-external-lb", "-dpe",
 )  # fmt: skip
 
 
@@ -99,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="sha256",
     )
     p.add_argument("--num-gpu-blocks-override", type=int, default=None)
+    # data parallelism across pods (KServe's *-worker-data-parallel presets on a LeaderWorkerSet): the leader
+    # serves the API, ``--headless`` workers run engine cores that hand-shake with it at address:rpc-port
+    p.add_argument("--headless", action="store_true")
+    p.add_argument("--data-parallel-size", "-dp", type=int, default=1)
+    p.add_argument("--data-parallel-size-local", "-dpl", type=int, default=None)
+    p.add_argument("--data-parallel-start-rank", "-dpr", type=int, default=None)
+    p.add_argument("--data-parallel-address", "-dpa", default=None)
+    p.add_argument("--data-parallel-rpc-port", "-dpp", type=int, default=None)
+    p.add_argument("--data-parallel-hybrid-lb", "-dph", action="store_true")
+    p.add_argument("--api-server-count", "-asc", type=int, default=None)
     p.add_argument("--kv-events-config", type=_json_object, default=None)
     p.add_argument("--disable-log-requests", action="store_true")
     p.add_argument("--enable-log-requests", action="store_true")
@@ -136,6 +147,12 @@ class ServeArgs:
     enable_ssl_refresh: bool
     ssl_certfile: str | None
     ssl_keyfile: str | None
+    headless: bool
+    data_parallel_size: int
+    data_parallel_size_local: int
+    data_parallel_start_rank: int
+    data_parallel_address: str | None
+    data_parallel_rpc_port: int
     ignored: dict[str, object]
     non_default: dict[str, object]
 
@@ -171,6 +188,7 @@ def parse_args(argv: Sequence[str] | str) -> ServeArgs:
         )
     if ns.tensor_parallel_size < 1:
         raise ArgsError(f"ValueError: tensor_parallel_size must be >= 1, got {ns.tensor_parallel_size}", 1)
+    dp_local = _check_data_parallel(ns)
     kv_events = None
     if ns.kv_events_config is not None:
         try:
@@ -205,6 +223,35 @@ def parse_args(argv: Sequence[str] | str) -> ServeArgs:
         enable_ssl_refresh=ns.enable_ssl_refresh,
         ssl_certfile=ns.ssl_certfile,
         ssl_keyfile=ns.ssl_keyfile,
+        headless=ns.headless,
+        data_parallel_size=ns.data_parallel_size,
+        data_parallel_size_local=dp_local,
+        data_parallel_start_rank=ns.data_parallel_start_rank if ns.data_parallel_start_rank is not None else 0,
+        data_parallel_address=ns.data_parallel_address,
+        data_parallel_rpc_port=ns.data_parallel_rpc_port if ns.data_parallel_rpc_port is not None else 29550,
         ignored=ignored,
         non_default=non_default,
     )
+
+
+def _check_data_parallel(ns: argparse.Namespace) -> int:
+    """The data-parallel checks vLLM makes before starting (ValueError, exit 1); returns the local engine count."""
+    if ns.data_parallel_size < 1:
+        raise ArgsError(f"ValueError: data_parallel_size must be >= 1, got {ns.data_parallel_size}", 1)
+    local = ns.data_parallel_size if ns.data_parallel_size_local is None else ns.data_parallel_size_local
+    if local > ns.data_parallel_size:
+        raise ArgsError(
+            f"ValueError: data_parallel_size_local ({local}) must be <= data_parallel_size "
+            f"({ns.data_parallel_size})", 1)
+    start = ns.data_parallel_start_rank or 0
+    if not 0 <= start < ns.data_parallel_size:
+        raise ArgsError(
+            f"ValueError: data_parallel_start_rank ({start}) must be in [0, {ns.data_parallel_size})", 1)
+    if ns.headless:
+        if ns.api_server_count is not None and ns.api_server_count > 1:
+            raise ArgsError("ValueError: api_server_count can't be set in headless mode", 1)
+        if ns.data_parallel_hybrid_lb:
+            raise ArgsError("ValueError: data_parallel_hybrid_lb is not applicable in headless mode", 1)
+        if local <= 0:
+            raise ArgsError("ValueError: data_parallel_size_local must be > 0 in headless mode", 1)
+    return local

@@ -518,7 +518,7 @@ class Replica:
     """A running simulated vLLM server."""
 
     engine: AsyncLLM
-    app: Starlette
+    app: Starlette | None  # None for a ``--headless`` data-parallel worker: engine cores only, no API server
     host: str
     port: int
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -766,6 +766,11 @@ async def serve(
     )
     async_llm = AsyncLLM(engine, clock)
     listen_port = port if port is not None else args.port
+    if args.headless:
+        return _start_headless(args, async_llm, host, listen_port, kv_publisher, log)
+    if args.data_parallel_size > 1:
+        log(f"{p()} [core.py:1] Started DP Coordinator process; data parallel size {args.data_parallel_size}, "
+            f"{args.data_parallel_size_local} local engine(s), RPC port {args.data_parallel_rpc_port}")
     pod = PodIdentity(
         env.get("POD_NAME", ""), env.get("POD_NAMESPACE", ""), listen_port, env.get("POD_IP", host)
     )
@@ -781,6 +786,21 @@ async def serve(
     replica._stats_task = asyncio.get_running_loop().create_task(
         _log_stats(async_llm, log), name="vllm-stats"
     )
+    replica.ready.set()
+    return replica
+
+
+def _start_headless(args: ServeArgs, engine: AsyncLLM, host: str, port: int, publisher: ZmqEventPublisher | None,
+                    log: Callable[[str], None]) -> Replica:
+    """``vllm serve --headless``: the DP ranks' engine cores run and hand-shake with the leader; no HTTP API
+    listens, so the pod has nothing to probe (KServe's worker template has no readiness probe)."""
+    address = f"tcp://{args.data_parallel_address or '127.0.0.1'}:{args.data_parallel_rpc_port}"
+    log(f"{_log_prefix()} [serve.py:1] Launching {args.data_parallel_size_local} data parallel engine(s) in "
+        f"headless mode, with head node address {address}.")
+    first = args.data_parallel_start_rank
+    for rank in range(first, first + args.data_parallel_size_local):
+        log(f"{_log_prefix()} [parallel_state.py:1] DP rank {rank}, PP rank 0, TP rank 0")
+    replica = Replica(engine=engine, app=None, host=host, port=port, _publisher=publisher)
     replica.ready.set()
     return replica
 

@@ -60,3 +60,37 @@ def test_bad_values_are_value_errors_exit_1():
     with pytest.raises(ArgsError) as info:
         parse_args(["serve", "m", "--gpu-memory-utilization", "1.5"])
     assert info.value.exit_code == 1 and "GPU memory utilization must be within (0, 1]" in info.value.message
+
+
+DP_WORKER = (
+    'vllm serve /mnt/models --served-model-name "Qwen/Qwen3-0.6B" --port 8000 --disable-log-requests --headless '
+    "--data-parallel-size 4 --data-parallel-size-local 2 --data-parallel-address qwen-kserve-mn-0.qwen-kserve-mn.ns "
+    "--data-parallel-rpc-port 5555 --data-parallel-start-rank 2 --tensor-parallel-size 1"
+)
+
+
+def test_kserve_data_parallel_worker_flags():
+    args = parse_args(DP_WORKER)
+    assert args.headless and (args.data_parallel_size, args.data_parallel_size_local) == (4, 2)
+    assert (args.data_parallel_start_rank, args.data_parallel_rpc_port) == (2, 5555)
+    assert args.data_parallel_address == "qwen-kserve-mn-0.qwen-kserve-mn.ns"
+    leader = parse_args(["serve", "m", "-dp", "4", "-dpl", "2", "-dpa", "10.0.0.1", "-dpp", "5555"])
+    assert not leader.headless and (leader.data_parallel_size, leader.data_parallel_size_local) == (4, 2)
+    # without --data-parallel-size-local every rank is local, as in vLLM
+    assert parse_args(["serve", "m", "--data-parallel-size", "2"]).data_parallel_size_local == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("--data-parallel-size-local 0", "data_parallel_size_local must be > 0 in headless mode"),
+        ("--data-parallel-hybrid-lb", "data_parallel_hybrid_lb is not applicable in headless mode"),
+        ("--api-server-count 2", "api_server_count can't be set in headless mode"),
+        ("--data-parallel-start-rank 4", "data_parallel_start_rank (4) must be in [0, 4)"),
+    ],
+)
+def test_headless_misconfigurations_are_value_errors(extra, message):
+    argv = DP_WORKER.replace("--data-parallel-size-local 2", "").replace("--data-parallel-start-rank 2", "")
+    with pytest.raises(ArgsError) as info:
+        parse_args(f"{argv} {extra}")
+    assert info.value.exit_code == 1 and message in info.value.message

@@ -115,6 +115,28 @@ async def test_no_gpu_and_too_few_gpus_fail():
     assert "World size (2)" in err.message
 
 
+async def test_headless_data_parallel_worker_runs_engines_without_an_api_server():
+    lines: list[str] = []
+    port = _free_port()
+    argv = [*PRESET[:6], str(port), "--headless", "--data-parallel-size", "2", "--data-parallel-size-local", "1",
+            "--data-parallel-address", "qwen-kserve-mn-0.qwen-kserve-mn.demo", "--data-parallel-rpc-port", "5555",
+            "--data-parallel-start-rank", "1"]
+    replica = await serve(argv, host="127.0.0.1", port=port, env=_env(), log=lines.append)
+    try:
+        assert replica.ready.is_set() and replica.app is None
+        log = "\n".join(lines)
+        assert "Model loading took" in log and "# GPU blocks:" in log
+        assert ("Launching 1 data parallel engine(s) in headless mode, with head node address "
+                "tcp://qwen-kserve-mn-0.qwen-kserve-mn.demo:5555.") in log
+        assert "DP rank 1, PP rank 0, TP rank 0" in log and "Starting vLLM API server" not in log
+        with pytest.raises(httpx.ConnectError):
+            async with httpx.AsyncClient() as client:
+                await client.get(f"http://127.0.0.1:{port}/health")
+    finally:
+        await replica.stop()
+    assert await replica.wait() == 0
+
+
 async def test_serve_real_uvicorn_openai_client_and_disconnect_aborts():
     from openai import AsyncOpenAI
 
