@@ -22,7 +22,7 @@ lab: $(STAMP)  ## start the local lab and JupyterLab on notebook 00 (127.0.0.1 o
 	$(BIN)/llmd-lab up
 	KUBECONFIG="$$($(BIN)/llmd-lab kubeconfig)" PATH="$(abspath $(BIN)):$$PATH" \
 	  $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
-	  --LabApp.default_url='/lab/tree/00-connect-and-orient.ipynb'
+	  --LabApp.default_url='/lab/tree/00-connect-and-orient.ipynb' $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: $(STAMP)  ## ruff and the import-linter contracts
 	$(BIN)/ruff check .
