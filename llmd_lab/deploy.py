@@ -277,7 +277,7 @@ def wait_rolled_out(
     ns = namespace or conn.namespace
     selector = f"{COMPONENT_LABELS[component]},{doctor.all_pods_selector(name)}"
     deadline = time.monotonic() + timeout_s
-    bar = tqdm(total=1, desc=f"{name} {component}", disable=not progress, bar_format="{desc}: {postfix}")
+    bar = tqdm(total=1, desc=f"{name} {component}", disable=not progress, bar_format="{desc}{postfix}")
     try:
         while True:
             obj = get(conn, name, ns)

@@ -57,9 +57,14 @@ def test_connect_preflight_deploy_traffic_metrics_delete(fast_lab):
     d = metrics.deltas(before, after)
     assert d["requests"].sum() == len(df)
     assert d["prefix_cache_hits"].sum() == df["cached_tokens"].sum()
+    engine = metrics.pool_quantiles(before, after)  # engine-side TTFT over both pods
+    assert engine[0.5] is not None and engine[0.5] <= engine[0.95] <= engine[0.99]
+    frame = deploy.pods_frame(conn, "qwen")
+    assert sorted(frame["role"]) == ["both", "both", "scheduler"] and frame["ready"].all()
+    assert frame.loc[frame["role"] == "both", "gpus"].tolist() == [1, 1]
 
     rid = df[df["mode"] == "llm-d"]["request_id"].iloc[-1]
-    trace = viz.fetch_trace(conn, "qwen", rid)
+    trace = viz.route_trace(conn, "qwen", rid)
     assert trace is not None and trace["picked"]
     assert "→" in viz.explain_route_text(trace)
 

@@ -136,3 +136,32 @@ def test_poller_builds_a_timeline(serve_app):
     frame = poller.frame()
     assert len(updates) >= 2 and set(frame["pod"]) == {"pod-a"}
     assert frame["requests"].sum() >= 1
+
+
+def _snap(t: float, pods: dict[str, VllmMetrics]) -> metrics.Snapshot:
+    return metrics.Snapshot(t, {pod: metrics.parse(generate_latest(m.registry).decode()) for pod, m in pods.items()})
+
+
+def test_pool_quantiles_sum_the_delta_buckets_over_pods():
+    """LIBRARY_NEEDS 11: engine-side TTFT over the pool = histogram_quantile of Σ per-pod Δ buckets."""
+    a, b_old = VllmMetrics(), VllmMetrics()
+    a.serve(20, 0, 0, ttft_s=0.015)  # before the window: must not count
+    b_old.serve(50, 0, 0, ttft_s=5.0)  # pod b before it restarted
+    before = _snap(0.0, {"a": a, "b": b_old})
+    a.serve(90, 0, 0, ttft_s=0.015)  # 90 fast requests in (0.01, 0.02]
+    b_new = VllmMetrics()
+    b_new.serve(10, 0, 0, ttft_s=0.3)  # b restarted: its counters start again from zero; 10 slow ones
+    c = VllmMetrics()
+    c.serve(0, 0, 0, ttft_s=0.0)  # a pod with no requests adds nothing
+    after = _snap(10.0, {"a": a, "b": b_new, "c": c})
+
+    q = metrics.pool_quantiles(before, after)
+    assert set(q) == {0.5, 0.95, 0.99}
+    assert q[0.5] == pytest.approx(0.01 + 0.01 * 50 / 90)  # rank 50 of 100 within the fast bucket
+    assert q[0.95] == pytest.approx(0.25 + 0.25 * 5 / 10)  # rank 95: half-way through the slow bucket
+    assert q[0.99] == pytest.approx(0.25 + 0.25 * 9 / 10)
+    assert metrics.pool_buckets(before, after)[-1] == (float("inf"), 100.0)
+    assert metrics.pool_quantiles(before, after, q=0.5) == {0.5: q[0.5]}
+    assert metrics.pool_quantiles(after, after) == {0.5: None, 0.95: None, 0.99: None}  # nothing observed
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        metrics.pool_quantiles(before, after, q=(50,))

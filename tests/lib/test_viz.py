@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
@@ -78,3 +81,92 @@ def test_live_panel_updates_in_place():
     panel.update(frame)
     panel.update(frame.assign(hit_rate=0.75))
     assert panel.updates == 2 and "0.75" in panel.table.value and "update 2" in panel.header.value
+
+
+# ----------------------------------------------------------------------------------- LIBRARY_NEEDS 2, 7, 12
+class _FakeCore:
+    """The two CoreV1Api calls route_trace makes, with pods as the API returns them (attribute objects)."""
+
+    def __init__(self, traces_by_pod: dict[str, dict], phases: dict[str, str]):
+        self.traces_by_pod, self.asked, self.selectors = traces_by_pod, [], []
+        self.pods = [
+            SimpleNamespace(metadata=SimpleNamespace(name=name, creation_timestamp=f"2026-01-01T00:00:0{i}Z"), status=SimpleNamespace(phase=phase))
+            for i, (name, phase) in enumerate(phases.items())
+        ]
+
+    def list_namespaced_pod(self, namespace, label_selector=None):
+        self.selectors.append((namespace, label_selector))
+        return SimpleNamespace(items=self.pods)
+
+    def connect_get_namespaced_pod_proxy_with_path(self, name, namespace, path, _preload_content=True):
+        from kubernetes.client.rest import ApiException
+
+        pod, port = name.split(":")
+        self.asked.append((pod, port, path))
+        request_id = path.rsplit("/", 1)[-1]
+        trace = self.traces_by_pod.get(pod, {}).get(request_id)
+        if trace is None:
+            raise ApiException(status=404, reason="Not Found")
+        return SimpleNamespace(data=json.dumps(trace).encode())
+
+
+def test_route_trace_asks_each_epp_pod_through_the_pod_proxy():
+    from llmd_lab import doctor
+
+    trace = {"request_id": "r1", "picked": "qwen-kserve-1", "profiles": []}
+    core = _FakeCore({"epp-new": {"r1": trace}}, {"epp-old": "Succeeded", "epp-new": "Running"})
+    conn = SimpleNamespace(core=core, namespace="private-ai")
+    assert viz.route_trace(conn, "qwen", "r1") == trace
+    assert core.selectors == [("private-ai", doctor.scheduler_selector("qwen"))]
+    assert core.asked == [("epp-new", "9090", "debug/traces/r1")]  # the running EPP first, on its metrics port
+    # a request no EPP remembers (or an EPP without /debug/traces, as on OpenShift AI): None, not an error
+    core.asked.clear()
+    assert viz.route_trace(conn, "qwen", "gone") is None
+    assert [a[0] for a in core.asked] == ["epp-new", "epp-old"]
+    assert viz.explain_route(None, on_cluster=True) == viz.TRACES_LAB_ONLY
+    assert viz.fetch_trace(conn, "qwen", "r1") == trace  # the former name still works
+
+
+def test_predicted_vs_measured_draws_bars_and_prediction_ticks():
+    table = pd.DataFrame(
+        {"pattern": ["repeated", "shared", "random"], "predicted": [0.9, 0.5, 0.0], "measured": [0.85, None, 0.02]}
+    )
+    chart = viz.predicted_vs_measured(table)
+    spec = chart.to_dict()
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["bar", "tick"]
+    assert spec["layer"][0]["encoding"]["y"]["field"] == "measured"
+    assert spec["layer"][1]["encoding"]["y"]["field"] == "predicted"
+    data = spec["datasets"][next(iter(spec["datasets"]))]
+    assert [row["pattern"] for row in data] == ["repeated", "random"]  # the row without a measurement is left out
+    assert viz.to_svg(chart).startswith("<svg")
+    with pytest.raises(ValueError, match="no column"):
+        viz.predicted_vs_measured(table, x="layout")
+
+
+def test_importing_viz_makes_charts_render_offline_as_svg():
+    import subprocess
+    import sys
+
+    code = """
+import altair as alt, pandas as pd
+import llmd_lab.viz as viz
+assert alt.renderers.active == "svg", alt.renderers.active
+bundle = alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_bar().encode(x="x:Q")._repr_mimebundle_()
+bundle = bundle[0] if isinstance(bundle, tuple) else bundle
+assert list(bundle) == ["image/svg+xml"], list(bundle)
+assert "cdn" not in bundle["image/svg+xml"].lower()
+assert viz.setup("default") == "default"
+try:
+    viz.setup("nope")
+except ValueError as exc:
+    assert "svg" in str(exc)
+else:
+    raise AssertionError("an unknown renderer was accepted")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    # a renderer the user chose before importing the library is left alone
+    kept = "import altair as alt\nalt.renderers.enable('html')\nimport llmd_lab.viz\nassert alt.renderers.active == 'html'"
+    proc = subprocess.run([sys.executable, "-c", kept], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
