@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.kubelet import programs, stages
+from llmd_lab.lab.kubelet import dns, programs, stages
 from llmd_lab.lab.kubelet.logs import LogBuffer
 
 log = logging.getLogger("llmd_lab.lab.kubelet")
@@ -292,7 +292,8 @@ class PodWorker:
             from llmd_lab.sim.vllm.server import StartupError, serve
 
             try:
-                replica = await serve(argv, host=self.ip, port=None, env=env, log=write)
+                replica = await serve(argv, host=self.ip, port=None, env=env, log=write,
+                                      resolve_host=self._resolve_host)
             except StartupError as exc:
                 raise ProcessExitError(exc.exit_code, "Error", exc.message) from exc
             r.handle = replica
@@ -315,6 +316,10 @@ class PodWorker:
             r.handle = sidecar
             await asyncio.Event().wait()
         await asyncio.Event().wait()  # an idle process: runs until the pod goes away
+
+    async def _resolve_host(self, name: str) -> str | None:
+        """The pod's cluster DNS (ClusterFirst): Services and LeaderWorkerSet pod hostnames by name."""
+        return await dns.resolve(self.ctx.store, name, self.pod["metadata"]["namespace"])
 
     # ---- readiness
     def _probe_port(self, r: ContainerRunner, port: Any) -> int:

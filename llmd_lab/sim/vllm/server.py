@@ -19,9 +19,10 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -664,6 +665,7 @@ async def serve(
     port: int | None,
     env: Mapping[str, str],
     log: Callable[[str], None],
+    resolve_host: ResolveHost | None = None,
 ) -> Replica:
     """Start one simulated vLLM replica and return once it listens (``ready`` is set).
 
@@ -672,7 +674,8 @@ async def serve(
     through loading; a KV cache that is too small fails after loading). ``env`` supplies the hardware
     (``LLMD_LAB_GPU_PRODUCT``, ``LLMD_LAB_GPU_COUNT``), ``LLMD_LAB_TIME_SCALE``, ``POD_NAME``/``POD_NAMESPACE``/
     ``POD_IP``, ``PYTHONHASHSEED`` and optionally ``LLMD_LAB_MODEL_URI`` or ``STORAGE_URI`` (what
-    ``/mnt/models`` holds).
+    ``/mnt/models`` holds). ``resolve_host`` is the pod's DNS: it turns a name in an endpoint the engine
+    connects to (``--kv-events-config``'s ``tcp://<name>-epp-service:5557``) into an address.
     """
     try:
         args = parse_args(argv)
@@ -747,7 +750,8 @@ async def serve(
         pod_ip = env.get("POD_IP", host)
         topic = kv_cfg.topic or f"kv@{pod_ip}@{config.served_model_name}"
         topic = topic.replace("${POD_IP}", pod_ip).replace("$POD_IP", pod_ip)
-        kv_publisher = ZmqEventPublisher(kv_cfg.endpoint, topic, hwm=kv_cfg.hwm)
+        endpoint = await _resolve_endpoint(kv_cfg.endpoint, resolve_host, log)
+        kv_publisher = ZmqEventPublisher(endpoint, topic, hwm=kv_cfg.hwm)
 
         def sink(batch: KVEventBatch) -> None:
             kv_publisher.publish(batch)  # type: ignore[union-attr]
@@ -788,6 +792,28 @@ async def serve(
     )
     replica.ready.set()
     return replica
+
+
+ResolveHost = Callable[[str], Awaitable[str | None]]
+"""``resolve_host(name)`` → the address a pod's resolver gives for ``name``, or ``None`` (not found)."""
+_DNS_ATTEMPTS = 20
+_DNS_RETRY_S = 0.25
+
+
+async def _resolve_endpoint(endpoint: str, resolve_host: ResolveHost | None, log: Callable[[str], None]) -> str:
+    """``tcp://name:port`` with ``name`` resolved the way the pod's resolver would (retrying while a new
+    Service gets its cluster IP); binds (``*``), IP literals and unresolvable names are left as they are."""
+    m = re.fullmatch(r"(tcp://)([^:/\[\]]+)(:\d+.*)", endpoint)
+    if resolve_host is None or m is None or m.group(2) == "*":
+        return endpoint
+    for _ in range(_DNS_ATTEMPTS):
+        address = await resolve_host(m.group(2))
+        if address:
+            return f"{m.group(1)}{address}{m.group(3)}"
+        await asyncio.sleep(_DNS_RETRY_S)
+    log(f"WARNING {time.strftime('%m-%d %H:%M:%S')} [kv_events.py:1] cannot resolve {m.group(2)!r}: KV events "
+        f"sent to {endpoint} will not arrive")
+    return endpoint
 
 
 def _start_headless(args: ServeArgs, engine: AsyncLLM, host: str, port: int, publisher: ZmqEventPublisher | None,

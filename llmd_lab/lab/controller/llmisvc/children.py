@@ -295,11 +295,7 @@ def _scheduler(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict
             "spec": {
                 "type": "ClusterIP",
                 "selector": dict(labels),
-                "ports": [
-                    {"name": "grpc", "port": 9002, "targetPort": 9002, "protocol": "TCP", "appProtocol": "http2"},
-                    {"name": "grpc-health", "port": 9003, "targetPort": 9003, "protocol": "TCP"},
-                    {"name": "metrics", "port": 9090, "targetPort": 9090, "protocol": "TCP"},
-                ],
+                "ports": _epp_service_ports(template),
             },
         },
         {
@@ -310,6 +306,21 @@ def _scheduler(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict
         },
     ]
     return objs
+
+
+EPP_SERVICE_PORTS = ("grpc", "grpc-health", "metrics", "zmq")
+
+
+def _epp_service_ports(template: Mapping[str, Any]) -> list[dict]:
+    """KServe's EPP Service: the scheduler containers' ports named grpc, grpc-health, metrics and zmq (the KV-event
+    socket vLLM connects to as ``tcp://<name>-epp-service:5557``), by name, target port by name."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for container in template.get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") in EPP_SERVICE_PORTS:
+                found[port["name"]] = port
+    return [{"name": name, "port": int(port["containerPort"]), "targetPort": name,
+             "protocol": port.get("protocol", "TCP")} for name, port in sorted(found.items())]
 
 
 def _route(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict]:
