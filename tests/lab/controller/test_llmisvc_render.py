@@ -198,3 +198,24 @@ def test_prefill_worker_uses_the_prefill_parallelism(pd, find_config) -> None:
     args = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["args"][0]
     assert "--data-parallel-size 4 --data-parallel-size-local 2" in args and "--headless" in args
     assert lws["metadata"]["labels"]["llm-d.ai/role"] == "prefill"
+
+
+def test_go_template_expressions_in_the_user_spec_are_rendered(step08, find_config) -> None:
+    """KServe renders the merged spec (presets + baseRefs + the service's own spec) as a Go template, so a
+    user's ``{{ ChildName .ObjectMeta.Name `-epp-service` }}`` (KServe's precise-prefix sample) is filled in."""
+    step08["spec"]["template"]["containers"][0]["env"] = [{"name": "VLLM_ADDITIONAL_ARGS", "value": (
+        "--kv-events-config '{\"enable_kv_cache_events\":true,\"publisher\":\"zmq\",\"endpoint\":"
+        "\"tcp://{{ ChildName .ObjectMeta.Name `-epp-service` }}:5557\",\"topic\":\"kv@${POD_IP}@m\"}'")}]
+    step08["spec"]["router"]["scheduler"] = {"template": {"containers": [{"name": "main", "args": [
+        "--pool-name", "{{ ChildName .ObjectMeta.Name `-inference-pool` }}",
+        "--pool-namespace", "{{ .ObjectMeta.Namespace }}"]}]}}
+    children = render(step08, find_config)
+    n = "mistral-3-distributed"
+    main = children[("Deployment", f"{n}-kserve")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert f"tcp://{n}-epp-service:5557" in env["VLLM_ADDITIONAL_ARGS"]
+    epp = children[("Deployment", f"{n}-kserve-router-scheduler")]["spec"]["template"]["spec"]["containers"][0]
+    assert epp["args"][:4] == ["--pool-name", f"{n}-inference-pool", "--pool-namespace", "private-ai"]
+    step08["spec"]["template"]["containers"][0]["env"] = [{"name": "X", "value": "{{ .Spec.Nope }}"}]
+    with pytest.raises(PresetError, match="can't evaluate field Nope"):
+        combine(step08, find_config)

@@ -239,6 +239,8 @@ def combine(
             )
         merged = strategic_merge(merged, render_variables(config.get("spec") or {}, ctx, name))
     spec.pop("baseRefs", None)
-    merged = strategic_merge(merged, spec)
+    # KServe executes the whole merged config as one Go template (ReplaceVariables), the service's own spec
+    # included: a user's ``{{ ChildName .ObjectMeta.Name `-epp-service` }}`` is filled in like a preset's
+    merged = strategic_merge(merged, render_variables(spec, ctx, llmisvc["metadata"]["name"]))
     merged.setdefault("model", {})["name"] = model_name(llmisvc)
     return merged
