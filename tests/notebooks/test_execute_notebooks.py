@@ -37,14 +37,6 @@ from nbrun import (
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 MISSING = missing_for_models()
 PASSED: list[str] = []  # notebooks whose first run passed, in order: the second run repeats exactly these
-#: Lab gaps a notebook's own check detects, by a phrase of its failure: xfail naming the owner, not a pass.
-KNOWN_LAB_GAPS = {
-    "01-preflight": ("to see why it is ?", "the lab's ClusterServiceVersions carry no status.phase "
-                     "(llmd_lab/lab/profiles: OLM would report Succeeded), so the operator checks fail"),
-    "07-pd-disaggregation": ("the prefill pods processed no prompt tokens", "the lab's decode vLLM ignores the "
-                             "EPP's x-prefiller-host-port (no P/D sidecar or NIXL transfer in llmd_lab/sim/vllm), "
-                             "so prefill pods never run a prefill"),
-}  # fmt: skip
 
 
 def _skip_without_models(slug: str) -> None:
@@ -58,11 +50,8 @@ def test_first_run_in_order(notebook_lab: NotebookLab, slug: str) -> None:
     start = time.monotonic()
     try:
         run = execute(slug, notebook_lab.out, ci_parameters(slug, notebook_lab.exported))
-    except Exception as exc:  # papermill's PapermillExecutionError carries the failing cell's output
+    except Exception:  # papermill's PapermillExecutionError carries the failing cell's output
         TIMINGS[f"{slug} (papermill, failed)"] = time.monotonic() - start
-        phrase, why = KNOWN_LAB_GAPS.get(slug, (None, ""))
-        if phrase and phrase in str(exc):
-            pytest.xfail(f"{slug}: {why}")
         raise
     TIMINGS[f"{slug} (papermill)"] = run.seconds
     nb = json.loads(run.path.read_text())
