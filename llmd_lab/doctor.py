@@ -3,7 +3,8 @@
 Each diagnosis is one of the failure modes the workshop guides' troubleshooting sections describe:
 
 * pods Pending for GPUs (``Insufficient nvidia.com/gpu``, an untolerated GPU taint, a node selector no node matches);
-* Kueue: pods gated or workloads without quota, or a namespace whose queue label is missing;
+* Kueue: pods gated or workloads without quota, a queue label naming no LocalQueue, or the label missing in a
+  Kueue-managed namespace (RHOAI's webhook denies the service: ``missing required label "kueue.x-k8s.io/queue-name"``);
 * the ``kuadrant.io`` AuthPolicy CRD missing while auth is enabled (RHOAI 3.0 needs ``enable-auth: "false"``);
 * the gateway answering 500 (TLS origination to the HTTPS vLLM) where a passthrough Route works;
 * the EPP reading the wrong KV-cache metric name (``--kv-cache-usage-percentage-metric``);
@@ -105,15 +106,45 @@ def diagnose_scheduling(conn: Any, name: str, pods: list[dict]) -> list[Check]:
     return out
 
 
+KUEUE_MANAGED_LABELS = ("kueue.openshift.io/managed", "kueue-managed")  # RHOAI's opt-in, value "true"
+
+
+def _kueue_managed(conn: Any, namespace: str) -> str | None:
+    """The label that makes ``namespace`` Kueue-managed (RHOAI then requires the queue label), or None."""
+    try:
+        ns = k8s.get(conn, "v1", "Namespace", namespace)
+    except ApiException:  # users without cluster-wide read cannot see Namespace objects
+        return None
+    labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+    return next((key for key in KUEUE_MANAGED_LABELS if labels.get(key) == "true"), None)
+
+
+def _queue_label_check(conn: Any, ns: str, queues: list[str], status: str, what: str) -> list[Check]:
+    managed = _kueue_managed(conn, ns)
+    if managed is None:
+        return []
+    return [Check("Kueue queue label", status,
+                  f"{what}; namespace {ns} is Kueue-managed ({managed}=true), so RHOAI's Kueue webhook denies an "
+                  f'LLMInferenceService without it: missing required label "{KUEUE_QUEUE_LABEL}"',
+                  f"add metadata.labels {KUEUE_QUEUE_LABEL}: <LocalQueue> ({', '.join(queues) or 'none in ' + ns}) "
+                  "and re-apply")]  # fmt: skip
+
+
+def _local_queues(conn: Any, ns: str) -> list[str]:
+    if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue"):
+        return []
+    return [q["metadata"]["name"] for q in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue", ns)]
+
+
 def diagnose_kueue(conn: Any, obj: dict) -> list[Check]:
     if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue"):
         return []
     ns = obj["metadata"].get("namespace") or conn.namespace
-    queues = [
-        q["metadata"]["name"] for q in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue", ns)
-    ]
+    queues = _local_queues(conn, ns)
     label = (obj["metadata"].get("labels") or {}).get(KUEUE_QUEUE_LABEL)
     out = []
+    if not label:
+        out += _queue_label_check(conn, ns, queues, FAIL, f"{KUEUE_QUEUE_LABEL} is not set (edits are denied too)")
     if label and label not in queues:
         out.append(Check("Kueue queue label", FAIL, f"{KUEUE_QUEUE_LABEL}={label} but LocalQueues in {ns}: {queues or 'none'}",
                          f"set the label to one of {queues} or create LocalQueue {label}"))  # fmt: skip
@@ -262,8 +293,11 @@ def run(
     ns = namespace or conn.namespace
     obj = k8s.get(conn, API_VERSION, KIND, name, ns)
     if obj is None:
-        return table([Check("LLMInferenceService", FAIL, f"{ns}/{name} not found",
-                            "apply it first (`llmd_lab.deploy.apply`), or check the name and namespace")])  # fmt: skip
+        missing = [Check("LLMInferenceService", FAIL, f"{ns}/{name} not found",
+                         "apply it first (`llmd_lab.deploy.apply`), or check the name and namespace")]  # fmt: skip
+        # the likely reason an apply was refused: the namespace requires the Kueue queue label
+        missing += _queue_label_check(conn, ns, _local_queues(conn, ns), WARN, "if apply was refused")
+        return table(missing)
     rows: list[Check] = []
     ready = next((c for c in _conditions(obj) if c.get("type") == "Ready"), None)
     not_ready = [c for c in _conditions(obj) if c.get("status") != "True"]

@@ -27,6 +27,7 @@ from typing import Any
 from llmd_lab.lab.apiserver import errors, objectmeta
 from llmd_lab.lab.apiserver import patch as patching
 from llmd_lab.lab.apiserver import selectors as sel
+from llmd_lab.lab.apiserver.admission import AdmissionChain, AdmissionRequest, ValidatingWebhook
 from llmd_lab.lab.apiserver.bus import Change, EventBus, Subscriber, WatchEvent, clone
 from llmd_lab.lab.apiserver.registry import ResourceRegistry, ResourceType
 
@@ -72,6 +73,7 @@ class Store:
         self.registry = registry or ResourceRegistry()
         self.graceful_pod_deletion = graceful_pod_deletion
         self.token_reviewer: Callable[[str], bool] | None = None  # set by the HTTP app for TokenReview
+        self.admission = AdmissionChain()  # validating webhooks (see register_validating_webhook)
         self._clock = clock
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         if str(path) != ":memory:":
@@ -264,6 +266,26 @@ class Store:
             obj = defaults(obj, self.registry)
         return obj
 
+    # ------------------------------------------------------------------ admission
+    def register_validating_webhook(self, webhook: ValidatingWebhook) -> Callable[[], None]:
+        """Have ``webhook`` judge matching creates/updates/patches (dry-run too) before they are stored.
+
+        Returns the function that unregisters it. A denial is raised as the 4xx ``ApiError`` kube-apiserver
+        returns for a webhook denial, and nothing of the request is applied.
+        """
+        return self.admission.register(webhook)
+
+    def _admit(self, operation: str, rt: ResourceType, new: dict, old: dict | None, subresource: str,
+               dry_run: bool) -> None:
+        if not self.admission.webhooks:
+            return
+        meta = new["metadata"]
+        self.admission.admit(AdmissionRequest(
+            operation=operation, group=rt.group, version=rt.version, kind=rt.kind, name=meta.get("name", ""),
+            namespace=meta.get("namespace"), object=new, old_object=old, subresource=subresource,
+            dry_run=dry_run,
+        ))
+
     # ------------------------------------------------------------------ create
     async def create(self, obj: dict, *, dry_run: bool = False, field_manager: str | None = None) -> dict:
         """Create ``obj`` (namespaced kinds take ``metadata.namespace``); returns the stored object."""
@@ -311,8 +333,6 @@ class Store:
                     "metadata.name", "Required value: name or generateName is required", "FieldValueRequired")])
         key = self._key(rt, meta["name"], meta.get("namespace"))
         self._validate(new, rt)
-        if self._find(key) is not None:
-            raise errors.already_exists(rt.plural, rt.group, meta["name"])
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
@@ -324,6 +344,10 @@ class Store:
         objectmeta.apply_create_defaults(new, rt)
         if (rt.group, rt.kind) == CRD_GK:
             new["status"] = _crd_status(new, self._now())
+        # kube-apiserver: validation, then validating admission, then storage (which answers AlreadyExists)
+        self._admit("CREATE", rt, new, None, "", dry_run)
+        if self._find(key) is not None:
+            raise errors.already_exists(rt.plural, rt.group, meta["name"])
         if dry_run:
             return new
         stored = self._commit(key, None, new)
@@ -425,7 +449,9 @@ class Store:
         """Write only ``status`` (spec and metadata changes in ``obj`` are ignored)."""
         return clone(self._update(obj, subresource="status", dry_run=dry_run))
 
-    def _update(self, obj: dict, *, subresource: str | None = None, dry_run: bool = False) -> dict:
+    def _update(self, obj: dict, *, subresource: str | None = None, dry_run: bool = False,
+                admit_as: str | None = None) -> dict:
+        """``admit_as``: the subresource webhooks see (``scale`` writes land here as whole-object updates)."""
         objectmeta.check_shape(obj)
         rt = self._type(obj["apiVersion"], obj["kind"])
         if rt.virtual:
@@ -482,6 +508,8 @@ class Store:
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
             self._validate(new, rt, old=current)
         new["metadata"]["resourceVersion"] = cur_meta["resourceVersion"]
+        # admission runs before storage notices a no-op, as in kube-apiserver's update path
+        self._admit("UPDATE", rt, new, current, admit_as if admit_as is not None else subresource or "", dry_run)
         if new == current:
             return self.present(current, rt)  # no-op writes keep the resourceVersion, as kube-apiserver does
         if dry_run:
@@ -630,7 +658,7 @@ class Store:
         new = clone(current)
         assert rt.scale is not None
         _set_path(new, rt.scale["specReplicasPath"], replicas)
-        return self.scale_of(rt, self._update(new, dry_run=dry_run))
+        return self.scale_of(rt, self._update(new, dry_run=dry_run, admit_as="scale"))
 
     # ------------------------------------------------------------------ delete, finalizers, GC
     async def delete(

@@ -10,7 +10,9 @@ from typing import Any
 
 
 def components(ctx: Any) -> list:
-    """The controller-manager: workload, endpoint, gateway-status and KServe llmisvc controllers."""
+    """The controller-manager: workload, endpoint, gateway-status and KServe llmisvc controllers, and the
+    RHOAI operator's Kueue label webhook where the profile enforces it."""
+    from llmd_lab.lab.controller import kueue_webhook
     from llmd_lab.lab.controller.endpoints import EndpointsController
     from llmd_lab.lab.controller.gateway import GatewayStatusController, HTTPRouteStatusController
     from llmd_lab.lab.controller.leaderworkerset import LeaderWorkerSetController
@@ -22,6 +24,7 @@ def components(ctx: Any) -> list:
     gw = getattr(profile, "gateway", None)
     global_config = GlobalConfig(gw.name, gw.namespace) if gw is not None else GlobalConfig()
     return [
+        *kueue_webhook.components(ctx),  # first, so it judges every write the other parts see
         DeploymentController(),
         ReplicaSetController(),
         LeaderWorkerSetController(),
