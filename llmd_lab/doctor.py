@@ -109,25 +109,23 @@ def diagnose_scheduling(conn: Any, name: str, pods: list[dict]) -> list[Check]:
 KUEUE_MANAGED_LABELS = ("kueue.openshift.io/managed", "kueue-managed")  # RHOAI's opt-in, value "true"
 
 
-def _kueue_managed(conn: Any, namespace: str) -> str | None:
-    """The label that makes ``namespace`` Kueue-managed (RHOAI then requires the queue label), or None."""
+def diagnose_refused_kueue(conn: Any, ns: str) -> list[Check]:
+    """For a service that is not there: in a Kueue-managed namespace RHOAI's webhook refuses one without the
+    queue label (``missing required label "kueue.x-k8s.io/queue-name"``), so a failed apply likely lacked it."""
     try:
-        ns = k8s.get(conn, "v1", "Namespace", namespace)
+        namespace = k8s.get(conn, "v1", "Namespace", ns)
     except ApiException:  # users without cluster-wide read cannot see Namespace objects
-        return None
-    labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-    return next((key for key in KUEUE_MANAGED_LABELS if labels.get(key) == "true"), None)
-
-
-def _queue_label_check(conn: Any, ns: str, queues: list[str], status: str, what: str) -> list[Check]:
-    managed = _kueue_managed(conn, ns)
+        return []
+    labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+    managed = next((key for key in KUEUE_MANAGED_LABELS if labels.get(key) == "true"), None)
     if managed is None:
         return []
-    return [Check("Kueue queue label", status,
-                  f"{what}; namespace {ns} is Kueue-managed ({managed}=true), so RHOAI's Kueue webhook denies an "
-                  f'LLMInferenceService without it: missing required label "{KUEUE_QUEUE_LABEL}"',
-                  f"add metadata.labels {KUEUE_QUEUE_LABEL}: <LocalQueue> ({', '.join(queues) or 'none in ' + ns}) "
-                  "and re-apply")]  # fmt: skip
+    queues = _local_queues(conn, ns)
+    return [Check("Kueue queue label", WARN,
+                  f"namespace {ns} is Kueue-managed ({managed}=true): RHOAI's Kueue webhook denies an LLMInferenceService "
+                  f'without {KUEUE_QUEUE_LABEL} (missing required label "{KUEUE_QUEUE_LABEL}")',
+                  f"if apply was refused, add metadata.labels {KUEUE_QUEUE_LABEL}: <LocalQueue> "
+                  f"({', '.join(queues) or 'none in ' + ns}) and re-apply")]  # fmt: skip
 
 
 def _local_queues(conn: Any, ns: str) -> list[str]:
@@ -143,8 +141,6 @@ def diagnose_kueue(conn: Any, obj: dict) -> list[Check]:
     queues = _local_queues(conn, ns)
     label = (obj["metadata"].get("labels") or {}).get(KUEUE_QUEUE_LABEL)
     out = []
-    if not label:
-        out += _queue_label_check(conn, ns, queues, FAIL, f"{KUEUE_QUEUE_LABEL} is not set (edits are denied too)")
     if label and label not in queues:
         out.append(Check("Kueue queue label", FAIL, f"{KUEUE_QUEUE_LABEL}={label} but LocalQueues in {ns}: {queues or 'none'}",
                          f"set the label to one of {queues} or create LocalQueue {label}"))  # fmt: skip
@@ -295,8 +291,7 @@ def run(
     if obj is None:
         missing = [Check("LLMInferenceService", FAIL, f"{ns}/{name} not found",
                          "apply it first (`llmd_lab.deploy.apply`), or check the name and namespace")]  # fmt: skip
-        # the likely reason an apply was refused: the namespace requires the Kueue queue label
-        missing += _queue_label_check(conn, ns, _local_queues(conn, ns), WARN, "if apply was refused")
+        missing += diagnose_refused_kueue(conn, ns)
         return table(missing)
     rows: list[Check] = []
     ready = next((c for c in _conditions(obj) if c.get("type") == "Ready"), None)
