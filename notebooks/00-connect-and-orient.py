@@ -28,8 +28,7 @@ seed = 0
 # that is a bug.
 
 # %%
-from llmd_lab import k8s, manifests, preflight
-from llmd_lab.connect import connect
+from llmd_lab import connect, k8s, manifests, preflight
 
 conn = connect(namespace=namespace)
 conn

@@ -23,8 +23,7 @@ fast = False
 seed = 0
 
 # %%
-from llmd_lab import preflight
-from llmd_lab.connect import connect
+from llmd_lab import connect, preflight
 
 conn = connect(namespace=namespace)
 print(conn.summary())

@@ -24,13 +24,9 @@ fast = False
 seed = 0
 
 # %%
-import altair as alt
 import pandas as pd
 
-from llmd_lab import deploy, manifests, traffic, viz
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+from llmd_lab import connect, deploy, manifests, traffic, viz
 
 if fast:
     requests, ready_timeout_s = min(requests, 12), min(ready_timeout_s, 180)
@@ -75,6 +71,13 @@ ep = deploy.endpoints(conn, name)
 print("status.url (through llm-d):      ", ep.gateway)
 print("workload Service (round-robin):  ", ep.service)
 print("served model name:               ", ep.model)
+
+# %% [markdown]
+# Where did the replicas land? One row per pod: the model's replicas (`role` both) and the endpoint picker
+# (`scheduler`), with the node each runs on and the GPUs it holds — the same as `oc get pods -o wide`.
+
+# %%
+deploy.pods_frame(conn, name)
 
 # %% [markdown]
 # ## Talk to it

@@ -36,15 +36,11 @@ seed = 0
 # %%
 from pathlib import Path
 
-import altair as alt
 import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import deploy, doctor, manifests, metrics, traffic, viz
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
 
 if fast:
     requests, prompt_tokens, system_tokens = min(requests, 8), min(prompt_tokens, 512), min(system_tokens, 600)
@@ -186,13 +182,11 @@ results = pd.DataFrame([
     {"pattern": "multi-turn", "predicted": predicted_multi, "measured": hit_multi},
     {"pattern": "short prompt", "predicted": 0.0, "measured": hit_short},
 ]).assign(error=lambda d: d["measured"] - d["predicted"])
-bars = alt.Chart(results, title="Prefix-cache hit rate: predicted vs measured").mark_bar(opacity=0.7).encode(
-    x=alt.X("pattern:N", sort=None), y=alt.Y("measured:Q", scale=alt.Scale(domain=[0, 1]), title="hit rate"))
-ticks = alt.Chart(results).mark_tick(color="black", thickness=3, size=30).encode(
-    x=alt.X("pattern:N", sort=None), y="predicted:Q")
+hits = viz.predicted_vs_measured(results, x="pattern", predicted="predicted", measured="measured",
+                                 title="Prefix-cache hit rate: predicted vs measured", y_title="hit rate")
 all_requests = pd.concat([df_repeat.assign(pattern="repeat"), df_system.assign(pattern="system prompt"),
                           df_multi.assign(pattern="multi-turn"), df_short.assign(pattern="short prompt")])
-chart = (bars + ticks).properties(width=260) | viz.ttft_distribution(all_requests, by="pattern").properties(width=260)
+chart = hits.properties(width=260) | viz.ttft_distribution(all_requests, by="pattern").properties(width=260)
 if export_dir and Path(export_dir).is_dir():  # the course site shows this chart on the page for this notebook
     for suffix in ("svg", "png"):
         viz.save(chart, Path(export_dir) / f"03-hit-rate-predicted-vs-measured.{suffix}")

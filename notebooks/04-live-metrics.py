@@ -28,14 +28,10 @@ fast = False
 seed = 0
 
 # %%
-import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import deploy, doctor, k8s, manifests, metrics, traffic, viz
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+from llmd_lab import connect, deploy, doctor, k8s, manifests, metrics, traffic, viz
 
 if fast:
     conversations, turns, interval_s, ready_timeout_s = min(conversations, 4), min(turns, 3), 0.25, 180

@@ -11,6 +11,9 @@
 # * **llm-d**: requests go to `status.url`; the endpoint picker chooses the pod;
 # * **round-robin**: requests go to the workload Service, which spreads connections without reading them.
 #
+# A Kubernetes Service balances *connections*, not requests, so the round-robin client opens a fresh connection
+# per request (`keepalive=False`): otherwise each worker's whole conversation would stick to one pod by accident.
+#
 # The traffic is the step-08 benchmark shape: conversations of several turns, a few in parallel. Each turn
 # resends the history, so the pod that served turn *k* is the one that can answer turn *k + 1* fastest.
 
@@ -32,17 +35,13 @@ fast = False
 seed = 0
 
 # %%
-import json
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import deploy, doctor, manifests, metrics, traffic, viz
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
 
 if fast:
     conversations, turns, rates, sweep_conversations = min(conversations, 6), min(turns, 3), [2.0, 8.0], 4
@@ -56,7 +55,7 @@ obj = deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast
 n_pods = obj["spec"].get("replicas", 1)
 ep = deploy.endpoints(conn, name)
 source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
-targets = {"round-robin": traffic.Target(ep.service, ep.model, name="round-robin"),
+targets = {"round-robin": traffic.Target(ep.service, ep.model, name="round-robin", keepalive=False),
            "llm-d": traffic.Target(ep.gateway, ep.model, name="llm-d")}
 
 # %% [markdown]
@@ -97,15 +96,8 @@ print(f"N = {n_pods} replicas, h = {h:.2f}: predicted hit rate llm-d {predicted[
 def engine_view(before, after):
     """Hit rate and TTFT percentiles from the pods' own counters between two readings."""
     d = metrics.deltas(before, after)
-    summed = {}
-    for pod in after.pods:
-        was = dict(before.buckets(pod, metrics.TTFT))
-        for le, count in after.buckets(pod, metrics.TTFT):
-            summed[le] = summed.get(le, 0.0) + count - was.get(le, 0.0)
-    buckets = sorted(summed.items())
     out = {"server_hit_rate": d["prefix_cache_hits"].sum() / max(d["prefix_cache_queries"].sum(), 1)}
-    for q in (0.5, 0.95, 0.99):
-        value = metrics.histogram_quantile(q, buckets)
+    for q, value in metrics.pool_quantiles(before, after, histogram=metrics.TTFT, q=(0.5, 0.95, 0.99)).items():
         out[f"engine_ttft_p{round(q * 100)}_ms"] = value * 1000 if value is not None else None
     return out
 
@@ -124,9 +116,11 @@ table[["requests", "errors", "ttft_p50_ms", "ttft_p95_ms", "engine_ttft_p50_ms",
        "engine_ttft_p99_ms", "server_hit_rate", "predicted_hit_rate", "error"]].round(3)
 
 # %% [markdown]
-# **Is round-robin's hit rate above h/N?** A Kubernetes Service balances *connections*, not requests. A client
-# that keeps its connection open (as this one and most SDKs do) keeps landing on the same pod, which by accident
-# keeps some conversations together. Benchmarks that open a new connection per request see close to h/N.
+# **Why a new connection per request for round-robin?** Most clients and SDKs keep their connection open, and a
+# Service only balances when a connection opens, so a kept-alive worker keeps landing on the same pod and by
+# accident keeps its conversations together: round-robin then scores well above h/N. To measure the policy
+# itself, the baseline opens a fresh connection per request; try `keepalive=True` on its `Target` to see the
+# difference.
 #
 # Look at the tail (p95, p99), not just the median: a request that misses the cache pays the full prefill, and
 # under load it also waits behind others doing the same. That is where routing shows first.
@@ -159,7 +153,7 @@ for j, rate in enumerate(rates):
         wl = traffic.multi_turn(sweep_conversations, turns, system_tokens=sys_t, turn_tokens=turn_t,
                                 max_tokens=out_t, seed=seed + 1000 * (j + 1) + i)
         before = metrics.scrape(source)
-        part = traffic.run(tgt, wl, rate=rate, concurrency=None, seed=seed, label=mode, progress=False)
+        part = traffic.run(tgt, wl, rate=rate, seed=seed, label=mode, progress=False)
         row = traffic.summary(part).reset_index().assign(rate=rate, **engine_view(before, metrics.scrape(source)))
         sweep.append(row)
 sweep = pd.concat(sweep, ignore_index=True)
@@ -191,17 +185,7 @@ sweep_chart
 # %%
 llmd = df[(df["mode"] == "llm-d") & df["ok"]]
 worst = llmd.sort_values("ttft_s").iloc[-1]
-epp_pods = conn.core.list_namespaced_pod(
-    conn.namespace, label_selector=doctor.all_pods_selector(name) + ",app.kubernetes.io/component=llminferenceservice-router-scheduler").items
-trace = None
-for pod in epp_pods:  # the lab's EPP serves /debug/traces/<request id> on its metrics port
-    try:
-        raw = conn.core.connect_get_namespaced_pod_proxy_with_path(
-            f"{pod.metadata.name}:9090", conn.namespace, f"debug/traces/{worst['request_id']}", _preload_content=False)
-        trace = json.loads(raw.data)
-        break
-    except Exception:  # 404 on a cluster's EPP: no traces there
-        continue
+trace = viz.route_trace(conn, name, worst["request_id"])  # None where the EPP keeps no traces (a cluster)
 print(f"worst llm-d request: TTFT {worst['ttft_s'] * 1000:.0f} ms on {worst['pod']}")
 print(viz.explain_route_text(trace, on_cluster=not conn.is_lab))
 viz.explain_route(trace, on_cluster=not conn.is_lab)
@@ -234,7 +218,7 @@ print("exported:", [p.name for p in exported] or "nothing (export_dir not found)
 
 # %%
 problems = []
-# Over the benchmark and the sweep together: a kept-alive connection can make round-robin sticky by luck in one run.
+# Over the benchmark and the sweep together, so one lucky run does not decide it.
 overall = {m: (hit[m] + sweep.loc[sweep["mode"] == m, "server_hit_rate"].mean()) / 2 for m in hit}
 if not overall["llm-d"] > overall["round-robin"]:
     problems.append(f"llm-d hit rate {overall['llm-d']:.2f} is not above round-robin's {overall['round-robin']:.2f}. "

@@ -32,8 +32,7 @@ seed = 0
 # %%
 import pandas as pd
 
-from llmd_lab import deploy, doctor, k8s, manifests, planner, traffic
-from llmd_lab.connect import connect
+from llmd_lab import connect, deploy, k8s, manifests, planner, traffic
 
 if fast:
     requests, ready_timeout_s = min(requests, 6), min(ready_timeout_s, 180)
@@ -71,16 +70,8 @@ deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 # %%
 def pod_table(svc_name):
     """The model's pods (not the endpoint picker's): where they run and how many GPUs each holds."""
-    rows = []
-    for p in k8s.pods(conn, conn.namespace, doctor.all_pods_selector(svc_name)):
-        component = p["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
-        if "router-scheduler" in component:
-            continue
-        gpus = sum(int(((c.get("resources") or {}).get("requests") or {}).get(manifests.GPU_RESOURCE, 0))
-                   for c in p["spec"]["containers"])
-        rows.append({"pod": p["metadata"]["name"], "component": component.removeprefix("llminferenceservice-"),
-                     "node": p["spec"].get("nodeName"), "gpus": gpus, "phase": p["status"].get("phase")})
-    return pd.DataFrame(rows, columns=["pod", "component", "node", "gpus", "phase"])
+    pods = deploy.pods_frame(conn, svc_name)
+    return pods.loc[pods["role"] != "scheduler", ["pod", "role", "component", "node", "gpus", "phase", "ready"]]
 
 tp_pods = pod_table(name)
 tp_pods

@@ -30,14 +30,10 @@ fast = False
 seed = 0
 
 # %%
-import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import deploy, doctor, manifests, metrics, traffic, viz
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
 
 if fast:
     requests, ready_timeout_s = min(requests, 8), min(ready_timeout_s, 180)
@@ -77,8 +73,7 @@ my_prediction = {"short TTFT": None, "long TTFT": None, "ITL": None}  # ← "up"
 # ## Measure both layouts with short and long prompts
 
 # %%
-prefill_src = metrics.PodProxySource(conn.core, conn.namespace,
-                                     doctor.all_pods_selector(pd_name) + ",llm-d.ai/role=prefill")
+prefill_src = metrics.PodProxySource(conn.core, conn.namespace, doctor.role_selector(pd_name, "prefill"))
 runs = []
 before_prefill = metrics.scrape(prefill_src)
 for svc_name, mode in ((name, "replicas"), (pd_name, "P/D")):
@@ -131,7 +126,7 @@ if not df["ok"].all():
     problems.append(f"{int((~df['ok']).sum())} requests failed: {df[~df['ok']]['error'].iloc[0]}")
 if not (prefill_work["prompt_tokens"].fillna(0).sum() > 0):
     problems.append("the prefill pods processed no prompt tokens, so requests never used them. Hint: check the EPP's "
-                    "P/D profile (`oc logs -l app.kubernetes.io/component=llminferenceservice-router-scheduler`).")
+                    f"P/D profile (`oc logs -l {doctor.scheduler_selector(pd_name)}`).")
 if cleanup:
     deploy.delete(conn, pd_name)
 if problems:

@@ -30,10 +30,8 @@ import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import deploy, doctor, k8s, manifests, traffic
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+# llmd_lab.viz is imported for its side effect: altair draws charts as SVG in the kernel (no CDN needed)
+from llmd_lab import connect, deploy, doctor, k8s, manifests, traffic, viz
 
 if fast:
     symptom_timeout_s, ready_timeout_s = min(symptom_timeout_s, 60), min(ready_timeout_s, 180)

@@ -35,10 +35,7 @@ import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import deploy, doctor, k8s, manifests, metrics, traffic
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
 
 if fast:
     requests, workers, ready_timeout_s = min(requests, 16), min(workers, 4), min(ready_timeout_s, 180)
@@ -67,21 +64,15 @@ my_ranking_hit_rate = None  # ← e.g. ["prefix only", "course (queue 2, kv 2, p
 # requests per pod from the pods' own counters.
 
 # %%
-sched_sel = doctor.all_pods_selector(name) + ",app.kubernetes.io/component=llminferenceservice-router-scheduler"
 source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
-
-def epp_pods():
-    return {p["metadata"]["name"] for p in k8s.pods(conn, conn.namespace, sched_sel)
-            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in p["status"].get("conditions") or [])}
 
 rows = []
 for i, (label, weights) in enumerate(configs.items()):
-    old = epp_pods()
     deploy.apply(conn, manifests.llm_inference_service(
         name, f"hf://{model}", replicas=replicas, gpu=gpu, scheduler=weights, labels={"llmd-lab/workshop": "true"}))
     deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
-    if old:  # a new configuration means a new picker pod; wait for it to take over
-        k8s.wait_for(lambda old=old: bool(epp_pods()) and not (epp_pods() & old), timeout_s=120)
+    # Ready stays True while the old picker still serves: wait until the new EndpointPickerConfig has rolled out.
+    deploy.wait_rolled_out(conn, name, "scheduler", timeout_s=ready_timeout_s, progress=not fast)
     ep = deploy.endpoints(conn, name)
     before = metrics.scrape(source)
     df = traffic.run(traffic.Target(ep.gateway, ep.model), traffic.rag(requests, documents=4, doc_tokens=800,

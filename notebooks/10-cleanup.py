@@ -24,10 +24,8 @@ seed = 0
 import altair as alt
 import pandas as pd
 
-from llmd_lab import deploy, doctor, k8s, manifests
-from llmd_lab.connect import connect
-
-alt.renderers.enable("svg")  # charts drawn in the kernel (vl-convert): no CDN, work offline and in saved notebooks
+# llmd_lab.viz is imported for its side effect: altair draws charts as SVG in the kernel (no CDN needed)
+from llmd_lab import connect, deploy, doctor, k8s, manifests, viz
 
 conn = connect(namespace=namespace)
 selector = f"{workshop_label}=true"
@@ -47,6 +45,8 @@ others = [o["metadata"]["name"] for o in k8s.list_objects(conn, manifests.API_VE
 before = gpus_held()
 print(f"workshop services: {[o['metadata']['name'] for o in ours] or 'none'}; left alone: {others or 'none'}")
 print(f"GPUs requested by pods in {conn.namespace}: {before}")
+frames = [deploy.pods_frame(conn, o["metadata"]["name"]).assign(service=o["metadata"]["name"]) for o in ours]
+pd.concat(frames, ignore_index=True)[["service", "pod", "role", "node", "gpus", "phase"]] if frames else "no workshop pods"
 
 # %% [markdown]
 # ## Delete and wait
