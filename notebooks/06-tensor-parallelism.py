@@ -71,7 +71,8 @@ deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 def pod_table(svc_name):
     """The model's pods (not the endpoint picker's): where they run and how many GPUs each holds."""
     pods = deploy.pods_frame(conn, svc_name)
-    return pods.loc[pods["role"] != "scheduler", ["pod", "role", "component", "node", "gpus", "phase", "ready"]]
+    served = pods.loc[pods["role"] != "scheduler", ["pod", "role", "component", "node", "gpus", "phase", "ready"]]
+    return served.reset_index(drop=True)
 
 tp_pods = pod_table(name)
 tp_pods
