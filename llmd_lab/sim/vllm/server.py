@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -76,6 +77,21 @@ class OpenAIError(Exception):
             }
         }
         return JSONResponse(body, status_code=self.status, headers=dict(headers))
+
+
+def _chat_chunk_choice(out: RequestOutput) -> dict[str, Any]:
+    """A chat stream chunk's choice: the text as a delta; ``stop_reason`` only on the last one."""
+    choice: dict[str, Any] = {"index": 0, "delta": {"content": out.text}, "logprobs": None,
+                              "finish_reason": out.finish_reason}
+    if out.finished:
+        choice["stop_reason"] = out.stop_reason
+    return choice
+
+
+def _completion_chunk_choice(out: RequestOutput) -> dict[str, Any]:
+    """A completions stream chunk's choice: ``stop_reason`` is always present, null until the end."""
+    return {"index": 0, "text": out.text, "logprobs": None, "finish_reason": out.finish_reason,
+            "stop_reason": out.stop_reason if out.finished else None}
 
 
 def _sse(obj: object) -> bytes:
@@ -282,17 +298,13 @@ class OpenAIServing:
         except OpenAIError as err:
             return err.response(self.headers)
         created = int(time.time())
-        if stream:
-            return StreamingResponse(
-                self._chat_stream(gen, request_id, model, created, include_usage),
-                media_type="text/event-stream",
-                headers=self.headers,
-            )
-        text, last = await self._collect(request, gen)
-        if last is None:
-            return Response(status_code=499, headers=self.headers)
-        return JSONResponse(
-            {
+        return await self._reply(
+            request, gen, stream, include_usage,
+            base={"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model},
+            opening={"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                     "finish_reason": None},
+            chunk=_chat_chunk_choice,
+            full=lambda text, last: {
                 "id": request_id,
                 "object": "chat.completion",
                 "created": created,
@@ -313,39 +325,51 @@ class OpenAIServing:
                 "prompt_logprobs": None,
                 "kv_transfer_params": None,
             },
-            headers=self.headers,
         )  # fmt: skip
 
-    async def _chat_stream(
+    async def _reply(
+        self,
+        request: Request,
+        gen: AsyncIterator[RequestOutput],
+        stream: bool,
+        include_usage: bool,
+        *,
+        base: dict[str, Any],
+        opening: dict[str, Any] | None,
+        chunk: Callable[[RequestOutput], dict[str, Any]],
+        full: Callable[[str, RequestOutput], dict[str, Any]],
+    ) -> Response:
+        """One answer path for both OpenAI endpoints: an SSE stream of ``chunk`` choices, or the whole
+        body ``full`` builds once generation ends (499 when the client left first)."""
+        if stream:
+            return StreamingResponse(
+                self._sse_stream(gen, base, include_usage, opening, chunk),
+                media_type="text/event-stream",
+                headers=self.headers,
+            )
+        text, last = await self._collect(request, gen)
+        if last is None:
+            return Response(status_code=499, headers=self.headers)
+        return JSONResponse(full(text, last), headers=self.headers)
+
+    async def _sse_stream(
         self,
         gen: AsyncIterator[RequestOutput],
-        request_id: str,
-        model: str,
-        created: int,
+        base: dict[str, Any],
         include_usage: bool,
+        opening: dict[str, Any] | None,
+        chunk: Callable[[RequestOutput], dict[str, Any]],
     ) -> AsyncIterator[bytes]:
-        base = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
+        """vLLM's SSE framing: optional opening chunk, one chunk per output, a usage-only chunk when
+        ``stream_options.include_usage`` asked for it, then ``[DONE]``."""
         usage_field = {"usage": None} if include_usage else {}
         try:
-            first = {
-                "index": 0,
-                "delta": {"role": "assistant", "content": ""},
-                "logprobs": None,
-                "finish_reason": None,
-            }
-            yield _sse({**base, "choices": [first], **usage_field})
+            if opening is not None:
+                yield _sse({**base, "choices": [opening], **usage_field})
             last: RequestOutput | None = None
             async for out in gen:
                 last = out
-                choice = {
-                    "index": 0,
-                    "delta": {"content": out.text},
-                    "logprobs": None,
-                    "finish_reason": out.finish_reason,
-                }
-                if out.finished:
-                    choice["stop_reason"] = out.stop_reason
-                yield _sse({**base, "choices": [choice], **usage_field})
+                yield _sse({**base, "choices": [chunk(out)], **usage_field})
             if include_usage and last is not None:
                 yield _sse({**base, "choices": [], "usage": self._usage(last)})
             yield b"data: [DONE]\n\n"
@@ -377,17 +401,12 @@ class OpenAIServing:
         except OpenAIError as err:
             return err.response(self.headers)
         created = int(time.time())
-        if stream:
-            return StreamingResponse(
-                self._completion_stream(gen, request_id, model, created, include_usage),
-                media_type="text/event-stream",
-                headers=self.headers,
-            )
-        text, last = await self._collect(request, gen)
-        if last is None:
-            return Response(status_code=499, headers=self.headers)
-        return JSONResponse(
-            {
+        return await self._reply(
+            request, gen, stream, include_usage,
+            base={"id": request_id, "object": "text_completion", "created": created, "model": model},
+            opening=None,
+            chunk=_completion_chunk_choice,
+            full=lambda text, last: {
                 "id": request_id,
                 "object": "text_completion",
                 "created": created,
@@ -399,31 +418,7 @@ class OpenAIServing:
                 "usage": self._usage(last),
                 "kv_transfer_params": None,
             },
-            headers=self.headers,
         )  # fmt: skip
-
-    async def _completion_stream(
-        self,
-        gen: AsyncIterator[RequestOutput],
-        request_id: str,
-        model: str,
-        created: int,
-        include_usage: bool,
-    ) -> AsyncIterator[bytes]:
-        base = {"id": request_id, "object": "text_completion", "created": created, "model": model}
-        usage_field = {"usage": None} if include_usage else {}
-        try:
-            last: RequestOutput | None = None
-            async for out in gen:
-                last = out
-                choice = {"index": 0, "text": out.text, "logprobs": None, "finish_reason": out.finish_reason,
-                          "stop_reason": out.stop_reason if out.finished else None}  # fmt: skip
-                yield _sse({**base, "choices": [choice], **usage_field})
-            if include_usage and last is not None:
-                yield _sse({**base, "choices": [], "usage": self._usage(last)})
-            yield b"data: [DONE]\n\n"
-        finally:
-            await gen.aclose()
 
     async def tokenize(self, request: Request) -> Response:
         try:
