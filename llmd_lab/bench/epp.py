@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from llmd_lab.bench.routing import COURSE_CONFIG, LOAD_AWARE_CONFIG
 from llmd_lab.sim.epp.config import KSERVE_DEFAULT_CONFIG, load_config
+from llmd_lab.sim.epp.configs import COURSE_CONFIG, LOAD_AWARE_CONFIG
 from llmd_lab.sim.epp.director import Director
 from llmd_lab.sim.epp.plugins.base import PluginHandle
 from llmd_lab.sim.epp.types import Endpoint, EndpointMetrics

@@ -27,55 +27,13 @@ from llmd_lab.sim.des import (
     Simulation,
 )
 from llmd_lab.sim.epp.config import KSERVE_DEFAULT_CONFIG
+from llmd_lab.sim.epp.configs import COURSE_CONFIG, LOAD_AWARE_CONFIG, precise_prefix_config
 from llmd_lab.sim.vllm.engine import EngineConfig
 from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
 from llmd_lab.traffic.workloads import multi_turn, words
 
-HEAD = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
 HASH_SEED = "42"  # PYTHONHASHSEED of the engines = hashSeed of the precise scorer, as llm-d deploys it
-
-LOAD_AWARE_CONFIG = HEAD + """plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-  - pluginRef: kv-cache-utilization-scorer
-"""
-COURSE_CONFIG = HEAD + """plugins:
-- type: single-profile-handler
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
-    weight: 2
-  - pluginRef: prefix-cache-scorer
-    weight: 3
-"""
-PRECISE_CONFIG = HEAD + f"""plugins:
-- type: single-profile-handler
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: precise-prefix-cache-scorer
-  parameters:
-    indexerConfig:
-      tokenProcessorConfig: {{blockSize: 16, hashSeed: "{HASH_SEED}"}}
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
-    weight: 2
-  - pluginRef: precise-prefix-cache-scorer
-    weight: 3
-"""
+PRECISE_CONFIG = precise_prefix_config(HASH_SEED)
 
 POLICIES: dict[str, tuple[str, Callable[[int], object]]] = {
     "random": ("kube-proxy random (iptables)", lambda seed: RandomRouter(seed)),

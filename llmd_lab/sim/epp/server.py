@@ -30,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from llmd_lab.sim.epp.config import API_VERSION, KIND, LoadedConfig, load_config
+from llmd_lab.sim.epp.config import LoadedConfig, load_config
+from llmd_lab.sim.epp.configs import GIE_DEFAULT_CONFIG
 from llmd_lab.sim.epp.datastore import Datastore
 from llmd_lab.sim.epp.director import Director, EppError, SaturationDetector, TraceStore
 from llmd_lab.sim.epp.flags import Options, parse_flags
@@ -44,22 +45,6 @@ from llmd_lab.sim.extproc import IMMEDIATE_RESPONSE_HEADER, RequestVerdict
 from llmd_lab.sim.extproc import register as register_extproc
 from llmd_lab.sim.extproc import unregister as unregister_extproc
 from llmd_lab.sim.source import ResourceSource
-
-# GIE v1.0.0's built-in default (helm chart epp-config): queue, kv-cache and prefix scorers, weight 1 each.
-GIE_DEFAULT_CONFIG = f"""\
-apiVersion: {API_VERSION}
-kind: {KIND}
-plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-  - pluginRef: kv-cache-utilization-scorer
-  - pluginRef: prefix-cache-scorer
-"""
 
 
 def _as_logger(log: Any) -> logging.Logger:

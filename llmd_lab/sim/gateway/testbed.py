@@ -12,6 +12,7 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
+from llmd_lab.sim.epp.configs import COURSE_CONFIG
 from llmd_lab.sim.epp.httpserver import RunningServer, start_server
 from llmd_lab.sim.epp.server import EppHandle
 from llmd_lab.sim.epp.server import serve as serve_epp
@@ -28,19 +29,6 @@ NS, NAME = "demo", "qwen"
 POOL = f"{NAME}-inference-pool"
 SELECTOR = {"app.kubernetes.io/part-of": "llminferenceservice", "app.kubernetes.io/name": NAME,
             "kserve.io/component": "workload"}
-HEAD = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
-LOAD_AWARE = HEAD + "plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n"
-COURSE = HEAD + """plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-schedulingProfiles:
-- name: default
-  plugins:
-  - {pluginRef: queue-scorer, weight: 2}
-  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
-  - {pluginRef: prefix-cache-scorer, weight: 3}
-"""
 
 
 def pod(name: str, ip: str, ready: bool = True) -> dict:
@@ -102,7 +90,7 @@ class MiniCluster:
             await asyncio.sleep(0.01)
 
 
-async def start_cluster(*, replicas: int = 3, config: str = COURSE, time_scale: float = 100000.0,
+async def start_cluster(*, replicas: int = 3, config: str = COURSE_CONFIG, time_scale: float = 100000.0,
                         failure_mode: str = "FailOpen", max_num_seqs: int | None = None,
                         epp_args: list[str] | None = None, seed: int = 7,
                         refresh_metrics_interval: str = "20ms") -> MiniCluster:

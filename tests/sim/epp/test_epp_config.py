@@ -6,9 +6,8 @@ import pytest
 from epp_helpers import DATA
 
 from llmd_lab.sim.epp.config import KSERVE_DEFAULT_CONFIG, load_config
+from llmd_lab.sim.epp.configs import HEAD
 from llmd_lab.sim.epp.plugins.base import ConfigError
-
-HEAD = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
 
 
 def weights(cfg, profile="default"):

@@ -14,6 +14,7 @@ import xxhash
 from epp_helpers import ep, req
 
 from llmd_lab.sim.epp.config import load_config
+from llmd_lab.sim.epp.configs import HEAD
 from llmd_lab.sim.epp.plugins import REGISTRY, PluginHandle
 from llmd_lab.sim.epp.types import (
     CycleState,
@@ -184,7 +185,6 @@ def test_by_label_selector():
 
 # --- profile handlers and the scheduler -----------------------------------------------------------------
 
-HEAD = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
 
 
 def test_weighted_sum_is_not_normalised_and_trace_explains():

@@ -8,6 +8,7 @@ import random
 import httpx
 import pytest
 
+from llmd_lab.sim.epp.configs import HEAD
 from llmd_lab.sim.epp.flags import FlagError, parse_flags
 from llmd_lab.sim.epp.plugins.base import ConfigError
 from llmd_lab.sim.epp.server import serve
@@ -16,7 +17,6 @@ from llmd_lab.sim.vllm.kv_events import BlockStored, KVEventBatch, ZmqEventPubli
 from llmd_lab.sim.vllm.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.anyio
-HEAD = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
 
 
 @pytest.fixture

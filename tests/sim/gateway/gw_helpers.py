@@ -6,7 +6,9 @@ import json
 
 import httpx
 
-from llmd_lab.sim.gateway.testbed import COURSE, LOAD_AWARE, NAME, NS, QWEN, pod, start_cluster
+from llmd_lab.sim.epp.configs import COURSE_CONFIG as COURSE
+from llmd_lab.sim.epp.configs import LOAD_AWARE_CONFIG as LOAD_AWARE
+from llmd_lab.sim.gateway.testbed import NAME, NS, QWEN, pod, start_cluster
 
 __all__ = ["COURSE", "LOAD_AWARE", "NAME", "NS", "chat", "pod", "start_cluster"]
 
