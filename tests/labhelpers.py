@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,11 +42,30 @@ class Lab:
 
     def api_client(self):
         """A fresh ``kubernetes.client.ApiClient`` configured from the lab's kubeconfig."""
-        from kubernetes import client, config
+        return api_client(self.kubeconfig)
 
-        configuration = client.Configuration()
-        config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=configuration)
-        return client.ApiClient(configuration)
+
+def api_client(kubeconfig: Path):
+    """A fresh ``kubernetes.client.ApiClient`` configured from ``kubeconfig`` (its own Configuration, so
+    tests never touch the client library's process-wide default)."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def eventually(check: Callable[[], T], timeout_s: float, what: str) -> T:
+    """Poll ``check`` until it returns something truthy and return that; fail the test, naming ``what`` and
+    the last value seen, once ``timeout_s`` has passed (the lab runs in other processes: poll, never sleep)."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
 def run_cli(home: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

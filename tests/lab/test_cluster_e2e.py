@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,37 +14,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from labhelpers import api_client, eventually, run_cli
+from labseeds import STEP_08
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1alpha1", "llminferenceservices"
 NS = "private-ai"
 TIME_SCALE = "50"
-
-STEP_08 = yaml.safe_load("""
-apiVersion: serving.kserve.io/v1alpha1
-kind: LLMInferenceService
-metadata:
-  name: mistral-3-distributed
-  namespace: private-ai
-  labels: {kueue.x-k8s.io/queue-name: llmd}
-  annotations: {security.opendatahub.io/enable-auth: "false"}
-spec:
-  model:
-    name: mistral-3-distributed
-    uri: oci://registry.redhat.io/rhelai1/modelcar-mistral-small-24b-instruct-2501-quantized-w4a16:1.5
-  parallelism: {tensor: 1}
-  replicas: 2
-  template:
-    nodeSelector: {node.kubernetes.io/instance-type: g6.4xlarge}
-    tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
-    containers:
-      - name: main
-        resources:
-          limits: {cpu: "16", memory: 60Gi, nvidia.com/gpu: "1"}
-          requests: {cpu: "8", memory: 32Gi, nvidia.com/gpu: "1"}
-  router:
-    route: {}
-    scheduler: {}
-""")
 
 QWEN = yaml.safe_load("""
 apiVersion: serving.kserve.io/v1alpha1
@@ -71,35 +43,30 @@ spec:
 """)
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LLMD_LAB_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "llmd_lab.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
 class Cluster:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, start: bool = False) -> None:
         self.home = home
-        self.connect()
+        if start:
+            self.up()  # connects once the kubeconfig exists
+        else:
+            self.connect()
 
     def connect(self) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        configuration = client.Configuration()
-        config.load_kube_config(config_file=str(self.home / "kubeconfig"), client_configuration=configuration)
-        api = client.ApiClient(configuration)
+        api = api_client(self.home / "kubeconfig")
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
 
     def up(self) -> None:
-        started = _cli(self.home, "up", "--port", "0", "--time-scale", TIME_SCALE)
+        started = run_cli(self.home, "up", "--port", "0", "--time-scale", TIME_SCALE, timeout=120)
         if started.returncode != 0:
             pytest.fail(f"llmd-lab up failed:\n{started.stdout}\n{started.stderr}")
         self.connect()
 
     def down(self) -> None:
-        _cli(self.home, "down")
+        run_cli(self.home, "down", timeout=120)
 
     # ---- helpers
     def apply(self, obj: dict) -> None:
@@ -109,14 +76,7 @@ class Cluster:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
 
     def wait(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = check()
-            if last:
-                return last
-            time.sleep(0.1)
-        pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        return eventually(check, timeout, what)
 
     def ready(self, name: str, timeout: float = 60) -> dict:
         def check() -> dict | None:
@@ -148,10 +108,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     home = tmp_path_factory.mktemp("llmd-lab-cluster")
-    started = _cli(home, "up", "--port", "0", "--time-scale", TIME_SCALE)
-    if started.returncode != 0:
-        pytest.fail(f"llmd-lab up failed:\n{started.stdout}\n{started.stderr}")
-    c = Cluster(home)
+    c = Cluster(home, start=True)
     try:
         yield c
     finally:

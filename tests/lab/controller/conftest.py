@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import copy
 
+import labseeds
 import pytest
 import yaml
 
 from llmd_lab.lab.profiles import load_profile
 
-STEP_08 = yaml.safe_load("""
-apiVersion: serving.kserve.io/v1alpha1
-kind: LLMInferenceService
-metadata:
-  name: mistral-3-distributed
-  namespace: private-ai
-  uid: 0b7e3c2a-1111-2222-3333-444455556666
-  labels: {kueue.x-k8s.io/queue-name: llmd}
-  annotations: {security.opendatahub.io/enable-auth: "false"}
-spec:
-  model:
-    name: mistral-3-distributed
-    uri: oci://registry.redhat.io/rhelai1/modelcar-mistral-small-24b-instruct-2501-quantized-w4a16:1.5
-  parallelism: {tensor: 1}
-  replicas: 2
-  template:
-    nodeSelector: {node.kubernetes.io/instance-type: g6.4xlarge}
-    tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
-    containers:
-      - name: main
-        resources:
-          limits: {cpu: "16", memory: 60Gi, nvidia.com/gpu: "1"}
-          requests: {cpu: "8", memory: 32Gi, nvidia.com/gpu: "1"}
-  router:
-    route: {}
-    scheduler: {}
-""")
+# The step-08 seed as the API server would hand it to the controller: with a uid for owner references.
+STEP_08 = copy.deepcopy(labseeds.STEP_08)
+STEP_08["metadata"]["uid"] = "0b7e3c2a-1111-2222-3333-444455556666"
 
 PD = yaml.safe_load("""
 apiVersion: serving.kserve.io/v1alpha1

@@ -5,14 +5,13 @@ service is created and its pods are admitted against the LocalQueue's ClusterQue
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
-from labhelpers import Lab, running_lab
+from labhelpers import Lab, eventually, running_lab
 
 from llmd_lab import deploy, doctor, manifests
 from llmd_lab.connect import connect
@@ -45,17 +44,6 @@ def _refusal(call) -> dict:
     with pytest.raises(kubernetes.client.ApiException) as err:
         call()
     return json.loads(err.value.body)
-
-
-def _eventually(check, timeout_s: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +111,7 @@ def test_with_the_label_the_service_is_admitted_and_kueue_admits_its_pod(api) ->
             pods = core.list_namespaced_pod(NS, label_selector=doctor.workload_selector("labelled")).items
             return [p for p in pods if p.spec.node_name]
 
-        pod = _eventually(bound_pods, what="the labelled service's pod admitted by Kueue and bound")[0]
+        pod = eventually(bound_pods, 60.0, "the labelled service's pod admitted by Kueue and bound")[0]
         assert pod.metadata.labels["kueue.x-k8s.io/queue-name"] == "llmd"
         # removing the label is an edit the webhook refuses too; the stored service keeps it
         status = _refusal(lambda: custom.patch_namespaced_custom_object(
