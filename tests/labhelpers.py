@@ -93,3 +93,15 @@ def running_lab(home: Path, *up_args: str) -> Iterator[Lab]:
         yield Lab(home=home, kubeconfig=kubeconfig, url=lab_url(home), env=env)
     finally:
         run_cli(home, "down")
+
+
+@contextmanager
+def lab_connection(lab: Lab, namespace: str) -> Iterator:
+    """``llmd_lab.connect.connect(namespace)`` reaching ``lab`` the way a laptop notebook does: through
+    ``KUBECONFIG``, outside any pod. The environment is restored on exit."""
+    from llmd_lab.connect import connect
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        mp.setenv("KUBECONFIG", str(lab.kubeconfig))
+        yield connect(namespace, start_lab=False)

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
+from labhelpers import lab_connection, running_lab
 
 from llmd_lab import deploy, doctor, k8s, manifests
-from llmd_lab.connect import connect
 
 pytestmark = pytest.mark.slow
 
 
-def _cli(home, *args):
-    env = {**os.environ, "LLMD_LAB_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "llmd_lab.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def conn(tmp_path_factory):
-    home = tmp_path_factory.mktemp("doctor-lab")
-    started = _cli(home, "up", "--port", "0", "--time-scale", "200")
-    if started.returncode != 0:
-        pytest.fail(f"llmd-lab up failed:\n{started.stderr}")
-    mp = pytest.MonkeyPatch()
-    mp.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    mp.setenv("KUBECONFIG", str(home / "kubeconfig"))
-    yield connect("private-ai", start_lab=False)
-    mp.undo()
-    _cli(home, "down")
+    with running_lab(tmp_path_factory.mktemp("doctor-lab"), "--time-scale", "200") as lab:
+        with lab_connection(lab, "private-ai") as c:
+            yield c
 
 
 def _until_finding(conn, name: str, match, timeout_s: float = 60):

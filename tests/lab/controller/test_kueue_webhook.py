@@ -11,10 +11,9 @@ from typing import Any
 
 import kubernetes
 import pytest
-from labhelpers import Lab, eventually, running_lab
+from labhelpers import Lab, eventually, lab_connection, running_lab
 
 from llmd_lab import deploy, doctor, manifests
-from llmd_lab.connect import connect
 from llmd_lab.lab.controller import components as controller_components
 from llmd_lab.lab.controller.kueue_webhook import KueueLabelValidator
 from llmd_lab.lab.controller.testing import make_ctx
@@ -60,10 +59,9 @@ def api(enforced_lab: Lab) -> Iterator[kubernetes.client.ApiClient]:
 
 
 @pytest.fixture
-def conn(enforced_lab: Lab, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(enforced_lab.kubeconfig))
-    return connect(NS, start_lab=False)
+def conn(enforced_lab: Lab):
+    with lab_connection(enforced_lab, NS) as c:
+        yield c
 
 
 def test_without_the_label_the_service_is_denied_and_nothing_is_created(api, conn) -> None:
