@@ -1,4 +1,5 @@
-"""Fixtures: ``api_server`` (module scope, see labserver.py), ``api_client``, and a fresh ``namespace``."""
+"""Fixtures: ``api_server`` (module scope, see labserver.py), ``api_client``, a fresh ``namespace``, and an
+in-memory ``store`` (with ``anyio_backend``) for tests that drive the Store directly."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterator
 import kubernetes
 import pytest
 from labserver import ApiServer, start_api_server
+
+from llmd_lab.lab.apiserver.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +32,15 @@ def namespace(api_client: kubernetes.client.ApiClient) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
     kubernetes.client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
     return name
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = Store(":memory:")
+    yield s
+    s.close()

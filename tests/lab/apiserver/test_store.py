@@ -12,18 +12,6 @@ from llmd_lab.lab.apiserver.store import Store
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def store():
-    s = Store(":memory:")
-    yield s
-    s.close()
-
-
 def cm(name: str, ns: str = "default", **labels: str) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns, "labels": labels},
             "data": {"k": "v"}}
