@@ -16,14 +16,6 @@ from llmd_lab.lab.apiserver.registry import ResourceRegistry
 REF = "#/components/schemas/"
 
 
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    reg = ResourceRegistry()
-    for crd in crds.load():
-        reg.register_crd(crd)
-    return reg
-
-
 def _patch_ops(doc: dict, group: str, version: str, kind: str) -> list[dict]:
     gvk = {"group": group, "version": version, "kind": kind}
     return [item["patch"] for item in doc["paths"].values()

@@ -6,8 +6,6 @@ import copy
 
 import pytest
 
-from llmd_lab.lab import crds
-from llmd_lab.lab.apiserver.registry import ResourceRegistry
 from llmd_lab.lab.apiserver.validation import (
     crd_json_schema,
     prune,
@@ -15,15 +13,6 @@ from llmd_lab.lab.apiserver.validation import (
     unknown_fields,
     validate_object,
 )
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    reg = ResourceRegistry()
-    for crd in crds.load():
-        reg.register_crd(crd)
-    return reg
-
 
 LLMISVC = {
     "apiVersion": "serving.kserve.io/v1alpha1",
