@@ -3,18 +3,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
-from llmd_lab.lab.controller import components as controller_components
-from llmd_lab.lab.controller.testing import eventually, make_ctx
-from llmd_lab.lab.kubelet.kubelet import Kubelet
-from llmd_lab.lab.network import Network
-from llmd_lab.lab.profiles import load_profile
-from llmd_lab.lab.scheduler.scheduler import KubeScheduler
-from llmd_lab.lab.server import LabPaths, install_profile
+from llmd_lab.lab.controller.testing import eventually
 
 pytestmark = pytest.mark.anyio
 DP = yaml.safe_load("""
@@ -40,17 +32,8 @@ spec:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path):
-    profile = load_profile("rhoai-3.0")
-    ctx = make_ctx(tmp_path, profile, time_scale=200.0)
-    await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    ctx.network = Network()
-    parts = [*controller_components(ctx), KubeScheduler(interval=0.05), Kubelet(ctx.network)]
-    for part in parts:
-        await part.start(ctx)
-    yield ctx, parts[-1]
-    for part in reversed(parts):
-        await part.stop()
+async def cluster(start_lab):
+    return await start_lab()
 
 
 async def test_data_parallel_leader_and_headless_worker_become_ready(cluster) -> None:

@@ -10,14 +10,9 @@ import httpx
 import pytest
 import yaml
 
-from llmd_lab.lab.controller import components as controller_components
-from llmd_lab.lab.controller.testing import eventually, make_ctx
+from llmd_lab.lab.controller.testing import eventually
 from llmd_lab.lab.kubelet import dns
 from llmd_lab.lab.kubelet.kubelet import Kubelet
-from llmd_lab.lab.network import Network, ServiceNetwork
-from llmd_lab.lab.profiles import load_profile
-from llmd_lab.lab.scheduler.scheduler import KubeScheduler
-from llmd_lab.lab.server import LabPaths, install_profile
 from llmd_lab.sim.epp.plugins.precise_prefix import PrecisePrefixCacheScorer
 
 pytestmark = pytest.mark.anyio
@@ -45,18 +40,8 @@ def precise_prefix_llmisvc() -> dict:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path):
-    profile = load_profile("rhoai-3.0")
-    ctx = make_ctx(tmp_path, profile, time_scale=200.0)
-    await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    ctx.network = Network()
-    kubelet = Kubelet(ctx.network)
-    parts = [*controller_components(ctx), ServiceNetwork(ctx.network), KubeScheduler(interval=0.05), kubelet]
-    for part in parts:
-        await part.start(ctx)
-    yield ctx, kubelet
-    for part in reversed(parts):
-        await part.stop()
+async def cluster(start_lab):
+    return await start_lab(services=True)
 
 
 def _running(kubelet: Kubelet, component: str, container: str = "main"):
