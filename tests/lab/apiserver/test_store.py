@@ -173,7 +173,7 @@ async def test_background_gc_removes_dependents_recursively(store):
     owner = await store.create(deploy("d"))
     rs = await store.create(owned({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                                    "metadata": {"name": "d-1", "namespace": "default"},
-                                   "spec": {"selector": {"matchLabels": {"app": "d"}}}}, owner))
+                                   "spec": deploy("d")["spec"]}, owner))
     await store.create(owned(cm("pod-ish"), rs))
     await store.delete("apps/v1", "Deployment", "d", "default")
     items, _ = await store.list("v1", "ConfigMap", "default")
