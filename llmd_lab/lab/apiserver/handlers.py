@@ -218,7 +218,7 @@ class ResourceHandler:
         if not rt.crd or sub == "scale":
             obj.setdefault("apiVersion", want_version)
             obj.setdefault("kind", want_kind)
-        for field, example in (("apiVersion", want_version), ("kind", want_kind)):
+        for field, example in (("kind", want_kind), ("apiVersion", want_version)):
             if not obj.get(field):
                 raise errors.bad_request(f"Object '{'Kind' if field == 'kind' else field}' is missing in the "
                                          f"request body (set {field}: {example})")

@@ -70,11 +70,20 @@ def validate(obj: dict, rt: ResourceType, registry: ResourceRegistry, old: dict 
     if rt.group_kind == CRD_GK:
         causes += crd_causes(obj)
     if not causes:
-        causes = validation.validate_object(obj, registry) + _structural_causes(obj, rt)
-    if not causes:
-        causes = builtin_validation.causes(obj, rt, old)
+        causes = _object_causes(obj, rt, registry, old)
     if causes:
         raise errors.invalid(rt.kind, rt.group, meta.get("name", ""), causes)
+
+
+def _object_causes(obj: dict, rt: ResourceType, registry: ResourceRegistry, old: dict | None) -> list[dict[str, str]]:
+    """Schema causes and the built-in rules; where both speak of one field, kube-apiserver's Go validation
+    (builtin_validation) has the word, since kube-apiserver does not validate built-ins against OpenAPI."""
+    schema = validation.validate_object(obj, registry) + _structural_causes(obj, rt)
+    if any(c.get("reason") == "FieldValueTypeInvalid" for c in schema):
+        return schema  # a wrong type fails decoding before any rule runs
+    builtin = builtin_validation.causes(obj, rt, old)
+    covered = {c["field"] for c in builtin}
+    return builtin + [c for c in schema if c["field"] not in covered]
 
 
 def _structural_causes(obj: dict, rt: ResourceType) -> list[dict[str, str]]:
