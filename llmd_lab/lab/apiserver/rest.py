@@ -145,8 +145,8 @@ class RestVerbs:
             bucket = by_ns.get(ns) or {}
             for name in sorted(bucket):
                 obj = bucket[name]
-                if (start is not None and (ns, name) <= start) or not sel.labels_match(labels, obj) \
-                        or not sel.fields_match(fields, obj):
+                if (start is not None and (ns, name) <= start) or (labels and not sel.labels_match(labels, obj)) \
+                        or (fields and not sel.fields_match(fields, obj)):
                     continue
                 if limit and len(items) >= limit:
                     last = items[-1]["metadata"]
