@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from llmd_lab.lab.apiserver import quantity
+from llmd_lab.lab.apiserver import selectors as sel
 from llmd_lab.lab.apiserver.registry import ResourceType
 
 Cause = dict[str, str]
@@ -85,6 +86,19 @@ def duplicate(field: str, value: Any) -> Cause:
     return {"field": field, "message": f"Duplicate value: {go_value(value)}", "reason": "FieldValueDuplicate"}
 
 
+def _d(value: Any) -> dict:
+    """``value`` if it is an object, else empty (the schema reports the wrong type; rules skip it)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _dicts(value: Any) -> list[tuple[int, dict]]:
+    return [(i, item) for i, item in enumerate(_l(value)) if isinstance(item, dict)]
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -136,11 +150,11 @@ def qualified_name_causes(value: str, path: str) -> list[Cause]:
 
 # ---------------------------------------------------------------------- ObjectMeta (apimachinery objectmeta.go)
 def meta_causes(meta: dict) -> list[Cause]:
-    annotations = meta.get("annotations") or {}
+    annotations = _d(meta.get("annotations"))
     causes = []
-    if sum(len(k) + len(v) for k, v in annotations.items()) > MAX_ANNOTATION_BYTES:
+    if sum(len(k) + len(str(v)) for k, v in annotations.items()) > MAX_ANNOTATION_BYTES:
         causes.append(too_long("metadata.annotations", MAX_ANNOTATION_BYTES))
-    for i, finalizer in enumerate(meta.get("finalizers") or []):
+    for i, finalizer in enumerate(_l(meta.get("finalizers"))):
         causes += qualified_name_causes(finalizer, f"metadata.finalizers[{i}]")
     return causes
 
@@ -158,9 +172,9 @@ def _container_causes(ctr: dict, path: str, names: set[str]) -> list[Cause]:
     names.add(name)
     if not ctr.get("image"):
         causes.append(required(f"{path}.image"))
-    for i, port in enumerate(ctr.get("ports") or []):
+    for i, port in _dicts(ctr.get("ports")):
         causes += _container_port_causes(port, f"{path}.ports[{i}]")
-    causes += _resource_causes(ctr.get("resources") or {}, f"{path}.resources")
+    causes += _resource_causes(_d(ctr.get("resources")), f"{path}.resources")
     return causes
 
 
@@ -183,7 +197,7 @@ def _resource_causes(resources: dict, path: str) -> list[Cause]:
     causes = []
     values: dict[str, dict[str, float]] = {}
     for part in ("limits", "requests"):
-        for name, text in (resources.get(part) or {}).items():
+        for name, text in _d(resources.get(part)).items():
             value = quantity.parse(text)
             values.setdefault(part, {})[name] = value
             if value < 0:
@@ -200,14 +214,13 @@ def pod_spec_causes(spec: Any, path: str, restart_policies: tuple[str, ...] = ("
                     ) -> list[Cause]:
     spec = spec if isinstance(spec, dict) else {}  # PodSpec is a struct: absent means empty
     causes = []
-    containers = spec.get("containers") or []
+    containers = _l(spec.get("containers"))
     if not containers:
         causes.append(required(f"{path}.containers"))
     names: set[str] = set()
     for kind in ("initContainers", "containers"):
-        for i, ctr in enumerate(spec.get(kind) or []):
-            if isinstance(ctr, dict):
-                causes += _container_causes(ctr, f"{path}.{kind}[{i}]", names)
+        for i, ctr in _dicts(spec.get(kind)):
+            causes += _container_causes(ctr, f"{path}.{kind}[{i}]", names)
     policy = spec.get("restartPolicy", "Always")  # SetDefaults_PodSpec
     if policy not in restart_policies:
         causes.append(not_supported(f"{path}.restartPolicy", policy, list(restart_policies)))
@@ -222,20 +235,30 @@ def _pod(obj: dict, old: dict | None) -> list[Cause]:
 # ---------------------------------------------------------------------- apps (apps validation.go)
 def _label_selector(selector: Any) -> tuple[dict[str, str], list[dict]]:
     selector = selector if isinstance(selector, dict) else {}
-    return selector.get("matchLabels") or {}, selector.get("matchExpressions") or []
+    return _d(selector.get("matchLabels")), _l(selector.get("matchExpressions"))
+
+
+def selector_causes(selector: Any, path: str) -> list[Cause]:
+    """metav1 validation ValidateLabelSelectorRequirement (apimachinery pkg/apis/meta/v1/validation)."""
+    causes = []
+    for i, expr in enumerate(_label_selector(selector)[1]):
+        where = f"{path}.matchExpressions[{i}]"
+        expr = _d(expr)
+        op, values = expr.get("operator"), _l(expr.get("values"))
+        if not expr.get("key"):
+            causes.append(invalid(f"{where}.key", expr.get("key") or "", "name part must be non-empty"))
+        if op in ("In", "NotIn") and not values:
+            causes.append(required(f"{where}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
+        elif op in ("Exists", "DoesNotExist") and values:
+            causes.append({"field": f"{where}.values", "message": "Forbidden: may not be specified when `operator` "
+                           "is 'Exists' or 'DoesNotExist'", "reason": "FieldValueForbidden"})
+        elif op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            causes.append(invalid(f"{where}.operator", op or "", "not a valid selector operator"))
+    return causes
 
 
 def _selects(selector: Any, labels: dict[str, str]) -> bool:
-    match_labels, expressions = _label_selector(selector)
-    if any(labels.get(k) != v for k, v in match_labels.items()):
-        return False
-    for expr in expressions:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        present = key in labels
-        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and present and labels[key] in values) \
-                or (op == "Exists" and not present) or (op == "DoesNotExist" and present):
-            return False
-    return True
+    return sel.labels_match(sel.selector_from_match(selector), {"metadata": {"labels": labels}})
 
 
 def selector_value(selector: Any) -> str:
@@ -245,18 +268,18 @@ def selector_value(selector: Any) -> str:
     exprs = "[]v1.LabelSelectorRequirement(nil)" if not expressions else (
         "[]v1.LabelSelectorRequirement{" + ", ".join(
             f'v1.LabelSelectorRequirement{{Key:{json.dumps(e.get("key", ""))}, '
-            f'Operator:{json.dumps(e.get("operator", ""))}, Values:{go_value(e.get("values") or [])}}}'
-            for e in expressions) + "}")
+            f'Operator:{json.dumps(e.get("operator", ""))}, Values:{go_value(_l(e.get("values")))}}}'
+            for e in map(_d, expressions)) + "}")
     return f"v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{exprs}}}"
 
 
 def _workload(obj: dict, old: dict | None) -> list[Cause]:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = _d(obj.get("spec"))
     causes = nonnegative(spec, "replicas", "spec")
     causes += nonnegative(spec, "minReadySeconds", "spec") + nonnegative(spec, "revisionHistoryLimit", "spec")
     selector = spec.get("selector")
-    template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
-    labels = (template.get("metadata") or {}).get("labels") or {}
+    template = _d(spec.get("template"))
+    labels = _d(_d(template.get("metadata")).get("labels"))
     match_labels, expressions = _label_selector(selector)
     if selector is None:
         causes.append(required("spec.selector"))
@@ -264,10 +287,12 @@ def _workload(obj: dict, old: dict | None) -> list[Cause]:
         which = "statefulset" if obj.get("kind") == "StatefulSet" else "deployment"
         causes.append({"field": "spec.selector", "message": f"Invalid value: {selector_value(selector)}: "
                        f"empty selector is invalid for {which}", "reason": "FieldValueInvalid"})
+    elif selector_causes(selector, "spec.selector"):
+        causes += selector_causes(selector, "spec.selector")
     elif not _selects(selector, labels):
         causes.append(invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
     causes += pod_spec_causes(template.get("spec"), "spec.template.spec", ("Always",))
-    if old is not None and selector != (old.get("spec") or {}).get("selector"):
+    if old is not None and selector != _d(old.get("spec")).get("selector"):
         causes.append({"field": "spec.selector", "message": f"Invalid value: {selector_value(selector)}: {IMMUTABLE}",
                        "reason": "FieldValueInvalid"})
     return causes
@@ -275,11 +300,11 @@ def _workload(obj: dict, old: dict | None) -> list[Cause]:
 
 # ---------------------------------------------------------------------- batch (batch validation.go)
 def _job(obj: dict, old: dict | None) -> list[Cause]:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = _d(obj.get("spec"))
     causes = []
     for key in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit"):
         causes += nonnegative(spec, key, "spec")
-    template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+    template = _d(spec.get("template"))
     causes += pod_spec_causes(template.get("spec"), "spec.template.spec", ("OnFailure", "Never"))
     return causes
 
@@ -289,14 +314,14 @@ SERVICE_TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
 
 
 def _service(obj: dict, old: dict | None) -> list[Cause]:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = _d(obj.get("spec"))
     kind = spec.get("type", "ClusterIP")
     causes = [] if kind in SERVICE_TYPES else [not_supported("spec.type", kind, SERVICE_TYPES)]
-    ports = spec.get("ports") or []
+    ports = _l(spec.get("ports"))
     if not ports and spec.get("clusterIP") != "None" and kind != "ExternalName":
         causes.append(required("spec.ports"))
     names: set[str] = set()
-    for i, port in enumerate(ports):
+    for i, port in _dicts(ports):
         causes += _service_port_causes(port, f"spec.ports[{i}]", len(ports) > 1, names)
     ip = spec.get("clusterIP") or ""
     if ip not in ("", "None"):
@@ -349,7 +374,7 @@ def _key_causes(data: dict, path: str) -> list[Cause]:
 
 
 def _config_map(obj: dict, old: dict | None) -> list[Cause]:
-    data, binary = obj.get("data") or {}, obj.get("binaryData") or {}
+    data, binary = _d(obj.get("data")), _d(obj.get("binaryData"))
     causes = _key_causes(data, "data") + _key_causes(binary, "binaryData")
     causes += [invalid(f"data[{k}]", k, "duplicate of key present in binaryData") for k in data if k in binary]
     size = sum(len(v.encode()) for v in data.values() if isinstance(v, str))
@@ -375,7 +400,7 @@ def _immutable_data(obj: dict, old: dict | None) -> list[Cause]:
 
 
 def _secret(obj: dict, old: dict | None) -> list[Cause]:
-    data = obj.get("data") or {}
+    data = _d(obj.get("data"))
     causes = _key_causes(data, "data")
     if sum(len(v) * 3 // 4 for v in data.values() if isinstance(v, str)) > MAX_CONFIG_BYTES:
         causes.append(too_long("data", MAX_CONFIG_BYTES))
@@ -390,7 +415,7 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 
 def _rules(obj: dict, old: dict | None) -> list[Cause]:
     causes = []
-    for i, rule in enumerate(obj.get("rules") or []):
+    for i, rule in _dicts(obj.get("rules")):
         path = f"rules[{i}]"
         if not rule.get("verbs"):
             causes.append(required(f"{path}.verbs", "verbs must contain at least one value"))
@@ -404,7 +429,7 @@ def _rules(obj: dict, old: dict | None) -> list[Cause]:
 
 
 def _binding(obj: dict, old: dict | None) -> list[Cause]:
-    ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+    ref = _d(obj.get("roleRef"))
     kinds = ["Role", "ClusterRole"] if obj.get("kind") == "RoleBinding" else ["ClusterRole"]
     causes = []
     if ref.get("apiGroup") != RBAC_GROUP:
@@ -413,9 +438,9 @@ def _binding(obj: dict, old: dict | None) -> list[Cause]:
         causes.append(not_supported("roleRef.kind", ref.get("kind", ""), kinds))
     if not ref.get("name"):
         causes.append(required("roleRef.name"))
-    for i, subject in enumerate(obj.get("subjects") or []):
+    for i, subject in _dicts(obj.get("subjects")):
         causes += _subject_causes(subject, f"subjects[{i}]", obj.get("kind") == "RoleBinding")
-    if old is not None and ref != (old.get("roleRef") or {}):
+    if old is not None and ref != _d(old.get("roleRef")):
         causes.append({"field": "roleRef", "message": f"Invalid value: {go_value(ref)}: cannot change roleRef",
                        "reason": "FieldValueInvalid"})
     return causes
@@ -457,7 +482,7 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
 
 def causes(obj: dict, rt: ResourceType, old: dict | None) -> list[Cause]:
     """Every built-in rule ``obj`` breaks (``old``: the stored object on update); ObjectMeta for every kind."""
-    found = meta_causes(obj.get("metadata") or {})
+    found = meta_causes(_d(obj.get("metadata")))
     validator = VALIDATORS.get(rt.group_kind) if not rt.crd else None
     if validator is not None:
         found += validator(obj, old)

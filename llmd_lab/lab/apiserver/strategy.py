@@ -23,16 +23,19 @@ def decode(obj: dict, rt: ResourceType) -> None:
     what is stored: a Secret's write-only ``stringData`` merged into ``data`` (core/v1 conversion.go), the
     RBAC ``apiGroup`` defaults (rbac/v1 defaults.go)."""
     decoding.check(obj, rt)
-    if rt.group_kind == ("", "Secret") and isinstance(obj.get("stringData"), dict):
+    string_data = obj.get("stringData")
+    if rt.group_kind == ("", "Secret") and isinstance(string_data, dict) \
+            and all(isinstance(v, str) for v in string_data.values()):  # else the schema reports the type
         data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
         for key, value in obj.pop("stringData").items():
-            data[key] = base64.b64encode(str(value).encode()).decode()
+            data[key] = base64.b64encode(value.encode()).decode()
         obj["data"] = data
     if rt.group == builtin_validation.RBAC_GROUP and rt.kind.endswith("Binding"):
         ref = obj.get("roleRef")
         if isinstance(ref, dict) and not ref.get("apiGroup"):
             ref["apiGroup"] = builtin_validation.RBAC_GROUP
-        for subject in obj.get("subjects") or []:
+        subjects = obj.get("subjects")
+        for subject in subjects if isinstance(subjects, list) else []:
             if isinstance(subject, dict) and subject.get("kind") in ("User", "Group") and not subject.get("apiGroup"):
                 subject["apiGroup"] = builtin_validation.RBAC_GROUP
 

@@ -91,6 +91,8 @@ CASES = [
     Case("selector-empty", DEPLOY, dumps(deploy(selector={})), 422,
          ["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), "
           "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"], "d"),
+    Case("selector-operator", DEPLOY, dumps(deploy(selector={"matchExpressions": [{"key": "app", "operator": "Is"}]})),
+         422, ['spec.selector.matchExpressions[0].operator: Invalid value: "Is": not a valid selector operator'], "d"),
     Case("container-name", PODS, dumps(pod(name="p") | {"spec": {"containers": [{"name": "Bad_Name", "image": "i"}]}}),
          422, ['spec.containers[0].name: Invalid value: "Bad_Name": a lowercase RFC 1123 label must consist of lower '
                "case alphanumeric characters or '-'"], "p"),
