@@ -13,13 +13,16 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.kubelet import dns, programs, registry, stages
 from llmd_lab.lab.kubelet.logs import LogBuffer
+
+if TYPE_CHECKING:
+    from llmd_lab.lab.kubelet.kubelet import Kubelet
 from llmd_lab.lab.kubelet.registry import Launch, ProcessExitError, Running
 
 log = logging.getLogger("llmd_lab.lab.kubelet")
@@ -82,7 +85,7 @@ class ContainerRunner:
 class PodWorker:
     """Runs one pod on its node until it is deleted."""
 
-    def __init__(self, kubelet: Any, pod: dict[str, Any], node: dict[str, Any] | None, ip: str) -> None:
+    def __init__(self, kubelet: Kubelet, pod: dict[str, Any], node: dict[str, Any] | None, ip: str) -> None:
         self.kubelet = kubelet
         self.ctx = kubelet.ctx
         self.pod = pod
