@@ -53,6 +53,30 @@ def _key(obj: dict) -> tuple[str, str]:
     return meta.get("namespace") or "", meta.get("name") or ""
 
 
+def _replace(known: dict[tuple[str, str], dict], items: list[dict]) -> list[tuple[str, dict]]:
+    """The events a fresh list means against what was known: vanished objects DELETED, the rest ADDED or
+    MODIFIED (DeltaFIFO ``Replace``); ``known`` becomes the list."""
+    listed = {_key(o): o for o in items}
+    events = [("DELETED", known[k]) for k in known if k not in listed]
+    events += [("MODIFIED" if k in known else "ADDED", o) for k, o in listed.items()]
+    known.clear()
+    known.update(listed)
+    return events
+
+
+async def _watch_from(store: Store, api_version: str, kind: str, namespace: str | None, rv: str,
+                      known: dict[tuple[str, str], dict]) -> AsyncIterator[tuple[str, dict]]:
+    """Watch from ``rv`` until the stream ends, keeping ``known`` current; ApiError (410…) propagates."""
+    async for event in store.watch(api_version, kind, namespace, resource_version=rv):
+        if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+            continue
+        if event.type == "DELETED":
+            known.pop(_key(event.object), None)
+        else:
+            known[_key(event.object)] = event.object
+        yield event.type, event.object
+
+
 async def list_and_watch(store: Store, api_version: str, kind: str, namespace: str | None = None, *,
                          backoff: Backoff | None = None) -> AsyncIterator[tuple[str, dict]]:
     """Yield ``(type, object)`` for every object now (ADDED), then every change, forever.
@@ -71,35 +95,22 @@ async def list_and_watch(store: Store, api_version: str, kind: str, namespace: s
             await asyncio.sleep(delay)
             continue
         backoff.reset()
-        listed = {_key(o): o for o in items}
-        for key in [k for k in known if k not in listed]:
-            yield "DELETED", known.pop(key)
-        for key, obj in listed.items():
-            yield ("MODIFIED" if key in known else "ADDED"), obj
-        known = listed
-        while True:  # watch from rv; on a clean end watch again from the last rv seen
-            try:
-                async for event in store.watch(api_version, kind, namespace, resource_version=rv):
-                    if event.type not in ("ADDED", "MODIFIED", "DELETED"):
-                        continue
-                    rv = event.object["metadata"].get("resourceVersion") or rv
-                    if event.type == "DELETED":
-                        known.pop(_key(event.object), None)
-                    else:
-                        known[_key(event.object)] = event.object
-                    yield event.type, event.object
-            except ApiError as exc:
-                if exc.code == 410:
-                    log.debug("watch %s %s: %s; re-listing", api_version, kind, exc.message)
-                    break
+        for event in _replace(known, items):
+            yield event
+        try:
+            while True:  # a watch that ends cleanly is re-opened from the last resourceVersion seen
+                async for type_, obj in _watch_from(store, api_version, kind, namespace, rv, known):
+                    rv = obj["metadata"].get("resourceVersion") or rv
+                    yield type_, obj
+        except ApiError as exc:
+            if exc.code != 410:  # 410 Gone: re-list at once; anything else after a back-off
                 await asyncio.sleep(NOT_SERVED_RETRY_S if exc.code == 404 else backoff.next())
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("watch %s %s failed; re-listing after back-off", api_version, kind)
-                await asyncio.sleep(backoff.next())
-                break
+            log.debug("watch %s %s: %s; re-listing", api_version, kind, exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("watch %s %s failed; re-listing after back-off", api_version, kind)
+            await asyncio.sleep(backoff.next())
 
 
 class Informer:

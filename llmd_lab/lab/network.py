@@ -68,6 +68,7 @@ class ServiceNetwork:
         self.network = network
         self.mode = mode
         self._proxies: dict[tuple[str, str], list[ServiceProxy]] = {}
+        self._serving: dict[tuple[str, str], tuple[str, list]] = {}  # what each key's listeners serve
         self._task: asyncio.Task | None = None
 
     async def start(self, ctx: LabContext) -> None:
@@ -115,9 +116,14 @@ class ServiceNetwork:
                 if exc.code not in (404, 409):
                     raise
             return  # the MODIFIED event starts the listeners
-        if spec["clusterIP"] == "None" or key in self._proxies:
+        if spec["clusterIP"] == "None":
             return
+        wanted = (spec["clusterIP"], [p.get("port") for p in spec.get("ports") or []])
+        if self._serving.get(key) == wanted:
+            return
+        await self._stop_proxies(key)  # a changed Service is served afresh
         await self._start_proxies(key, spec)
+        self._serving[key] = wanted
 
     async def _start_proxies(self, key: tuple[str, str], spec: dict) -> None:
         """One listener per Service port on the cluster IP; raises (isolated by the informer) for what it
@@ -136,15 +142,17 @@ class ServiceNetwork:
             try:
                 await proxy.start()
             except OSError as exc:
+                await self._stop_proxies(key)
                 raise OSError(exc.errno, f"cannot listen on {ip}:{port}: {exc.strerror}") from exc
             proxies.append(proxy)
 
     async def _stop_proxies(self, key: tuple[str, str]) -> None:
+        self._serving.pop(key, None)
         await asyncio.gather(*(proxy.stop() for proxy in self._proxies.pop(key, [])), return_exceptions=True)
 
     def resolve_service_address(self, service: dict, port: int) -> tuple[str, int] | None:
         ip = (service.get("spec") or {}).get("clusterIP")
-        return (ip, port) if ip and ip != "None" else None
+        return (ip, port) if ip and is_loopback(ip) else None
 
 
 def _service_port(port: dict) -> int:

@@ -36,7 +36,14 @@ from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.context import LabComponent, LabContext, make_context
 from llmd_lab.lab.controller import controller_manager
-from llmd_lab.lab.home import LabPaths, default_home, ensure_token, kubeconfig_text, write_private
+from llmd_lab.lab.home import (
+    LabPaths,
+    default_home,
+    ensure_token,
+    kubeconfig_text,
+    secure_home,
+    write_private,
+)
 from llmd_lab.lab.kubelet.kubelet import Kubelet
 from llmd_lab.lab.network import GatewayComponent, ServiceNetwork
 from llmd_lab.lab.pki import LabPki, ensure_pki
@@ -191,7 +198,7 @@ async def run_lab(
 ) -> None:
     """Run the lab until ``stop`` is set (or SIGTERM/SIGINT). ``lab.json`` exists exactly while it serves."""
     paths = LabPaths(Path(home))
-    paths.home.mkdir(parents=True, exist_ok=True)
+    secure_home(paths)
     token = ensure_token(paths)
     pki = ensure_pki(paths.pki.directory)
     profile_obj = load_profile(profile)
@@ -268,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=DEFAULT_PROFILE)
     parser.add_argument("--time-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
+    os.umask(0o077)  # whatever the lab process writes (state, logs, keys) is private to its user
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale))

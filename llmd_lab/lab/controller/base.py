@@ -22,6 +22,11 @@ from llmd_lab.lab.informer import Informer
 
 log = logging.getLogger("llmd_lab.lab.controller")
 
+# client-go workqueue.DefaultControllerRateLimiter: ItemExponentialFailureRateLimiter(5*time.Millisecond,
+# 1000*time.Second) — a key that fails waits 5 ms, 10 ms, 20 ms … up to 1000 s before it is retried
+BACKOFF_BASE_S = 0.005
+BACKOFF_MAX_S = 1000.0
+
 Key = tuple[str, str]  # (namespace, name)
 
 
@@ -64,6 +69,8 @@ class Reconciler:
 
     def __init__(self) -> None:
         self._failing: dict[Key, str] = {}  # key -> the error last logged for it
+        self._failures: dict[Key, int] = {}  # key -> consecutive failures (the back-off exponent)
+        self._not_before: dict[Key, float] = {}  # key -> loop time before which resync leaves it alone
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._pending: set[Key] = set()
         self._tasks: list[asyncio.Task] = []
@@ -102,8 +109,26 @@ class Reconciler:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_seconds)
+            now = asyncio.get_running_loop().time()
             for key in list(self._known):
-                self.enqueue(key)
+                if self._not_before.get(key, 0.0) <= now:
+                    self.enqueue(key)
+
+    def back_off(self, key: Key) -> float:
+        """Retry ``key`` after the work queue's per-item exponential back-off (rate-limited re-queue)."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**failures)
+        loop = asyncio.get_running_loop()
+        self._not_before[key] = loop.time() + delay
+        loop.call_later(delay, self.enqueue, key)
+        return delay
+
+    def forget(self, key: Key) -> None:
+        """``key`` reconciled cleanly: its back-off starts over (workqueue ``Forget``)."""
+        self._failing.pop(key, None)
+        self._failures.pop(key, None)
+        self._not_before.pop(key, None)
 
     async def _work(self) -> None:
         while True:
@@ -122,17 +147,19 @@ class Reconciler:
             except Exception as exc:
                 self._log_failure(key, f"{type(exc).__name__}: {exc}", traceback=True)
                 continue
-            self._failing.pop(key, None)
+            if key not in self._not_before or self._not_before[key] <= asyncio.get_running_loop().time():
+                self.forget(key)
             if keep is False:
                 self._known.discard(key)
 
     def _log_failure(self, key: Key, message: str, *, traceback: bool = False) -> None:
         """Log a reconcile failure once per key and message (the resync retries it every few seconds)."""
+        delay = self.back_off(key)
         if self._failing.get(key) == message:
             return
         self._failing[key] = message
-        log.warning("%s: reconcile %s/%s failed (retrying on resync): %s", self.name, key[0], key[1], message,
-                    exc_info=traceback)
+        log.warning("%s: reconcile %s/%s failed (retrying with back-off, now %.2fs): %s", self.name, key[0], key[1],
+                    delay, message, exc_info=traceback)
 
     async def reconcile(self, namespace: str, name: str) -> bool | None:
         """Make the world match ``namespace/name``; return False when the object is gone."""

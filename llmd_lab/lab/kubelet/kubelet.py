@@ -37,7 +37,7 @@ class Kubelet:
         self.ctx = ctx
         self.source = StoreSource(ctx.store)
         pods, _ = await ctx.store.list("v1", "Pod")
-        for pod in pods:  # keep addresses across down/up
+        for pod in pods:  # keep addresses across down/up (reserve ignores anything outside the pod CIDR)
             self.network.pods.reserve((pod.get("status") or {}).get("podIP", ""))
         self._task = asyncio.create_task(self._run(), name="kubelet")
 
@@ -79,8 +79,9 @@ class Kubelet:
         node = None
         with contextlib.suppress(errors.ApiError):
             node = await self.ctx.store.get("v1", "Node", pod["spec"]["nodeName"])
-        ip = (pod.get("status") or {}).get("podIP") or self.network.pods.allocate()
-        self.network.pods.reserve(ip)
+        ip = (pod.get("status") or {}).get("podIP") or ""
+        if not self.network.pods.reserve(ip):  # only addresses of the lab's pod CIDR, never what a status says
+            ip = self.network.pods.allocate()
         worker = PodWorker(self, pod, node, ip)
         self.workers[uid] = worker
         await worker.start()
