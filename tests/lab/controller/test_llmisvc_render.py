@@ -7,8 +7,8 @@ import shlex
 import pytest
 import yaml
 
+from llmd_lab.kserve.names import child_name
 from llmd_lab.lab.controller.llmisvc.children import ClusterFacts, desired_children
-from llmd_lab.lab.controller.llmisvc.naming import child_name
 from llmd_lab.lab.controller.llmisvc.presets import PresetError, combine, strategic_merge, well_known_presets
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmd_lab.lab.controller.llmisvc.naming import child_name
+from llmd_lab.kserve.names import child_name
 
 TEMPLATE = "kserve-config-llm-template"
 DECODE_TEMPLATE = "kserve-config-llm-decode-template"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from llmd_lab.kserve import names
+from llmd_lab.kserve.names import API_VERSION, KIND, child_name
 from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.apply import apply
 from llmd_lab.lab.controller.base import Key, Reconciler, Watch, owner_keys, self_key
@@ -20,7 +22,6 @@ from llmd_lab.lab.controller.llmisvc.children import (
     desired_children,
     monitoring_objects,
 )
-from llmd_lab.lab.controller.llmisvc.naming import API_VERSION, KIND, child_name
 from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig, PresetError, combine
 
 CONFIG_KIND = "LLMInferenceServiceConfig"
@@ -128,13 +129,13 @@ class LLMInferenceServiceController(Reconciler):
 
         # ---- workloads
         pd = spec.get("prefill") is not None
-        main = live.get(("Deployment", child_name(name, "-kserve"))) or live.get(
-            ("LeaderWorkerSet", child_name(name, "-kserve-mn")))
+        main = live.get(("Deployment", child_name(name, names.WORKLOAD))) or live.get(
+            ("LeaderWorkerSet", child_name(name, names.MULTI_NODE)))
         parts = [c for c in conditions if c.type == "MainWorkloadReady"] or [
             st.workload_condition("MainWorkloadReady", main)]
         if pd:
-            prefill = live.get(("Deployment", child_name(name, "-kserve-prefill"))) or live.get(
-                ("LeaderWorkerSet", child_name(name, "-kserve-mn-prefill")))
+            prefill = live.get(("Deployment", child_name(name, names.PREFILL_WORKLOAD))) or live.get(
+                ("LeaderWorkerSet", child_name(name, names.PREFILL_MULTI_NODE)))
             parts.append(st.workload_condition("PrefillWorkloadReady", prefill))
         conditions = [c for c in conditions if c.type != "MainWorkloadReady"] + parts
         workloads = st.aggregate("WorkloadsReady", parts)
@@ -150,8 +151,8 @@ class LLMInferenceServiceController(Reconciler):
         route_managed = router.get("route") is not None and not ((router.get("route") or {}).get("http") or {}).get(
             "refs")
         sched_managed = router.get("scheduler") is not None
-        route = live.get(("HTTPRoute", child_name(name, "-kserve-route")))
-        pool = live.get(("InferencePool", child_name(name, "-inference-pool")))
+        route = live.get(("HTTPRoute", child_name(name, names.ROUTE)))
+        pool = live.get(("InferencePool", child_name(name, names.INFERENCE_POOL)))
         router_parts: list[st.Cond] = []
         if router.get("route") is not None or router.get("gateway") is not None:
             router_parts.append(st.gateway_condition(gateway, f"{gw_ns}/{gw_name}", router_error))
@@ -159,7 +160,7 @@ class LLMInferenceServiceController(Reconciler):
         router_parts.append(st.pool_condition(pool, sched_managed and not router_error))
         if sched_managed and not router_error:
             router_parts.append(st.workload_condition(
-                "SchedulerWorkloadReady", live.get(("Deployment", child_name(name, "-kserve-router-scheduler")))))
+                "SchedulerWorkloadReady", live.get(("Deployment", child_name(name, names.SCHEDULER)))))
         conditions += router_parts
         router_cond = st.aggregate("RouterReady", router_parts)
         urls = st.discover_urls(gateway, route) if route_managed and not router_error else []
