@@ -195,3 +195,35 @@ async def test_spec_edits_roll_the_children(lab, step08) -> None:
         return len(rss) == 2 or None
 
     await eventually(new_replica_set, what="a second EPP ReplicaSet")
+
+
+async def test_pipeline_parallel_layout_gets_combine_base_error_and_no_children(lab) -> None:
+    """``nodes=2`` (manifests) asks for kserve-config-llm-worker-pipeline-parallel, which RHOAI 3.0 does not ship:
+    red-hat-data-services/kserve@rhoai-3.0 config_merge.go getConfig fails, controller.go marks
+    PresetsCombined=False/CombineBaseError, records a Warning event and reconciles no children."""
+    from llmd_lab import manifests
+
+    store = lab.store
+    svc = manifests.with_namespace(manifests.llm_inference_service(
+        "pp", "hf://Qwen/Qwen3-0.6B", nodes=2, annotations={"security.opendatahub.io/enable-auth": "false"}),
+        "private-ai")
+    await store.create(svc)
+
+    async def presets_failed():
+        got = await store.get(API, "LLMInferenceService", "pp", "private-ai")
+        conds = {c["type"]: c for c in (got.get("status") or {}).get("conditions", [])}
+        return conds if conds.get("PresetsCombined", {}).get("status") == "False" else None
+
+    conds = await eventually(presets_failed, timeout=15, what="PresetsCombined=False")
+    name = "kserve-config-llm-worker-pipeline-parallel"
+    assert conds["PresetsCombined"]["reason"] == "CombineBaseError"
+    assert conds["PresetsCombined"]["message"] == (
+        f'failed to get LLMInferenceServiceConfig "{name}" from namespaces ["private-ai", "kserve"]: '
+        f'llminferenceserviceconfigs.serving.kserve.io "{name}" not found')
+    assert conds["Ready"]["status"] == "Unknown"
+    for api_version, kind in (("apps/v1", "Deployment"), ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
+                              ("v1", "Service"), ("v1", "Secret")):
+        items, _ = await store.list(api_version, kind, "private-ai", label_selector="app.kubernetes.io/name=pp")
+        assert items == [], kind
+    events = await events_for(store, "pp", "private-ai")
+    assert any(e["reason"] == "Error" and "failed to combine base-configurations" in e["message"] for e in events)

@@ -86,8 +86,7 @@ class LLMInferenceServiceController(Reconciler):
         try:
             spec = combine(svc, lambda ns, n: configs.get((ns, n)), self.global_config)
         except PresetError as exc:
-            conditions.append(st.Cond("PresetsCombined", "False", exc.reason, exc.message))
-            await self._write_status(svc, conditions, st.Cond("Ready", "False", exc.reason, exc.message), [])
+            await self._presets_failed(svc, exc)
             return None
         conditions.append(st.Cond("PresetsCombined", "True"))
 
@@ -167,6 +166,21 @@ class LLMInferenceServiceController(Reconciler):
         conditions += [workloads, router_cond]
         await self._write_status(svc, conditions, st.ready(workloads, router_cond), urls)
         return None
+
+    async def _presets_failed(self, svc: dict, exc: PresetError) -> None:
+        """controller.go: PresetsCombined=False (not a Ready dependent: WorkloadsReady, RouterReady and Ready keep
+        their state, Unknown on a new service), a Warning event, no children reconciled."""
+        old = {c.get("type"): c for c in (svc.get("status") or {}).get("conditions") or []}
+
+        def kept(type_: str) -> st.Cond:
+            c = old.get(type_) or {}
+            return st.Cond(type_, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""))
+
+        conditions = [st.Cond("PresetsCombined", "False", exc.reason, exc.message), kept("WorkloadsReady"),
+                      kept("RouterReady")]
+        await self.event(svc, "Warning", "Error",
+                         f"Reconciliation failed: failed to combine base-configurations: {exc.message}")
+        await self._write_status(svc, conditions, kept("Ready"), [])
 
     async def _prune(self, svc: dict, keep: set[tuple[str, str]]) -> None:
         uid = svc["metadata"].get("uid")
