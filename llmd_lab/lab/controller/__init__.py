@@ -11,13 +11,14 @@ from typing import Any
 
 def components(ctx: Any) -> list:
     """The controller-manager: workload, endpoint, gateway-status and KServe llmisvc controllers, and the
-    RHOAI operator's Kueue label webhook where the profile enforces it."""
+    RHOAI operator's Kueue label webhook where the profile enforces it, and KServe's llmisvc webhook."""
     from llmd_lab.lab.controller import kueue_webhook
     from llmd_lab.lab.controller.endpoints import EndpointsController
     from llmd_lab.lab.controller.gateway import GatewayStatusController, HTTPRouteStatusController
     from llmd_lab.lab.controller.leaderworkerset import LeaderWorkerSetController
     from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig
     from llmd_lab.lab.controller.llmisvc.reconciler import LLMInferenceServiceController
+    from llmd_lab.lab.controller.llmisvc.webhook import LLMInferenceServiceValidator
     from llmd_lab.lab.controller.workloads import DeploymentController, ReplicaSetController
 
     profile = getattr(ctx, "profile", None)
@@ -25,6 +26,7 @@ def components(ctx: Any) -> list:
     global_config = GlobalConfig(gw.name, gw.namespace) if gw is not None else GlobalConfig()
     return [
         *kueue_webhook.components(ctx),  # first, so it judges every write the other parts see
+        LLMInferenceServiceValidator(),  # KServe's own validating webhook
         DeploymentController(),
         ReplicaSetController(),
         LeaderWorkerSetController(),
