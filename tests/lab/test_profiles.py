@@ -52,12 +52,13 @@ def test_rhoai_shape_matches_the_step_08_demo() -> None:
     assert (gw["metadata"]["namespace"], gw["metadata"]["name"]) == ("openshift-ingress", "openshift-ai-inference")
     assert gw["spec"]["gatewayClassName"] == "openshift-default"
     kserve = by_kind(objs, "DataScienceCluster")[0]["spec"]["components"]["kserve"]
-    assert kserve["rawDeploymentServiceConfig"] == "Headed" and kserve["managementState"] == "Managed"
+    # rhods-operator@rhoai-3.0 config/crd/bases/datasciencecluster…yaml: rawDeploymentServiceConfig default Headless
+    assert kserve["rawDeploymentServiceConfig"] == "Headless" and kserve["managementState"] == "Managed"
     presets = {o["metadata"]["name"] for o in by_kind(objs, "LLMInferenceServiceConfig")}
     assert {"kserve-config-llm-template", "kserve-config-llm-decode-template", "kserve-config-llm-prefill-template",
             "kserve-config-llm-worker-data-parallel", "kserve-config-llm-decode-worker-data-parallel",
             "kserve-config-llm-prefill-worker-data-parallel", "kserve-config-llm-scheduler",
-            "kserve-config-llm-router-route"} <= presets
+            "kserve-config-llm-router-route"} == presets  # kserve@rhoai-3.0 config/llmisvc: no pipeline-parallel ones
     queues = {o["metadata"]["name"]: o for o in by_kind(objs, "LocalQueue")}
     assert queues["llmd"]["spec"]["clusterQueue"] == "rhoai-llmd-queue"
     assert by_kind(objs, "ClusterVersion")[0]["status"]["desired"]["version"].startswith("4.19")
