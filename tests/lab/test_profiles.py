@@ -17,7 +17,7 @@ def test_profiles_shipped() -> None:
     assert {"rhoai-3.0", "fresh", "course"} <= set(available_profiles())
 
 
-@pytest.mark.parametrize("name", ["rhoai-3.0", "fresh", "course"])
+@pytest.mark.parametrize("name", ["rhoai-3.0", "rhoai-3.0-kueue", "fresh", "course"])
 def test_objects_are_unique_and_namespaces_come_first(name: str) -> None:
     objs = load_profile(name).objects()
     keys = [(o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs]
@@ -105,8 +105,32 @@ def test_new_profile_needs_no_code(tmp_path: Path) -> None:
     assert profile.node_objects()[0]["status"]["allocatable"]["cpu"] == "3500m"
 
 
-@pytest.mark.parametrize("name", ["rhoai-3.0", "fresh", "course"])
+@pytest.mark.parametrize("name", ["rhoai-3.0", "rhoai-3.0-kueue", "fresh", "course"])
 def test_every_profile_crd_is_shipped(name: str) -> None:
     from llmd_lab.lab import crds
 
     assert set(load_profile(name).crds) <= set(crds.available())
+
+
+def test_the_kueue_profile_extends_rhoai_and_enforces_the_queue_label() -> None:
+    """rhoai-3.0-kueue = rhoai-3.0 + the RHOAI operator's Kueue label webhook on the Kueue-managed private-ai."""
+    base, kueue = load_profile("rhoai-3.0"), load_profile("rhoai-3.0-kueue")
+    assert kueue.issue("kueueRequiresQueueLabel") and not base.issue("kueueRequiresQueueLabel")
+    assert kueue.issue("authPolicyRequiredForGateway") == base.issue("authPolicyRequiredForGateway")
+    assert (kueue.crds, kueue.nodes, kueue.vllm) == (base.crds, base.nodes, base.vllm)
+    ns = next(o for o in kueue.objects() if o["kind"] == "Namespace" and o["metadata"]["name"] == "private-ai")
+    assert ns["metadata"]["labels"]["kueue.openshift.io/managed"] == "true"
+
+
+def test_profiles_record_the_vllm_the_cluster_runs() -> None:
+    for name in ("rhoai-3.0", "course"):
+        vllm = load_profile(name).vllm
+        assert vllm["image"].startswith("registry.redhat.io/rhaiis/vllm-cuda-rhel9:")
+        assert vllm["version"].count(".") == 2 and "RELATED_IMAGE_RHAIIS_VLLM_CUDA_IMAGE" in vllm["source"]
+
+
+def test_extends_must_name_another_profile(tmp_path: Path) -> None:
+    bad = tmp_path / "loop.yaml"
+    bad.write_text("extends: nope\nname: loop\n")
+    with pytest.raises(ProfileError, match="extends 'nope'"):
+        load_profile(bad)
