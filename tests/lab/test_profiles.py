@@ -134,3 +134,14 @@ def test_extends_must_name_another_profile(tmp_path: Path) -> None:
     bad.write_text("extends: nope\nname: loop\n")
     with pytest.raises(ProfileError, match="extends 'nope'"):
         load_profile(bad)
+
+
+def test_allocatable_is_capacity_minus_openshift_system_reserved() -> None:
+    """openshift/machine-config-operator node-sizing defaults (500m CPU, 1Gi) + kubelet eviction (100Mi)."""
+    from llmd_lab.lab.scheduler.quantity import parse_quantity
+
+    nodes = {n["metadata"]["labels"]["node.kubernetes.io/instance-type"]: n for n in load_profile("course").node_objects()}
+    g6 = nodes["g6.xlarge"]["status"]
+    assert g6["capacity"]["cpu"] == "4" and g6["allocatable"]["cpu"] == "3500m"
+    assert parse_quantity(g6["capacity"]["memory"]) == 16 * 1024**3
+    assert parse_quantity(g6["allocatable"]["memory"]) == 16 * 1024**3 - 1024**3 - 100 * 1024**2
