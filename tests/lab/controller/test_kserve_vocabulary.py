@@ -40,7 +40,7 @@ def test_names_labels_and_selectors_agree(name, find_config) -> None:
     children = _render(manifests.llm_inference_service(name, "hf://Qwen/Qwen3-0.6B"), find_config)
     for suffix, kind in [(names.WORKLOAD, "Deployment"), (names.WORKLOAD_SERVICE, "Service"),
                          (names.SCHEDULER, "Deployment"), (names.EPP_SERVICE, "Service"),
-                         (names.INFERENCE_POOL, "InferencePool"), (names.SELF_SIGNED_CERTS, "Secret")]:
+                         (names.INFERENCE_POOL, "InferencePool")]:
         assert (kind, child_name(name, suffix)) in children
     assert all(len(n) <= names.LONGEST for _, n in children)
     vllm = _pod_labels(children, "Deployment", child_name(name, names.WORKLOAD))

@@ -227,3 +227,40 @@ async def test_pipeline_parallel_layout_gets_combine_base_error_and_no_children(
         assert items == [], kind
     events = await events_for(store, "pp", "private-ai")
     assert any(e["reason"] == "Error" and "failed to combine base-configurations" in e["message"] for e in events)
+
+
+async def test_self_signed_workload_certificate_has_no_sans_and_is_kept(lab, step08) -> None:
+    """workload_tls_self_signed.go: RSA-4096, O=Kserve Self Signed, no CN/SANs, 10 years, serverAuth; created once."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    store = lab.store
+    del step08["metadata"]["uid"]
+    await store.create(step08)
+    name = "mistral-3-distributed-kserve-self-signed-certs"
+
+    async def secret():
+        try:
+            return await store.get("v1", "Secret", name, "private-ai")
+        except Exception:
+            return None
+
+    first = await eventually(secret, timeout=15, what="the self-signed certificate Secret")
+    assert first["type"] == "kubernetes.io/tls"
+    assert first["metadata"]["labels"]["app.kubernetes.io/component"] == "llminferenceservice-workload"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(first["data"]["tls.crt"]))
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Kserve Self Signed"
+    assert not cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME) and cert.issuer == cert.subject
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert cert.public_key().key_size == 4096
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=3650)
+    assert ExtendedKeyUsageOID.SERVER_AUTH in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    expires = datetime.datetime.fromisoformat(first["metadata"]["annotations"]["certificates.kserve.io/expiration"])
+    assert datetime.timedelta(days=365 * 8 - 1) < expires - cert.not_valid_before_utc < datetime.timedelta(days=365 * 8 + 1)
+    await eventually(lambda: ready_llmisvc(store, "mistral-3-distributed", "private-ai"), timeout=15, what="Ready")
+    again = await store.get("v1", "Secret", name, "private-ai")
+    assert again["data"] == first["data"]  # not regenerated on later reconciles

@@ -39,7 +39,6 @@ def test_step08_children_have_kserve_names(step08, find_config) -> None:
         ("Role", f"{n}-epp-role"),
         ("RoleBinding", f"{n}-epp-rb"),
         ("HTTPRoute", f"{n}-kserve-route"),
-        ("Secret", f"{n}-kserve-self-signed-certs"),
     }
     assert not [k for k in children if k[0] in ("LeaderWorkerSet", "AuthPolicy")]  # enable-auth: "false"
     for obj in children.values():

@@ -7,7 +7,6 @@ diffs its output against the store.
 
 from __future__ import annotations
 
-import base64
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -158,19 +157,6 @@ def _workload(llmisvc: Mapping[str, Any], workload: Mapping[str, Any], *, prefil
             },
         },
     }]
-
-
-def _tls_secret(llmisvc: Mapping[str, Any]) -> dict:
-    # the lab serves plain HTTP; the secret exists so pods that mount it look as on the cluster
-    placeholder = base64.b64encode(b"llmd-lab: not a real certificate\n").decode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": _meta(llmisvc, child_name(llmisvc["metadata"]["name"], names.SELF_SIGNED_CERTS),
-                          kserve_labels.base_labels(llmisvc["metadata"]["name"])),
-        "data": {"tls.crt": placeholder, "tls.key": placeholder},
-    }
 
 
 def _workload_service(llmisvc: Mapping[str, Any]) -> dict:
@@ -330,7 +316,7 @@ def desired_children(llmisvc: Mapping[str, Any], spec: Mapping[str, Any], facts:
     facts = facts or ClusterFacts()
     uri = (spec.get("model") or {}).get("uri", "")
     pd = spec.get("prefill") is not None
-    objs: list[dict] = [_tls_secret(llmisvc)]
+    objs: list[dict] = []  # the self-signed certificate Secret is reconciled on its own (tls.py)
     if pd:
         objs += _routing_sidecar_rbac(llmisvc)
         objs += _workload(llmisvc, spec["prefill"], prefill=True, pd=True, uri=uri)

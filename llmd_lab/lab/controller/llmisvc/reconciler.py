@@ -7,7 +7,9 @@ removed), and recomputes the status from what the children report.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime
 from typing import Any
 
 from llmd_lab.kserve import names
@@ -16,11 +18,13 @@ from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.apply import apply
 from llmd_lab.lab.controller.base import Key, Reconciler, Watch, owner_keys, self_key
 from llmd_lab.lab.controller.llmisvc import status as st
+from llmd_lab.lab.controller.llmisvc import tls
 from llmd_lab.lab.controller.llmisvc.children import (
     ClusterFacts,
     auth_enabled,
     desired_children,
     monitoring_objects,
+    owner_reference,
 )
 from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig, PresetError, combine
 
@@ -99,6 +103,7 @@ class LLMInferenceServiceController(Reconciler):
                 "authentication cannot be enforced; install Red Hat Connectivity Link (rhcl-operator) and restart "
                 'the controllers, or set the annotation security.opendatahub.io/enable-auth: "false"'
             )
+        await self._self_signed_certs(svc)
         desired = desired_children(svc, spec, facts)
         router_kinds = {"InferencePool", "InferenceModel", "HTTPRoute", "AuthPolicy"}
         if router_error:
@@ -120,7 +125,8 @@ class LLMInferenceServiceController(Reconciler):
                                  f"{exc.message}")
                 continue
             live[(obj["kind"], obj["metadata"]["name"])] = obj_live
-        await self._prune(svc, {(o["kind"], o["metadata"]["name"]) for o in desired})
+        await self._prune(svc, {(o["kind"], o["metadata"]["name"]) for o in desired}
+                          | {("Secret", child_name(name, names.SELF_SIGNED_CERTS))})
         if facts.monitoring:
             for obj in monitoring_objects(namespace):
                 with contextlib.suppress(ApiError):
@@ -166,6 +172,18 @@ class LLMInferenceServiceController(Reconciler):
         conditions += [workloads, router_cond]
         await self._write_status(svc, conditions, st.ready(workloads, router_cond), urls)
         return None
+
+    async def _self_signed_certs(self, svc: dict) -> None:
+        """reconcileSelfSignedCertsSecret: create the workload certificate once, keep it while it is valid."""
+        name = child_name(svc["metadata"]["name"], names.SELF_SIGNED_CERTS)
+        now = datetime.datetime.now(datetime.UTC)
+        if tls.usable(await self.get_or_none("v1", "Secret", name, svc["metadata"]["namespace"]), now):
+            return
+        key_pem, cert_pem = await asyncio.to_thread(tls.self_signed_pair, now)
+        try:
+            await apply(self.store, tls.secret(svc, key_pem, cert_pem, now, owner_reference(svc)))
+        except ApiError as exc:
+            await self.event(svc, "Warning", "ReconcileError", f"Secret {name}: {exc.message}")
 
     async def _presets_failed(self, svc: dict, exc: PresetError) -> None:
         """controller.go: PresetsCombined=False (not a Ready dependent: WorkloadsReady, RouterReady and Ready keep
