@@ -145,3 +145,11 @@ def test_allocatable_is_capacity_minus_openshift_system_reserved() -> None:
     assert g6["capacity"]["cpu"] == "4" and g6["allocatable"]["cpu"] == "3500m"
     assert parse_quantity(g6["capacity"]["memory"]) == 16 * 1024**3
     assert parse_quantity(g6["allocatable"]["memory"]) == 16 * 1024**3 - 1024**3 - 100 * 1024**2
+
+
+def test_profiles_state_the_model_download_bandwidth(tmp_path: Path) -> None:
+    assert load_profile("rhoai-3.0").model_download_mbps > 0 and load_profile("course").model_download_mbps > 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nopenshift: {}\nnodeTypes: {}\nnodes: []\ncrds: []\nmodelDownload: {bandwidthMBps: fast}\n")
+    with pytest.raises(ProfileError, match="modelDownload.bandwidthMBps"):
+        load_profile(bad)

@@ -22,7 +22,7 @@ DEFAULT_PROFILE = "rhoai-3.0"
 
 _TOP_KEYS = {
     "name", "description", "openshift", "gateway", "nodeTypes", "nodes", "crds", "operators", "knownIssues", "include",
-    "extends", "vllm",
+    "extends", "vllm", "modelDownload",
 }
 _VLLM_KEYS = {"image", "version", "source"}
 _REQUIRED = ("name", "openshift", "nodeTypes", "nodes", "crds")
@@ -64,6 +64,8 @@ class Profile:
     known_issues: dict[str, bool]
     manifests: list[dict[str, Any]] = field(default_factory=list)
     vllm: dict[str, str] = field(default_factory=dict)  # image, version, source: what the cluster's vLLM is
+    # the storage-initializer's download rate from Hugging Face, MB/s (the kubelet times model pulls with it)
+    model_download_mbps: float = 0.0
 
     def has_crd(self, name: str) -> bool:
         return name in self.crds
@@ -234,6 +236,14 @@ def _includes(data: dict, path: Path) -> list[dict[str, Any]]:
     return manifests
 
 
+def _download_mbps(data: dict, where: str) -> float:
+    spec = data.get("modelDownload") or {}
+    rate = spec.get("bandwidthMBps", 0) if isinstance(spec, dict) else None
+    if not isinstance(rate, int | float) or rate < 0:
+        raise ProfileError(f"{where}: modelDownload.bandwidthMBps must be a number ≥ 0 (MB/s), got {rate!r}")
+    return float(rate)
+
+
 def _parse(data: Any, path: Path) -> Profile:
     where = str(path)
     if not isinstance(data, dict):
@@ -274,4 +284,5 @@ def _parse(data: Any, path: Path) -> Profile:
         known_issues=issues,
         manifests=manifests,
         vllm={k: str(v) for k, v in vllm.items()},
+        model_download_mbps=_download_mbps(data, where),
     )

@@ -264,3 +264,49 @@ async def test_self_signed_workload_certificate_has_no_sans_and_is_kept(lab, ste
     await eventually(lambda: ready_llmisvc(store, "mistral-3-distributed", "private-ai"), timeout=15, what="Ready")
     again = await store.get("v1", "Secret", name, "private-ai")
     assert again["data"] == first["data"]  # not regenerated on later reconciles
+
+
+async def test_hf_token_reaches_the_storage_initializer_as_kserve_reads_it(lab, step08) -> None:
+    """workload_storage.go attachHfModelArtifact + credentials/service_account_credentials.go: the Secret the
+    serving.kserve.io/storageSecretName annotation names, else those the ServiceAccount lists; HF_TOKEN key only."""
+    store = lab.store
+    ns = "private-ai"
+    await store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf", "namespace": ns},
+                        "data": {"HF_TOKEN": "aGZfeHh4"}})
+    await store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "other", "namespace": ns},
+                        "data": {"token": "eA=="}})
+    await store.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "models", "namespace": ns},
+                        "secrets": [{"name": "other"}, {"name": "hf"}]})
+    del step08["metadata"]["uid"]
+    step08["spec"]["model"] = {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct", "name": "llama"}
+    step08["spec"]["template"]["serviceAccountName"] = "models"
+    plain = {**step08, "metadata": {**step08["metadata"], "name": "plain"},
+             "spec": {**step08["spec"], "template": {k: v for k, v in step08["spec"]["template"].items()
+                                                    if k != "serviceAccountName"}}}
+    annotated = {**plain, "metadata": {**plain["metadata"], "name": "annotated",
+                                       "annotations": {**plain["metadata"].get("annotations", {}),
+                                                       "serving.kserve.io/storageSecretName": "hf"}}}
+    for obj in (step08, plain, annotated):
+        await store.create(obj)
+
+    async def init_env(name: str):
+        try:
+            dep = await store.get("apps/v1", "Deployment", f"{name}-kserve", ns)
+        except Exception:
+            return None
+        init = next(c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "storage-initializer")
+        return init.get("env", [])
+
+    token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "HF_TOKEN"}}}
+    assert await eventually(lambda: init_env("mistral-3-distributed"), timeout=15, what="workload") == [token]
+    assert await eventually(lambda: init_env("annotated"), timeout=15, what="workload") == [token]
+    dep = await eventually(lambda: _deployment(store, "plain-kserve", ns), timeout=15, what="workload")
+    init = next(c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "storage-initializer")
+    assert not init.get("env")  # the default ServiceAccount lists no Secret: no token, the gated download fails
+
+
+async def _deployment(store, name: str, ns: str):
+    try:
+        return await store.get("apps/v1", "Deployment", name, ns)
+    except Exception:
+        return None

@@ -28,6 +28,8 @@ class ClusterFacts:
     monitoring: bool = True  # PodMonitor/ServiceMonitor CRDs served
     auth_policy: bool = True  # kuadrant.io AuthPolicy CRD served
     gateway_protocol: str = "HTTP"
+    # env the storage-initializer gets from the model's credentials Secret(s) (workload_storage.go)
+    storage_env: tuple[dict, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -311,6 +313,24 @@ def auth_enabled(llmisvc: Mapping[str, Any]) -> bool:
     return (llmisvc["metadata"].get("annotations") or {}).get(AUTH_ANNOTATION, "true").lower() != "false"
 
 
+def _pod_specs(obj: Mapping[str, Any]) -> list[dict]:
+    if obj["kind"] == "Deployment":
+        return [obj["spec"]["template"]["spec"]]
+    if obj["kind"] == "LeaderWorkerSet":
+        tpl = obj["spec"]["leaderWorkerTemplate"]
+        return [tpl["leaderTemplate"]["spec"], tpl["workerTemplate"]["spec"]]
+    return []
+
+
+def _attach_credentials(objs: list[dict], env: tuple[dict, ...]) -> None:
+    """CreateSecretVolumeAndEnvFromServiceAccount: the credentials' env on every storage-initializer."""
+    for obj in objs:
+        for pod_spec in _pod_specs(obj):
+            for init in pod_spec.get("initContainers") or []:
+                if init.get("name") == "storage-initializer":
+                    init["env"] = [*(init.get("env") or []), *copy.deepcopy(list(env))]
+
+
 def desired_children(llmisvc: Mapping[str, Any], spec: Mapping[str, Any], facts: ClusterFacts | None = None) -> list[dict]:
     """Every owned child for ``llmisvc`` given its merged ``spec``, in KServe's reconcile order."""
     facts = facts or ClusterFacts()
@@ -328,6 +348,7 @@ def desired_children(llmisvc: Mapping[str, Any], spec: Mapping[str, Any], facts:
             for ps in pod_specs:
                 ps.setdefault("serviceAccountName", child_name(llmisvc["metadata"]["name"], names.WORKLOAD))
     objs += main
+    _attach_credentials(objs, facts.storage_env)
     objs.append(_workload_service(llmisvc))
     router = spec.get("router") or {}
     scheduler = router.get("scheduler")

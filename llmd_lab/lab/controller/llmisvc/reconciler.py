@@ -39,6 +39,8 @@ OWNED_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("kuadrant.io/v1", "AuthPolicy"),
 )
 AUTH_CRD = ("kuadrant.io/v1", "AuthPolicy")
+STORAGE_SECRET_ANNOTATION = "serving.kserve.io/storageSecretName"  # inferenceservice-config credentials
+HF_TOKEN = "HF_TOKEN"  # pkg/credentials/hf/hf_secret.go HFTokenKey
 
 
 class LLMInferenceServiceController(Reconciler):
@@ -95,7 +97,8 @@ class LLMInferenceServiceController(Reconciler):
         conditions.append(st.Cond("PresetsCombined", "True"))
 
         facts = ClusterFacts(monitoring=self._served("monitoring.coreos.com/v1", "PodMonitor"),
-                             auth_policy=self._served(*AUTH_CRD))
+                             auth_policy=self._served(*AUTH_CRD),
+                             storage_env=await self._storage_env(svc, spec))
         router_error = ""
         if self._profile_issue("authPolicyRequiredForGateway") and not facts.auth_policy and auth_enabled(svc):
             router_error = (
@@ -172,6 +175,33 @@ class LLMInferenceServiceController(Reconciler):
         conditions += [workloads, router_cond]
         await self._write_status(svc, conditions, st.ready(workloads, router_cond), urls)
         return None
+
+    async def _storage_env(self, svc: dict, spec: dict) -> tuple[dict, ...]:
+        """workload_storage.go + credentials.CreateSecretVolumeAndEnvFromServiceAccount, for hf:// models: the Secret
+        named by the ``serving.kserve.io/storageSecretName`` annotation, else every Secret the workload's
+        ServiceAccount lists (``spec.template.serviceAccountName``, else ``default``; KServe's own routing-sidecar
+        ServiceAccount under P/D lists none); a Secret with an ``HF_TOKEN`` key gives ``HF_TOKEN`` by secretKeyRef."""
+        if not ((spec.get("model") or {}).get("uri") or "").startswith("hf://"):
+            return ()
+        ns = svc["metadata"]["namespace"]
+        annotated = (svc["metadata"].get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION)
+        if annotated:
+            secret_names = [annotated]
+        elif spec.get("prefill") is not None:
+            secret_names = []
+        else:
+            sa_name = (spec.get("template") or {}).get("serviceAccountName") or "default"
+            sa = await self.get_or_none("v1", "ServiceAccount", sa_name, ns)
+            secret_names = [ref.get("name", "") for ref in (sa or {}).get("secrets") or []]
+        env = []
+        for secret_name in secret_names:
+            secret = await self.get_or_none("v1", "Secret", secret_name, ns)
+            if secret is None:
+                await self.event(svc, "Warning", "Error", f'Reconciliation failed: failed to reconcile workload: '
+                                 f'secrets "{secret_name}" not found')
+            elif HF_TOKEN in (secret.get("data") or {}) or HF_TOKEN in (secret.get("stringData") or {}):
+                env.append({"name": HF_TOKEN, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": HF_TOKEN}}})
+        return tuple(env)
 
     async def _self_signed_certs(self, svc: dict) -> None:
         """reconcileSelfSignedCertsSecret: create the workload certificate once, keep it while it is valid."""
