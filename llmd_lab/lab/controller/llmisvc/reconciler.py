@@ -49,6 +49,7 @@ class LLMInferenceServiceController(Reconciler):
     def __init__(self, global_config: GlobalConfig | None = None) -> None:
         super().__init__()
         self.global_config = global_config or GlobalConfig()
+        self._keys = tls.KeyPool()
         self.watches = (
             Watch(API_VERSION, KIND, self_key),
             Watch(API_VERSION, CONFIG_KIND, self._everything),
@@ -58,6 +59,10 @@ class LLMInferenceServiceController(Reconciler):
             Watch("inference.networking.x-k8s.io/v1alpha2", "InferencePool", owner_keys(KIND)),
             Watch("gateway.networking.k8s.io/v1", "Gateway", self._everything),
         )
+
+    async def start(self, ctx: Any) -> None:
+        await super().start(ctx)
+        self._tasks.append(asyncio.create_task(self._keys.run(), name=f"{self.name}-tls-keys"))
 
     def _everything(self, _obj: dict) -> list[Key]:
         return list(self._known)
@@ -209,7 +214,7 @@ class LLMInferenceServiceController(Reconciler):
         now = datetime.datetime.now(datetime.UTC)
         if tls.usable(await self.get_or_none("v1", "Secret", name, svc["metadata"]["namespace"]), now):
             return
-        key_pem, cert_pem = await asyncio.to_thread(tls.self_signed_pair, now)
+        key_pem, cert_pem = tls.self_signed_pair(await self._keys.get(), now)
         try:
             await apply(self.store, tls.secret(svc, key_pem, cert_pem, now, owner_reference(svc)))
         except ApiError as exc:
