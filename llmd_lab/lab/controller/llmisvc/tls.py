@@ -37,7 +37,7 @@ class KeyPool:
     """A few RSA-4096 keys made ahead in a worker thread: the lab's controller would otherwise hold a new
     service's children back for the seconds a 4096-bit prime search takes on a busy laptop."""
 
-    def __init__(self, size: int = 2) -> None:
+    def __init__(self, size: int = 1) -> None:
         self._keys: asyncio.Queue[rsa.RSAPrivateKey] = asyncio.Queue(maxsize=size)
 
     async def run(self) -> None:
