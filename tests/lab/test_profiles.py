@@ -151,5 +151,5 @@ def test_profiles_state_the_model_download_bandwidth(tmp_path: Path) -> None:
     assert load_profile("rhoai-3.0").model_download_mbps > 0 and load_profile("course").model_download_mbps > 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nopenshift: {}\nnodeTypes: {}\nnodes: []\ncrds: []\nmodelDownload: {bandwidthMBps: fast}\n")
-    with pytest.raises(ProfileError, match="modelDownload.bandwidthMBps"):
+    with pytest.raises(ProfileError, match=r"modelDownload\.bandwidthMBps"):
         load_profile(bad)

@@ -23,6 +23,7 @@ from typing import Any
 
 from llmd_lab.kserve.names import GROUP, KIND
 from llmd_lab.lab.apiserver.admission import AdmissionRequest, ValidatingWebhook, denied
+from llmd_lab.lab.context import LabContext
 
 WEBHOOK = "llminferenceservice.kserve-webhook-server.validator"
 WORKER_NEEDS_PARALLELISM = (
@@ -187,7 +188,7 @@ class LLMInferenceServiceValidator:
     def __init__(self) -> None:
         self._unregister: Callable[[], None] | None = None
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: LabContext) -> None:
         self._unregister = ctx.store.register_validating_webhook(ValidatingWebhook(
             name=WEBHOOK, group=GROUP, kinds=frozenset({KIND}), validate=_admit))
 
