@@ -160,10 +160,10 @@ def _load_phase(args: argparse.Namespace, info: Any, custom: Any, core: Any, nam
     url = (obj.get("status") or {}).get("url")
     if not url:
         return {"error": f"{name} has no status.url"}
-    with ApiProbe(core, NS) as idle:
+    with ApiProbe(core, NS, "idle") as idle:
         time.sleep(5)  # a fixed 5 s sample of the idle API server, not a wait for readiness
     rss0, cpu0 = _rss_bytes(info.pid), _cpu_s(info.pid)
-    with ApiProbe(core, NS) as busy:
+    with ApiProbe(core, NS, "load") as busy:
         result = run_conversations(url, "Qwen/Qwen3-0.6B", args.conversations, args.turns,
                                    args.load_seconds, info.raw.get("ca_file"))  # fmt: skip
     result.update(busy.summary())
@@ -188,6 +188,8 @@ def _print_load(load: dict[str, Any]) -> None:
           f"client TTFT p50 {_fmt(load['client_ttft_p50_ms'])} ms, p99 {_fmt(load['client_ttft_p99_ms'])} ms")  # fmt: skip
     if load["errors"]:
         print(f"  errors seen: {'; '.join(load['errors'])}")
+    if load["api_failures"]:
+        print(f"  API failures under load: {'; '.join(load['api_failures'])}")
     print(f"  API list pods p50/p99: idle {_fmt(idle['api_list_p50_ms'])}/{_fmt(idle['api_list_p99_ms'])} ms, "
           f"under load {_fmt(load['api_list_p50_ms'])}/{_fmt(load['api_list_p99_ms'])} ms ({load['api_lists']} lists)")  # fmt: skip
     print(f"  watch delivery p50/p99: idle {_fmt(idle['watch_p50_ms'])}/{_fmt(idle['watch_p99_ms'])} ms, "

@@ -34,8 +34,9 @@ def _quantile(values: list[float], q: float) -> float | None:
 class ApiProbe:
     """Times pod lists and ConfigMap watch delivery in background threads until stopped."""
 
-    def __init__(self, core: Any, namespace: str) -> None:
-        self.core, self.ns = core, namespace
+    def __init__(self, core: Any, namespace: str, tag: str) -> None:
+        self.core, self.ns, self.tag = core, namespace, tag
+        self.failures: list[str] = []
         self.lists: list[float] = []
         self.watch: list[float] = []
         self._stop = threading.Event()
@@ -56,7 +57,11 @@ class ApiProbe:
     def _list_loop(self) -> None:
         while not self._stop.wait(0.2):
             start = time.perf_counter()
-            self.core.list_namespaced_pod(self.ns)
+            try:
+                self.core.list_namespaced_pod(self.ns)
+            except Exception as exc:  # reported in summary(); the probe keeps going
+                self.failures.append(f"list pods: {exc}"[:200])
+                continue
             self.lists.append(time.perf_counter() - start)
 
     def _watch_loop(self) -> None:
@@ -76,17 +81,22 @@ class ApiProbe:
     def _create_loop(self) -> None:
         i = 0
         while not self._stop.wait(0.5):
-            name = f"lab-load-{i}"
+            name = f"lab-load-{self.tag}-{i}"
             self._sent[name] = time.perf_counter()
-            self.core.create_namespaced_config_map(self.ns, {"metadata": {"name": name,
-                                                                          "labels": {"bench": "lab-load"}}})  # fmt: skip
+            try:
+                self.core.create_namespaced_config_map(self.ns, {"metadata": {"name": name,
+                                                                              "labels": {"bench": "lab-load"}}})  # fmt: skip
+            except Exception as exc:  # an API error under load is a finding: reported in summary()
+                self._sent.pop(name, None)
+                self.failures.append(f"create {name}: {exc}"[:200])
             i += 1
 
     def summary(self) -> dict[str, Any]:
         ms = [1000 * x for x in self.lists]
         wm = [1000 * x for x in self.watch]
         return {"api_lists": len(ms), "api_list_p50_ms": _quantile(ms, 0.5), "api_list_p99_ms": _quantile(ms, 0.99),
-                "watch_events": len(wm), "watch_p50_ms": _quantile(wm, 0.5), "watch_p99_ms": _quantile(wm, 0.99)}  # fmt: skip
+                "watch_events": len(wm), "watch_p50_ms": _quantile(wm, 0.5), "watch_p99_ms": _quantile(wm, 0.99),
+                "api_failures": self.failures[:3]}  # fmt: skip
 
 
 def epp_decision_latency(core: Any, namespace: str) -> dict[str, Any]:
