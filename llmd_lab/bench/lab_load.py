@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmd_lab.traffic import Target, arun, multi_turn
+from llmd_lab.traffic import InferenceClient, arun, multi_turn
 
 EPP_COMPONENT = "app.kubernetes.io/component=llminferenceservice-router-scheduler"
 SCHEDULER_E2E = "inference_extension_scheduler_e2e_duration_seconds"
@@ -129,11 +129,22 @@ def epp_decision_latency(core: Any, namespace: str) -> dict[str, Any]:
 
 def run_conversations(url: str, model: str, conversations: int, turns: int, seconds: float,
                       ca_file: str | None) -> dict[str, Any]:  # fmt: skip
-    """``conversations`` concurrent conversations through ``url``; returns request counts and latencies."""
+    """``conversations`` concurrent conversations through ``url``; returns request counts and latencies.
+
+    Client TTFT is measured from the send: under overload it is mostly time queued in the lab process.
+    """
     wl = multi_turn(conversations, turns, system_tokens=200, turn_tokens=30, max_tokens=16)
-    target = Target(url, model, ca_file=ca_file)
+    # One connection per conversation: a pooled client (256 by default) would queue them on this side.
+    client = InferenceClient(url, model, ca_file=ca_file, max_connections=conversations, target="gateway")
+
+    async def go() -> Any:
+        try:
+            return await arun(client, wl, concurrency=conversations, duration_s=seconds, progress=False)
+        finally:
+            await client.aclose()
+
     start = time.perf_counter()
-    df = asyncio.run(arun(target, wl, concurrency=conversations, duration_s=seconds, progress=False))
+    df = asyncio.run(go())
     wall = time.perf_counter() - start
     ok = df[df["ok"]] if not df.empty else df
     ttft = [1000 * x for x in ok["ttft_s"].dropna()] if not ok.empty else []
