@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -136,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
                                                        name)
                 _wait(lambda name=name: not core.list_namespaced_pod(
                     NS, label_selector=f"app.kubernetes.io/name={name}").items, args.timeout, f"{name} deleted")
+        except Exception:
+            print(f"bench lab failed; end of lab.log:\n{process.log_tail(home, 40)}", file=sys.stderr)
+            raise
         finally:
             process.down(home)
     if args.json:
