@@ -1,0 +1,72 @@
+"""Who is asking: ``UserInfo`` and the naming rules kube-apiserver applies to users and service accounts.
+
+Names follow ``k8s.io/apiserver/pkg/authentication/user`` and ``.../serviceaccount`` so RBAC subjects written
+for a cluster (``system:serviceaccount:<ns>:<name>``, group ``system:serviceaccounts:<ns>``) match in the lab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SYSTEM_MASTERS = "system:masters"
+ALL_AUTHENTICATED = "system:authenticated"
+ALL_UNAUTHENTICATED = "system:unauthenticated"
+ANONYMOUS = "system:anonymous"
+# OpenShift adds this group to every user who logged in through its OAuth server (oc login); the
+# self-provisioners binding names it, so service accounts cannot request projects.
+OAUTH_AUTHENTICATED = "system:authenticated:oauth"
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+ALL_SERVICE_ACCOUNTS = "system:serviceaccounts"
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """An authenticated identity as the authorizer sees it (name, groups, optional uid and extra)."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def in_group(self, group: str) -> bool:
+        return group in self.groups
+
+    def as_status(self) -> dict:
+        """``UserInfo`` as TokenReview / SelfSubjectReview status carry it."""
+        out: dict = {"username": self.name, "groups": list(self.groups)}
+        if self.uid:
+            out["uid"] = self.uid
+        if self.extra:
+            out["extra"] = {k: list(v) for k, v in self.extra.items()}
+        return out
+
+
+def service_account_username(namespace: str, name: str) -> str:
+    """``system:serviceaccount:<ns>:<name>`` (serviceaccount.MakeUsername)."""
+    return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
+
+
+def split_service_account(username: str) -> tuple[str, str] | None:
+    """(namespace, name) for a service-account username, else None (serviceaccount.SplitUsername)."""
+    if not username.startswith(SERVICE_ACCOUNT_PREFIX):
+        return None
+    namespace, sep, name = username[len(SERVICE_ACCOUNT_PREFIX):].partition(":")
+    if not sep or not namespace or not name or ":" in name:
+        return None
+    return namespace, name
+
+
+def service_account_user(namespace: str, name: str, uid: str = "") -> UserInfo:
+    """A service account's identity with the groups the token authenticator gives it."""
+    return UserInfo(service_account_username(namespace, name),
+                    (ALL_SERVICE_ACCOUNTS, f"{ALL_SERVICE_ACCOUNTS}:{namespace}", ALL_AUTHENTICATED), uid)
+
+
+def oauth_user(name: str) -> UserInfo:
+    """A person who logged in through OpenShift's OAuth server (``oc login``)."""
+    return UserInfo(name, (OAUTH_AUTHENTICATED, ALL_AUTHENTICATED))
+
+
+def master_user(name: str) -> UserInfo:
+    """An identity in ``system:masters`` (what the lab's components and the instructor use)."""
+    return UserInfo(name, (SYSTEM_MASTERS, ALL_AUTHENTICATED))
