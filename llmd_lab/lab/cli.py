@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from llmd_lab.lab import process
+from llmd_lab.lab import process, users
 from llmd_lab.lab.home import LabPaths
 
 
@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-scale", type=float, default=1.0, help="divide simulated durations by X (default 1)")
     p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default 0: any free port)")
     p.add_argument("--timeout", type=float, default=process.START_TIMEOUT_S, help="seconds to wait for readiness")
+    p.add_argument("--attendees", type=int, default=users.DEFAULT_ATTENDEES,
+                   help="attendees user1..userN, each with a project of the same name (default 1)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop the local lab (state is kept)")
@@ -33,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("kubeconfig", help="print the path of the lab's kubeconfig (export KUBECONFIG=$(…))")
+    p.add_argument("--user", default=None, metavar="NAME",
+                   help="whose kubeconfig: the instructor (default), userK, or system:serviceaccount:userK:workbench")
     p.set_defaults(func=cmd_kubeconfig)
 
     p = sub.add_parser("reset", help="wipe the lab's state (objects, token, kubeconfig)")
@@ -47,8 +51,11 @@ def _err(message: str) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     try:
+        users.attendee_names(args.attendees)
         info, started = process.up(profile=args.profile, time_scale=args.time_scale, port=args.port,
-                                   timeout=args.timeout)
+                                   timeout=args.timeout, attendees=args.attendees)
+    except ValueError as exc:
+        return _err(str(exc))
     except process.LabError as exc:
         return _err(str(exc))
     verb = "started" if started else "already running"
@@ -96,7 +103,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_kubeconfig(args: argparse.Namespace) -> int:
-    print(LabPaths(process.resolve_home()).kubeconfig)
+    paths = LabPaths(process.resolve_home())
+    try:
+        name = users.resolve_name(paths, args.user)
+    except ValueError as exc:
+        return _err(str(exc))
+    print(users.kubeconfig_path(paths, name))
     return 0
 
 

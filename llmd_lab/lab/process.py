@@ -144,6 +144,7 @@ def up(
     time_scale: float = 1.0,
     port: int = 0,
     timeout: float = START_TIMEOUT_S,
+    attendees: int = 1,
 ) -> tuple[LabInfo, bool]:
     """Start the lab (or find the running one); returns ``(info, started_now)``.
 
@@ -165,7 +166,8 @@ def up(
     home.mkdir(parents=True, exist_ok=True)
     token = ensure_token(paths)
     cmd = [sys.executable, "-m", "llmd_lab.lab", "--home", str(home), "--port", str(port),
-           "--profile", profile or DEFAULT_PROFILE, "--time-scale", repr(time_scale)]
+           "--profile", profile or DEFAULT_PROFILE, "--time-scale", repr(time_scale),
+           "--attendees", str(attendees)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(paths.log, "ab") as log:
         log.write(f"--- llmd-lab up {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())

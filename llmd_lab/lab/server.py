@@ -36,7 +36,9 @@ import httpx
 import uvicorn
 
 from llmd_lab.lab import crds as crd_data
+from llmd_lab.lab import users
 from llmd_lab.lab.apiserver import errors
+from llmd_lab.lab.apiserver.auth.install import install_policy
 from llmd_lab.lab.apiserver.hooks import ApiHooks
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.home import LabPaths, default_home, ensure_token, kubeconfig_text, write_private
@@ -50,6 +52,7 @@ COMPONENTS: list[str] = [
     "llmd_lab.lab.controller:components",
     "llmd_lab.lab.scheduler:components",
     "llmd_lab.lab.kubelet:components",  # the gateway data plane is started by network (GatewayComponent)
+    "llmd_lab.lab.apiserver.auth.install:components",  # clusterrole aggregation
 ]
 DEFAULT_PROFILE = "rhoai-3.0"
 COMPONENT_STOP_TIMEOUT_S = 10.0
@@ -330,10 +333,12 @@ async def wait_ready(url: str, token: str, pki: LabPki, deadline: float,
             await asyncio.sleep(0.02)
 
 
-def _create_app(store: Store, token: str, ctx: LabContext) -> Any:
+def _create_app(store: Store, token: str, ctx: LabContext, people: list[users.LabIdentity]) -> Any:
     from llmd_lab.lab.apiserver.app import create_app
+    from llmd_lab.lab.apiserver.auth.authentication import TokenAuthenticator
 
-    return create_app(store, token=token, hooks=ctx.hooks)
+    others = TokenAuthenticator((p.token, p.user) for p in people if p.name != users.INSTRUCTOR)
+    return create_app(store, token=token, hooks=ctx.hooks, authenticator=others)
 
 
 async def run_lab(
@@ -345,11 +350,13 @@ async def run_lab(
     stop: asyncio.Event | None = None,
     components: Iterable[str] | None = None,
     ready: Callable[[dict], Awaitable[None] | None] | None = None,
+    attendees: int = users.DEFAULT_ATTENDEES,
 ) -> None:
     """Run the lab until ``stop`` is set (or SIGTERM/SIGINT). ``lab.json`` exists exactly while it serves."""
     paths = LabPaths(Path(home))
     paths.home.mkdir(parents=True, exist_ok=True)
     token = ensure_token(paths)
+    people = users.lab_identities(paths, attendees)
     pki = ensure_pki(paths.pki.directory)
     profile_obj = _load_profile(profile)
     clock = LabClock(time_scale)
@@ -365,6 +372,7 @@ async def run_lab(
     serve_task: asyncio.Task | None = None
     try:
         await install_profile(store, profile_obj, paths)
+        await install_policy(store, [o for a in users.attendee_names(attendees) for o in users.project_objects(a)])
         sock = bind_loopback(port)
         bound = sock.getsockname()[1]
         url = f"https://127.0.0.1:{bound}"
@@ -373,7 +381,7 @@ async def run_lab(
         found = discover_components(ctx, COMPONENTS if components is None else components)
         if any(getattr(c, "graceful_pod_deletion", False) for c in found):
             store.graceful_pod_deletion = True  # a kubelet finishes terminating pods
-        app = _create_app(store, token, ctx)
+        app = _create_app(store, token, ctx, people)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1, ws="none", ssl_certfile=str(pki.server_cert),
                                 ssl_keyfile=str(pki.server_key))
@@ -395,6 +403,7 @@ async def run_lab(
             "components": [c.name for c in started],
         }
         write_private(paths.kubeconfig, kubeconfig_text(url, token, pki.ca_data()))
+        users.write_kubeconfigs(paths, url, pki.ca_data(), people)
         write_private(paths.lab_json, json.dumps(info, indent=2) + "\n")
         log.warning("lab ready at %s (profile %s, pid %d)", url, info["profile"], info["pid"])
         if ready is not None:
@@ -428,10 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--profile", default=DEFAULT_PROFILE)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--attendees", type=int, default=users.DEFAULT_ATTENDEES)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale))
+    asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale,
+                        attendees=args.attendees))
     return 0
 
 

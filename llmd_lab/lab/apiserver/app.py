@@ -9,7 +9,6 @@ call ``app.state.streams.close()`` before shutting uvicorn down so open watches 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,12 +21,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from llmd_lab.lab.apiserver import errors
-from llmd_lab.lab.apiserver.auth import BearerAuth
+from llmd_lab.lab.apiserver.auth.authentication import TokenAuthenticator
+from llmd_lab.lab.apiserver.auth.bearer import BearerAuth
+from llmd_lab.lab.apiserver.auth.user import master_user
 from llmd_lab.lab.apiserver.discovery import AGGREGATED_V2, Discovery, version_info, wants_aggregated
 from llmd_lab.lab.apiserver.handlers import ResourceHandler
 from llmd_lab.lab.apiserver.hooks import ApiHooks
 from llmd_lab.lab.apiserver.responses import json_response, raw_json, status_response
-from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.apiserver.store import LAB_USER, Store
 
 __all__ = ["ApiHooks", "create_app"]
 
@@ -51,10 +52,16 @@ def create_app(
     hooks: ApiHooks | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     bookmark_interval: float = 30.0,
+    authenticator: TokenAuthenticator | None = None,
 ) -> Starlette:
-    """A Starlette app serving ``store`` as a Kubernetes API server, for bearer ``token`` only."""
+    """A Starlette app serving ``store`` as a Kubernetes API server.
+
+    ``token`` is the admin's (``system:masters``); ``authenticator`` adds the lab's other identities.
+    """
     if not token:
         raise ValueError("the API server needs a non-empty bearer token")
+    authenticator = authenticator or TokenAuthenticator()
+    authenticator.add(token, master_user(LAB_USER))
     discovery = Discovery(store.registry)
     resources = ResourceHandler(store, hooks, max_body_bytes, bookmark_interval)
     openapi_cache: dict[Any, bytes] = {}
@@ -158,10 +165,10 @@ def create_app(
         Route("/apis/{group}/{version}/{rest:path}", resources.handle,
               methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
     ]
-    store.token_reviewer = lambda presented: hmac.compare_digest(presented.encode(), token.encode())
+    store.token_reviewer = lambda presented: authenticator.authenticate(presented) is not None
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BearerAuth, token=token)],
+        middleware=[Middleware(BearerAuth, authenticator=authenticator)],
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )

@@ -158,5 +158,5 @@ def test_forbidden_wording(attrs, message):
     assert not decision.allowed
     error = forbidden_error(attrs, decision.reason)
     assert (error.code, error.reason, error.message) == (403, "Forbidden", message)
-    if attrs.resource_request:
+    if attrs.is_resource_request:
         assert error.details["kind"] == attrs.resource and error.details.get("name", "") == attrs.name

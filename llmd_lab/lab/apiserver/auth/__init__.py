@@ -4,7 +4,3 @@ Bearer tokens become a :class:`~.user.UserInfo` (``authentication``); each reque
 :class:`~.attributes.Attributes` that the RBAC authorizer (``rbac``) allows or denies, with 403 bodies in
 kube-apiserver's wording (``forbidden``). RBAC data starts from the bootstrap policy (``bootstrap``).
 """
-
-from llmd_lab.lab.apiserver.auth.bearer import BearerAuth
-
-__all__ = ["BearerAuth"]

@@ -21,14 +21,16 @@ class Attributes:
 
     user: UserInfo
     verb: str
-    resource_request: bool = True
     api_group: str = ""
-    api_version: str = ""
     resource: str = ""
     subresource: str = ""
     namespace: str = ""
     name: str = ""
-    path: str = ""
+    path: str = ""  # set only for non-resource requests
+
+    @property
+    def is_resource_request(self) -> bool:
+        return not self.path
 
     @property
     def combined_resource(self) -> str:
@@ -37,11 +39,13 @@ class Attributes:
 
 
 def resource(user: UserInfo, verb: str, group: str, resource_: str, *, namespace: str = "", name: str = "",
-             subresource: str = "", version: str = "") -> Attributes:
+             subresource: str = "") -> Attributes:
     """A resource request's attributes."""
-    return Attributes(user, verb, True, group, version, resource_, subresource, namespace, name)
+    return Attributes(user, verb, group, resource_, subresource, namespace, name)
 
 
 def non_resource(user: UserInfo, verb: str, path: str) -> Attributes:
     """A non-resource request's attributes (``/healthz``, ``/version``, ``/metrics``)."""
-    return Attributes(user, verb, False, path=path)
+    if not path:
+        raise ValueError("a non-resource request needs a path")
+    return Attributes(user, verb, path=path)

@@ -30,7 +30,7 @@ class PrivilegedGroups:
         self.groups = groups
 
     def _privileged(self, user: UserInfo) -> bool:
-        return any(user.in_group(g) for g in self.groups)
+        return any(g in user.groups for g in self.groups)
 
     def authorize(self, attrs: Attributes) -> Decision:
         return Decision(self._privileged(attrs.user), "")

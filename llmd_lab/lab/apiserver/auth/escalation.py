@@ -112,4 +112,4 @@ def escalation_message(user: UserInfo, missing: list[dict[str, list[str]]], reso
 
 def escalation_allowed(user: UserInfo) -> bool:
     """EscalationAllowed: system:masters may write any role or binding."""
-    return user.in_group(SYSTEM_MASTERS)
+    return SYSTEM_MASTERS in user.groups

@@ -26,7 +26,7 @@ def _sanitize(text: str) -> str:
 
 def forbidden_message(attrs: Attributes) -> str:
     user = go_quote(attrs.user.name)
-    if not attrs.resource_request:
+    if not attrs.is_resource_request:
         return f"User {user} cannot {attrs.verb} path {go_quote(attrs.path)}"
     what = f"User {user} cannot {attrs.verb} resource {go_quote(attrs.combined_resource)} in API group " \
            f"{go_quote(attrs.api_group)}"
@@ -61,6 +61,6 @@ def forbidden_error(attrs: Attributes, reason: str = "") -> ApiError:
     message = _sanitize(forbidden_message(attrs))
     if reason:
         message = f"{message}: {reason}"
-    resource = attrs.resource if attrs.resource_request else ""
-    group = attrs.api_group if attrs.resource_request else ""
+    resource = attrs.resource if attrs.is_resource_request else ""
+    group = attrs.api_group if attrs.is_resource_request else ""
     return new_forbidden(resource, group, attrs.name, message)

@@ -37,10 +37,10 @@ def access_attributes(user: UserInfo, spec: Mapping[str, Any]) -> Attributes:
     _check_access_spec(spec)
     if spec.get("nonResourceAttributes"):
         nra = spec["nonResourceAttributes"]
-        return Attributes(user, nra.get("verb", ""), False, path=nra.get("path", ""))
+        return Attributes(user, nra.get("verb", ""), path=nra.get("path") or "/")
     ra = spec["resourceAttributes"]
-    return Attributes(user, ra.get("verb", ""), True, ra.get("group", ""), ra.get("version", ""),
-                      ra.get("resource", ""), ra.get("subresource", ""), ra.get("namespace", ""), ra.get("name", ""))
+    return Attributes(user, ra.get("verb", ""), ra.get("group", ""), ra.get("resource", ""),
+                      ra.get("subresource", ""), ra.get("namespace", ""), ra.get("name", ""))
 
 
 def self_subject_access_review(authorizer: Authorizer, user: UserInfo, obj: dict) -> dict:

@@ -57,7 +57,7 @@ def rule_allows(attrs: Attributes, rule: Mapping[str, Any]) -> bool:
     """Does this one rule grant the request?"""
     if not verb_matches(rule, attrs.verb):
         return False
-    if attrs.resource_request:
+    if attrs.is_resource_request:
         return (api_group_matches(rule, attrs.api_group)
                 and resource_matches(rule, attrs.combined_resource, attrs.subresource)
                 and resource_name_matches(rule, attrs.name))

@@ -26,12 +26,9 @@ class UserInfo:
     name: str
     groups: tuple[str, ...] = ()
     uid: str = ""
-    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
 
-    def in_group(self, group: str) -> bool:
-        return group in self.groups
-
-    def as_status(self) -> dict:
+    def to_api(self) -> dict:
         """``UserInfo`` as TokenReview / SelfSubjectReview status carry it."""
         out: dict = {"username": self.name, "groups": list(self.groups)}
         if self.uid:
