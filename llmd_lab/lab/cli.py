@@ -39,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="whose kubeconfig: the instructor (default), userK, or system:serviceaccount:userK:workbench")
     p.set_defaults(func=cmd_kubeconfig)
 
+    p = sub.add_parser("workbench", help="run a command (JupyterLab) as an OpenShift AI workbench of an attendee")
+    p.add_argument("--user", default="user1", help="whose project's workbench (default user1)")
+    p.add_argument("--no-login", dest="login", action="store_false",
+                   help="only the workbench service account (no `oc login` kubeconfig in the workbench home)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command, e.g. -- jupyter lab")
+    p.set_defaults(func=cmd_workbench)
+
     p = sub.add_parser("reset", help="wipe the lab's state (objects, token, kubeconfig)")
     p.add_argument("--force", action="store_true", help="stop a running lab first")
     p.set_defaults(func=cmd_reset)
@@ -109,6 +116,17 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _err(str(exc))
     print(users.kubeconfig_path(paths, name))
+    return 0
+
+
+def cmd_workbench(args: argparse.Namespace) -> int:
+    from llmd_lab.lab import workbench
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    try:
+        workbench.run(LabPaths(process.resolve_home()), command, args.user, login=args.login)
+    except workbench.WorkbenchError as exc:
+        return _err(str(exc))
     return 0
 
 
