@@ -9,10 +9,12 @@ as ``pkg/registry/rbac/escalation_check.go`` lets them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from llmd_lab.lab.apiserver.auth.forbidden import go_quote
+from llmd_lab.lab.apiserver.auth.attributes import Attributes
+from llmd_lab.lab.apiserver.auth.forbidden import go_quote, new_forbidden
+from llmd_lab.lab.apiserver.auth.policy import RBAC_GROUP
 from llmd_lab.lab.apiserver.auth.rules import ALL
 from llmd_lab.lab.apiserver.auth.user import SYSTEM_MASTERS, UserInfo
 
@@ -113,3 +115,44 @@ def escalation_message(user: UserInfo, missing: list[dict[str, list[str]]], reso
 def escalation_allowed(user: UserInfo) -> bool:
     """EscalationAllowed: system:masters may write any role or binding."""
     return SYSTEM_MASTERS in user.groups
+
+
+def _verb_allowed(authorizer: Any, user: UserInfo, verb: str, resource: str, namespace: str, name: str) -> bool:
+    attrs = Attributes(user, verb, RBAC_GROUP, resource, namespace=namespace, name=name)
+    return authorizer.authorize(attrs).allowed
+
+
+def _confirm(authorizer: Any, user: UserInfo, namespace: str, rules: list[Rule], plural: str, name: str) -> None:
+    resolved = authorizer.rules_for(user, namespace)
+    missing = missing_rules(resolved.rules, rules)
+    if missing:
+        raise new_forbidden(plural, RBAC_GROUP, name, escalation_message(user, missing, resolved.errors))
+
+
+def check_role_write(authorizer: Any, user: UserInfo, role: Mapping[str, Any]) -> None:
+    """Creating or updating a Role/ClusterRole (pkg/registry/rbac/role/policybased/storage.go): 403 when the
+    writer lacks any rule it grants, unless in system:masters or holding ``escalate`` on it."""
+    meta = role.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    plural = "roles" if role.get("kind") == "Role" else "clusterroles"
+    if escalation_allowed(user) or _verb_allowed(authorizer, user, "escalate", plural, namespace, name):
+        return
+    _confirm(authorizer, user, namespace, list(role.get("rules") or []), plural, name)
+
+
+def check_binding_write(authorizer: Any, user: UserInfo, binding: Mapping[str, Any],
+                        role_rules: Callable[[Mapping[str, Any], str], tuple[list[Rule], str]]) -> None:
+    """Creating or updating a RoleBinding/ClusterRoleBinding (rolebinding/policybased/storage.go): allowed for
+    system:masters, for holders of ``bind`` on the referenced role, or when the writer holds every rule of it."""
+    meta = binding.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    plural = "rolebindings" if binding.get("kind") == "RoleBinding" else "clusterrolebindings"
+    role_ref = binding.get("roleRef") or {}
+    ref_plural = "roles" if role_ref.get("kind") == "Role" else "clusterroles"
+    if escalation_allowed(user) or _verb_allowed(authorizer, user, "bind", ref_plural, namespace,
+                                                 role_ref.get("name", "")):
+        return
+    rules, error = role_rules(role_ref, namespace)
+    if error:
+        raise new_forbidden(plural, RBAC_GROUP, name, error)
+    _confirm(authorizer, user, namespace, rules, plural, name)
