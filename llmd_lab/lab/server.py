@@ -372,7 +372,7 @@ async def run_lab(
     serve_task: asyncio.Task | None = None
     try:
         await install_profile(store, profile_obj, paths)
-        await install_policy(store, [o for a in users.attendee_names(attendees) for o in users.project_objects(a)])
+        await install_policy(store, users.cluster_objects(profile_obj, attendees))
         sock = bind_loopback(port)
         bound = sock.getsockname()[1]
         url = f"https://127.0.0.1:{bound}"

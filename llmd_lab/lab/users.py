@@ -154,3 +154,15 @@ def resolve_name(paths: LabPaths, name: str | None) -> str:
             f"`llmd-lab up --attendees {match.group(1)}`" if match else
             f"choose one of: {', '.join(names)}")
     raise ValueError(f"no lab identity named {name!r}: {hint}")
+
+
+def cluster_objects(profile: Any, attendees: int) -> list[dict[str, Any]]:
+    """Every attendee's project objects, plus OpenShift's ``self-provisioners`` binding unless the profile's
+    ``openshift.selfProvisioners`` is false (a workshop cluster that stops attendees creating projects)."""
+    from llmd_lab.lab.apiserver.auth.projects import self_provisioners_binding
+
+    objects = [o for attendee in attendee_names(attendees) for o in project_objects(attendee)]
+    openshift = getattr(profile, "openshift", None) or {}
+    if openshift.get("selfProvisioners", True):
+        objects.append(self_provisioners_binding())
+    return objects
