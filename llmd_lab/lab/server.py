@@ -335,10 +335,10 @@ async def wait_ready(url: str, token: str, pki: LabPki, deadline: float,
 
 def _create_app(store: Store, token: str, ctx: LabContext, people: list[users.LabIdentity]) -> Any:
     from llmd_lab.lab.apiserver.app import create_app
-    from llmd_lab.lab.apiserver.auth.authentication import TokenAuthenticator
+    from llmd_lab.lab.apiserver.auth.authorizer import lab_access
 
-    others = TokenAuthenticator((p.token, p.user) for p in people if p.name != users.INSTRUCTOR)
-    return create_app(store, token=token, hooks=ctx.hooks, authenticator=others)
+    access = lab_access(store.storage, ((p.token, p.user) for p in people))
+    return create_app(store, token=token, hooks=ctx.hooks, access=access)
 
 
 async def run_lab(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from llmd_lab.lab.apiserver.access import Access, StaticTokenAuthenticator
 from llmd_lab.lab.apiserver.auth.authorizer import lab_authorizer
 from llmd_lab.lab.apiserver.auth.bootstrap import bootstrap_objects
 from llmd_lab.lab.apiserver.auth.escalation import escalation_allowed, escalation_message, missing_rules
 from llmd_lab.lab.apiserver.auth.policy import ObjectsPolicySource
-from llmd_lab.lab.apiserver.auth.reviews import self_subject_access_review, self_subject_rules_review
 from llmd_lab.lab.apiserver.auth.user import UserInfo, master_user, oauth_user
+from llmd_lab.lab.apiserver.reviews import answer
 
 OWNED = [{"apiGroups": ["", "apps"], "resources": ["pods", "deployments", "*/scale"], "verbs": ["get", "list"]},
          {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a", "b"], "verbs": ["*"]},
@@ -46,8 +47,16 @@ def _lab():
     return lab_authorizer(ObjectsPolicySource([*bootstrap_objects(), rb]))
 
 
+def _access(authz):
+    return Access(StaticTokenAuthenticator({"t": oauth_user("user1")}), authz)
+
+
 def _ssar(authz, user, **ra):
-    return self_subject_access_review(authz, user, {"spec": {"resourceAttributes": ra}})["status"]
+    return answer({"kind": "SelfSubjectAccessReview", "spec": {"resourceAttributes": ra}}, user, _access(authz))["status"]
+
+
+def _ssrr(authz, user, namespace):
+    return answer({"kind": "SelfSubjectRulesReview", "spec": {"namespace": namespace}}, user, _access(authz))["status"]
 
 
 def test_access_review_answers_like_the_request_would():
@@ -63,8 +72,8 @@ def test_access_review_answers_like_the_request_would():
 
 def test_rules_review_lists_what_applies_in_the_namespace():
     authz = _lab()
-    mine = self_subject_rules_review(authz, oauth_user("user1"), {"spec": {"namespace": "user1"}})["status"]
-    theirs = self_subject_rules_review(authz, oauth_user("user1"), {"spec": {"namespace": "user2"}})["status"]
+    mine = _ssrr(authz, oauth_user("user1"), "user1")
+    theirs = _ssrr(authz, oauth_user("user1"), "user2")
     kserve = {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices", "llminferenceservices",
                                                                   "servingruntimes"],
               "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
@@ -75,5 +84,5 @@ def test_rules_review_lists_what_applies_in_the_namespace():
     broken = lab_authorizer(ObjectsPolicySource([{
         "kind": "ClusterRoleBinding", "metadata": {"name": "x"}, "subjects": [{"kind": "User", "name": "u"}],
         "roleRef": {"kind": "ClusterRole", "name": "missing"}}]))
-    status = self_subject_rules_review(broken, UserInfo("u"), {"spec": {"namespace": "n"}})["status"]
+    status = _ssrr(broken, UserInfo("u"), "n")
     assert status["incomplete"] is True and "missing" in status["evaluationError"]

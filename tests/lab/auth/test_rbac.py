@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from llmd_lab.lab.apiserver.access import forbidden
 from llmd_lab.lab.apiserver.auth import attributes as at
 from llmd_lab.lab.apiserver.auth.aggregation import aggregate_all
 from llmd_lab.lab.apiserver.auth.authorizer import lab_authorizer
 from llmd_lab.lab.apiserver.auth.bootstrap import bootstrap_objects
-from llmd_lab.lab.apiserver.auth.forbidden import forbidden_error
 from llmd_lab.lab.apiserver.auth.policy import ObjectsPolicySource
 from llmd_lab.lab.apiserver.auth.rbac import RBACAuthorizer
 from llmd_lab.lab.apiserver.auth.user import UserInfo, master_user, oauth_user, service_account_user
@@ -156,7 +156,7 @@ def test_forbidden_wording(attrs, message):
     authz = attendee_lab()
     decision = authz.authorize(attrs)
     assert not decision.allowed
-    error = forbidden_error(attrs, decision.reason)
+    error = forbidden(attrs, decision.reason)
     assert (error.code, error.reason, error.message) == (403, "Forbidden", message)
     if attrs.is_resource_request:
         assert error.details["kind"] == attrs.resource and error.details.get("name", "") == attrs.name

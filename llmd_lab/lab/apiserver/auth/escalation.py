@@ -123,7 +123,7 @@ def _verb_allowed(authorizer: Any, user: UserInfo, verb: str, resource: str, nam
 
 
 def _confirm(authorizer: Any, user: UserInfo, namespace: str, rules: list[Rule], plural: str, name: str) -> None:
-    resolved = authorizer.rules_for(user, namespace)
+    resolved = authorizer.resolve(user, namespace)
     missing = missing_rules(resolved.rules, rules)
     if missing:
         raise new_forbidden(plural, RBAC_GROUP, name, escalation_message(user, missing, resolved.errors))
@@ -156,3 +156,16 @@ def check_binding_write(authorizer: Any, user: UserInfo, binding: Mapping[str, A
     if error:
         raise new_forbidden(plural, RBAC_GROUP, name, error)
     _confirm(authorizer, user, namespace, rules, plural, name)
+
+
+def write_checker(authorizer: Any, role_rules: Callable[[Mapping[str, Any], str], tuple[list[Rule], str]]
+                  ) -> Callable[[UserInfo, dict], None]:
+    """``Access.check_write``: the escalation checks of the rbac registries, for any object written."""
+    def check(user: UserInfo, obj: dict) -> None:
+        if (obj.get("apiVersion") or "").rpartition("/")[0] != RBAC_GROUP:
+            return
+        if obj.get("kind") in ("Role", "ClusterRole"):
+            check_role_write(authorizer, user, obj)
+        elif obj.get("kind") in ("RoleBinding", "ClusterRoleBinding"):
+            check_binding_write(authorizer, user, obj, role_rules)
+    return check

@@ -6,7 +6,7 @@ code runs over the lab's store (``StorePolicySource``) and over plain lists of o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -45,20 +45,23 @@ class ObjectsPolicySource:
                      if r["metadata"]["name"] == name and r["metadata"].get("namespace") == namespace), None)
 
 
-class ListingPolicySource:
-    """RBAC objects read on demand through ``list_kind(kind, namespace) -> objects`` (the lab's store)."""
+class StoragePolicySource:
+    """RBAC objects read straight from the API server's storage indexes (no copies: read only)."""
 
-    def __init__(self, list_kind: Callable[[str, str | None], Iterable[Mapping[str, Any]]]) -> None:
-        self._list = list_kind
+    def __init__(self, storage: Any) -> None:
+        self._storage = storage
+
+    def _in(self, kind: str, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return list(self._storage.by_namespace((RBAC_GROUP, kind)).get(namespace, {}).values())
 
     def cluster_role_bindings(self) -> Iterable[Mapping[str, Any]]:
-        return self._list("ClusterRoleBinding", None)
+        return self._in("ClusterRoleBinding", "")
 
     def role_bindings(self, namespace: str) -> Iterable[Mapping[str, Any]]:
-        return self._list("RoleBinding", namespace)
+        return self._in("RoleBinding", namespace)
 
     def cluster_role(self, name: str) -> Mapping[str, Any] | None:
-        return next((r for r in self._list("ClusterRole", None) if r["metadata"]["name"] == name), None)
+        return self._storage.find((RBAC_GROUP, "ClusterRole", "", name))
 
     def role(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return next((r for r in self._list("Role", namespace) if r["metadata"]["name"] == name), None)
+        return self._storage.find((RBAC_GROUP, "Role", namespace, name))

@@ -13,19 +13,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmd_lab.lab.apiserver.access import Decision
 from llmd_lab.lab.apiserver.auth.attributes import Attributes
 from llmd_lab.lab.apiserver.auth.forbidden import go_quote
 from llmd_lab.lab.apiserver.auth.policy import RBAC_GROUP, PolicySource
 from llmd_lab.lab.apiserver.auth.rules import rule_allows
 from llmd_lab.lab.apiserver.auth.user import UserInfo, service_account_username
-
-
-@dataclass(frozen=True)
-class Decision:
-    """An authorizer's answer: allowed or not, and why (``reason`` is what 403 bodies append)."""
-
-    allowed: bool
-    reason: str = ""
 
 
 @dataclass
@@ -136,7 +129,7 @@ class RBACAuthorizer:
                 return Decision(True, f"RBAC: allowed by {source}")
         return Decision(False, rbac_reason(errors))
 
-    def rules_for(self, user: UserInfo, namespace: str) -> ResolvedRules:
+    def resolve(self, user: UserInfo, namespace: str) -> ResolvedRules:
         return self.resolver.rules_for(user, namespace)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmd_lab.lab.apiserver.auth.attributes import Attributes
+from llmd_lab.lab.apiserver.auth.attributes import Attributes, combined_resource
 
 ALL = "*"
 
@@ -59,6 +59,6 @@ def rule_allows(attrs: Attributes, rule: Mapping[str, Any]) -> bool:
         return False
     if attrs.is_resource_request:
         return (api_group_matches(rule, attrs.api_group)
-                and resource_matches(rule, attrs.combined_resource, attrs.subresource)
+                and resource_matches(rule, combined_resource(attrs), attrs.subresource)
                 and resource_name_matches(rule, attrs.name))
     return non_resource_url_matches(rule, attrs.path)

@@ -1,13 +1,14 @@
-"""Who is asking: ``UserInfo`` and the naming rules kube-apiserver applies to users and service accounts.
+"""Who is asking: the naming rules kube-apiserver applies to users and service accounts.
 
-Names follow ``k8s.io/apiserver/pkg/authentication/user`` and ``.../serviceaccount`` so RBAC subjects written
+``UserInfo`` itself is the API server's (access.py). Names follow ``k8s.io/apiserver/pkg/authentication/user`` and ``.../serviceaccount`` so RBAC subjects written
 for a cluster (``system:serviceaccount:<ns>:<name>``, group ``system:serviceaccounts:<ns>``) match in the lab.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from llmd_lab.lab.apiserver.access import UserInfo
 
+__all__ = ["UserInfo", "master_user", "oauth_user", "service_account_user", "service_account_username"]
 SYSTEM_MASTERS = "system:masters"
 ALL_AUTHENTICATED = "system:authenticated"
 ALL_UNAUTHENTICATED = "system:unauthenticated"
@@ -17,25 +18,6 @@ ANONYMOUS = "system:anonymous"
 OAUTH_AUTHENTICATED = "system:authenticated:oauth"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 ALL_SERVICE_ACCOUNTS = "system:serviceaccounts"
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    """An authenticated identity as the authorizer sees it (name, groups, optional uid and extra)."""
-
-    name: str
-    groups: tuple[str, ...] = ()
-    uid: str = ""
-    extra: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
-
-    def to_api(self) -> dict:
-        """``UserInfo`` as TokenReview / SelfSubjectReview status carry it."""
-        out: dict = {"username": self.name, "groups": list(self.groups)}
-        if self.uid:
-            out["uid"] = self.uid
-        if self.extra:
-            out["extra"] = {k: list(v) for k, v in self.extra.items()}
-        return out
 
 
 def service_account_username(namespace: str, name: str) -> str:

@@ -1,8 +1,8 @@
-"""Bearer-token authentication as ASGI middleware: the token's identity rides on the request.
+"""Bearer-token authentication as ASGI middleware: every request but the health checks must carry a token
+the :class:`~.access.Authenticator` knows; the user it names is put in ``scope["state"]["user"]`` for the
+authorization check that precedes every verb.
 
-Every request but the health endpoints needs a known token (401 otherwise, as on a real cluster); the
-identity is put in ``scope["state"]["user"]`` (``request.state.user`` in Starlette) for the authorizer.
-The token is never echoed or logged.
+The token is never echoed; only the health endpoints are anonymous, as on a real cluster.
 """
 
 from __future__ import annotations
@@ -12,24 +12,13 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmd_lab.lab.apiserver import errors
-from llmd_lab.lab.apiserver.auth.authentication import TokenAuthenticator
+from llmd_lab.lab.apiserver.access import Authenticator
 
 ANONYMOUS_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
 
 
-def bearer_token(scope: Scope) -> str:
-    """The token of an ``Authorization: Bearer …`` header, or empty."""
-    for name, value in scope.get("headers") or ():
-        if name == b"authorization":
-            scheme, _, presented = value.partition(b" ")
-            if scheme.lower() == b"bearer":
-                return presented.strip().decode("latin-1")
-            return ""
-    return ""
-
-
 class BearerAuth:
-    def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
         self.app = app
         self.authenticator = authenticator
 
@@ -37,7 +26,15 @@ class BearerAuth:
         if scope["type"] != "http" or scope["path"] in ANONYMOUS_PATHS:
             await self.app(scope, receive, send)
             return
-        user = self.authenticator.authenticate(bearer_token(scope))
+        header = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                header = value
+                break
+        scheme, _, presented = header.partition(b" ")
+        user = None
+        if scheme.lower() == b"bearer":
+            user = self.authenticator.authenticate(presented.strip().decode("latin-1"))
         if user is not None:
             scope.setdefault("state", {})["user"] = user
             await self.app(scope, receive, send)
