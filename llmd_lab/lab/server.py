@@ -337,7 +337,7 @@ def _create_app(store: Store, token: str, ctx: LabContext, people: list[users.La
     from llmd_lab.lab.apiserver.app import create_app
     from llmd_lab.lab.apiserver.auth.authorizer import lab_access
 
-    access = lab_access(store.storage, ((p.token, p.user) for p in people))
+    access = lab_access(store, ((p.token, p.user) for p in people))
     return create_app(store, token=token, hooks=ctx.hooks, access=access)
 
 

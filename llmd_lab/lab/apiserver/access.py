@@ -19,7 +19,7 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from llmd_lab.lab.apiserver import errors
 
@@ -124,6 +124,9 @@ class Access:
     # checks a write with the writer's identity before it is stored (kube's RBAC escalation check lives in the
     # rbac registries' storage, which sees the request's user); raises ApiError to refuse
     check_write: Callable[[UserInfo, dict], None] | None = None
+    # resources answered per user instead of from storage (OpenShift's Projects); ``serves(rt)`` and
+    # ``async handle(request, rt, target, user) -> Response``, called after authorization
+    computed: Any = None
 
 
 def lab_admin() -> UserInfo:

@@ -82,6 +82,9 @@ class ResourceHandler:
         method = request.method
         sub = target.subresource
         self._authorize(request, rt, target)
+        computed = self.access.computed
+        if computed is not None and computed.serves(rt):
+            return await computed.handle(request, rt, target, request.state.user)
         if sub is None:
             if target.name is None:
                 if method == "GET":

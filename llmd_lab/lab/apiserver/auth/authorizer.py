@@ -93,9 +93,12 @@ def lab_authorizer(source: PolicySource) -> Union:
     return Union(PrivilegedGroups(), RBACAuthorizer(source))
 
 
-def lab_access(storage: Any, identities: Iterable[tuple[str, UserInfo]]) -> Access:
-    """The lab's Access: its identities' tokens, system:masters + RBAC over ``storage``, escalation checks."""
-    source = StoragePolicySource(storage)
+def lab_access(store: Any, identities: Iterable[tuple[str, UserInfo]]) -> Access:
+    """The lab's Access: its identities' tokens, system:masters + RBAC over the store, escalation checks and
+    OpenShift's per-user Projects."""
+    from llmd_lab.lab.apiserver.auth.projects_api import ProjectsAPI
+
+    source = StoragePolicySource(store.storage)
     authorizer = lab_authorizer(source)
     return Access(StaticTokenAuthenticator(dict(identities)), authorizer,
-                  write_checker(authorizer, RuleResolver(source).role_ref_rules))
+                  write_checker(authorizer, RuleResolver(source).role_ref_rules), ProjectsAPI(store, authorizer))
