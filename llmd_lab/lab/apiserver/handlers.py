@@ -79,60 +79,53 @@ class ResourceHandler:
         rt = self.store.registry.lookup_resource(target.group, target.version, target.plural)
         if target.namespace is not None and not rt.namespaced:
             raise errors.resource_not_found()
-        method = request.method
-        sub = target.subresource
-        self._authorize(request, rt, target)
+        verb = request_verb(request.method, target, request.query_params)
+        self._authorize(request, rt, target, verb)
         computed = self.access.computed
         if computed is not None and computed.serves(rt):
             return await computed.handle(request, rt, target, request.state.user)
-        if sub is None:
-            if target.name is None:
-                if method == "GET":
-                    self._verb(rt, "list")
-                    if flag(request.query_params.get("watch")):
-                        self._verb(rt, "watch")
-                        return self._watch(request, rt, target)
-                    return await self._list(request, rt, target)
-                if method == "POST":
-                    self._verb(rt, "create")
-                    return await self._create(request, rt, target)
-                if method == "DELETE":
-                    self._verb(rt, "deletecollection")
-                    return await self._delete_collection(request, rt, target)
+        if target.subresource is not None:
+            return await self._subresource(request, rt, target, verb)
+        if target.name is None:
+            handler = {"list": self._list, "watch": self._watch, "create": self._create,
+                       "deletecollection": self._delete_collection}.get(verb)
+            if handler is None:
                 raise errors.method_not_allowed()
-            if method not in VERB_OF or method == "POST":
-                raise errors.method_not_allowed()
-            self._verb(rt, VERB_OF[method])
-            self._needs_namespace(rt, target)
-            if method == "GET":
-                return await self._get(request, rt, target)
-            if method == "PUT":
-                return await self._update(request, rt, target)
-            if method == "PATCH":
-                return await self._patch(request, rt, target)
-            return await self._delete(request, rt, target)
-        if target.name is None or not rt.has(sub):
+            self._verb(rt, "list" if verb == "watch" else verb)
+            if verb == "watch":
+                self._verb(rt, "watch")
+            return await handler(request, rt, target)
+        handler = {"get": self._get, "update": self._update, "patch": self._patch, "delete": self._delete}.get(verb)
+        if handler is None:
+            raise errors.method_not_allowed()
+        self._verb(rt, verb)
+        self._needs_namespace(rt, target)
+        return await handler(request, rt, target)
+
+    async def _subresource(self, request: Request, rt: ResourceType, target: Target, verb: str) -> Response:
+        sub = target.subresource
+        if target.name is None or sub is None or not rt.has(sub):
             raise errors.resource_not_found()
         self._needs_namespace(rt, target)
         if sub == "proxy":
             return await self._proxy(request, rt, target)
         if sub == "log":
-            if method != "GET":
+            if verb != "get":
                 raise errors.method_not_allowed()
             pod = await self.store.get(rt.api_version, rt.kind, target.name, target.namespace, copy=False)
             return await logs.logs_response(pod, self.hooks, request.query_params, self.streams)
-        if sub in ("status", "scale"):
-            if method == "GET" and sub == "scale":
-                return json_response(await self.store.get_scale(rt.api_version, rt.kind, target.name, target.namespace))
-            if method == "GET":
-                return json_response(await self.store.get(rt.api_version, rt.kind, target.name, target.namespace,
-                                                          copy=False))
-            if method == "PUT":
-                return await self._update(request, rt, target, sub)
-            if method == "PATCH":
-                return await self._patch(request, rt, target, sub)
-            raise errors.method_not_allowed()
-        raise errors.resource_not_found()
+        if sub not in ("status", "scale"):
+            raise errors.resource_not_found()
+        if verb == "get" and sub == "scale":
+            return json_response(await self.store.get_scale(rt.api_version, rt.kind, target.name, target.namespace))
+        if verb == "get":
+            return json_response(await self.store.get(rt.api_version, rt.kind, target.name, target.namespace,
+                                                      copy=False))
+        if verb == "update":
+            return await self._update(request, rt, target, sub)
+        if verb == "patch":
+            return await self._patch(request, rt, target, sub)
+        raise errors.method_not_allowed()
 
     @staticmethod
     def _verb(rt: ResourceType, verb: str) -> None:
@@ -145,13 +138,8 @@ class ResourceHandler:
     def _exists(self, rt: ResourceType, name: str, namespace: str | None) -> bool:
         return self.store.storage.find(self.store.key(rt, name, namespace)) is not None
 
-    def _authorize(self, request: Request, rt: ResourceType, target: Target) -> None:
+    def _authorize(self, request: Request, rt: ResourceType, target: Target, verb: str) -> None:
         """Ask the authorizer (access.py) before any verb runs, with kube-apiserver's request attributes."""
-        verb = VERB_OF.get(request.method, request.method.lower())
-        if request.method == "GET" and target.name is None and target.subresource is None:
-            verb = "watch" if flag(request.query_params.get("watch")) else "list"
-        elif request.method == "DELETE" and target.name is None:
-            verb = "deletecollection"
         name = target.name or ""
         if target.subresource == "proxy":
             name = proxy.split_name(name)[1]
@@ -202,7 +190,7 @@ class ResourceHandler:
             return json_response(obj, status, warnings)
         return Response(self.store.encoded(obj).encode(), status_code=status, media_type="application/json")
 
-    def _watch(self, request: Request, rt: ResourceType, target: Target) -> Response:
+    async def _watch(self, request: Request, rt: ResourceType, target: Target) -> Response:
         q = request.query_params
         mode, _ = output_mode(request.headers.get("accept", ""))
         transform = None
@@ -390,6 +378,18 @@ class ResourceHandler:
         obj = await self.store.get(rt.api_version, rt.kind, name, target.namespace, copy=False)
         host, number = await proxy.address_of(rt.kind, obj, port, self.hooks)
         return await proxy.forward(request, self.http, host, number, target.rest)
+
+
+def request_verb(method: str, target: Target, query: Any) -> str:
+    """kube-apiserver's RequestInfo verb: list/watch/deletecollection on collections, else by HTTP method."""
+    if target.name is None and target.subresource is None:
+        if method == "GET":
+            return "watch" if flag(query.get("watch")) else "list"
+        if method == "DELETE":
+            return "deletecollection"
+    if method == "POST" and target.name is not None and target.subresource is None:
+        return "post-to-object"  # nothing serves it: 405 after authorization, as kube-apiserver answers
+    return VERB_OF.get(method, method.lower())
 
 
 def _partial(obj: dict) -> dict:

@@ -37,14 +37,6 @@ def encode(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def key_of(obj: dict) -> Key:
-    """The storage key of an object as stored (its group, kind, namespace and name)."""
-    api_version = obj.get("apiVersion") or ""
-    group = api_version.rpartition("/")[0]
-    meta = obj["metadata"]
-    return (group, obj["kind"], meta.get("namespace") or "", meta["name"])
-
-
 class Storage:
     """See the module docstring."""
 
