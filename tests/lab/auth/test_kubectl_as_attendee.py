@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from labhelpers import run_cli, running_lab
+from labhelpers import eventually, run_cli, running_lab
 
 pytestmark = [
     pytest.mark.slow,
@@ -135,3 +135,22 @@ def test_workbench_sees_the_in_cluster_service_account(lab):
     assert seen["kubeconfig"] is None and seen["files"] == ["ca.crt", "namespace", "token"]
     assert seen["namespace"] == "user1" and seen["user"] == "system:serviceaccount:user1:workbench"
     assert seen["login"] > 0  # the attendee's `oc login` kubeconfig is in the workbench home
+
+
+def test_aggregation_controller_extends_view_for_attendees(lab):
+    # no RHOAI 3.0 or OpenShift role we could confirm aggregates InferencePools into admin/edit/view
+    denied = kubectl(lab, "user1", "auth", "can-i", "list", "inferencepools.inference.networking.k8s.io", "-n", "user1")
+    assert denied.stdout.strip() == "no"
+    role = json.dumps({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                       "metadata": {"name": "pools-view", "labels": {
+                           "rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+                       "rules": [{"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": ["list"]}]})
+    assert kubectl(lab, "llmd-lab-admin", "apply", "-f", "-", stdin=role).returncode == 0
+
+    def allowed():
+        answer = kubectl(lab, "user1", "auth", "can-i", "list", "inferencepools.inference.networking.k8s.io", "-n", "user1")
+        return answer.stdout.strip() == "yes"
+
+    eventually(allowed, 30, "view -> edit -> admin to aggregate pools-view for user1")
+    admin = json.loads(kubectl(lab, "llmd-lab-admin", "get", "clusterrole", "admin", "-o", "json").stdout)
+    assert {"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": ["list"]} in admin["rules"]

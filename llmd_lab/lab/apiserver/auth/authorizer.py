@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from llmd_lab.lab.apiserver.access import Access, Attributes, Decision, StaticTokenAuthenticator, UserInfo
 from llmd_lab.lab.apiserver.auth.escalation import write_checker
 from llmd_lab.lab.apiserver.auth.policy import PolicySource, StoragePolicySource
-from llmd_lab.lab.apiserver.auth.rbac import RBACAuthorizer, ResolvedRules, RuleResolver
+from llmd_lab.lab.apiserver.auth.rbac import RBACAuthorizer, ResolvedRules
 from llmd_lab.lab.apiserver.auth.user import SYSTEM_MASTERS
 
 ALL_RESOURCES = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
@@ -101,4 +101,4 @@ def lab_access(store: Any, identities: Iterable[tuple[str, UserInfo]]) -> Access
     source = StoragePolicySource(store.storage)
     authorizer = lab_authorizer(source)
     return Access(StaticTokenAuthenticator(dict(identities)), authorizer,
-                  write_checker(authorizer, RuleResolver(source).role_ref_rules), ProjectsAPI(store, authorizer))
+                  write_checker(authorizer, source), ProjectsAPI(store, authorizer))

@@ -15,6 +15,7 @@ from typing import Any
 from llmd_lab.lab.apiserver.auth.attributes import Attributes
 from llmd_lab.lab.apiserver.auth.forbidden import go_quote, new_forbidden
 from llmd_lab.lab.apiserver.auth.policy import RBAC_GROUP
+from llmd_lab.lab.apiserver.auth.rbac import RuleResolver
 from llmd_lab.lab.apiserver.auth.rules import ALL
 from llmd_lab.lab.apiserver.auth.user import SYSTEM_MASTERS, UserInfo
 
@@ -158,14 +159,21 @@ def check_binding_write(authorizer: Any, user: UserInfo, binding: Mapping[str, A
     _confirm(authorizer, user, namespace, rules, plural, name)
 
 
-def write_checker(authorizer: Any, role_rules: Callable[[Mapping[str, Any], str], tuple[list[Rule], str]]
-                  ) -> Callable[[UserInfo, dict], None]:
-    """``Access.check_write``: the escalation checks of the rbac registries, for any object written."""
+def write_checker(authorizer: Any, source: Any) -> Callable[[UserInfo, dict], None]:
+    """``Access.check_write``: the escalation checks of the rbac registries, for any object written over
+    ``source`` (a PolicySource). A Role update that leaves the rules as they are is not re-checked, as the
+    role registry's update skips it when the rules are semantically equal."""
+    role_rules = RuleResolver(source).role_ref_rules
+
     def check(user: UserInfo, obj: dict) -> None:
         if (obj.get("apiVersion") or "").rpartition("/")[0] != RBAC_GROUP:
             return
-        if obj.get("kind") in ("Role", "ClusterRole"):
-            check_role_write(authorizer, user, obj)
-        elif obj.get("kind") in ("RoleBinding", "ClusterRoleBinding"):
+        kind, meta = obj.get("kind"), obj.get("metadata") or {}
+        if kind in ("Role", "ClusterRole"):
+            old = source.role(meta.get("namespace") or "", meta.get("name") or "") if kind == "Role" \
+                else source.cluster_role(meta.get("name") or "")
+            if old is None or (old.get("rules") or []) != (obj.get("rules") or []):
+                check_role_write(authorizer, user, obj)
+        elif kind in ("RoleBinding", "ClusterRoleBinding"):
             check_binding_write(authorizer, user, obj, role_rules)
     return check
