@@ -12,7 +12,7 @@ from llmd_lab.lab.apiserver.auth import attributes as at
 from llmd_lab.lab.apiserver.auth import projects
 from llmd_lab.lab.apiserver.auth.authorizer import lab_authorizer
 from llmd_lab.lab.apiserver.auth.bootstrap import bootstrap_objects
-from llmd_lab.lab.apiserver.auth.escalation import check_binding_write, check_role_write
+from llmd_lab.lab.apiserver.auth.escalation import check_binding_write, check_role_write, write_checker
 from llmd_lab.lab.apiserver.auth.policy import ObjectsPolicySource
 from llmd_lab.lab.apiserver.auth.rbac import RuleResolver
 from llmd_lab.lab.apiserver.auth.user import master_user, oauth_user, service_account_user
@@ -112,3 +112,16 @@ def test_workbench_account_gets_exactly_what_rhoai_gives():
     assert not authz.authorize(at.resource(sa, "create", "serving.kserve.io", "llminferenceservices",
                                            namespace="user1")).allowed
     assert not authz.authorize(at.resource(sa, "list", "", "pods", namespace="user1")).allowed
+
+
+def test_write_checker_skips_role_updates_that_keep_the_rules():
+    wide = {"apiVersion": f"{R}/v1", "kind": "Role", "metadata": {"name": "wide", "namespace": "user1"},
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]}
+    objects = [*bootstrap_objects(), *users.project_objects("user1"), wide]
+    source = ObjectsPolicySource(objects)
+    check = write_checker(lab_authorizer(source), source)
+    check(oauth_user("user1"), {**wide, "metadata": {**wide["metadata"], "labels": {"a": "b"}}})  # rules unchanged
+    with pytest.raises(ApiError):
+        check(oauth_user("user1"), {**wide, "rules": [*wide["rules"], {"apiGroups": [""], "resources": ["nodes"],
+                                                                      "verbs": ["get"]}]})
+    check(oauth_user("user1"), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})  # not RBAC
