@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-scale", type=float, default=1.0, help="divide simulated durations by X (default 1)")
     p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default 0: any free port)")
     p.add_argument("--timeout", type=float, default=process.START_TIMEOUT_S, help="seconds to wait for readiness")
-    p.add_argument("--attendees", type=int, default=users.DEFAULT_ATTENDEES,
+    p.add_argument("--attendees", type=int, default=None,
                    help="attendees user1..userN, each with a project of the same name (default 1)")
     p.set_defaults(func=cmd_up)
 
@@ -58,7 +58,8 @@ def _err(message: str) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     try:
-        users.attendee_names(args.attendees)
+        if args.attendees is not None:
+            users.attendee_names(args.attendees)
         info, started = process.up(profile=args.profile, time_scale=args.time_scale, port=args.port,
                                    timeout=args.timeout, attendees=args.attendees)
     except ValueError as exc:

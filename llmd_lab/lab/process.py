@@ -144,7 +144,7 @@ def up(
     time_scale: float = 1.0,
     port: int = 0,
     timeout: float = START_TIMEOUT_S,
-    attendees: int = 1,
+    attendees: int | None = None,
 ) -> tuple[LabInfo, bool]:
     """Start the lab (or find the running one); returns ``(info, started_now)``.
 
@@ -160,6 +160,12 @@ def up(
                 f"a lab with profile {current.profile!r} is already running from {home} (pid {current.pid}); "
                 f"run `llmd-lab down` first to start one with profile {profile!r}"
             )
+        running_attendees = int(current.raw.get("attendees", 1))
+        if attendees is not None and attendees != running_attendees:
+            raise LabError(
+                f"a lab with {running_attendees} attendee(s) is already running from {home} (pid {current.pid}); "
+                f"run `llmd-lab down` first to start one with --attendees {attendees} (state and tokens are kept)"
+            )
         return current, False
     if time_scale <= 0:
         raise LabError(f"--time-scale must be > 0 (got {time_scale})")
@@ -167,7 +173,7 @@ def up(
     token = ensure_token(paths)
     cmd = [sys.executable, "-m", "llmd_lab.lab", "--home", str(home), "--port", str(port),
            "--profile", profile or DEFAULT_PROFILE, "--time-scale", repr(time_scale),
-           "--attendees", str(attendees)]
+           "--attendees", str(attendees or 1)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(paths.log, "ab") as log:
         log.write(f"--- llmd-lab up {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())

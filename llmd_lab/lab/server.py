@@ -399,6 +399,7 @@ async def run_lab(
             "gateway_port": ctx.gateway_port,
             "profile": profile_obj.name if profile_obj is not None else profile,
             "time_scale": time_scale,
+            "attendees": attendees,
             "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "components": [c.name for c in started],
         }

@@ -154,3 +154,11 @@ def test_aggregation_controller_extends_view_for_attendees(lab):
     eventually(allowed, 30, "view -> edit -> admin to aggregate pools-view for user1")
     admin = json.loads(kubectl(lab, "llmd-lab-admin", "get", "clusterrole", "admin", "-o", "json").stdout)
     assert {"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": ["list"]} in admin["rules"]
+
+
+def test_up_refuses_another_attendee_count_while_running(lab):
+    same = run_cli(lab.home, "up")
+    assert same.returncode == 0 and "already running" in same.stdout
+    other = run_cli(lab.home, "up", "--attendees", "3")
+    assert other.returncode == 1 and "a lab with 2 attendee(s) is already running" in other.stderr
+    assert "llmd-lab down" in other.stderr
