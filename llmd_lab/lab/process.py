@@ -273,11 +273,12 @@ def reset(home: Path | str | None = None, *, force: bool = False) -> list[str]:
         down(home)
     removed = []
     for path in (paths.state_db, Path(f"{paths.state_db}-wal"), Path(f"{paths.state_db}-shm"), paths.kubeconfig,
-                 paths.token, paths.lab_json, paths.profile_marker, paths.log):
+                 paths.token, paths.lab_json, paths.profile_marker, paths.log, home / "identities.json"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed.append(path.name)
-    if paths.pki.directory.exists():
-        shutil.rmtree(paths.pki.directory)
-        removed.append("pki")
+    for directory in (paths.pki.directory, home / "kubeconfigs", home / "workbench"):  # users.py, workbench.py
+        if directory.exists():
+            shutil.rmtree(directory)
+            removed.append(directory.name)
     return removed
