@@ -140,7 +140,7 @@ class ResourceHandler:
 
     def _authorize(self, request: Request, rt: ResourceType, target: Target, verb: str) -> None:
         """Ask the authorizer (access.py) before any verb runs, with kube-apiserver's request attributes."""
-        name = target.name or ""
+        name = target.name or _selected_name(request.query_params.get("fieldSelector"), verb)
         if target.subresource == "proxy":
             name = proxy.split_name(name)[1]
         namespace = target.namespace or ""
@@ -390,6 +390,15 @@ def request_verb(method: str, target: Target, query: Any) -> str:
     if method == "POST" and target.name is not None and target.subresource is None:
         return "post-to-object"  # nothing serves it: 405 after authorization, as kube-apiserver answers
     return VERB_OF.get(method, method.lower())
+
+
+def _selected_name(field_selector: str | None, verb: str) -> str:
+    """requestinfo.go: a list/watch whose fieldSelector requires ``metadata.name=X`` is authorized for name X."""
+    if verb not in ("list", "watch") or not field_selector:
+        return ""
+    names = [v for k, _, v in (term.replace("==", "=").partition("=") for term in field_selector.split(","))
+             if k.strip() == "metadata.name" and "!" not in k]
+    return names[0].strip() if len(names) == 1 and "/" not in names[0] else ""
 
 
 def _partial(obj: dict) -> dict:

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from labhelpers import eventually, run_cli, running_lab
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from labhelpers import api_client, eventually, run_cli, running_lab
 
 pytestmark = [
     pytest.mark.slow,
@@ -162,3 +164,25 @@ def test_up_refuses_another_attendee_count_while_running(lab):
     other = run_cli(lab.home, "up", "--attendees", "3")
     assert other.returncode == 1 and "a lab with 2 attendee(s) is already running" in other.stderr
     assert "llmd-lab down" in other.stderr
+
+
+def test_a_named_list_is_authorized_for_that_name(lab):
+    grant = json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "user1"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "settings-reader", "namespace": "user1"},
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["settings"],
+                    "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "settings-reader", "namespace": "user1"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "settings-reader"},
+         "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "user2"}]}]})
+    applied = kubectl(lab, "user1", "apply", "-f", "-", stdin=grant)
+    assert applied.returncode == 0, applied.stderr
+    with api_client(Path(kubeconfig_of(lab, "user2"))) as api:
+        core = client.CoreV1Api(api)
+        named = core.list_namespaced_config_map("user1", field_selector="metadata.name=settings")
+        assert [c.metadata.name for c in named.items] == ["settings"]
+        with pytest.raises(ApiException) as exc:
+            core.list_namespaced_config_map("user1")
+        assert exc.value.status == 403
