@@ -96,7 +96,3 @@ class ClusterRoleAggregator:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-def components(ctx: Any) -> list[ClusterRoleAggregator]:
-    return [ClusterRoleAggregator()]
