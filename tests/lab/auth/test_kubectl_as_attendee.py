@@ -167,6 +167,7 @@ def test_up_refuses_another_attendee_count_while_running(lab):
 
 
 def test_a_named_list_is_authorized_for_that_name(lab):
+    # the subject is user2's workbench account, which has no other rights in user1
     grant = json.dumps({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "user1"}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -176,10 +177,10 @@ def test_a_named_list_is_authorized_for_that_name(lab):
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": {"name": "settings-reader", "namespace": "user1"},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "settings-reader"},
-         "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "user2"}]}]})
+         "subjects": [{"kind": "ServiceAccount", "name": "workbench", "namespace": "user2"}]}]})
     applied = kubectl(lab, "user1", "apply", "-f", "-", stdin=grant)
     assert applied.returncode == 0, applied.stderr
-    with api_client(Path(kubeconfig_of(lab, "user2"))) as api:
+    with api_client(Path(kubeconfig_of(lab, "system:serviceaccount:user2:workbench"))) as api:
         core = client.CoreV1Api(api)
         named = core.list_namespaced_config_map("user1", field_selector="metadata.name=settings")
         assert [c.metadata.name for c in named.items] == ["settings"]
