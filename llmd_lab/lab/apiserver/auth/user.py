@@ -9,10 +9,9 @@ from __future__ import annotations
 from llmd_lab.lab.apiserver.access import UserInfo
 
 __all__ = ["UserInfo", "master_user", "oauth_user", "service_account_user", "service_account_username"]
+
 SYSTEM_MASTERS = "system:masters"
 ALL_AUTHENTICATED = "system:authenticated"
-ALL_UNAUTHENTICATED = "system:unauthenticated"
-ANONYMOUS = "system:anonymous"
 # OpenShift adds this group to every user who logged in through its OAuth server (oc login); the
 # self-provisioners binding names it, so service accounts cannot request projects.
 OAUTH_AUTHENTICATED = "system:authenticated:oauth"
@@ -23,16 +22,6 @@ ALL_SERVICE_ACCOUNTS = "system:serviceaccounts"
 def service_account_username(namespace: str, name: str) -> str:
     """``system:serviceaccount:<ns>:<name>`` (serviceaccount.MakeUsername)."""
     return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
-
-
-def split_service_account(username: str) -> tuple[str, str] | None:
-    """(namespace, name) for a service-account username, else None (serviceaccount.SplitUsername)."""
-    if not username.startswith(SERVICE_ACCOUNT_PREFIX):
-        return None
-    namespace, sep, name = username[len(SERVICE_ACCOUNT_PREFIX):].partition(":")
-    if not sep or not namespace or not name or ":" in name:
-        return None
-    return namespace, name
 
 
 def service_account_user(namespace: str, name: str, uid: str = "") -> UserInfo:
