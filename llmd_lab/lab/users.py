@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmd_lab.lab.apiserver.access import LAB_USER
 from llmd_lab.lab.apiserver.auth.user import UserInfo, master_user, oauth_user, service_account_user
 from llmd_lab.lab.home import LabPaths, ensure_token, write_private
 
-INSTRUCTOR = "llmd-lab-admin"  # the lab's admin identity (system:masters), as before
+INSTRUCTOR = LAB_USER  # the lab's admin identity (system:masters), as before
 WORKBENCH = "workbench"  # the Notebook's name, hence its service account's
 DEFAULT_ATTENDEES = 1
 MAX_ATTENDEES = 100
