@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +105,21 @@ def check_mount_point() -> None:
                              f"`sudo mkdir -p {SA_MOUNT}` once (it stays empty; the workbench mounts over it)")
 
 
+def check_unshare(argv: list[str]) -> None:
+    """Try the namespace flags once (``true`` in place of the command) so a refusal is a clear error."""
+    probe = [*argv[:argv.index("--")], "--", "true"]
+    result = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        how = "as root" if os.geteuid() == 0 else "with user namespaces (unshare --user --map-root-user)"
+        raise WorkbenchError(f"cannot make a private mount namespace {how}: {result.stderr.strip()}; the "
+                             "workbench needs it to mount its service-account files (in a container, run it "
+                             "with CAP_SYS_ADMIN or enable unprivileged user namespaces)")
+
+
 def run(paths: LabPaths, command: list[str], attendee: str = "user1", *, login: bool = True) -> None:
     """Replace this process with ``command`` running inside the workbench (never returns on success)."""
     check_mount_point()
     workbench = prepare(paths, attendee, login=login)
     argv = unshare_argv(workbench, command)
+    check_unshare(argv)
     os.execve(argv[0], argv, workbench.env)
