@@ -101,7 +101,7 @@ async def install_profile(store: Store, profile: Profile | None, paths: LabPaths
                     f"profile {profile_name!r}: cannot create {obj.get('kind')} "
                     f"{obj.get('metadata', {}).get('name')!r}: {exc.message}"
                 ) from exc
-    marker.write_text(profile_name + "\n")
+    write_private(marker, profile_name + "\n")
 
 
 async def _create_or_update(store: Store, obj: dict) -> None:
