@@ -13,16 +13,18 @@ from llmd_lab.lab.controller.gateway import GatewayStatusController, HTTPRouteSt
 from llmd_lab.lab.controller.leaderworkerset import LeaderWorkerSetController
 from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig
 from llmd_lab.lab.controller.llmisvc.reconciler import LLMInferenceServiceController
+from llmd_lab.lab.controller.llmisvc.webhook import LLMInferenceServiceValidator
 from llmd_lab.lab.controller.workloads import DeploymentController, ReplicaSetController
 
 
 def controller_manager(ctx: LabContext) -> list[LabComponent]:
     """The controller-manager: workload, endpoint, gateway-status and KServe llmisvc controllers, and the
-    RHOAI operator's Kueue label webhook where the profile enforces it."""
+    RHOAI operator's Kueue label webhook where the profile enforces it, and KServe's llmisvc webhook."""
     gw = ctx.profile.gateway if ctx.profile is not None else None
     global_config = GlobalConfig(gw.name, gw.namespace) if gw is not None else GlobalConfig()
     return [
         *kueue_webhook.components(ctx),  # first, so it judges every write the other parts see
+        LLMInferenceServiceValidator(),  # KServe's own validating webhook
         DeploymentController(),
         ReplicaSetController(),
         LeaderWorkerSetController(),

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llmd_lab.lab.apiserver.admission import AdmissionRequest, ValidatingWebhook
-from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.context import LabContext
 
@@ -62,10 +61,7 @@ class KueueLabelValidator:
     def _namespace(self, name: str | None) -> dict | None:
         if not name:
             return None
-        try:
-            return self.store.get_raw(self.store.registry.lookup_kind("v1", "Namespace"), name, None)
-        except ApiError:
-            return None
+        return self.store.storage.find(("", "Namespace", "", name))  # webhooks read storage, never write
 
     def validate(self, request: AdmissionRequest) -> str | None:
         if (request.object.get("metadata") or {}).get("deletionTimestamp"):
