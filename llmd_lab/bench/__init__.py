@@ -16,6 +16,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "epp": ("llmd_lab.bench.epp", "endpoint-picker decision latency for 4, 8 and 32 endpoints"),
     "gateway": ("llmd_lab.bench.gateway", "gateway overhead vs direct-to-pod and streamed tokens/s"),
     "lab": ("llmd_lab.bench.lab", "apply-to-Ready time for 1, 4, 16 replicas and memory per replica"),
+    "chaos": ("llmd_lab.bench.chaos", "gateway load + pod kills + bad objects + kill -9: answered/failed/hung/"
+              "truncated, writes lost, API p99"),
 }
 
 
