@@ -46,6 +46,7 @@ NAME = "chaos"
 LLMISVC = f"/apis/serving.kserve.io/v1alpha1/namespaces/{NS}/llminferenceservices"
 SCRATCH_NS = "default"
 WRITE_LABEL = "llmd-lab.io/chaos-write"
+FAILED_PAUSE_S = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +67,7 @@ class Tally:
     """What the clients saw, counted as it happens."""
 
     requests: Counter[str] = field(default_factory=Counter)  # answered / failed / hung / truncated
+    why: Counter[str] = field(default_factory=Counter)  # what the failed/hung/truncated ones saw
     writes_acked: list[str] = field(default_factory=list)
     writes_refused: int = 0
     api_latency_s: list[float] = field(default_factory=list)
@@ -75,13 +77,13 @@ class Tally:
 
 
 # ------------------------------------------------------------------------------------------------ clients
-async def one_request(client: httpx.AsyncClient, url: str, body: dict, timeout: float) -> str:
-    """Stream one chat completion and say how it ended: answered, failed, hung or truncated."""
+async def one_request(client: httpx.AsyncClient, url: str, body: dict, timeout: float) -> tuple[str, str]:
+    """Stream one chat completion; how it ended (answered, failed, hung or truncated) and why."""
     try:
         async with asyncio.timeout(timeout), client.stream("POST", url, json=body) as response:
             if response.status_code != 200:
                 await response.aread()
-                return "failed"
+                return "failed", f"HTTP {response.status_code}"
             done = errored = False
             async for line in response.aiter_lines():
                 if line.strip() == "data: [DONE]":
@@ -89,12 +91,12 @@ async def one_request(client: httpx.AsyncClient, url: str, body: dict, timeout: 
                 elif line.startswith("data:") and '"error"' in line:
                     errored = True
     except TimeoutError:
-        return "hung"
-    except httpx.HTTPError:  # reset, refused, incomplete chunked body: the client knows it failed
-        return "failed"
+        return "hung", "no end within the request timeout"
+    except httpx.HTTPError as exc:  # reset, refused, incomplete chunked body: the client knows it failed
+        return "failed", type(exc).__name__
     if errored:
-        return "failed"
-    return "answered" if done else "truncated"
+        return "failed", "error event in the stream"
+    return ("answered", "") if done else ("truncated", "ended without [DONE]")
 
 
 async def load(url: str, args: argparse.Namespace, deadline: float, tally: Tally) -> None:
@@ -104,7 +106,12 @@ async def load(url: str, args: argparse.Namespace, deadline: float, tally: Tally
     async def client_loop(i: int) -> None:
         async with httpx.AsyncClient(timeout=httpx.Timeout(args.request_timeout)) as client:
             while time.monotonic() < deadline:
-                tally.requests[await one_request(client, url, body, args.request_timeout)] += 1
+                outcome, why = await one_request(client, url, body, args.request_timeout)
+                tally.requests[outcome] += 1
+                if why:
+                    tally.why[why] += 1
+                if outcome == "failed":
+                    await asyncio.sleep(FAILED_PAUSE_S)  # a client pauses before it retries (bounded load)
 
     await asyncio.gather(*(client_loop(i) for i in range(args.concurrency)))
 
@@ -226,13 +233,13 @@ async def count_lost(home: Path, url: str, acked: list[str]) -> int:
     return len(set(acked) - found)
 
 
-def crash_and_restart(home: Path, info: process.LabInfo, args: argparse.Namespace) -> process.LabInfo:
+def crash_and_restart(home: Path, info: process.LabInfo, profile: Path, args: argparse.Namespace) -> process.LabInfo:
     """``kill -9`` the lab (no chance to flush anything) and start it again from the same state."""
     os.kill(info.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while process.pid_alive(info.pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # waiting for the killed process to be gone before reusing its state directory
-    restarted, _ = process.up(home, profile=info.profile, time_scale=args.time_scale)
+    restarted, _ = process.up(home, profile=str(profile), time_scale=args.time_scale)
     return restarted
 
 
@@ -247,7 +254,8 @@ def summary(tally: Tally, lost: int, args: argparse.Namespace) -> dict[str, Any]
         "duration_s": args.duration, "concurrency": args.concurrency, "replicas": args.replicas,
         "time_scale": args.time_scale,
         "requests": {"answered": tally.requests["answered"], "failed_cleanly": tally.requests["failed"],
-                     "hung": tally.requests["hung"], "truncated_passed_as_complete": tally.requests["truncated"]},
+                     "hung": tally.requests["hung"], "truncated_passed_as_complete": tally.requests["truncated"],
+                     "why": dict(tally.why)},
         "writes": {"acknowledged": len(tally.writes_acked), "refused": tally.writes_refused, "lost": lost},
         "api": {"n": len(lat), "errors": tally.api_errors, "p50_ms": round(_quantile(lat, 0.5) * 1000, 1),
                 "p99_ms": round(_quantile(lat, 0.99) * 1000, 1), "max_ms": round(max(lat, default=0) * 1000, 1)},
@@ -262,6 +270,8 @@ def print_summary(s: dict[str, Any]) -> None:
           f"{s['replicas']} replicas, {s['pods_killed']} pod kills, time scale {s['time_scale']:g}")
     print(f"requests   answered {r['answered']}  failed cleanly {r['failed_cleanly']}  hung {r['hung']}  "
           f"truncated passed off as complete {r['truncated_passed_as_complete']}")
+    if r["why"]:
+        print("           " + ", ".join(f"{why}: {n}" for why, n in sorted(r["why"].items())))
     print(f"writes     acknowledged {w['acknowledged']}  lost {w['lost']} (after kill -9 and up)  "
           f"refused {w['refused']}")
     print(f"API        p50 {a['p50_ms']:.1f} ms  p99 {a['p99_ms']:.1f} ms  max {a['max_ms']:.1f} ms  "
@@ -278,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         info, _ = process.up(home, profile=str(profile), time_scale=args.time_scale)
         try:
             asyncio.run(chaos(home, info.url, args, tally))
-            info = crash_and_restart(home, info, args)
+            info = crash_and_restart(home, info, profile, args)
             lost = asyncio.run(count_lost(home, info.url, tally.writes_acked))
         finally:
             process.down(home)
