@@ -10,7 +10,7 @@ import pytest
 
 from llmd_lab.lab.controller import components as controller_components
 from llmd_lab.lab.controller.testing import eventually, make_ctx
-from llmd_lab.lab.network import ENVOY_TLS_ERROR
+from llmd_lab.sim.gateway.filters import ENVOY_TLS_ERROR
 from llmd_lab.lab.network import components as network_components
 from llmd_lab.lab.profiles import load_profile
 from llmd_lab.lab.server import LabPaths, install_profile
