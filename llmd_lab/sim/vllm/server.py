@@ -27,7 +27,7 @@ from llmd_lab.sim.vllm import physics
 from llmd_lab.sim.vllm.args import ArgsError, ServeArgs, parse_args
 from llmd_lab.sim.vllm.async_engine import AsyncLLM, RealClock
 from llmd_lab.sim.vllm.engine import EngineConfig, LLMEngine
-from llmd_lab.sim.vllm.kv_events import KVEventBatch, ZmqEventPublisher
+from llmd_lab.sim.vllm.kv_events import ZmqEventPublisher
 from llmd_lab.sim.vllm.profiles import UnknownProfileError, resolve_gpu, resolve_model
 from llmd_lab.sim.vllm.serving import create_app
 
@@ -298,20 +298,8 @@ async def serve(
         )
         raise
     log(f"{p()} [gpu_worker.py:276] Available KV cache memory: {_gib(plan.kv_cache_bytes)}")
-    kv_publisher: ZmqEventPublisher | None = None
-    sink = None
-    kv_cfg = args.kv_events_config
-    if kv_cfg is not None and kv_cfg.enable_kv_cache_events and kv_cfg.publisher == "zmq":
-        pod_ip = env.get("POD_IP", host)
-        topic = kv_cfg.topic or f"kv@{pod_ip}@{config.served_model_name}"
-        topic = topic.replace("${POD_IP}", pod_ip).replace("$POD_IP", pod_ip)
-        endpoint = await _resolve_endpoint(kv_cfg.endpoint, resolve_host, log)
-        kv_publisher = ZmqEventPublisher(endpoint, topic, hwm=kv_cfg.hwm)
-
-        def sink(batch: KVEventBatch) -> None:
-            kv_publisher.publish(batch)  # type: ignore[union-attr]
-
-        log(f"{p()} [kv_events.py:1] KV events publisher connected to {kv_cfg.endpoint} with topic {topic!r}")
+    kv_publisher = await _kv_publisher(args, config, env.get("POD_IP", host), resolve_host, log)
+    sink = kv_publisher.publish if kv_publisher is not None else None
     engine = LLMEngine(config, seed=0, kv_event_sink=sink)
     await clock.sleep(physics.ENGINE_INIT_S)
     tokens = engine.num_gpu_blocks * config.block_size
@@ -349,6 +337,20 @@ async def serve(
     )
     replica.ready.set()
     return replica
+
+
+async def _kv_publisher(args: ServeArgs, config: EngineConfig, pod_ip: str, resolve_host: ResolveHost | None,
+                        log: Callable[[str], None]) -> ZmqEventPublisher | None:
+    """vLLM publishes KV events only when ``--kv-events-config`` enables them (ZMQ publisher)."""
+    kv_cfg = args.kv_events_config
+    if kv_cfg is None or not kv_cfg.enable_kv_cache_events or kv_cfg.publisher != "zmq":
+        return None
+    topic = kv_cfg.topic or f"kv@{pod_ip}@{config.served_model_name}"
+    topic = topic.replace("${POD_IP}", pod_ip).replace("$POD_IP", pod_ip)
+    endpoint = await _resolve_endpoint(kv_cfg.endpoint, resolve_host, log)
+    publisher = ZmqEventPublisher(endpoint, topic, hwm=kv_cfg.hwm)
+    log(f"{_log_prefix()} [kv_events.py:1] KV events publisher connected to {kv_cfg.endpoint} with topic {topic!r}")
+    return publisher
 
 
 ResolveHost = Callable[[str], Awaitable[str | None]]
