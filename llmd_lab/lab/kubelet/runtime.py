@@ -149,7 +149,7 @@ class PodWorker:
         meta, spec = self.pod.get("metadata") or {}, self.pod.get("spec") or {}
         grace = meta.get("deletionGracePeriodSeconds", spec.get("terminationGracePeriodSeconds", 30))
         seconds = float(grace if isinstance(grace, int | float) else 30) / max(self.ctx.time_scale, 1e-9)
-        return max(seconds, 0.001)  # > 0: the stop must start before it is cut short
+        return max(seconds, 0.0)
 
     async def stop(self, *, events: bool = True) -> None:
         self._stopping = True
@@ -158,9 +158,15 @@ class PodWorker:
                 if events:
                     await self._events(stages.render("killing", self._fields(r)).events)
                 # SIGTERM, then SIGKILL once the pod's termination grace period is over: a vLLM replica
-                # finishes its open streams meanwhile (uvicorn's graceful shutdown), the rest are cut
+                # finishes its open streams meanwhile (uvicorn's graceful shutdown), then `kill` cuts the rest
+                stopping = asyncio.ensure_future(r.handle.stop())
+                done, _ = await asyncio.wait({stopping}, timeout=self._grace_s())
+                kill = getattr(r.handle, "kill", None)
+                if not done and kill is not None:
+                    with contextlib.suppress(Exception):
+                        await kill()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(r.handle.stop(), self._grace_s())
+                    await stopping
                 r.handle = None
             r.logs.close()
         for t in self._tasks:

@@ -66,22 +66,22 @@ class Replica:
 
     async def stop(self) -> None:
         """SIGTERM: stop listening and let in-flight responses finish (uvicorn's graceful shutdown without a
-        timeout, as vLLM runs it); the kubelet cancels this after the pod's termination grace period (SIGKILL),
-        which cuts what is still streaming. Then abort the engine's requests and close the KV-event publisher.
-        Idempotent."""
+        timeout, as vLLM runs it); the kubelet calls :meth:`kill` once the pod's termination grace period is
+        over, which cuts what is still streaming. Then abort the engine's requests and close the KV-event
+        publisher. Idempotent."""
         if self._stopped.is_set():
             return
         self.ready.clear()
-        if self._server is not None:
-            try:
+        try:
+            if self._server is not None:
                 await self._server.stop(graceful=True)
-            except asyncio.CancelledError:
-                await self._server.stop()  # the grace period ran out: cut every connection
-                raise
-            finally:
-                await self._finish()
-        else:
+        finally:
             await self._finish()
+
+    async def kill(self) -> None:
+        """SIGKILL: cut every open connection now (a :meth:`stop` in progress then completes)."""
+        if self._server is not None:
+            await self._server.stop()
 
     async def _finish(self) -> None:
         if self._stats_task is not None:
