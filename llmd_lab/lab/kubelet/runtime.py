@@ -143,14 +143,30 @@ class PodWorker:
         self._tasks.append(asyncio.create_task(self._run(), name=f"kubelet-pod-{self.name}"))
         self._dirty.set()
 
+    def _grace_s(self) -> float:
+        """The pod's grace period (the deletion's, else ``terminationGracePeriodSeconds``, default 30 s) in
+        the lab's wall-clock seconds."""
+        meta, spec = self.pod.get("metadata") or {}, self.pod.get("spec") or {}
+        grace = meta.get("deletionGracePeriodSeconds", spec.get("terminationGracePeriodSeconds", 30))
+        seconds = float(grace if isinstance(grace, int | float) else 30) / max(self.ctx.time_scale, 1e-9)
+        return max(seconds, 0.0)
+
     async def stop(self, *, events: bool = True) -> None:
         self._stopping = True
         for r in self.runners():
             if r.handle is not None:
                 if events:
                     await self._events(stages.render("killing", self._fields(r)).events)
+                # SIGTERM, then SIGKILL once the pod's termination grace period is over: a vLLM replica
+                # finishes its open streams meanwhile (uvicorn's graceful shutdown), then `kill` cuts the rest
+                stopping = asyncio.ensure_future(r.handle.stop())
+                done, _ = await asyncio.wait({stopping}, timeout=self._grace_s())
+                kill = getattr(r.handle, "kill", None)
+                if not done and kill is not None:
+                    with contextlib.suppress(Exception):
+                        await kill()
                 with contextlib.suppress(Exception):
-                    await r.handle.stop()
+                    await stopping
                 r.handle = None
             r.logs.close()
         for t in self._tasks:
