@@ -366,6 +366,51 @@ def scrape(source: MetricsSource) -> Snapshot:
     return run_sync(source.snapshot())
 
 
+def requests_per_pod(before: Snapshot, after: Snapshot) -> pd.DataFrame:
+    """Which pod served how many requests between two snapshots: the Δ of each pod's
+    ``vllm:request_success_total``. This is how to tell which pods answered on a cluster too: vLLM names no
+    pod in its responses, and the EPP logs its pick ("Request handled") only at ``-v=3``, above the
+    verbosity KServe runs it at (GIE v1.0.0 ``requestcontrol/director.go``)."""
+    frame = deltas(before, after)
+    if frame.empty:
+        return pd.DataFrame(columns=["pod", "requests"])
+    return frame[["pod", "requests"]].fillna({"requests": 0}).astype({"requests": int})
+
+
+class Window:
+    """Per-pod deltas around a block of traffic::
+
+        with metrics.Window(source) as w:
+            df = traffic.run(...)
+        w.per_pod            # metrics.deltas(before, after): requests, hit rate, TTFT… per pod
+        w.requests_per_pod() # pod, requests
+
+    Only traffic in the window counts, so keep other clients off the service while it is open."""
+
+    def __init__(self, source: MetricsSource) -> None:
+        self.source = source
+        self.before: Snapshot | None = None
+        self.after: Snapshot | None = None
+
+    def __enter__(self) -> Window:
+        self.before = scrape(self.source)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.after = scrape(self.source)
+
+    @property
+    def per_pod(self) -> pd.DataFrame:
+        if self.before is None or self.after is None:
+            raise RuntimeError("the window is still open (use it in a `with` block and read it afterwards)")
+        return deltas(self.before, self.after)
+
+    def requests_per_pod(self) -> pd.DataFrame:
+        if self.before is None or self.after is None:
+            raise RuntimeError("the window is still open (use it in a `with` block and read it afterwards)")
+        return requests_per_pod(self.before, self.after)
+
+
 class Poller:
     """Snapshot ``source`` every ``interval_s`` in the background; keep a timeline of per-pod deltas.
 

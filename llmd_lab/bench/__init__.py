@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "fidelity": ("llmd_lab.bench.fidelity", "the simulated vLLM against published vLLM measurements (fit/check)"),
     "reference": ("llmd_lab.bench.reference", "the rhaoi3-llm-d multi-turn benchmark reproduced (llm-d vs RR)"),
     "lab": ("llmd_lab.bench.lab", "apply-to-Ready time for 1, 4, 16 replicas and memory per replica"),
+    "chaos": ("llmd_lab.bench.chaos", "gateway load + pod kills + bad objects + kill -9: answered/failed/hung/"
+              "truncated, writes lost, API p99"),
 }
 
 

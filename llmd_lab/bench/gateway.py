@@ -117,7 +117,8 @@ async def _client_main(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {p: {"ttft": [], "window_p50": [], "tokens": 0, "wall": 0.0, "cpu": 0.0, "requests": 0}
                            for p in paths}
     limits = httpx.Limits(max_connections=spec["streams"] * 2, max_keepalive_connections=spec["streams"] * 2)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+    # verify=False: direct-to-pod is HTTPS with KServe's self-signed certificate, which verifies nowhere
+    async with httpx.AsyncClient(timeout=300, limits=limits, verify=False) as client:
         warm = [[(f"warm {s}", 4)] for s in range(spec["streams"])]
         for path, urls in paths.items():
             await _window(client, urls, warm, path, spec["arrivals"])
@@ -143,7 +144,7 @@ async def _phase(args: argparse.Namespace, time_scale: float, tokens: int) -> di
                                   refresh_metrics_interval="50ms")
     try:
         assert cluster.gateway is not None
-        spec = {"direct": [f"http://{p.ip}:8000/v1/chat/completions" for p in cluster.pods],
+        spec = {"direct": [f"https://{p.ip}:8000/v1/chat/completions" for p in cluster.pods],
                 "gateway": [cluster.url("/v1/chat/completions")], "streams": args.streams,
                 "windows": args.windows, "requests_per_stream": args.requests_per_stream,
                 "tokens": tokens, "arrivals": args.arrivals,

@@ -176,71 +176,6 @@ def _free_port(preferred: int | None) -> int:
     return 0
 
 
-ENVOY_TLS_ERROR = (
-    "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote "
-    "connection failure, transport failure reason: TLS_error:|268435581:SSL routines:OPENSSL_internal:"
-    "CERTIFICATE_VERIFY_FAILED:TLS_error_end"
-)
-
-
-def _lab_gateway_class() -> type:
-    """The simulated gateway plus what OpenShift's Istio gateway adds on a cluster with RHCL: AuthPolicy
-    enforcement (Authorino: 401 without a valid bearer token) and, when the profile switches the known issue
-    on, the failed TLS origination to HTTPS backends (HTTP 500)."""
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse, Response
-
-    from llmd_lab.sim.gateway.routing import match_route
-    from llmd_lab.sim.gateway.server import Gateway
-
-    class LabGateway(Gateway):
-        store: Store | None = None
-        tls_origination_fails = False
-
-        async def handle(self, request: Request) -> Response:
-            matched = match_route(self.cache.routes(), request.url.path, self.name, self.namespace)
-            if matched is not None and self.store is not None:
-                denied = await self._authorize(request, matched.route)
-                if denied is not None:
-                    return denied
-                if self.tls_origination_fails and await self._https_backend(matched.route, matched.backend):
-                    return PlainTextResponse(ENVOY_TLS_ERROR, status_code=500)
-            return await super().handle(request)
-
-        async def _authorize(self, request: Request, route: dict) -> Response | None:
-            ns = route["metadata"].get("namespace", "")
-            try:
-                policies, _ = await self.store.list("kuadrant.io/v1", "AuthPolicy", ns)
-            except ApiError:
-                return None  # RHCL not installed: nothing enforces auth
-            targeted = [p for p in policies if (p.get("spec") or {}).get("targetRef", {}).get("kind") == "HTTPRoute"
-                        and p["spec"]["targetRef"].get("name") == route["metadata"]["name"]]
-            if not targeted:
-                return None
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-            reviewer = getattr(self.store, "token_reviewer", None)
-            if not token or reviewer is None or not reviewer(token):
-                return JSONResponse({"error": "Unauthorized", "message": "the request needs a valid bearer token "
-                                     "(Authorization: Bearer $(oc whoami --show-token)); AuthPolicy "
-                                     f"{ns}/{targeted[0]['metadata']['name']} protects this route"},
-                                    status_code=401, headers={"www-authenticate": 'Bearer realm="kubernetes-user"'})
-            return None
-
-        async def _https_backend(self, route: dict, backend: dict) -> bool:
-            ns = backend.get("namespace", route["metadata"].get("namespace", ""))
-            name = backend.get("name", "")
-            if backend.get("kind") == "InferencePool":
-                return True  # KServe's pool targets vLLM's HTTPS port 8000
-            try:
-                svc = await self.store.get("v1", "Service", name, ns)
-            except ApiError:
-                return False
-            return any(p.get("appProtocol") == "https" for p in (svc.get("spec") or {}).get("ports") or [])
-
-    return LabGateway
-
-
 class GatewayComponent:
     """Runs the simulated gateway for the profile's Gateway and points the Gateway's listener at it."""
 
@@ -259,11 +194,16 @@ class GatewayComponent:
         previous = None
         if live is not None:
             previous = int(((live.get("spec") or {}).get("listeners") or [{}])[0].get("port", 0) or 0)
-        gateway_class = _lab_gateway_class()
-        self.gateway = gateway_class(StoreSource(ctx.store), host="127.0.0.1", port=_free_port(previous),
-                                     name=spec.name, namespace=spec.namespace)
-        self.gateway.store = ctx.store
-        self.gateway.tls_origination_fails = bool(ctx.profile.issue("gatewayTlsOriginationFails"))
+        from llmd_lab.sim.gateway.filters import AuthPolicyFilter, TlsOriginationFault
+        from llmd_lab.sim.gateway.server import Gateway
+
+        self.gateway = Gateway(StoreSource(ctx.store), host="127.0.0.1", port=_free_port(previous),
+                               name=spec.name, namespace=spec.namespace)
+        # what OpenShift's gateway adds with RHCL (Authorino: 401 without a valid token), and the known issue
+        reviewer = ctx.store.token_reviewer  # set by the API server's app, which starts before the gateway
+        self.gateway.add_filter(AuthPolicyFilter(self.gateway.cache, reviewer or (lambda token: False)))
+        if ctx.profile.issue("gatewayTlsOriginationFails"):
+            self.gateway.add_filter(TlsOriginationFault(self.gateway.cache))
         await self.gateway.start()
         port = int(self.gateway.url.rsplit(":", 1)[1])
         ctx.gateway_port = port

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from llmd_lab.lab import crds as crd_data
 from llmd_lab.lab import users
@@ -36,7 +36,6 @@ from llmd_lab.lab.apiserver.app import create_app
 from llmd_lab.lab.apiserver.auth.authorizer import lab_access
 from llmd_lab.lab.apiserver.auth.install import ClusterRoleAggregator, install_policy
 from llmd_lab.lab.apiserver.store import Store
-from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.context import LabComponent, LabContext, make_context
 from llmd_lab.lab.controller import controller_manager
 from llmd_lab.lab.home import (
@@ -52,6 +51,7 @@ from llmd_lab.lab.network import GatewayComponent, ServiceNetwork
 from llmd_lab.lab.pki import LabPki, ensure_pki
 from llmd_lab.lab.profiles import Profile, load_profile
 from llmd_lab.lab.scheduler.scheduler import KubeScheduler
+from llmd_lab.sim.http import RunningServer, start_server
 
 log = logging.getLogger("llmd_lab.lab")
 
@@ -105,7 +105,7 @@ async def install_profile(store: Store, profile: Profile | None, paths: LabPaths
                     f"profile {profile_name!r}: cannot create {obj.get('kind')} "
                     f"{obj.get('metadata', {}).get('name')!r}: {exc.message}"
                 ) from exc
-    marker.write_text(profile_name + "\n")
+    write_private(marker, profile_name + "\n")
 
 
 async def _create_or_update(store: Store, obj: dict) -> None:
@@ -121,22 +121,11 @@ async def _create_or_update(store: Store, obj: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ serving
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling (the lab owns SIGTERM), ending the API's streams on shutdown."""
-
-    def __init__(self, config: uvicorn.Config, streams: StreamCloser) -> None:
-        super().__init__(config)
-        self.streams = streams
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
-        yield
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # open watches and `logs -f` never finish by themselves: end them first, or uvicorn waits out
-        # timeout_graceful_shutdown and then cancels them mid-body
-        self.streams.close()
-        await super().shutdown(sockets)
+def _serving_context(pki: LabPki) -> ssl.SSLContext:
+    """The API server's TLS: the lab CA's serving certificate for 127.0.0.1 (client-go sends tokens over TLS only)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    return context
 
 
 async def _wait_all(tasks: dict[asyncio.Task, str], timeout: float, what: str) -> None:
@@ -216,8 +205,7 @@ async def run_lab(
 
     store = Store(paths.state_db)
     started: list[LabComponent] = []
-    server: _Server | None = None
-    serve_task: asyncio.Task | None = None
+    api: RunningServer | None = None
     try:
         await install_profile(store, profile_obj, paths)
         await install_policy(store, users.cluster_objects(profile_obj, attendees))
@@ -228,11 +216,10 @@ async def run_lab(
         found = components(ctx)
         app = create_app(store, token=token, hooks=ctx.hooks,
                          access=lab_access(store, ((p.token, p.user) for p in people)))
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1, ws="none", ssl_certfile=str(pki.server_cert),
-                                ssl_keyfile=str(pki.server_key))
-        server = _Server(config, streams=app.state.streams)
-        serve_task = asyncio.create_task(server.serve(sockets=[sock]))
+        api = await start_server(app, "127.0.0.1", bound, name="api-server", sockets=[sock],
+                                 ssl_context=_serving_context(pki), on_shutdown=app.state.streams.close,
+                                 log_level="warning")
+        serve_task = api.task
         await wait_ready(url, token, pki, time.monotonic() + 30, alive=lambda: not serve_task.done())
         for component in found:
             await component.start(ctx)
@@ -269,9 +256,8 @@ async def run_lab(
         # simulated programs (nothing is deleted, so the next `up` restarts the same pods), and the store,
         # which they all use in-process, is closed only once every one of them has stopped
         stopping = {asyncio.create_task(c.stop(), name=f"stop {c.name}"): c.name for c in started}
-        if server is not None and serve_task is not None:
-            server.should_exit = True
-            stopping[serve_task] = "api-server"
+        if api is not None:  # open watches and `logs -f` are ended first (on_shutdown), then uvicorn drains
+            stopping[asyncio.create_task(api.stop(graceful=True), name="stop api-server")] = "api-server"
         await _wait_all(stopping, COMPONENT_STOP_TIMEOUT_S, "stopping")
         store.close()
         log.warning("lab stopped")

@@ -1,12 +1,14 @@
 """The ext-proc contract between the gateway and an endpoint picker, and an in-process fast path for it.
 
-On a cluster Envoy streams each request's headers and body to the EPP over gRPC ext-proc. The lab's EPP
-serves an HTTP stand-in (``POST /extproc/request`` and ``/extproc/response`` on its ``--grpc-port``),
-and every simulator usually lives in one Python process and one event loop. Two HTTP round trips per
-request through that shared loop cost the gateway more than everything else it does, so a running EPP
-also registers its processor here under the address it listens on; the gateway calls it directly when
-it finds one registered in its own event loop and falls back to HTTP otherwise. The EPP makes the same
-decision either way, and it unregisters before it stops listening, so a stopped EPP looks the same on
+On a cluster Envoy streams each request to the EPP over gRPC ext-proc (GIE v1.0.0
+``pkg/epp/handlers/server.go``): request headers and body, then response headers, then the response body
+up to end-of-stream, when the EPP records the request's duration and sizes (``metrics.RecordRequestLatencies``).
+The lab's EPP serves an HTTP stand-in on its ``--grpc-port``: ``POST /extproc/request``,
+``/extproc/response`` (response headers) and ``/extproc/complete`` (end of the response body). Every
+simulator usually lives in one Python process and one event loop, so a running EPP also registers its
+processor here under the address it listens on; the gateway calls it directly when it finds one registered
+in its own event loop and uses HTTP otherwise (``llmd_lab.sim.gateway.extproc_client``). The EPP makes the
+same decision either way, and it unregisters before it stops listening, so a stopped EPP looks the same on
 both paths (connection refused → the pool's ``failureMode``).
 """
 
@@ -36,11 +38,14 @@ class RequestVerdict:
 
 
 class ExternalProcessor(Protocol):
-    """What an EPP offers the gateway: the request phase and the response-headers phase."""
+    """What an EPP offers the gateway: the request phase, the response-headers phase and the completion
+    phase (the response body reached its end, or broke off)."""
 
     def process_request(self, headers: Mapping[str, str], body: Any, body_size: int) -> RequestVerdict: ...
 
     def process_response(self, request_id: str, headers: Mapping[str, str]) -> dict[str, str]: ...
+
+    def process_completion(self, request_id: str, response_size: int) -> None: ...
 
 
 _registry: dict[tuple[str, int], tuple[asyncio.AbstractEventLoop, ExternalProcessor]] = {}

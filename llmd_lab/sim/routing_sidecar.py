@@ -41,7 +41,7 @@ class RoutingSidecar:
         self.server: Any = None
 
     async def start(self) -> None:
-        from llmd_lab.sim.epp.httpserver import start_server
+        from llmd_lab.sim.http import start_server
 
         app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["GET", "POST", "PUT", "DELETE"])])
         self.server = await start_server(app, self.host, self.args.port, name="routing-sidecar")

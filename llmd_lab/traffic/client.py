@@ -2,12 +2,16 @@
 
 For each request we record the send time, time to first token (first non-empty content chunk), the
 gaps between later chunks (inter-token latencies), end-to-end time, the token counts vLLM reports in
-``usage`` (prompt, cached prompt, output), the pod that served it (``x-inference-pod`` header when the
-server sets it, else the EPP's ``x-gateway-destination-endpoint``) and the HTTP status.
+``usage`` (prompt, cached prompt, output) and the HTTP status. ``pod`` stays empty: neither vLLM nor the
+gateway names the pod in a response (``x-inference-pod`` is llm-d-inference-sim's); count requests per
+pod from the pods' metrics instead (``llmd_lab.metrics.Window`` / ``metrics.requests_per_pod``).
 
 TLS: by default the system trust store plus, in an OpenShift workbench, the service CA; pass
 ``ca_file`` for a cluster CA, or ``insecure=True`` to skip verification (logged loudly, and shown in
-the client's ``repr``). The lab serves plain HTTP, so its URLs need neither.
+the client's ``repr``). vLLM pods serve HTTPS with KServe's self-signed certificate, which has no DNS or
+IP names and verifies against nothing: talking to a pod or the workload Service directly (the
+round-robin baseline) needs ``insecure=True``, a choice the notebook states to the learner. The gateway's
+``status.url`` is plain HTTP (or HTTPS with the cluster's CA) and needs neither.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import httpx
 log = logging.getLogger(__name__)
 
 SERVICE_CA = "/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt"
-POD_HEADERS = ("x-inference-pod", "x-gateway-destination-endpoint")
 
 
 @dataclass
@@ -165,7 +168,6 @@ class InferenceClient:
                 "POST", self.base_url + path, json=body, headers={"x-request-id": rec.request_id}
             ) as resp:
                 rec.status = resp.status_code
-                rec.pod = next((resp.headers[h] for h in POD_HEADERS if h in resp.headers), None)
                 if resp.status_code != 200:
                     detail = (await resp.aread()).decode(errors="replace")[:300]
                     rec.error = f"HTTP {resp.status_code}: {detail}"

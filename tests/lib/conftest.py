@@ -1,7 +1,7 @@
 """Fixtures for the public library's tests.
 
 ``openai_server`` is a tiny OpenAI-compatible streaming server (starlette + uvicorn on 127.0.0.1) that
-behaves like a vLLM replica behind ``x-inference-pod``: it streams one chunk per output token with a
+behaves like a vLLM replica (plus llm-d-inference-sim's ``x-inference-pod``, which the kit must ignore): it streams one chunk per output token with a
 fixed gap, reports ``usage`` with ``prompt_tokens_details.cached_tokens`` from a whole-prefix memory,
 and answers 404 for an unknown model the way vLLM does. It lets the traffic client be tested before
 (and independently of) the simulated vLLM.

@@ -30,7 +30,7 @@ def test_runs_a_workload_and_writes_one_row_per_request(openai_server, tmp_path,
         rows = pd.DataFrame(doc["requests"])
         assert doc["summary"][0]["requests"] == 6 and doc["summary"][0]["errors"] == 0
     assert len(rows) == 6 and rows["ok"].all()
-    assert set(rows["pod"]) == {openai_server.fake.pod}
+    assert rows["pod"].isna().all()  # no response header names the pod (vLLM sends none)
     assert {"ttft_s", "e2e_s", "cached_tokens", "session", "turn"} <= set(rows.columns)
     # the model was discovered from /v1/models (the Job passes none), and the server saw it
     assert {r["model"] for r in openai_server.fake.requests} == {"qwen"}

@@ -143,14 +143,30 @@ class PodWorker:
         self._tasks.append(asyncio.create_task(self._run(), name=f"kubelet-pod-{self.name}"))
         self._dirty.set()
 
+    def _grace_s(self) -> float:
+        """The pod's grace period (the deletion's, else ``terminationGracePeriodSeconds``, default 30 s) in
+        the lab's wall-clock seconds."""
+        meta, spec = self.pod.get("metadata") or {}, self.pod.get("spec") or {}
+        grace = meta.get("deletionGracePeriodSeconds", spec.get("terminationGracePeriodSeconds", 30))
+        seconds = float(grace if isinstance(grace, int | float) else 30) / max(self.ctx.time_scale, 1e-9)
+        return max(seconds, 0.0)
+
     async def stop(self, *, events: bool = True) -> None:
         self._stopping = True
         for r in self.runners():
             if r.handle is not None:
                 if events:
                     await self._events(stages.render("killing", self._fields(r)).events)
+                # SIGTERM, then SIGKILL once the pod's termination grace period is over: a vLLM replica
+                # finishes its open streams meanwhile (uvicorn's graceful shutdown), then `kill` cuts the rest
+                stopping = asyncio.ensure_future(r.handle.stop())
+                done, _ = await asyncio.wait({stopping}, timeout=self._grace_s())
+                kill = getattr(r.handle, "kill", None)
+                if not done and kill is not None:
+                    with contextlib.suppress(Exception):
+                        await kill()
                 with contextlib.suppress(Exception):
-                    await r.handle.stop()
+                    await stopping
                 r.handle = None
             r.logs.close()
         for t in self._tasks:
@@ -232,8 +248,9 @@ class PodWorker:
             self.phase = "Running"
             await self._events(started.events)
             self._dirty.set()
+            launch = self._launch(r)  # before the probe task: it must know whether the program listens
             probe = asyncio.create_task(self._readiness(r))
-            program = asyncio.create_task(self._run_program(r))
+            program = asyncio.create_task(self._run_program(r, launch))
             liveness = asyncio.create_task(self._liveness(r, program))
             try:
                 await program
@@ -283,18 +300,29 @@ class PodWorker:
             await self._events(waiting.events)
             await self.ctx.clock.sleep(backoff)
 
-    async def _run_program(self, r: ContainerRunner) -> None:
+    def _launch(self, r: ContainerRunner) -> Launch | ProcessExitError:
+        """The process a container start runs: its argv and env, and which program that is (``r.program``);
+        a command that cannot even be parsed (``sh -c`` with an unbalanced quote) exits 1 like a shell would."""
         env = programs.container_env(self.pod, r.spec, pod_ip=self.ip, node=self.node,
                                      time_scale=self.ctx.time_scale)
-        argv = programs.container_argv(r.spec, env)
+        try:
+            argv = programs.container_argv(r.spec, env)
+        except ValueError as exc:
+            r.program = programs.IDLE
+            return ProcessExitError(1, "Error", f"/bin/sh: syntax error: {exc}")
         r.program = programs.program_for(r.spec, argv, init=r.init)
         r.serving.clear()
+        return Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
+                      source=self.kubelet.source)
+
+    async def _run_program(self, r: ContainerRunner, launch: Launch | ProcessExitError) -> None:
+        if isinstance(launch, ProcessExitError):
+            raise launch
         main = registry.PROGRAMS.get(r.program)
         if main is None:
             await asyncio.Event().wait()  # an idle process: runs until the pod goes away
             return
-        await main(Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
-                          source=self.kubelet.source), r.set_handle)
+        await main(launch, r.set_handle)
 
     async def _resolve_host(self, name: str) -> str | None:
         """The pod's cluster DNS (ClusterFirst): Services and LeaderWorkerSet pod hostnames by name."""

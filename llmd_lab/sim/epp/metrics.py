@@ -37,6 +37,11 @@ class EppMetrics:
                                        "in bytes.", ["model_name", "target_model_name"],
                                        buckets=(64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536,
                                                 131072, 262144, 524288, 1048576), registry=r)
+        self.response_sizes = Histogram("inference_model_response_sizes", "Inference model responses size "
+                                        "distribution in bytes for each model and target model.",
+                                        ["model_name", "target_model_name"],
+                                        buckets=(1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+                                                 32778, 65536), registry=r)
         self.running = Gauge("inference_model_running_requests", "Inference model number of running requests in each "
                              "model.", ["model_name"], registry=r)
         self.pool_kv = Gauge("inference_pool_average_kv_cache_utilization", "The average kv cache utilization for an "

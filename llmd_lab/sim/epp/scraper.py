@@ -126,6 +126,7 @@ class Scraper:
         port: int = 0,
         path: str = "/metrics",
         scheme: str = "http",
+        insecure_skip_verify: bool = False,
         clock: Callable[[], float],
         log: logging.Logger | None = None,
         timeout: float = 1.0,
@@ -137,10 +138,13 @@ class Scraper:
         self.port = port
         self.path = path
         self.scheme = scheme
+        self.insecure_skip_verify = insecure_skip_verify
         self.clock = clock
         self.log = log or logging.getLogger("llmd_lab.sim.epp.scraper")
         self.timeout = timeout
         self._task: asyncio.Task | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._stopping = asyncio.Event()
         self._missing_reported: set[tuple[str, str]] = set()
         self.scrapes = 0
 
@@ -164,19 +168,30 @@ class Scraper:
                 self._missing_reported.add((ep.name, name))
                 self.log.error("metric family %s not found on pod %s; keeping the previous value", name, ep.name)
 
-    async def run(self) -> None:
-        verify = self.scheme != "https"
-        async with httpx.AsyncClient(verify=verify) as client:
-            while True:
-                await self.scrape_once(client)
-                await asyncio.sleep(self.interval)
+    async def run(self, client: httpx.AsyncClient) -> None:
+        while not self._stopping.is_set():
+            await self.scrape_once(client)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="epp-scraper")
+        # https: the pods' certificate is KServe's self-signed one, so it verifies only when told to skip
+        # (--model-server-metrics-https-insecure-skip-verify, which KServe passes)
+        self._client = httpx.AsyncClient(verify=not self.insecure_skip_verify)
+        self._stopping.clear()
+        self._task = asyncio.create_task(self.run(self._client), name="epp-scraper")
 
     async def stop(self) -> None:
+        """Finish the scrape under way (bounded by the scrape timeout) rather than cancel it mid-handshake,
+        which would leave its TLS connection open."""
+        self._stopping.set()
         if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), self.timeout + 1)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._client is not None:  # closed here, not while cancelled, so its TLS connections close cleanly
+            await self._client.aclose()
+            self._client = None

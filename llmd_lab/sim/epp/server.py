@@ -35,7 +35,6 @@ from llmd_lab.sim.epp.configs import GIE_DEFAULT_CONFIG
 from llmd_lab.sim.epp.datastore import Datastore
 from llmd_lab.sim.epp.director import Director, EppError, SaturationDetector, TraceStore
 from llmd_lab.sim.epp.flags import Options, parse_flags
-from llmd_lab.sim.epp.httpserver import RunningServer, start_server
 from llmd_lab.sim.epp.metrics import EppMetrics
 from llmd_lab.sim.epp.plugins.base import PluginHandle
 from llmd_lab.sim.epp.plugins.precise_prefix import PrecisePrefixCacheScorer
@@ -44,6 +43,7 @@ from llmd_lab.sim.epp.scraper import MetricNames, Scraper
 from llmd_lab.sim.extproc import IMMEDIATE_RESPONSE_HEADER, RequestVerdict
 from llmd_lab.sim.extproc import register as register_extproc
 from llmd_lab.sim.extproc import unregister as unregister_extproc
+from llmd_lab.sim.http import RunningServer, start_server
 from llmd_lab.sim.source import ResourceSource
 
 
@@ -125,7 +125,7 @@ class ExtProcService:
         self.director = director
         self.metrics = metrics
         self.log = log
-        self.started: dict[str, float] = {}
+        self.started: dict[str, tuple[float, str, str]] = {}  # request id → (start, model, target model)
 
     def process_request(self, headers: Mapping[str, str], body: Any, body_size: int) -> RequestVerdict:
         try:
@@ -140,7 +140,8 @@ class ExtProcService:
             return RequestVerdict({}, [], "", err.status, err.body())
         request = decision.request
         self.metrics.request_sizes.labels(request.body.get("model", ""), request.target_model).observe(body_size)
-        self.started[request.request_id] = time.monotonic()
+        self.started[request.request_id] = (time.monotonic(), str(request.body.get("model", "")),
+                                             request.target_model)
         while len(self.started) > 10_000:
             self.started.pop(next(iter(self.started)))
         if self.log.isEnabledFor(logging.DEBUG):
@@ -151,10 +152,15 @@ class ExtProcService:
     def process_response(self, request_id: str, headers: Mapping[str, str]) -> dict[str, str]:
         return self.director.handle_response(request_id, headers)
 
-    def complete(self, request_id: str, model: str) -> None:
-        began = self.started.pop(request_id, None)
-        if began is not None:
-            self.metrics.record_duration(model, model, time.monotonic() - began)
+    def process_completion(self, request_id: str, response_size: int) -> None:
+        """End of the response body: ``inference_model_request_duration_seconds`` and the response size, as
+        GIE v1.0.0 records them at end-of-stream (``handlers/server.go``)."""
+        started = self.started.pop(request_id, None)
+        if started is None:
+            return
+        began, model, target = started
+        self.metrics.record_duration(model, target, time.monotonic() - began)
+        self.metrics.response_sizes.labels(model, target).observe(response_size)
 
 
 def _extproc_app(service: ExtProcService) -> Starlette:
@@ -180,7 +186,8 @@ def _extproc_app(service: ExtProcService) -> Starlette:
 
     async def on_complete(request: Request) -> Response:
         payload = await request.json()
-        service.complete(str(payload.get("request_id", "")), str(payload.get("model", "")))
+        size = payload.get("response_size")
+        service.process_completion(str(payload.get("request_id", "")), size if isinstance(size, int) else 0)
         return JSONResponse({})
 
     routes = [Route("/extproc/request", on_request, methods=["POST"]),
@@ -213,8 +220,14 @@ async def serve(
     log: logging.Logger | Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     seed: int | None = None,
+    model_servers_tls: bool = False,
 ) -> EppHandle:
-    """Start the EPP on ``host``; raise (with the reason logged) if the flags or the config are bad."""
+    """Start the EPP on ``host``; raise (with the reason logged) if the flags or the config are bad.
+
+    ``model_servers_tls``: whether the pods really serve HTTPS. On a cluster they do (KServe's certificate);
+    the lab's kubelet does not yet hand vLLM its mounted certificate, so its pods serve HTTP and the EPP
+    scrapes them over HTTP whatever ``--model-server-metrics-scheme`` says (logged). The mini cluster
+    (``sim.gateway.testbed``) serves HTTPS and passes True."""
     logger = _as_logger(log)
     env = dict(env or {})
     try:
@@ -246,12 +259,12 @@ async def serve(
                         kv_cache_usage_percentage=opts.kv_cache_usage_percentage_metric,
                         lora_info=opts.lora_info_metric)
     scheme = opts.model_server_metrics_scheme
-    if scheme == "https":
-        logger.info("the lab's model servers speak plain HTTP; scraping with http instead of https")
+    if scheme == "https" and not model_servers_tls:
+        logger.info("the lab's model servers speak plain HTTP (no mounted certificate); scraping over http")
         scheme = "http"
     scraper = Scraper(datastore.candidates, names, interval=opts.refresh_metrics_interval,
                       port=opts.model_server_metrics_port, path=opts.model_server_metrics_path, scheme=scheme,
-                      clock=clock, log=logger)
+                      insecure_skip_verify=opts.model_server_metrics_https_insecure_skip_verify, clock=clock, log=logger)
     await datastore.start()
     servers: dict[str, RunningServer] = {}
     handle_obj = EppHandle(opts, config, datastore, director, scraper, metrics, servers, host, logger)

@@ -58,6 +58,7 @@ class ResourceCache:
     def __init__(self, source: ResourceSource, log: logging.Logger) -> None:
         self.source = source
         self.log = log
+        self.kinds: list[tuple[str, str]] = list(WATCHED)
         self.objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {k: {} for k in WATCHED}
         self._tasks: list[asyncio.Task] = []
         self.synced = asyncio.Event()
@@ -65,8 +66,15 @@ class ResourceCache:
         self.generation = 0  # bumped on every change, so derived views can be cached until the next one
         self._endpoints: dict[tuple[str, str, int], tuple[int, list[tuple[str, int]]]] = {}
 
+    def watch_also(self, kinds: tuple[tuple[str, str], ...]) -> None:
+        """Watch more kinds (a filter's resources); call before :meth:`start`."""
+        for kind in kinds:
+            if kind not in self.objects:
+                self.kinds.append(kind)
+                self.objects[kind] = {}
+
     async def start(self) -> None:
-        for api_version, kind in WATCHED:
+        for api_version, kind in self.kinds:
             self._tasks.append(asyncio.create_task(self._watch(api_version, kind), name=f"gateway-watch-{kind}"))
 
     async def _watch(self, api_version: str, kind: str) -> None:
@@ -77,7 +85,7 @@ class ResourceCache:
                 store[_key(obj)] = obj
             self.generation += 1
             self._seen.add((api_version, kind))
-            if len(self._seen) == len(WATCHED):
+            if len(self._seen) == len(self.kinds):
                 self.synced.set()
             async for event in self.source.watch(api_version, kind):
                 if event.type == "DELETED":
@@ -90,7 +98,7 @@ class ResourceCache:
         except Exception:
             self.log.exception("gateway watch of %s %s failed", api_version, kind)
             self._seen.add((api_version, kind))
-            if len(self._seen) == len(WATCHED):
+            if len(self._seen) == len(self.kinds):
                 self.synced.set()
 
     async def stop(self) -> None:

@@ -13,16 +13,17 @@ import random
 from dataclasses import dataclass, field
 
 from llmd_lab.sim.epp.configs import COURSE_CONFIG
-from llmd_lab.sim.epp.httpserver import RunningServer, start_server
 from llmd_lab.sim.epp.server import EppHandle
 from llmd_lab.sim.epp.server import serve as serve_epp
 from llmd_lab.sim.gateway.kubeproxy import ServiceProxy
 from llmd_lab.sim.gateway.server import Gateway
+from llmd_lab.sim.http import RunningServer, start_server
 from llmd_lab.sim.source import StaticSource
+from llmd_lab.sim.tls import self_signed_pem, ssl_context_from_pem
 from llmd_lab.sim.vllm.async_engine import AsyncLLM, RealClock
 from llmd_lab.sim.vllm.engine import EngineConfig, LLMEngine
 from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
-from llmd_lab.sim.vllm.server import PodIdentity, create_app
+from llmd_lab.sim.vllm.serving import create_app
 
 QWEN = "Qwen/Qwen3-0.6B"
 NS, NAME = "demo", "qwen"
@@ -99,6 +100,7 @@ async def start_cluster(*, replicas: int = 3, config: str = COURSE_CONFIG, time_
     rng = random.Random()
     base = f"127.{rng.randrange(100, 200)}.{rng.randrange(0, 256)}"
     cluster = MiniCluster(StaticSource(), base)
+    tls = ssl_context_from_pem(*self_signed_pem())  # vLLM serves HTTPS with KServe's self-signed certificate
     src = cluster.source
     for i in range(replicas):
         ip = f"{base}.{10 + i}"
@@ -106,8 +108,8 @@ async def start_cluster(*, replicas: int = 3, config: str = COURSE_CONFIG, time_
                                         max_num_seqs=max_num_seqs))
         llm = AsyncLLM(engine, RealClock(time_scale))
         name = f"{NAME}-kserve-{i}"
-        app = create_app(llm, [QWEN], PodIdentity(name, NS, 8000, ip))
-        server = await start_server(app, ip, 8000, name=name)
+        app = create_app(llm, [QWEN])
+        server = await start_server(app, ip, 8000, name=name, ssl_context=tls)
         cluster.pods.append(VllmPod(name, ip, engine, llm, server))
         src.put(pod(name, ip))
     src.put({"apiVersion": "inference.networking.x-k8s.io/v1alpha2", "kind": "InferencePool",
@@ -120,7 +122,7 @@ async def start_cluster(*, replicas: int = 3, config: str = COURSE_CONFIG, time_
     src.put({"apiVersion": "v1", "kind": "Service",
              "metadata": {"name": f"{NAME}-kserve-workload-svc", "namespace": NS},
              "spec": {"clusterIP": cluster.svc_ip, "selector": SELECTOR,
-                      "ports": [{"name": "https", "port": 8000, "targetPort": 8000}]}})
+                      "ports": [{"name": "https", "port": 8000, "targetPort": 8000, "appProtocol": "https"}]}})
     src.put(httproute())
     args = ["--pool-name", POOL, "--pool-namespace", NS, "--pool-group", "inference.networking.x-k8s.io",
             "--zap-encoder", "json", "--grpc-port", "9002", "--grpc-health-port", "9003", "--metrics-port", "9090",
@@ -128,10 +130,10 @@ async def start_cluster(*, replicas: int = 3, config: str = COURSE_CONFIG, time_
             "--model-server-metrics-https-insecure-skip-verify", "--cert-path", "/var/run/kserve/tls",
             "--refresh-metrics-interval", refresh_metrics_interval, "--config-text", config, *(epp_args or [])]
     cluster.epp = await serve_epp(args, host=cluster.epp_ip, env={}, source=src, log=cluster.epp_logs.append,
-                                  seed=seed)
+                                  seed=seed, model_servers_tls=True)
     cluster.proxy = ServiceProxy(src, NS, f"{NAME}-kserve-workload-svc", host=cluster.svc_ip, port=8000)
     await cluster.proxy.start()
-    cluster.gateway = Gateway(src, host="127.0.0.1", port=0, seed=seed)
+    cluster.gateway = Gateway(src, host="127.0.0.1", port=0, seed=seed, upstream_tls=True)
     await cluster.gateway.start()
     epp = cluster.epp
     await cluster.wait_for(lambda: len(epp.datastore.candidates()) == replicas, what="EPP to see every pod")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl as _ssl
 from collections.abc import AsyncIterator
 
 MAX_BUFFERED = 1 << 20  # stop reading from the upstream socket while this much is waiting for the client
@@ -326,12 +327,14 @@ class UpstreamResponse:
 
 
 class UpstreamPool:
-    """Keep-alive connections to one ``host:port``, at most ``max_connections`` at a time."""
+    """Keep-alive connections to one ``host:port`` (over TLS when given a context), at most
+    ``max_connections`` at a time."""
 
     def __init__(self, host: str, port: int, *, max_connections: int = 1024, connect_timeout: float = 30.0,
-                 pool_timeout: float = 30.0, keepalive_expiry: float = 4.0) -> None:
+                 pool_timeout: float = 30.0, keepalive_expiry: float = 4.0, ssl: _ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
+        self.ssl = ssl  # TLS origination (KServe's DestinationRules: SIMPLE, insecureSkipVerify)
         self.connect_timeout = connect_timeout
         self.pool_timeout = pool_timeout
         self.keepalive_expiry = keepalive_expiry
@@ -342,9 +345,9 @@ class UpstreamPool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(_Connection, self.host, self.port),
+            _, conn = await asyncio.wait_for(loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl),
                                              self.connect_timeout)
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError: a failed handshake
             raise UpstreamError(f"connect to {self.host}:{self.port} failed: {type(exc).__name__}",
                                 before_response=True) from exc
         self._all.add(conn)

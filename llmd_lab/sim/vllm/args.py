@@ -70,7 +70,7 @@ _IGNORED_WITH_VALUE = (
 _IGNORED_FLAGS = (
     "--trust-remote-code", "--enforce-eager", "--disable-log-stats", "--disable-uvicorn-access-log",
     "--disable-fastapi-docs", "--enable-auto-tool-choice", "--enable-lora", "--enable-expert-parallel",
-    "--disable-frontend-multiprocessing", "--enable-prompt-tokens-details", "--enable-server-load-tracking",
+    "--disable-frontend-multiprocessing", "--enable-server-load-tracking",
     "--enable-force-include-usage", "--disable-custom-all-reduce", "--enable-sleep-mode",
     "--data-parallel-external-lb", "-dpe",
 )  # fmt: skip
@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=int, choices=[1, 8, 16, 32, 64, 128], default=16)
     p.add_argument(
         "--prefix-caching-hash-algo",
-        choices=["builtin", "sha256", "sha256_cbor", "sha256_cbor_64bit", "xxhash", "xxhash_cbor"],
+        # vLLM 0.10.1's PrefixCachingHashAlgo (vllm/config/cache.py); xxhash came later (unconfirmed per release)
+        choices=["builtin", "sha256", "sha256_cbor_64bit"],
         default="sha256",
     )
     p.add_argument("--num-gpu-blocks-override", type=int, default=None)
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--disable-log-requests", action="store_true")
     p.add_argument("--enable-log-requests", action="store_true")
     p.add_argument("--enable-ssl-refresh", action="store_true")
+    p.add_argument("--enable-prompt-tokens-details", action="store_true")
     p.add_argument("--ssl-certfile", default=None)
     p.add_argument("--ssl-keyfile", default=None)
     for flag in _IGNORED_WITH_VALUE:
@@ -145,6 +147,7 @@ class ServeArgs:
     kv_events_config: KVEventsConfig | None
     disable_log_requests: bool
     enable_ssl_refresh: bool
+    enable_prompt_tokens_details: bool
     ssl_certfile: str | None
     ssl_keyfile: str | None
     headless: bool
@@ -221,6 +224,7 @@ def parse_args(argv: Sequence[str] | str) -> ServeArgs:
         kv_events_config=kv_events,
         disable_log_requests=ns.disable_log_requests and not ns.enable_log_requests,
         enable_ssl_refresh=ns.enable_ssl_refresh,
+        enable_prompt_tokens_details=ns.enable_prompt_tokens_details,
         ssl_certfile=ns.ssl_certfile,
         ssl_keyfile=ns.ssl_keyfile,
         headless=ns.headless,

@@ -1,503 +1,39 @@
-"""The simulated vLLM's OpenAI-compatible HTTP server and its start-up (``vllm serve``).
+"""``vllm serve`` for the lab's pods (vLLM's ``entrypoints/openai/api_server.py`` and ``cli/serve.py``).
 
-``create_app`` builds the Starlette app for one replica; ``serve`` is what the lab's kubelet runs for a
-``vllm serve …`` container: parse the args, check the model fits the GPU like vLLM's memory profiling does
-(else :class:`StartupError` with vLLM's kind of message), write vLLM's start-up log, wait the simulated
-load time, then listen with uvicorn. Many replicas share one event loop, so request handling avoids heavy
-per-request work (plain dicts + ``json.dumps``, no pydantic).
-
-Response bodies and SSE chunks follow vLLM's ``serving_chat.py`` / ``serving_completion.py``; errors use the
-OpenAI-style ``{"error": {message, type, param, code}}`` body vLLM returns. Every response carries
-``x-inference-pod`` / ``x-inference-namespace`` / ``x-inference-port`` as llm-d-inference-sim sends them, so a
-notebook can show which replica answered. ``usage.prompt_tokens_details.cached_tokens`` is always filled
-(vLLM needs ``--enable-prompt-tokens-details`` for it; the lab wants it visible).
+:func:`serve` is what the kubelet runs for a ``vllm serve …`` container: parse the args, check the model fits
+the GPU like vLLM's memory profiling does (else :class:`StartupError` with vLLM's kind of message), write
+vLLM's start-up log, wait the simulated load time, then listen (``llmd_lab.sim.http``) with the OpenAI app of
+:mod:`llmd_lab.sim.vllm.serving`. With ``--ssl-certfile/--ssl-keyfile`` it serves HTTPS, as KServe's preset
+asks, reading the files through ``read_file`` (the container's view of its mounts); an unreadable or invalid
+certificate fails start-up where uvicorn would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
+import ssl
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
+from llmd_lab.sim.http import BindError, RunningServer, start_server
+from llmd_lab.sim.tls import ssl_context_from_pem
 from llmd_lab.sim.vllm import physics
 from llmd_lab.sim.vllm.args import ArgsError, ServeArgs, parse_args
 from llmd_lab.sim.vllm.async_engine import AsyncLLM, RealClock
-from llmd_lab.sim.vllm.engine import EngineConfig, EngineRequest, LLMEngine, RequestOutput
-from llmd_lab.sim.vllm.kv_events import KVEventBatch, ZmqEventPublisher
-from llmd_lab.sim.vllm.metrics import PrometheusStatLogger
+from llmd_lab.sim.vllm.engine import EngineConfig, LLMEngine
+from llmd_lab.sim.vllm.kv_events import ZmqEventPublisher
 from llmd_lab.sim.vllm.profiles import UnknownProfileError, resolve_gpu, resolve_model
-from llmd_lab.sim.vllm.request import SamplingParams
+from llmd_lab.sim.vllm.serving import create_app
 
 VLLM_VERSION = "0.10.1.1"
-
-
-@dataclass(frozen=True)
-class PodIdentity:
-    """Which pod a response came from (env ``POD_NAME``, ``POD_NAMESPACE``, and the listening port)."""
-
-    name: str = ""
-    namespace: str = ""
-    port: int = 8000
-    ip: str = ""
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "x-inference-pod": self.name,
-            "x-inference-namespace": self.namespace,
-            "x-inference-port": str(self.port),
-        }
-
-
-class OpenAIError(Exception):
-    def __init__(
-        self, status: int, message: str, err_type: str = "BadRequestError", param: str | None = None
-    ):
-        super().__init__(message)
-        self.status, self.message, self.err_type, self.param = status, message, err_type, param
-
-    def response(self, headers: Mapping[str, str]) -> JSONResponse:
-        body = {
-            "error": {
-                "message": self.message,
-                "type": self.err_type,
-                "param": self.param,
-                "code": self.status,
-            }
-        }
-        return JSONResponse(body, status_code=self.status, headers=dict(headers))
-
-
-def _chat_chunk_choice(out: RequestOutput) -> dict[str, Any]:
-    """A chat stream chunk's choice: the text as a delta; ``stop_reason`` only on the last one."""
-    choice: dict[str, Any] = {"index": 0, "delta": {"content": out.text}, "logprobs": None,
-                              "finish_reason": out.finish_reason}
-    if out.finished:
-        choice["stop_reason"] = out.stop_reason
-    return choice
-
-
-def _completion_chunk_choice(out: RequestOutput) -> dict[str, Any]:
-    """A completions stream chunk's choice: ``stop_reason`` is always present, null until the end."""
-    return {"index": 0, "text": out.text, "logprobs": None, "finish_reason": out.finish_reason,
-            "stop_reason": out.stop_reason if out.finished else None}
-
-
-def _sse(obj: object) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
-
-
-class OpenAIServing:
-    """Request handling shared by the completion and chat endpoints."""
-
-    def __init__(
-        self,
-        engine: AsyncLLM,
-        served_model_names: Sequence[str],
-        pod: PodIdentity,
-        *,
-        stat_logger: PrometheusStatLogger | None = None,
-        log: Callable[[str], None] | None = None,
-        log_requests: bool = False,
-        model_path: str | None = None,
-    ) -> None:
-        self.engine = engine
-        self.served_model_names = list(served_model_names)
-        self.pod = pod
-        self.headers = pod.headers()
-        self.stat_logger = stat_logger or PrometheusStatLogger(
-            engine.engine, model_name=self.served_model_names[0]
-        )
-        if self.stat_logger not in engine.observers:
-            engine.observers.append(self.stat_logger)
-        self.log = log
-        self.log_requests = log_requests
-        self.created = int(time.time())
-        cfg = engine.engine.config
-        assert cfg.max_model_len is not None
-        self.max_model_len = cfg.max_model_len
-        self.root = model_path or cfg.model.name  # vLLM reports the path it loaded, e.g. /mnt/models
-
-    # -- helpers ---------------------------------------------------------------------------------------------
-    async def _json_body(self, request: Request) -> dict:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise OpenAIError(400, f"JSON decode error: {exc}") from exc
-        if not isinstance(body, dict):
-            raise OpenAIError(400, "Input should be a valid dictionary or object to extract fields from")
-        return body
-
-    def _check_model(self, body: Mapping) -> str:
-        model = body.get("model")
-        if model is None:
-            return self.served_model_names[0]
-        if model not in self.served_model_names:
-            raise OpenAIError(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
-        return model
-
-    def _sampling_params(
-        self, body: Mapping, num_prompt_tokens: int, default_max: int | None
-    ) -> SamplingParams:
-        for key in ("n", "best_of"):
-            if body.get(key, 1) not in (1, None):
-                raise OpenAIError(
-                    400, f"{key} must be 1 in the simulated vLLM, got {body.get(key)!r}", param=key
-                )
-        max_tokens = body.get("max_completion_tokens")
-        if max_tokens is None:
-            max_tokens = body.get("max_tokens")
-        if max_tokens is None:
-            max_tokens = default_max if default_max is not None else self.max_model_len - num_prompt_tokens
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-            raise OpenAIError(400, f"max_tokens must be an integer, got {max_tokens!r}", param="max_tokens")
-        if max_tokens < 1:
-            raise OpenAIError(400, f"max_tokens must be at least 1, got {max_tokens}.", param="max_tokens")
-        if num_prompt_tokens >= self.max_model_len:
-            raise OpenAIError(
-                400,
-                f"This model's maximum context length is {self.max_model_len} tokens. However, your request has "
-                f"{num_prompt_tokens} input tokens. Please reduce the length of the input messages.",
-                param="messages",
-            )
-        if num_prompt_tokens + max_tokens > self.max_model_len:
-            raise OpenAIError(
-                400,
-                f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
-                f"{num_prompt_tokens + max_tokens} tokens ({num_prompt_tokens} in the messages, {max_tokens} in the "
-                "completion). Please reduce the length of the messages or completion.",
-                param="max_tokens",
-            )
-        stop = body.get("stop") or ()
-        if isinstance(stop, str):
-            stop = (stop,)
-        if not isinstance(stop, list | tuple) or not all(isinstance(s, str) for s in stop):
-            raise OpenAIError(400, "stop must be a string or a list of strings", param="stop")
-        ignore_eos = body.get("ignore_eos", False)
-        min_tokens = body.get("min_tokens", 0)
-        if not isinstance(ignore_eos, bool) or not isinstance(min_tokens, int):
-            raise OpenAIError(400, "ignore_eos must be a boolean and min_tokens an integer")
-        return SamplingParams(
-            max_tokens=max_tokens, stop=tuple(stop), ignore_eos=ignore_eos, min_tokens=min_tokens
-        )
-
-    @staticmethod
-    def _usage(o: RequestOutput) -> dict:
-        return {
-            "prompt_tokens": o.num_prompt_tokens,
-            "total_tokens": o.num_prompt_tokens + o.num_output_tokens,
-            "completion_tokens": o.num_output_tokens,
-            "prompt_tokens_details": {"cached_tokens": o.num_cached_tokens},
-        }
-
-    def _stream_flags(self, body: Mapping) -> tuple[bool, bool]:
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise OpenAIError(400, "stream must be a boolean", param="stream")
-        options = body.get("stream_options") or {}
-        if not isinstance(options, dict):
-            raise OpenAIError(400, "stream_options must be an object", param="stream_options")
-        if options and not stream:
-            raise OpenAIError(
-                400, "Stream options can only be defined when `stream=True`.", param="stream_options"
-            )
-        return stream, bool(options.get("include_usage", False))
-
-    async def _submit(self, request_id: str, prompt_ids: list[int], params: SamplingParams, body: Mapping):
-        if self.log_requests and self.log:
-            self.log(
-                f"INFO [logger.py:43] Received request {request_id}: prompt tokens: {len(prompt_ids)}, "
-                f"params: max_tokens={params.max_tokens}, stop={list(params.stop)}, ignore_eos={params.ignore_eos}"
-            )
-        self.stat_logger.observe_request(request_id, params.max_tokens)
-        salt = body.get("cache_salt")
-        try:
-            return self.engine.generate(EngineRequest(request_id, prompt_ids, params, cache_salt=salt))
-        except ValueError as exc:  # e.g. a prompt that can never fit the KV cache
-            raise OpenAIError(400, str(exc)) from exc
-
-    async def _collect(
-        self, request: Request, gen: AsyncIterator[RequestOutput]
-    ) -> tuple[str, RequestOutput | None]:
-        """Run a non-streaming request to the end; a client that disconnects aborts it (vLLM does the same)."""
-        parts: list[str] = []
-        last: RequestOutput | None = None
-
-        async def consume() -> None:
-            nonlocal last
-            async for out in gen:
-                parts.append(out.text)
-                last = out
-
-        consumer = asyncio.ensure_future(consume())
-        watcher = asyncio.ensure_future(_wait_disconnect(request))
-        try:
-            await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-            if not consumer.done():
-                consumer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await consumer
-                await gen.aclose()
-        if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
-            raise consumer.exception()  # type: ignore[misc]
-        return "".join(parts), last
-
-    # -- endpoints -------------------------------------------------------------------------------------------
-    async def models(self, request: Request) -> Response:
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": self.created,
-                "owned_by": "vllm",
-                "root": self.root,
-                "parent": None,
-                "max_model_len": self.max_model_len,
-                "permission": [],
-            }
-            for name in self.served_model_names
-        ]
-        return JSONResponse({"object": "list", "data": data}, headers=self.headers)
-
-    async def chat_completions(self, request: Request) -> Response:
-        try:
-            body = await self._json_body(request)
-            model = self._check_model(body)
-            messages = body.get("messages")
-            if (
-                not isinstance(messages, list)
-                or not messages
-                or not all(isinstance(m, dict) for m in messages)
-            ):
-                raise OpenAIError(
-                    400, "messages must be a non-empty list of message objects", param="messages"
-                )
-            try:
-                prompt = self.engine.tokenizer.apply_chat_template(messages)
-            except ValueError as exc:
-                raise OpenAIError(400, str(exc), param="messages") from exc
-            prompt_ids = self.engine.tokenizer.encode(prompt)
-            stream, include_usage = self._stream_flags(body)
-            params = self._sampling_params(body, len(prompt_ids), None)
-            request_id = f"chatcmpl-{uuid.uuid4().hex}"
-            gen = await self._submit(request_id, prompt_ids, params, body)
-        except OpenAIError as err:
-            return err.response(self.headers)
-        created = int(time.time())
-        return await self._reply(
-            request, gen, stream, include_usage,
-            base={"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model},
-            opening={"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                     "finish_reason": None},
-            chunk=_chat_chunk_choice,
-            full=lambda text, last: {
-                "id": request_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None, "tool_calls": [],
-                                    "reasoning_content": None},
-                        "logprobs": None,
-                        "finish_reason": last.finish_reason,
-                        "stop_reason": last.stop_reason,
-                    }
-                ],
-                "service_tier": None,
-                "system_fingerprint": None,
-                "usage": self._usage(last),
-                "prompt_logprobs": None,
-                "kv_transfer_params": None,
-            },
-        )  # fmt: skip
-
-    async def _reply(
-        self,
-        request: Request,
-        gen: AsyncIterator[RequestOutput],
-        stream: bool,
-        include_usage: bool,
-        *,
-        base: dict[str, Any],
-        opening: dict[str, Any] | None,
-        chunk: Callable[[RequestOutput], dict[str, Any]],
-        full: Callable[[str, RequestOutput], dict[str, Any]],
-    ) -> Response:
-        """One answer path for both OpenAI endpoints: an SSE stream of ``chunk`` choices, or the whole
-        body ``full`` builds once generation ends (499 when the client left first)."""
-        if stream:
-            return StreamingResponse(
-                self._sse_stream(gen, base, include_usage, opening, chunk),
-                media_type="text/event-stream",
-                headers=self.headers,
-            )
-        text, last = await self._collect(request, gen)
-        if last is None:
-            return Response(status_code=499, headers=self.headers)
-        return JSONResponse(full(text, last), headers=self.headers)
-
-    async def _sse_stream(
-        self,
-        gen: AsyncIterator[RequestOutput],
-        base: dict[str, Any],
-        include_usage: bool,
-        opening: dict[str, Any] | None,
-        chunk: Callable[[RequestOutput], dict[str, Any]],
-    ) -> AsyncIterator[bytes]:
-        """vLLM's SSE framing: optional opening chunk, one chunk per output, a usage-only chunk when
-        ``stream_options.include_usage`` asked for it, then ``[DONE]``."""
-        usage_field = {"usage": None} if include_usage else {}
-        try:
-            if opening is not None:
-                yield _sse({**base, "choices": [opening], **usage_field})
-            last: RequestOutput | None = None
-            async for out in gen:
-                last = out
-                yield _sse({**base, "choices": [chunk(out)], **usage_field})
-            if include_usage and last is not None:
-                yield _sse({**base, "choices": [], "usage": self._usage(last)})
-            yield b"data: [DONE]\n\n"
-        finally:
-            await gen.aclose()  # a disconnected client lands here: aborts the request, frees its blocks
-
-    async def completions(self, request: Request) -> Response:
-        try:
-            body = await self._json_body(request)
-            model = self._check_model(body)
-            prompt = body.get("prompt")
-            if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
-                prompt = prompt[0]
-            if isinstance(prompt, str):
-                prompt_ids = self.engine.tokenizer.encode(prompt)
-            elif isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
-                prompt_ids = list(prompt)
-            else:
-                raise OpenAIError(
-                    400, "prompt must be a string, a list of token ids, or a one-element list of either "
-                    "(batched prompts are not simulated)", param="prompt",
-                )  # fmt: skip
-            if not prompt_ids:
-                raise OpenAIError(400, "The prompt cannot be empty.", param="prompt")
-            stream, include_usage = self._stream_flags(body)
-            params = self._sampling_params(body, len(prompt_ids), 16)
-            request_id = f"cmpl-{uuid.uuid4().hex}"
-            gen = await self._submit(request_id, prompt_ids, params, body)
-        except OpenAIError as err:
-            return err.response(self.headers)
-        created = int(time.time())
-        return await self._reply(
-            request, gen, stream, include_usage,
-            base={"id": request_id, "object": "text_completion", "created": created, "model": model},
-            opening=None,
-            chunk=_completion_chunk_choice,
-            full=lambda text, last: {
-                "id": request_id,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason,
-                             "stop_reason": last.stop_reason, "prompt_logprobs": None}],
-                "service_tier": None,
-                "system_fingerprint": None,
-                "usage": self._usage(last),
-                "kv_transfer_params": None,
-            },
-        )  # fmt: skip
-
-    async def tokenize(self, request: Request) -> Response:
-        try:
-            body = await self._json_body(request)
-            if "model" in body:
-                self._check_model(body)
-            tok = self.engine.tokenizer
-            if "messages" in body:
-                messages = body["messages"]
-                if not isinstance(messages, list):
-                    raise OpenAIError(400, "messages must be a list", param="messages")
-                text = tok.apply_chat_template(
-                    messages, add_generation_prompt=body.get("add_generation_prompt", True)
-                )
-            elif isinstance(body.get("prompt"), str):
-                text = body["prompt"]
-            else:
-                raise OpenAIError(400, "either 'prompt' (a string) or 'messages' is required")
-        except (OpenAIError, ValueError) as err:
-            if isinstance(err, ValueError):
-                err = OpenAIError(400, str(err))
-            return err.response(self.headers)
-        ids = tok.encode(text)
-        return JSONResponse(
-            {"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids, "token_strs": None},
-            headers=self.headers,
-        )
-
-    async def health(self, request: Request) -> Response:
-        if self.engine.errored is not None:
-            return Response(status_code=503, headers=self.headers)
-        return Response(status_code=200, headers=self.headers)
-
-    async def version(self, request: Request) -> Response:
-        return JSONResponse({"version": VLLM_VERSION}, headers=self.headers)
-
-    async def metrics(self, request: Request) -> Response:
-        return Response(
-            self.stat_logger.render(),
-            media_type="text/plain; version=0.0.4; charset=utf-8",
-            headers=self.headers,
-        )
-
-
-async def _wait_disconnect(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-def create_app(
-    engine: AsyncLLM,
-    served_model_names: Sequence[str],
-    pod_identity: PodIdentity | None = None,
-    *,
-    log: Callable[[str], None] | None = None,
-    log_requests: bool = False,
-) -> Starlette:
-    """The OpenAI-compatible app for one replica (the same routes as vLLM's API server, plus ``/ready``)."""
-    serving = OpenAIServing(
-        engine, served_model_names, pod_identity or PodIdentity(), log=log, log_requests=log_requests
-    )
-    routes = [
-        Route("/v1/models", serving.models, methods=["GET"]),
-        Route("/v1/chat/completions", serving.chat_completions, methods=["POST"]),
-        Route("/v1/completions", serving.completions, methods=["POST"]),
-        Route("/tokenize", serving.tokenize, methods=["POST"]),
-        Route("/health", serving.health, methods=["GET"]),
-        Route("/ready", serving.health, methods=["GET"]),
-        Route("/version", serving.version, methods=["GET"]),
-        Route("/metrics", serving.metrics, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes)
-    app.state.serving = serving
-    return app
-
-
-# -- start-up -----------------------------------------------------------------------------------------------
+ReadFile = Callable[[str], bytes]
+"""``read_file(path)`` → the bytes of a file as the container sees it; raises ``OSError`` when absent."""
 
 
 class StartupError(Exception):
@@ -518,28 +54,36 @@ class Replica:
     host: str
     port: int
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    _server: object | None = None
-    _main_loop: asyncio.Task | None = None
+    scheme: str = "http"
+    _server: RunningServer | None = None
     _publisher: ZmqEventPublisher | None = None
     _stats_task: asyncio.Task | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
-        """Stop listening, abort in-flight requests, close the KV-event publisher. Idempotent."""
+        """SIGTERM: stop listening and let in-flight responses finish (uvicorn's graceful shutdown without a
+        timeout, as vLLM runs it); the kubelet calls :meth:`kill` once the pod's termination grace period is
+        over, which cuts what is still streaming. Then abort the engine's requests and close the KV-event
+        publisher. Idempotent."""
         if self._stopped.is_set():
             return
         self.ready.clear()
-        server = self._server
-        if server is not None:
-            server.should_exit = True  # type: ignore[attr-defined]
-            if self._main_loop is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._main_loop
-            await server.shutdown()  # type: ignore[attr-defined]
+        try:
+            if self._server is not None:
+                await self._server.stop(graceful=True)
+        finally:
+            await self._finish()
+
+    async def kill(self) -> None:
+        """SIGKILL: cut every open connection now (a :meth:`stop` in progress then completes)."""
+        if self._server is not None:
+            await self._server.stop()
+
+    async def _finish(self) -> None:
         if self._stats_task is not None:
             self._stats_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -553,6 +97,24 @@ class Replica:
         """Wait until the replica stops; returns its exit code (0 after ``stop``)."""
         await self._stopped.wait()
         return 0
+
+
+def _tls_context(args: ServeArgs, read_file: ReadFile | None, log: Callable[[str], None]) -> ssl.SSLContext | None:
+    """The server context for ``--ssl-certfile/--ssl-keyfile``; :class:`StartupError` where uvicorn fails."""
+    if not (args.ssl_certfile and args.ssl_keyfile):
+        return None
+    if read_file is None:
+        log(f"{_log_prefix()} [api_server.py:1] the lab's kubelet gives this container no mounted certificate: "
+            "serving plain HTTP (--ssl-certfile/--ssl-keyfile are not used)")
+        return None
+    try:
+        cert, key = read_file(args.ssl_certfile), read_file(args.ssl_keyfile)
+    except OSError as exc:
+        raise StartupError(f"FileNotFoundError: [Errno 2] No such file or directory: {exc.filename or ''!r}") from exc
+    try:
+        return ssl_context_from_pem(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise StartupError(f"ssl.SSLError: {exc}") from exc
 
 
 def _gib(n: float) -> str:
@@ -661,6 +223,7 @@ async def serve(
     env: Mapping[str, str],
     log: Callable[[str], None],
     resolve_host: ResolveHost | None = None,
+    read_file: ReadFile | None = None,
 ) -> Replica:
     """Start one simulated vLLM replica and return once it listens (``ready`` is set).
 
@@ -671,6 +234,7 @@ async def serve(
     ``POD_IP``, ``PYTHONHASHSEED`` and optionally ``LLMD_LAB_MODEL_URI`` or ``STORAGE_URI`` (what
     ``/mnt/models`` holds). ``resolve_host`` is the pod's DNS: it turns a name in an endpoint the engine
     connects to (``--kv-events-config``'s ``tcp://<name>-epp-service:5557``) into an address.
+    ``read_file`` reads the container's mounted files (``--ssl-certfile``); None: no mounts, plain HTTP.
     """
     try:
         args = parse_args(argv)
@@ -691,10 +255,6 @@ async def serve(
     log(f"{p()} [utils.py:326] non-default args: {args.non_default}")
     if args.ignored:
         log(f"{p()} [arg_utils.py:1] flags accepted but not simulated: {sorted(args.ignored)}")
-    if args.ssl_certfile or args.ssl_keyfile or args.enable_ssl_refresh:
-        log(
-            f"{p()} [api_server.py:1] the lab serves plain HTTP: --ssl-certfile/--ssl-keyfile/--enable-ssl-refresh are accepted and not used"
-        )
     try:
         config = build_engine_config(args, env)
     except StartupError as exc:
@@ -738,20 +298,8 @@ async def serve(
         )
         raise
     log(f"{p()} [gpu_worker.py:276] Available KV cache memory: {_gib(plan.kv_cache_bytes)}")
-    kv_publisher: ZmqEventPublisher | None = None
-    sink = None
-    kv_cfg = args.kv_events_config
-    if kv_cfg is not None and kv_cfg.enable_kv_cache_events and kv_cfg.publisher == "zmq":
-        pod_ip = env.get("POD_IP", host)
-        topic = kv_cfg.topic or f"kv@{pod_ip}@{config.served_model_name}"
-        topic = topic.replace("${POD_IP}", pod_ip).replace("$POD_IP", pod_ip)
-        endpoint = await _resolve_endpoint(kv_cfg.endpoint, resolve_host, log)
-        kv_publisher = ZmqEventPublisher(endpoint, topic, hwm=kv_cfg.hwm)
-
-        def sink(batch: KVEventBatch) -> None:
-            kv_publisher.publish(batch)  # type: ignore[union-attr]
-
-        log(f"{p()} [kv_events.py:1] KV events publisher connected to {kv_cfg.endpoint} with topic {topic!r}")
+    kv_publisher = await _kv_publisher(args, config, env.get("POD_IP", host), resolve_host, log)
+    sink = kv_publisher.publish if kv_publisher is not None else None
     engine = LLMEngine(config, seed=0, kv_event_sink=sink)
     await clock.sleep(physics.ENGINE_INIT_S)
     tokens = engine.num_gpu_blocks * config.block_size
@@ -770,15 +318,17 @@ async def serve(
     if args.data_parallel_size > 1:
         log(f"{p()} [core.py:1] Started DP Coordinator process; data parallel size {args.data_parallel_size}, "
             f"{args.data_parallel_size_local} local engine(s), RPC port {args.data_parallel_rpc_port}")
-    pod = PodIdentity(
-        env.get("POD_NAME", ""), env.get("POD_NAMESPACE", ""), listen_port, env.get("POD_IP", host)
-    )
-    app = create_app(
-        async_llm, args.served_model_name, pod, log=log, log_requests=not args.disable_log_requests
-    )
+    app = create_app(async_llm, args.served_model_name, log=log, log_requests=not args.disable_log_requests,
+                     enable_prompt_tokens_details=args.enable_prompt_tokens_details)
     replica = Replica(engine=async_llm, app=app, host=host, port=listen_port, _publisher=kv_publisher)
-    await _start_uvicorn(replica, log)
-    log(f"{p()} [api_server.py:1880] Starting vLLM API server 0 on http://{host}:{listen_port}")
+    try:
+        tls = _tls_context(args, read_file, log)
+    except StartupError as exc:
+        await replica._finish()
+        log(f"ERROR {time.strftime('%m-%d %H:%M:%S')} [api_server.py:1] {exc.message}")
+        raise
+    await _listen(replica, tls, log)
+    log(f"{p()} [api_server.py:1880] Starting vLLM API server 0 on {replica.url}")
     log("INFO:     Started server process [" + str(os.getpid()) + "]")
     log("INFO:     Waiting for application startup.")
     log("INFO:     Application startup complete.")
@@ -787,6 +337,20 @@ async def serve(
     )
     replica.ready.set()
     return replica
+
+
+async def _kv_publisher(args: ServeArgs, config: EngineConfig, pod_ip: str, resolve_host: ResolveHost | None,
+                        log: Callable[[str], None]) -> ZmqEventPublisher | None:
+    """vLLM publishes KV events only when ``--kv-events-config`` enables them (ZMQ publisher)."""
+    kv_cfg = args.kv_events_config
+    if kv_cfg is None or not kv_cfg.enable_kv_cache_events or kv_cfg.publisher != "zmq":
+        return None
+    topic = kv_cfg.topic or f"kv@{pod_ip}@{config.served_model_name}"
+    topic = topic.replace("${POD_IP}", pod_ip).replace("$POD_IP", pod_ip)
+    endpoint = await _resolve_endpoint(kv_cfg.endpoint, resolve_host, log)
+    publisher = ZmqEventPublisher(endpoint, topic, hwm=kv_cfg.hwm)
+    log(f"{_log_prefix()} [kv_events.py:1] KV events publisher connected to {kv_cfg.endpoint} with topic {topic!r}")
+    return publisher
 
 
 ResolveHost = Callable[[str], Awaitable[str | None]]
@@ -846,26 +410,16 @@ async def _log_stats(engine: AsyncLLM, log: Callable[[str], None], interval_s: f
         last = now
 
 
-async def _start_uvicorn(replica: Replica, log: Callable[[str], None]) -> None:
-    import uvicorn
-
-    config = uvicorn.Config(
-        replica.app, host=replica.host, port=replica.port, log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=1,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    config.load()
-    server.lifespan = config.lifespan_class(config)
+async def _listen(replica: Replica, tls: ssl.SSLContext | None, log: Callable[[str], None]) -> None:
+    assert replica.app is not None
     try:
-        await server.startup()
-    except SystemExit as exc:  # uvicorn exits when it cannot bind
-        await replica.engine.shutdown()
-        if replica._publisher is not None:
-            replica._publisher.close()
-        message = f"OSError: [Errno 98] error while attempting to bind on address ('{replica.host}', {replica.port}): address already in use"
+        # vLLM runs uvicorn without a graceful-shutdown timeout: SIGTERM waits for open responses
+        replica._server = await start_server(replica.app, replica.host, replica.port, name=f"vllm-{replica.port}",
+                                             ssl_context=tls, graceful_shutdown_s=None, log_level="critical")
+    except BindError as exc:
+        await replica._finish()
+        message = (f"OSError: [Errno 98] error while attempting to bind on address ('{replica.host}', {replica.port}): "
+                   "address already in use")
         log(f"ERROR {time.strftime('%m-%d %H:%M:%S')} [api_server.py:1] {message}")
         raise StartupError(message) from exc
-    replica._server = server
-    replica._main_loop = asyncio.get_running_loop().create_task(
-        server.main_loop(), name=f"vllm-{replica.port}"
-    )
+    replica.scheme = replica._server.scheme

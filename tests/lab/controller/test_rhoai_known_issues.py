@@ -10,9 +10,10 @@ import pytest
 
 from llmd_lab.lab.controller import controller_manager as controller_components
 from llmd_lab.lab.controller.testing import eventually, make_ctx
-from llmd_lab.lab.network import ENVOY_TLS_ERROR, GatewayComponent, ServiceNetwork
+from llmd_lab.lab.network import GatewayComponent, ServiceNetwork
 from llmd_lab.lab.profiles import load_profile
 from llmd_lab.lab.server import LabPaths, install_profile
+from llmd_lab.sim.gateway.filters import ENVOY_TLS_ERROR
 
 pytestmark = pytest.mark.anyio
 

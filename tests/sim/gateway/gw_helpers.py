@@ -10,7 +10,14 @@ from llmd_lab.sim.epp.configs import COURSE_CONFIG as COURSE
 from llmd_lab.sim.epp.configs import LOAD_AWARE_CONFIG as LOAD_AWARE
 from llmd_lab.sim.gateway.testbed import NAME, NS, QWEN, pod, start_cluster
 
-__all__ = ["COURSE", "LOAD_AWARE", "NAME", "NS", "chat", "pod", "start_cluster"]
+__all__ = ["COURSE", "LOAD_AWARE", "NAME", "NS", "chat", "pod", "served_by", "start_cluster"]
+
+
+def served_by(cluster, response: httpx.Response) -> str:
+    """The pod the EPP picked for this response (its trace, by the echoed x-request-id): vLLM names no pod."""
+    trace = cluster.epp.director.traces.get(response.headers["x-request-id"])
+    assert trace is not None, "the EPP kept no trace for this request"
+    return trace.picked
 
 
 async def chat(client: httpx.AsyncClient, url: str, messages: list[dict], *, max_tokens: int = 8,

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from vllm_helpers import make_engine
 
 from llmd_lab.sim.vllm.async_engine import AsyncLLM, RealClock
-from llmd_lab.sim.vllm.server import PodIdentity, create_app
+from llmd_lab.sim.vllm.serving import create_app
 
 pytestmark = pytest.mark.anyio
 MODEL = "Qwen/Qwen3-0.6B"
@@ -25,7 +25,7 @@ def anyio_backend():
 @pytest.fixture
 async def client():
     engine = AsyncLLM(make_engine(MODEL, "L4", max_model_len=2048), RealClock(time_scale=1000))
-    app = create_app(engine, [MODEL], PodIdentity("qwen-0", "demo", 8000))
+    app = create_app(engine, [MODEL], enable_prompt_tokens_details=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pod") as c:
         c.engine = engine  # type: ignore[attr-defined]
         yield c
@@ -47,14 +47,30 @@ def _events(body: str) -> list:
     return [json.loads(line[6:]) for line in lines[:-1]]
 
 
-async def test_models_and_pod_headers(client):
+async def test_models_and_no_header_names_the_pod(client):
     r = await client.get("/v1/models")
     assert r.status_code == 200
     assert [m["id"] for m in r.json()["data"]] == [MODEL]
     assert r.json()["data"][0]["max_model_len"] == 2048
-    assert (r.headers["x-inference-pod"], r.headers["x-inference-namespace"], r.headers["x-inference-port"]) == (
-        "qwen-0", "demo", "8000",
-    )  # fmt: skip
+    assert not [h for h in r.headers if h.startswith("x-inference")]  # vLLM sends none (llm-d-inference-sim does)
+
+
+async def test_cached_tokens_only_with_enable_prompt_tokens_details():
+    engine = AsyncLLM(make_engine(MODEL, "L4", max_model_len=2048), RealClock(time_scale=1000))
+    app = create_app(engine, [MODEL])  # vllm serve without --enable-prompt-tokens-details
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pod") as c:
+            for _ in range(2):  # the second one hits the prefix cache
+                usage = (await c.post("/v1/chat/completions", json=_chat("hi", max_tokens=2))).json()["usage"]
+                assert usage["prompt_tokens_details"] is None and usage["prompt_tokens"] > 0
+    finally:
+        await engine.shutdown()
+
+
+async def test_json_nested_50000_deep_is_a_400_not_a_500(client):
+    deep = b'{"model": "' + MODEL.encode() + b'", "messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    r = await client.post("/v1/chat/completions", content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "There was an error parsing the body"
 
 
 async def test_chat_completion_usage_and_cached_tokens_on_repeat(client):
@@ -64,7 +80,7 @@ async def test_chat_completion_usage_and_cached_tokens_on_repeat(client):
     assert first["object"] == "chat.completion"
     assert first["choices"][0]["finish_reason"] == "length"
     assert first["usage"]["completion_tokens"] == 12
-    assert first["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    assert first["usage"]["prompt_tokens_details"] is None  # vLLM: only when some tokens were cached
     second = (await client.post("/v1/chat/completions", json=_chat("another question", max_tokens=5))).json()
     prompt = second["usage"]["prompt_tokens"]
     cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]

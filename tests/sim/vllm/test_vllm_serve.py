@@ -169,7 +169,7 @@ async def test_serve_real_uvicorn_openai_client_and_disconnect_aborts():
             body = {"model": QWEN, "prompt": "tell me everything", "max_tokens": 20000, "ignore_eos": True,
                     "stream": True}  # fmt: skip
             async with client.stream("POST", "/v1/completions", json=body) as r:
-                assert r.headers["x-inference-pod"] == "qwen-abc"
+                assert "x-inference-pod" not in r.headers  # vLLM names no pod
                 seen = 0
                 async for line in r.aiter_lines():
                     seen += line.startswith("data: ")
@@ -185,7 +185,7 @@ async def test_serve_real_uvicorn_openai_client_and_disconnect_aborts():
                            if s.name.endswith("_total") and s.labels["finished_reason"] == "abort"]  # fmt: skip
                 if running == 0 and aborted == [1.0]:
                     break
-                assert asyncio.get_running_loop().time() < deadline, "disconnect did not abort the request"
+                assert asyncio.get_running_loop().time() < deadline, f"disconnect did not abort the request {running} {aborted}"
                 await asyncio.sleep(0.02)
             assert fams["vllm:kv_cache_usage_perc"].samples[0].value == 0.0
         while not any(
