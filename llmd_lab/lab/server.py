@@ -27,13 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from llmd_lab.lab import crds as crd_data
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.app import create_app
 from llmd_lab.lab.apiserver.store import Store
-from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.context import LabComponent, LabContext, make_context
 from llmd_lab.lab.controller import controller_manager
 from llmd_lab.lab.home import (
@@ -49,6 +47,8 @@ from llmd_lab.lab.network import GatewayComponent, ServiceNetwork
 from llmd_lab.lab.pki import LabPki, ensure_pki
 from llmd_lab.lab.profiles import Profile, load_profile
 from llmd_lab.lab.scheduler.scheduler import KubeScheduler
+from llmd_lab.sim.http import RunningServer, start_server
+from llmd_lab.sim.tls import server_ssl_context
 
 log = logging.getLogger("llmd_lab.lab")
 
@@ -117,24 +117,6 @@ async def _create_or_update(store: Store, obj: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ serving
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling (the lab owns SIGTERM), ending the API's streams on shutdown."""
-
-    def __init__(self, config: uvicorn.Config, streams: StreamCloser) -> None:
-        super().__init__(config)
-        self.streams = streams
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
-        yield
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # open watches and `logs -f` never finish by themselves: end them first, or uvicorn waits out
-        # timeout_graceful_shutdown and then cancels them mid-body
-        self.streams.close()
-        await super().shutdown(sockets)
-
-
 async def _wait_all(tasks: dict[asyncio.Task, str], timeout: float, what: str) -> None:
     """Await ``tasks`` for up to ``timeout`` s, logging failures; stragglers are cancelled and named.
 
@@ -210,7 +192,7 @@ async def run_lab(
 
     store = Store(paths.state_db)
     started: list[LabComponent] = []
-    server: _Server | None = None
+    server: RunningServer | None = None
     serve_task: asyncio.Task | None = None
     try:
         await install_profile(store, profile_obj, paths)
@@ -220,11 +202,12 @@ async def run_lab(
         ctx = make_context(store, paths.home, profile_obj, time_scale, api_url=url)
         found = components(ctx)
         app = create_app(store, token=token, hooks=ctx.hooks)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1, ws="none", ssl_certfile=str(pki.server_cert),
-                                ssl_keyfile=str(pki.server_key))
-        server = _Server(config, streams=app.state.streams)
-        serve_task = asyncio.create_task(server.serve(sockets=[sock]))
+        # open watches and `logs -f` never finish by themselves: end them first on shutdown, or uvicorn waits
+        # out its graceful timeout and then cancels them mid-body
+        server = await start_server(app, "127.0.0.1", bound, name="api-server", sockets=[sock],
+                                    ssl_context=server_ssl_context(str(pki.server_cert), str(pki.server_key)),
+                                    graceful_shutdown_s=1, on_shutdown=app.state.streams.close, log_level="warning")
+        serve_task = server.task
         await wait_ready(url, token, pki, time.monotonic() + 30, alive=lambda: not serve_task.done())
         for component in found:
             await component.start(ctx)
@@ -260,7 +243,7 @@ async def run_lab(
         # which they all use in-process, is closed only once every one of them has stopped
         stopping = {asyncio.create_task(c.stop(), name=f"stop {c.name}"): c.name for c in started}
         if server is not None and serve_task is not None:
-            server.should_exit = True
+            server.server.should_exit = True
             stopping[serve_task] = "api-server"
         await _wait_all(stopping, COMPONENT_STOP_TIMEOUT_S, "stopping")
         store.close()
