@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from llmd_lab.sim.vllm.engine import EngineConfig, EngineRequest, LLMEngine, RequestOutput
 from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
 from llmd_lab.sim.vllm.request import SamplingParams
@@ -38,3 +40,10 @@ def run_until_done(
 
 def final(outputs: list[RequestOutput], rid: str) -> RequestOutput:
     return [o for o in outputs if o.request_id == rid and o.finished][-1]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
