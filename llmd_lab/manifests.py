@@ -533,7 +533,11 @@ def _bigger_node(tensor: int) -> str:
 
 # --------------------------------------------------------------------------------------------- rendering
 class _Dumper(yaml.SafeDumper):
-    pass
+    """Plain YAML a learner can read and ``oc apply``: block strings, and no ``&id001``/``*id001`` anchors
+    where one dict or list appears twice (each place is written out in full)."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:

@@ -185,7 +185,7 @@ sweep_chart
 # %%
 llmd = df[(df["mode"] == "llm-d") & df["ok"]]
 worst = llmd.sort_values("ttft_s").iloc[-1]
-trace = viz.route_trace(conn, name, worst["request_id"])  # None where the EPP keeps no traces (a cluster)
+trace = doctor.route_trace(conn, name, worst["request_id"])  # None where the EPP keeps no traces (a cluster)
 print(f"worst llm-d request: TTFT {worst['ttft_s'] * 1000:.0f} ms on {worst['pod']}")
 print(viz.explain_route_text(trace, on_cluster=not conn.is_lab))
 viz.explain_route(trace, on_cluster=not conn.is_lab)

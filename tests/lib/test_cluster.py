@@ -8,9 +8,9 @@ import uuid
 import pytest
 import yaml
 
-from llmd_lab import connect as connect_mod
+from llmd_lab import connection as connect_mod
 from llmd_lab import deploy, doctor, k8s, manifests, preflight
-from llmd_lab.connect import ClusterUnreachableError, NamespaceForbiddenError, UnauthorizedError, connect
+from llmd_lab.connection import ClusterUnreachableError, NamespaceForbiddenError, UnauthorizedError, connect
 
 
 @pytest.fixture

@@ -154,3 +154,12 @@ def test_epp_pool_args_are_concrete_and_namespace_is_filled_on_placement():
     assert placed["metadata"]["namespace"] == "private-ai"
     assert _epp_args(placed)[args.index("--pool-namespace") + 1] == "private-ai"
     assert "namespace" not in obj["metadata"]  # the original is untouched
+
+
+def test_to_yaml_writes_shared_values_out_in_full_without_anchors():
+    shared = {"nvidia.com/gpu": "1"}
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "resources": {"limits": shared, "requests": shared}}]}}  # fmt: skip
+    text = m.to_yaml(obj)
+    assert "&id" not in text and "*id" not in text
+    assert text.count("nvidia.com/gpu") == 2
