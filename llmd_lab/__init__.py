@@ -25,6 +25,8 @@ _LAZY = {
     "viz": ("llmd_lab.viz", None),
     "planner": ("llmd_lab.planner", None),
     "k8s": ("llmd_lab.k8s", None),
+    "access": ("llmd_lab.access", None),
+    "settings": ("llmd_lab.settings", None),
 }
 
 
