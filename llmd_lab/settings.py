@@ -97,13 +97,21 @@ def discover(conn: Connection, cfg: Settings) -> Settings:
     return replace(cfg, queue=queues[0]) if len(queues) == 1 else cfg
 
 
-def require_opt_in(conn: Connection, cfg: Settings, lesson: str) -> None:
-    """Refuse a disruptive or GPU-heavy lesson on a real cluster unless the attendee opted in.
+def require_opt_in(conn: Connection, cfg: Settings, lesson: str, *, need_gpus: int = 0) -> None:
+    """Refuse a disruptive or GPU-heavy lesson on a real cluster unless the attendee opted in and the
+    project's GPU quota has room for ``need_gpus``.
 
     The lab is yours alone, so it always runs there; on a shared cluster set ``allow_disruptive: true``
-    (``settings.save``) or pass ``allow_disruptive=True`` as a parameter — after checking your quota.
+    (``settings.save``) or pass ``allow_disruptive=True`` as a parameter.
     """
-    if conn.is_lab or cfg.allow_disruptive:
+    if conn.is_lab:
+        return
+    if cfg.allow_disruptive:
+        from llmd_lab import preflight  # preflight draws tables (pandas); only needed on this path
+
+        [quota] = preflight.check_quota(conn, need_gpus=need_gpus)
+        if quota.status == preflight.FAIL:
+            raise PermissionError(f"{lesson} needs {need_gpus} GPUs: {quota.evidence}. {quota.fix}")
         return
     raise PermissionError(
         f"{lesson} breaks things or takes many GPUs, and {conn.server} is a shared cluster: run it on the local "

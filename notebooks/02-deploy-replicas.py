@@ -11,7 +11,8 @@
 # models that fit on one GPU and for chat traffic that reuses context — the shape the rest of the workshop uses.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"  # LLMInferenceService name; later notebooks find the service by it
 model = "Qwen/Qwen3-0.6B"  # any Hugging Face id the cluster can pull (the lab simulates a known list)
 replicas = 2
@@ -26,11 +27,13 @@ seed = 0
 # %%
 import pandas as pd
 
-from llmd_lab import connect, deploy, manifests, traffic, viz
+from llmd_lab import connect, deploy, manifests, settings, traffic, viz
 
 if fast:
     requests, ready_timeout_s = min(requests, 12), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 print(conn.summary())
 
 # %% [markdown]
@@ -50,7 +53,7 @@ print(conn.summary())
 
 # %%
 svc = manifests.llm_inference_service(
-    name, f"hf://{model}", replicas=replicas, gpu=gpu, max_model_len=max_model_len,
+    name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, max_model_len=max_model_len,
     vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details"),
     labels={"llmd-lab/workshop": "true"},
 )
@@ -87,7 +90,7 @@ deploy.pods_frame(conn, name)
 # We send prompts that share nothing, so the endpoint picker has no cache to exploit and simply balances load.
 
 # %%
-target = traffic.Target(ep.gateway, ep.model, name="llm-d")
+target = traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls)
 wl = traffic.random_prompts(requests, prompt_tokens=256, max_tokens=max_tokens, seed=seed)
 df = traffic.run(target, wl, concurrency=4, seed=seed)
 df[["turn", "pod", "ttft_s", "e2e_s", "prompt_tokens", "output_tokens", "ok"]].head(10)

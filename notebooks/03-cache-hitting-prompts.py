@@ -15,7 +15,8 @@
 # (`vllm:prefix_cache_queries_total`) and found (`vllm:prefix_cache_hits_total`); hits ÷ queries is the hit rate.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -40,21 +41,23 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     requests, prompt_tokens, system_tokens = min(requests, 8), min(prompt_tokens, 512), min(system_tokens, 600)
     conversations, turns, ready_timeout_s = min(conversations, 3), min(turns, 3), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 
 # The service from notebook 02: reuse it if it exists, create it the same way if not.
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
         max_model_len=max_model_len, vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
-target = traffic.Target(ep.gateway, ep.model, name="llm-d")
+target = traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls)
 source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
 print("sending to", ep.gateway, "model", ep.model)
 
@@ -207,11 +210,11 @@ precise = manifests.scheduler_config({"precise-prefix-cache-scorer": 3, "queue-s
 print(manifests.to_yaml(precise))
 if try_precise:
     deploy.apply(conn, manifests.llm_inference_service(
-        f"{name}-precise", f"hf://{model}", replicas=replicas, gpu=gpu, scheduler=precise,
+        f"{name}-precise", f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, scheduler=precise,
         labels={"llmd-lab/workshop": "true"}))
     deploy.wait_ready(conn, f"{name}-precise", timeout_s=ready_timeout_s)
     ep_p = deploy.endpoints(conn, f"{name}-precise")
-    df_p = traffic.run(traffic.Target(ep_p.gateway, ep_p.model, name="precise"), wl_multi, concurrency=2)
+    df_p = traffic.run(traffic.Target(ep_p.gateway, ep_p.model, name="precise", **cfg.tls), wl_multi, concurrency=2)
     print(traffic.summary(pd.concat([df_multi.assign(mode="approximate"), df_p])).round(3))
 
 # %% [markdown]

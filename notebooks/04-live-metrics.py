@@ -13,7 +13,8 @@
 # and from a laptop with nothing but API access.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -31,14 +32,16 @@ seed = 0
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, k8s, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, k8s, manifests, metrics, settings, traffic, viz
 
 if fast:
     conversations, turns, interval_s, ready_timeout_s = min(conversations, 4), min(turns, 3), 0.25, 180
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
         max_model_len=max_model_len, vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
@@ -72,7 +75,7 @@ display(panel.widget)
 
 # %%
 before = metrics.scrape(source)
-df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d"),
+df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls),
                  traffic.multi_turn(conversations, turns, system_tokens=400, turn_tokens=80, max_tokens=48, seed=seed),
                  concurrency=workers, seed=seed, progress=not fast)
 after = metrics.scrape(source)

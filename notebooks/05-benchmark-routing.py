@@ -18,7 +18,8 @@
 # resends the history, so the pod that served turn *k* is the one that can answer turn *k + 1* fastest.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -41,22 +42,24 @@ import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     conversations, turns, rates, sweep_conversations = min(conversations, 6), min(turns, 3), [2.0, 8.0], 4
     ready_timeout_s = min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
         max_model_len=max_model_len, vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 obj = deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 n_pods = obj["spec"].get("replicas", 1)
 ep = deploy.endpoints(conn, name)
 source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
-targets = {"round-robin": traffic.Target(ep.service, ep.model, name="round-robin", keepalive=False),
-           "llm-d": traffic.Target(ep.gateway, ep.model, name="llm-d")}
+targets = {"round-robin": traffic.Target(ep.service, ep.model, name="round-robin", keepalive=False, **cfg.tls),
+           "llm-d": traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls)}
 
 # %% [markdown]
 # ## Predict first

@@ -14,7 +14,8 @@
 # layer). **Multi-node** goes further and spreads the model over several machines as one LeaderWorkerSet.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "llama-tp"  # the tensor-parallel service this notebook creates (and deletes)
 model = "meta-llama/Llama-3.1-8B-Instruct"
 tensor = 2  # GPUs per replica, all on one node
@@ -32,11 +33,13 @@ seed = 0
 # %%
 import pandas as pd
 
-from llmd_lab import connect, deploy, k8s, manifests, planner, traffic
+from llmd_lab import connect, deploy, k8s, manifests, planner, settings, traffic
 
 if fast:
     requests, ready_timeout_s = min(requests, 6), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 label = {"llmd-lab/workshop": "true"}
 
 # %% [markdown]
@@ -62,7 +65,7 @@ print(refused or "accepted?!")
 # must find a node with N free GPUs. The pod count does not change: one pod per replica.
 
 # %%
-tp = manifests.llm_inference_service(name, f"hf://{model}", replicas=replicas, tensor=tensor, gpu=gpu, labels=label)
+tp = manifests.llm_inference_service(name, f"hf://{model}", queue=cfg.queue, replicas=replicas, tensor=tensor, gpu=gpu, labels=label)
 print(manifests.to_yaml(tp))
 deploy.apply(conn, tp)
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
@@ -82,7 +85,7 @@ tp_pods
 
 # %%
 ep = deploy.endpoints(conn, name)
-df_tp = traffic.run(traffic.Target(ep.gateway, ep.model, name=f"tensor={tensor}"),
+df_tp = traffic.run(traffic.Target(ep.gateway, ep.model, name=f"tensor={tensor}", **cfg.tls),
                     traffic.random_prompts(requests, prompt_tokens=512, max_tokens=64, seed=seed),
                     concurrency=4, seed=seed, progress=not fast)
 traffic.summary(df_tp).round(3)
@@ -97,7 +100,7 @@ traffic.summary(df_tp).round(3)
 
 # %%
 mn_name = f"{name}-mn"
-mn = manifests.llm_inference_service(mn_name, f"hf://{model}", replicas=1, tensor=1, nodes=2, gpu="g6.4xlarge",
+mn = manifests.llm_inference_service(mn_name, f"hf://{model}", queue=cfg.queue, replicas=1, tensor=1, nodes=2, gpu="g6.4xlarge",
                                      labels=label)
 if multi_node:
     deploy.apply(conn, mn)
@@ -142,7 +145,7 @@ candidates = [planner.Layout(2, 1, "g6.4xlarge"), planner.Layout(1, tensor, gpu)
 fitting = []
 for lay in candidates[: 2 if fast else 3]:
     try:
-        manifests.validate(manifests.llm_inference_service("probe", f"hf://{model}", replicas=lay.replicas,
+        manifests.validate(manifests.llm_inference_service("probe", f"hf://{model}", queue=cfg.queue, replicas=lay.replicas,
                                                            tensor=lay.tensor, gpu=lay.instance_type))
         fitting.append(lay)
     except manifests.ManifestError:

@@ -14,7 +14,8 @@
 # decode. The endpoint picker decides per request whether to use a prefill pod.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"  # the baseline (replicas) service from notebook 02
 pd_name = "qwen-pd"  # the disaggregated service this notebook creates (and deletes)
 model = "Qwen/Qwen3-0.6B"
@@ -33,15 +34,17 @@ seed = 0
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     requests, ready_timeout_s = min(requests, 8), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 label = {"llmd-lab/workshop": "true"}
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels=label,
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels=label,
         vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 
 # %% [markdown]
@@ -53,7 +56,7 @@ if deploy.get(conn, name) is None:
 
 # %%
 pd_svc = manifests.llm_inference_service(
-    pd_name, f"hf://{model}", replicas=decode_replicas, gpu=gpu, labels=label,
+    pd_name, f"hf://{model}", queue=cfg.queue, replicas=decode_replicas, gpu=gpu, labels=label,
     prefill=manifests.Prefill(replicas=prefill_replicas))
 print(manifests.to_yaml(pd_svc))
 deploy.apply(conn, pd_svc)
@@ -80,7 +83,7 @@ for svc_name, mode in ((name, "replicas"), (pd_name, "P/D")):
     ep = deploy.endpoints(conn, svc_name)
     for n in prompt_lengths:
         wl = traffic.random_prompts(requests, prompt_tokens=n, max_tokens=64, seed=seed + n)
-        part = traffic.run(traffic.Target(ep.gateway, ep.model, name=mode), wl, concurrency=4, seed=seed,
+        part = traffic.run(traffic.Target(ep.gateway, ep.model, name=mode, **cfg.tls), wl, concurrency=4, seed=seed,
                            label=f"{mode} · {n} tokens", progress=not fast)
         runs.append(part.assign(layout=mode, prompt=n))
 prefill_work = metrics.deltas(before_prefill, metrics.scrape(prefill_src))

@@ -12,7 +12,8 @@
 # same things you would collect with `oc describe` and `oc logs`, in one table.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"  # the healthy service from notebook 02 (used for the wrong-model-name case)
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -31,11 +32,13 @@ import pandas as pd
 from IPython.display import display
 
 # llmd_lab.viz is imported for its side effect: altair draws charts as SVG in the kernel (no CDN needed)
-from llmd_lab import connect, deploy, doctor, k8s, manifests, traffic, viz
+from llmd_lab import connect, deploy, doctor, k8s, manifests, settings, traffic, viz
 
 if fast:
     symptom_timeout_s, ready_timeout_s = min(symptom_timeout_s, 60), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 label = {"llmd-lab/workshop": "true"}
 timeline = []
 
@@ -69,7 +72,7 @@ def clean(case):
 # %%
 case = "broken-gpus"
 ok_gpus = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", replicas=12, gpu=gpu, labels=label), expect=r"Insufficient nvidia\.com/gpu")
+    case, f"hf://{model}", queue=cfg.queue, replicas=12, gpu=gpu, labels=label), expect=r"Insufficient nvidia\.com/gpu")
 clean(case)
 
 # %% [markdown]
@@ -95,7 +98,7 @@ clean(case)
 # %%
 case = "broken-workarounds"
 ok_workarounds = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", replicas=1, gpu=gpu, labels=label, workarounds=False),
+    case, f"hf://{model}", queue=cfg.queue, replicas=1, gpu=gpu, labels=label, workarounds=False),
     expect=r"kv-cache-usage-percentage-metric|enable-auth|AuthPolicy")
 clean(case)
 
@@ -109,7 +112,7 @@ clean(case)
 # %%
 case = "broken-oom"
 ok_oom = break_and_diagnose(case, manifests.llm_inference_service(
-    case, "hf://mistralai/Mistral-Small-24B-Instruct-2501", replicas=1, gpu=gpu, labels=label),
+    case, "hf://mistralai/Mistral-Small-24B-Instruct-2501", queue=cfg.queue, replicas=1, gpu=gpu, labels=label),
     expect=r"out of memory|OOMKilled")
 clean(case)
 
@@ -121,13 +124,13 @@ clean(case)
 
 # %%
 if deploy.get(conn, name) is None:
-    deploy.apply(conn, manifests.llm_inference_service(name, f"hf://{model}", replicas=replicas, gpu=gpu, labels=label))
+    deploy.apply(conn, manifests.llm_inference_service(name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels=label))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
 start = time.monotonic()
-wrong = traffic.run(traffic.Target(ep.gateway, "not-" + ep.model), traffic.random_prompts(requests, seed=seed),
+wrong = traffic.run(traffic.Target(ep.gateway, "not-" + ep.model, **cfg.tls), traffic.random_prompts(requests, seed=seed),
                     concurrency=1, progress=False)
-right = traffic.run(traffic.Target(ep.gateway, ep.model), traffic.random_prompts(requests, seed=seed),
+right = traffic.run(traffic.Target(ep.gateway, ep.model, **cfg.tls), traffic.random_prompts(requests, seed=seed),
                     concurrency=1, progress=False)
 ok_name = bool((wrong["status"] == 404).all() and right["ok"].all())
 timeline.append({"case": "wrong-model-name", "seconds_to_diagnosis": time.monotonic() - start, "diagnosed": ok_name})

@@ -11,7 +11,8 @@
 # are left alone.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 0
@@ -25,9 +26,11 @@ import altair as alt
 import pandas as pd
 
 # llmd_lab.viz is imported for its side effect: altair draws charts as SVG in the kernel (no CDN needed)
-from llmd_lab import connect, deploy, doctor, k8s, manifests, viz
+from llmd_lab import connect, deploy, doctor, k8s, manifests, settings, viz
 
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 selector = f"{workshop_label}=true"
 
 def gpus_held():

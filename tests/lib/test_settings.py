@@ -41,9 +41,24 @@ def test_the_hf_token_is_never_shown(tmp_path, monkeypatch):
     assert "hf_abc" not in repr(cfg) and "hf_token=set" in repr(cfg)
 
 
-def test_disruptive_lessons_need_an_opt_in_on_a_cluster_but_not_in_the_lab():
-    cluster = SimpleNamespace(is_lab=False, server="https://api.example:6443")
+def test_disruptive_lessons_need_an_opt_in_and_quota_on_a_cluster_but_not_in_the_lab(monkeypatch):
+    from llmd_lab import preflight
+
+    cluster = SimpleNamespace(is_lab=False, server="https://api.example:6443", namespace="team-a")
     with pytest.raises(PermissionError, match="allow_disruptive=True"):
         settings.require_opt_in(cluster, settings.Settings(), "08 troubleshooting")  # type: ignore[arg-type]
-    settings.require_opt_in(cluster, settings.Settings(allow_disruptive=True), "08")  # type: ignore[arg-type]
+    asked: list[int] = []
+
+    def quota(conn, *, need_gpus=0):
+        asked.append(need_gpus)
+        free = 2
+        status = preflight.PASS if need_gpus <= free else preflight.FAIL
+        return [preflight.Check("GPU quota in team-a", status, f"gpu-quota: 2/4 GPUs used; the plan needs {need_gpus}")]
+
+    monkeypatch.setattr(preflight, "check_quota", quota)
+    opted = settings.Settings(allow_disruptive=True)
+    settings.require_opt_in(cluster, opted, "06", need_gpus=2)  # type: ignore[arg-type]
+    with pytest.raises(PermissionError, match="needs 4 GPUs"):
+        settings.require_opt_in(cluster, opted, "06", need_gpus=4)  # type: ignore[arg-type]
+    assert asked == [2, 4]
     settings.require_opt_in(SimpleNamespace(is_lab=True), settings.Settings(), "08")  # type: ignore[arg-type]
