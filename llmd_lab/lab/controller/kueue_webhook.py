@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from llmd_lab.lab.apiserver.admission import AdmissionRequest, ValidatingWebhook
-from llmd_lab.lab.apiserver.errors import ApiError
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MANAGED_NAMESPACE_LABELS = ("kueue.openshift.io/managed", "kueue-managed")  # value "true"
@@ -61,10 +60,7 @@ class KueueLabelValidator:
     def _namespace(self, name: str | None) -> dict | None:
         if not name:
             return None
-        try:
-            return self.store.get_raw(self.store.registry.lookup_kind("v1", "Namespace"), name, None)
-        except ApiError:
-            return None
+        return self.store.storage.find(("", "Namespace", "", name))  # webhooks read storage, never write
 
     def validate(self, request: AdmissionRequest) -> str | None:
         if (request.object.get("metadata") or {}).get("deletionTimestamp"):
