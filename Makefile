@@ -27,7 +27,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create or update .venv with the project, the lab and the dev tools
 
-lab: $(LAB_STAMP)  ## start the local lab and JupyterLab on notebook 00 (127.0.0.1 only)
+# The notebooks' `!oc` cells: OpenShift AI workbench images ship `oc`; the lab provides a shim over kubectl.
+$(BIN)/oc: llmd_lab/lab/ocshim.py | $(LAB_STAMP)
+	$(BIN)/python -m llmd_lab.lab.ocshim --install $(BIN)
+
+lab: $(LAB_STAMP) $(BIN)/oc  ## start the local lab and JupyterLab on notebook 00 (127.0.0.1 only)
 	$(BIN)/llmd-lab up
 	KUBECONFIG="$$($(BIN)/llmd-lab kubeconfig)" PATH="$(abspath $(BIN)):$$PATH" \
 	  $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \

@@ -48,6 +48,13 @@ class Settings:
         """Keyword arguments for ``traffic.Target`` / clients: the CA or the deliberate skip-verify."""
         return {"ca_file": self.ca_file, "insecure": self.insecure_skip_verify}
 
+    @property
+    def curl_tls(self) -> str:
+        """The same TLS choice as ``curl`` flags, for the notebooks' ``!curl`` cells."""
+        if self.insecure_skip_verify:
+            return "-k"
+        return f"--cacert {self.ca_file}" if self.ca_file else ""
+
     def hf_token(self) -> str | None:
         """The Hugging Face token from ``$HF_TOKEN`` or ``hf_token_file`` (for a Secret; never printed)."""
         if os.environ.get("HF_TOKEN"):

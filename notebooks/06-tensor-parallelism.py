@@ -40,6 +40,8 @@ if fast:
 cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
 conn = connect(namespace=cfg.namespace)
 cfg = settings.discover(conn, cfg)
+# Tensor-parallel and multi-node layouts take several GPUs at once: on a shared cluster only with your opt-in.
+settings.require_opt_in(conn, cfg, "Notebook 06 (multi-GPU layouts)", need_gpus=replicas * tensor + (2 if multi_node else 0))
 label = {"llmd-lab/workshop": "true"}
 
 # %% [markdown]

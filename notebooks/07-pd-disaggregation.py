@@ -41,6 +41,9 @@ if fast:
 cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
 conn = connect(namespace=cfg.namespace)
 cfg = settings.discover(conn, cfg)
+# P/D runs a second service next to the baseline: on a shared cluster only with your opt-in and quota for both.
+settings.require_opt_in(conn, cfg, "Notebook 07 (a second, disaggregated service)",
+                        need_gpus=replicas + decode_replicas + prefill_replicas)
 label = {"llmd-lab/workshop": "true"}
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(

@@ -123,7 +123,7 @@ def test_hard_codes_no_namespace(slug: str) -> None:
     assert values["namespace"] is None, f"{slug}: namespace must default to None (your settings / workbench project)"
     for source in _code(slug):
         assert "private-ai" not in source, f"{slug}: hard-coded namespace private-ai"
-        literal = re.search(r"""namespace\s*=\s*["'][a-z0-9-]+["']|\s-n\s+[a-z0-9][a-z0-9-]*\b""", source)
+        literal = re.search(r"""namespace\s*=\s*["'][a-z0-9-]+["']|\s-n\s+[a-z][a-z0-9-]*\b""", source)
         assert not literal, f"{slug}: hard-coded namespace {literal.group(0)!r}: use conn.namespace"
 
 
