@@ -276,8 +276,10 @@ def llm_inference_service(
         model_name: the name clients send as ``"model"`` (``--served-model-name``); default: ``name``.
         replicas: independent vLLM copies (decode replicas when ``prefill`` is set).
         tensor: GPUs per replica on one node (``parallelism.tensor``, ``--tensor-parallel-size``).
-        nodes: > 1 spreads one replica over that many nodes (``worker`` ⇒ a LeaderWorkerSet,
-            ``parallelism.pipeline = nodes``), each node giving ``tensor`` GPUs.
+        nodes: > 1 makes a multi-node data-parallel replica (``worker`` ⇒ a LeaderWorkerSet of ``nodes`` pods,
+            ``parallelism.data = nodes``, ``dataLocal = 1``): the layout RHOAI 3.0 ships presets for
+            (``kserve-config-llm-worker-data-parallel``; the pipeline-parallel presets are not shipped). Each
+            node runs a full copy of the model on ``tensor`` GPUs, so it adds throughput, not room.
         prefill: a :class:`Prefill` to split prefill from decode (adds NixlConnector settings).
         scheduler: ``"kserve-default"`` (KServe's prefix 2 / load 1), ``"course"`` (queue 2 / kv 2 /
             prefix 3), a mapping of scorer weights, or a full ``EndpointPickerConfig`` dict.
@@ -310,23 +312,25 @@ def llm_inference_service(
     if prefill is not None:
         args += ["--kv-transfer-config", "'" + json.dumps(NIXL_KV_TRANSFER, separators=(",", ":")) + "'"]
 
-    def pod(t: int, extra_env: list[dict]) -> dict:
-        return _pod_template(t, gpu_type, cpu, memory, args, env, extra_env)
+    def pod(t: int, extra_env: list[dict], *, preset_sets_tensor: bool = False) -> dict:
+        # The single-node presets ignore parallelism.tensor, so the pod passes --tensor-parallel-size itself;
+        # the data-parallel (multi-node) presets render it from parallelism.tensor.
+        return _pod_template(t, gpu_type, cpu, memory, args, env, extra_env, tensor_arg=not preset_sets_tensor)
 
     nixl_env = (
         [{"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
         if prefill is not None
         else []
     )
+    multi = nodes > 1
     spec: dict[str, Any] = {
         "model": {"uri": model_uri, "name": model_name or name},
         "replicas": replicas,
-        "parallelism": {"tensor": tensor},
-        "template": pod(tensor, nixl_env),
+        "parallelism": {"tensor": tensor, **({"data": nodes, "dataLocal": 1} if multi else {})},
+        "template": pod(tensor, nixl_env, preset_sets_tensor=multi),
     }
-    if nodes > 1:
-        spec["parallelism"]["pipeline"] = nodes
-        spec["worker"] = pod(tensor, nixl_env)
+    if multi:
+        spec["worker"] = pod(tensor, nixl_env, preset_sets_tensor=True)
     if prefill is not None:
         spec["prefill"] = {
             "replicas": prefill.replicas,
@@ -370,8 +374,10 @@ def _pod_template(
     args: list[str],
     env: Mapping[str, str] | None,
     extra_env: list[dict],
+    *,
+    tensor_arg: bool = True,
 ) -> dict:
-    args = [*args, f"--tensor-parallel-size={tensor}"] if tensor > 1 else args
+    args = [*args, f"--tensor-parallel-size={tensor}"] if tensor > 1 and tensor_arg else args
     container_env = [{"name": "VLLM_ADDITIONAL_ARGS", "value": " ".join(args)}] if args else []
     container_env += [{"name": k, "value": v} for k, v in (env or {}).items()]
     container_env += extra_env
@@ -480,6 +486,8 @@ def validate(obj: Mapping, *, gpu: str | GpuType | None = None) -> list[str]:
     for where, wl in workloads:
         par = wl.get("parallelism") or {}
         tensor = int(par.get("tensor", 1))
+        # data parallelism (the multi-node layout RHOAI 3.0 ships) gives each rank a full copy of the model, so
+        # the weights must fit in one rank's tensor GPUs; only pipeline parallelism splits them over nodes.
         nodes = int(par.get("pipeline", 1)) if wl.get("worker") or spec.get("worker") else 1
         per_pod = _gpus_requested(wl.get("template") or spec.get("template"))
         if per_pod and per_pod != tensor:

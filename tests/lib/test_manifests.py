@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -93,7 +95,8 @@ def test_model_that_cannot_fit_says_how_many_gpus():
         m.validate(obj)
     msg = str(err.value)
     assert "needs ~132 GiB" in msg and "≥ 7 GPUs" in msg
-    # spread over two 4-GPU nodes (LeaderWorkerSet) it fits
+    # two nodes are data parallel on RHOAI 3.0 (the only multi-node presets it ships): each rank holds a full
+    # copy, so two 4-GPU nodes give no more room than one
     mn = m.llm_inference_service(
         "llama70",
         "hf://meta-llama/Llama-3.1-70B-Instruct",
@@ -103,8 +106,13 @@ def test_model_that_cannot_fit_says_how_many_gpus():
         gpu="g6.12xlarge",
     )
     assert mn["spec"]["worker"]["containers"][0]["name"] == "main"
-    assert mn["spec"]["parallelism"] == {"tensor": 4, "pipeline": 2}
-    m.validate(mn)
+    assert mn["spec"]["parallelism"] == {"tensor": 4, "data": 2, "dataLocal": 1}
+    # the data-parallel preset renders --tensor-parallel-size from parallelism.tensor; the pod does not repeat it
+    assert "--tensor-parallel-size" not in json.dumps(mn["spec"]["template"])
+    with pytest.raises(m.ManifestError, match="needs ~132 GiB"):
+        m.validate(mn)
+    single = m.llm_inference_service("tp4", "hf://Qwen/Qwen3-8B", tensor=4, gpu="g6.12xlarge")
+    assert "--tensor-parallel-size=4" in json.dumps(single["spec"]["template"])  # single-node presets ignore tensor
 
 
 def test_unknown_model_warns_and_schema_errors_name_the_field():
