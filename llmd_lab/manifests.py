@@ -98,6 +98,7 @@ MODEL_SIZES: dict[str, ModelSize] = {
     "Qwen/Qwen3-8B": ModelSize(8.2),
     "Qwen/Qwen2.5-7B-Instruct": ModelSize(7.6),
     "meta-llama/Llama-3.1-8B-Instruct": ModelSize(8.0),
+    "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8": ModelSize(8.0, 1.0),  # FP8 linear layers: ~1 byte/param
     "meta-llama/Llama-3.1-70B-Instruct": ModelSize(70.6),
     "mistralai/Mistral-Small-24B-Instruct-2501": ModelSize(23.6),
     "mistral-small-24b-w4a16": ModelSize(23.6, 0.55),

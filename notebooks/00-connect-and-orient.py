@@ -106,8 +106,9 @@ print(f"{len(existing)} LLMInferenceService(s) in {conn.namespace}:",
 # %% [markdown]
 # > **Instructor talking points**
 # > * vLLM is the engine, llm-d the platform: routing, disaggregation and scale-out around many engines.
-# > * The business question of the workshop: more capacity without buying bigger GPUs — two small GPUs cost about
-# >   half of one four-GPU node ($1.70/h vs $3.40/h on AWS L4 instances).
+# > * The business question of the workshop: more capacity without buying bigger GPUs. Notebook 06 prices the
+# >   layouts from `llmd_lab/data/gpu_prices.yaml` (AWS on-demand, with source and date): quote those, for your
+# >   region, not remembered figures.
 # > * Everything here also runs against the local lab; numbers there are simulated, shapes are faithful.
 # > * Ask the room: "what would make two copies of a model answer the *same* question at different speeds?"
 

@@ -67,6 +67,25 @@ alt.Chart(usage, title=f"GPUs held in {conn.namespace}").mark_bar().encode(
     x=alt.X("when:N", sort=None, title=None), y=alt.Y("gpus:Q", title="GPUs requested"))
 
 # %% [markdown]
+# ## After the workshop: give the GPU nodes back (instructor)
+#
+# Deleting the services frees the GPUs; the GPU *nodes* keep costing money until their MachineSet is scaled down.
+# That is cluster-wide and the instructor's job (an attendee cannot list MachineSets). On OpenShift the
+# instructor runs:
+#
+# ```bash
+# oc get machinesets -n openshift-machine-api                     # find the GPU MachineSets (e.g. *-g6-*)
+# oc scale machineset <gpu-machineset> -n openshift-machine-api --replicas=0
+# oc get machines -n openshift-machine-api -w                     # watch the GPU machines go away
+# ```
+#
+# A cluster autoscaler with a `MachineAutoscaler` (minReplicas 0) does the same by itself once the GPU nodes stay
+# idle; scale back up before the next session, since a new GPU node takes several minutes to join and the GPU
+# operator needs a few more to advertise `nvidia.com/gpu`. (Source: OpenShift documentation, "Manually scaling a
+# compute machine set" and "Applying autoscaling to an OpenShift Container Platform cluster".) The local lab has
+# no MachineSets: `llmd-lab down` stops it.
+
+# %% [markdown]
 # > **Instructor talking points**
 # > * Delete the LLMInferenceService, not its Deployment: KServe would recreate children you delete by hand.
 # > * On a shared cluster, label what you create; clean-up by label is safe, clean-up by name pattern is not.
