@@ -172,10 +172,19 @@ sweep_chart
 #
 # * **Few unique prefixes.** If every request shares one system prompt, every pod soon holds it; any pick hits.
 # * **Short prompts.** Little prefill to save; the first token is dominated by fixed overhead.
-# * **An overloaded replica.** In step-08's run of a 24B quantised model on L4 GPUs, one replica was saturated
-#   and TTFT was over ten seconds at the median. Adding a second routed replica improved the median (about
-#   11.0 s → 9.4 s) but p95 barely moved and p99 got worse (about 24 s → 43 s): queueing, not prefill, dominated,
-#   and a cache-preferring picker kept feeding the busy pod. Capacity comes first; routing second.
+# * **An overloaded replica.** The step-08 guide ran its multi-turn benchmark (20 conversations × 6 turns, 4
+#   parallel workers) against a quantised (INT4) Mistral Small 24B on L4 GPUs. Its table, quoted exactly:
+#
+#   | Metric | vLLM INT4 (1 replica) | llm-d (1 replica) | llm-d (2 replicas) |
+#   |---|---|---|---|
+#   | TTFT P50 | 10,980 ms | 12,507 ms | 9,448 ms |
+#   | TTFT P95 | 23,107 ms | 29,215 ms | 28,839 ms |
+#   | TTFT P99 | 24,358 ms | 31,684 ms | 42,591 ms |
+#
+#   (Source: step-08 "Benchmark Results (Multi-Turn Conversations)".) A first token after ten seconds at the
+#   median means requests were queueing: the replicas were overloaded. Two routed replicas beat one plain vLLM
+#   replica at the median, but P95 and P99 got *worse* (23.1 s → 28.8 s, 24.4 s → 42.6 s): queueing, not prefill,
+#   dominated, and a cache-preferring picker kept feeding the busy pod. Capacity comes first; routing second.
 # * **Prefill/decode disaggregation** trades a slower first token for steadier token streaming (notebook 07).
 
 # %% [markdown]
