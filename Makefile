@@ -14,10 +14,10 @@ help:  ## list targets
 # `pip install .` is the library alone (what a workbench needs); the extras add the lab (`lab`: API server,
 # simulators, JupyterLab) and the test and lint tools (`dev`, which includes `lab`).
 $(LAB_STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[lab]'
-	touch $(LAB_STAMP)
+	if [ $(STAMP) -nt pyproject.toml ]; then touch $(LAB_STAMP); else \
+	  { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -e '.[lab]' && touch $(LAB_STAMP); fi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
