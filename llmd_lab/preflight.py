@@ -11,6 +11,9 @@ Two audiences. The instructor (cluster-admin) gets every check. An attendee cann
 objects (nodes, operators, the DataScienceCluster): those checks become ``ask`` rows naming the exact
 command the instructor runs, not failures. Checks of the attendee's own project (quota, LocalQueue, the
 Kueue label, RBAC there, their services) run for everyone.
+
+Why one module of ~500 lines: it is the list of checks, one short function each, plus the table they fill;
+splitting the list would only scatter what notebook 01 shows as one table.
 """
 
 from __future__ import annotations

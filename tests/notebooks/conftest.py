@@ -21,7 +21,7 @@ from nbrun import LAB_ARGS, TIMINGS, FirstRuns, NotebookLab
 
 from llmd_lab.lab import ocshim
 
-ATTENDEE = "user1"
+ATTENDEE, OTHER_ATTENDEE = "user1", "user2"
 
 
 def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -37,21 +37,24 @@ def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookL
     if started.returncode != 0:
         pytest.fail(f"llmd-lab up --attendees 2 {' '.join(LAB_ARGS)} failed:\n{started.stderr[-2000:]}")
     try:
-        found = _cli(home, "kubeconfig", "--user", ATTENDEE)
-        if found.returncode != 0 or not Path(found.stdout.strip()).exists():
-            pytest.fail(f"`llmd-lab kubeconfig --user {ATTENDEE}` gave no kubeconfig: {found.stderr[-1000:]}")
+        found, other = (_cli(home, "kubeconfig", "--user", user) for user in (ATTENDEE, OTHER_ATTENDEE))
+        for user, got in ((ATTENDEE, found), (OTHER_ATTENDEE, other)):
+            if got.returncode != 0 or not Path(got.stdout.strip()).exists():
+                pytest.fail(f"`llmd-lab kubeconfig --user {user}` gave no kubeconfig: {got.stderr[-1000:]}")
         bin_dir = tmp_path_factory.mktemp("bin")
         ocshim.install(bin_dir)
         common = {"LLMD_LAB_HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                   "LLMD_LAB_SETTINGS": str(tmp_path_factory.mktemp("settings") / "settings.yaml")}  # fmt: skip
         attendee = {**common, "KUBECONFIG": found.stdout.strip()}
         instructor = {**common, "KUBECONFIG": str(home / "kubeconfig")}
+        second = {**common, "KUBECONFIG": other.stdout.strip(),
+                  "LLMD_LAB_SETTINGS": str(tmp_path_factory.mktemp("settings2") / "settings.yaml")}  # fmt: skip
         out, exported = tmp_path_factory.mktemp("executed"), tmp_path_factory.mktemp("exported")
         saved = {k: os.environ.get(k) for k in attendee}
         os.environ.update(attendee)  # papermill's and nbval's kernels inherit this environment
         try:
             yield NotebookLab(home, Path(attendee["KUBECONFIG"]), out, exported, {**os.environ, **attendee},
-                              {**os.environ, **instructor})  # fmt: skip
+                              {**os.environ, **instructor}, {**os.environ, **second})  # fmt: skip
         finally:
             for k, v in saved.items():
                 if v is None:

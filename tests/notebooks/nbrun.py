@@ -119,6 +119,7 @@ class NotebookLab:
     exported: Path  # charts notebook 05 exports
     env: dict[str, str] = field(default_factory=dict)  # the attendee's kernel environment
     instructor_env: dict[str, str] = field(default_factory=dict)  # the admin kubeconfig instead
+    other_attendee_env: dict[str, str] = field(default_factory=dict)  # user2, for the two-attendees run
 
     def secrets(self) -> list[str]:
         """The lab's bearer token (read from its 0600 file): must never appear in an output."""

@@ -25,6 +25,7 @@ import time
 import pytest
 from nbrun import (
     EXPORTS,
+    NOTEBOOK_DIR,
     SLUGS,
     TIMINGS,
     FirstRuns,
@@ -62,6 +63,31 @@ def test_instructor_preflight_runs_every_check(notebook_lab: NotebookLab) -> Non
     TIMINGS["01-preflight (instructor)"] = run.seconds
     text = output_text(run.path)
     assert "✅ 01 passed" in text and "as the instructor" in text and "0 to ask your instructor" in text
+
+
+def test_two_attendees_at_once_do_not_disturb_each_other(notebook_lab: NotebookLab) -> None:
+    """user2 runs notebook 02 in its own kernel while user1 runs it too: both pass, each in its own project (the
+    namespace comes from each one's kubeconfig; nothing is shared but the lab)."""
+    out = notebook_lab.out / "user2"
+    out.mkdir(exist_ok=True)
+    cwd = out / "cwd"
+    cwd.mkdir(exist_ok=True)
+    params = json.dumps(ci_parameters("02-deploy-replicas"))
+    code = ("import json, sys, papermill; papermill.execute_notebook(sys.argv[1], sys.argv[2], "
+            "parameters=json.loads(sys.argv[3]), cwd=sys.argv[4], kernel_name='python3', progress_bar=False, "
+            "execution_timeout=240)")  # fmt: skip
+    other = subprocess.Popen([sys.executable, "-c", code, str(NOTEBOOK_DIR / "02-deploy-replicas.ipynb"),
+                              str(out / "02-deploy-replicas.ipynb"), params, str(cwd)],
+                             env=notebook_lab.other_attendee_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)  # fmt: skip
+    try:
+        mine = execute("02-deploy-replicas", notebook_lab.out, ci_parameters("02-deploy-replicas"), tag="-concurrent")
+    finally:
+        log, _ = other.communicate(timeout=400)
+    assert other.returncode == 0, f"user2's run of 02 failed:\n{log[-3000:]}"
+    assert "✅ 02 passed" in output_text(mine.path) and "/user1/" in output_text(mine.path)
+    theirs = output_text(out / "02-deploy-replicas.ipynb")
+    assert "✅ 02 passed" in theirs and "/user2/" in theirs, "user2's service did not live in user2's project"
 
 
 @pytest.mark.parametrize("slug", sorted(EXPORTS))
