@@ -173,6 +173,7 @@ print(f"prefill pods processed {prefill_work['prompt_tokens'].fillna(0).sum():.0
       f"in {prefill_work['requests'].fillna(0).sum():.0f} requests (long prompts sent to P/D: {long_requests})")
 display(prefill_work[["pod", "requests", "prompt_tokens"]])
 
+# %% [markdown]
 # > **Instructor talking points**
 # > * Prefill is compute-bound, decode memory-bound: different hardware sweet spots, which is why splitting them
 # >   can pay at scale.
