@@ -30,6 +30,14 @@ def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedPr
                           timeout=timeout, check=False)  # fmt: skip
 
 
+def _settings(directory: Path) -> str:
+    """An attendee's settings file as notebook 00 leaves it, with the deliberate TLS choice the lab needs: KServe's
+    workload certificate is self-signed (no SANs), so the round-robin baseline skips verification on purpose."""
+    path = directory / "settings.yaml"
+    path.write_text("insecure_skip_verify: true\n")
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookLab]:
     home = tmp_path_factory.mktemp("nb-lab-home")
@@ -44,11 +52,11 @@ def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookL
         bin_dir = tmp_path_factory.mktemp("bin")
         ocshim.install(bin_dir)
         common = {"LLMD_LAB_HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-                  "LLMD_LAB_SETTINGS": str(tmp_path_factory.mktemp("settings") / "settings.yaml")}  # fmt: skip
+                  "LLMD_LAB_SETTINGS": _settings(tmp_path_factory.mktemp("settings"))}  # fmt: skip
         attendee = {**common, "KUBECONFIG": found.stdout.strip()}
         instructor = {**common, "KUBECONFIG": str(home / "kubeconfig")}
         second = {**common, "KUBECONFIG": other.stdout.strip(),
-                  "LLMD_LAB_SETTINGS": str(tmp_path_factory.mktemp("settings2") / "settings.yaml")}  # fmt: skip
+                  "LLMD_LAB_SETTINGS": _settings(tmp_path_factory.mktemp("settings2"))}  # fmt: skip
         out, exported = tmp_path_factory.mktemp("executed"), tmp_path_factory.mktemp("exported")
         saved = {k: os.environ.get(k) for k in attendee}
         os.environ.update(attendee)  # papermill's and nbval's kernels inherit this environment
