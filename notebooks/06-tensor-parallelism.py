@@ -25,6 +25,7 @@ tensor = 2  # GPUs per replica, all on one node
 gpu = "g6.12xlarge"  # a node type with at least `tensor` GPUs
 big_model = "mistralai/Mistral-Small-24B-Instruct-2501"  # the one that does not fit one L4
 multi_node = True  # also deploy the 2-node data-parallel LeaderWorkerSet layout
+dp_model = "Qwen/Qwen3-0.6B"  # the data-parallel layout's model: each rank holds a full copy on one GPU
 replicas = 1
 requests = 12
 slo_p95_ttft_ms = 500  # the planner's service-level objective
@@ -105,12 +106,12 @@ traffic.summary(df_tp).round(3)
 # With `nodes: 2` the builder sets `parallelism.data: 2`, `dataLocal: 1` and a `worker` spec; KServe picks the
 # `kserve-config-llm-worker-data-parallel` preset and creates a **LeaderWorkerSet** of two pods on two nodes. Each
 # pod is one data-parallel rank holding a *full* copy of the model on its GPU, coordinated by vLLM's
-# data-parallel RPC. It needs the LeaderWorkerSet operator (notebook 01 checks it) and fast networking between
+# data-parallel RPC — so the model must fit one GPU; we use the small `dp_model` here. It needs the LeaderWorkerSet operator (notebook 01 checks it) and fast networking between
 # the nodes in production. Here we look at its shape and that it becomes Ready.
 
 # %%
 mn_name = f"{name}-mn"
-mn = manifests.llm_inference_service(mn_name, f"hf://{model}", queue=cfg.queue, replicas=1, tensor=1, nodes=2, gpu="g6.4xlarge",
+mn = manifests.llm_inference_service(mn_name, f"hf://{dp_model}", queue=cfg.queue, replicas=1, tensor=1, nodes=2, gpu="g6.4xlarge",
                                      labels=label)
 if multi_node:
     deploy.apply(conn, mn)
