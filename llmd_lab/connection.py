@@ -281,7 +281,8 @@ def _from_kubeconfig(path: Path, namespace: str | None, context: str | None, che
     ns = namespace or ctx["context"].get("namespace") or "default"
     lab = None
     if ctx["context"].get("cluster") == LAB_CLUSTER_NAME:
-        lab = running_lab(path.parent) or running_lab()
+        # the lab's own kubeconfig sits in its home; an identity's in <home>/kubeconfigs/
+        lab = running_lab(path.parent) or running_lab(path.parent.parent) or running_lab()
     return _build(client.ApiClient(cfg), ns, f"kubeconfig {path} (context {ctx['name']})", lab, check_namespace)
 
 
