@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test venv lint unit down site clean help
+.PHONY: lab test venv lint unit down site reference screenshots clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,6 +44,14 @@ clean:  ## remove the venv and caches
 antora/node_modules/.package-lock.json: antora/package.json antora/package-lock.json
 	cd antora && npm ci --no-audit --no-fund
 
-site: antora/node_modules/.package-lock.json  ## build the Antora course site into antora/build/site (offline)
+site: antora/node_modules/.package-lock.json $(STAMP)  ## generate the notebook pages, build the course site (offline)
+	$(BIN)/python -m llmd_lab.course.site
 	cd antora && node_modules/.bin/antora antora-playbook.yml
 	@echo "site: file://$(abspath antora/build/site/index.html)"
+
+# The executed reference notebooks the site publishes (and takes each page's key chart from): the CI notebook
+# run, first pass, on a fresh lab. Slow (every notebook in order); run it when a notebook's output changed.
+REFERENCE := antora/modules/ROOT/attachments/reference
+reference: $(STAMP)  ## re-run the notebooks on a fresh lab and keep the executed copies for the site
+	LLMD_LAB_REFERENCE_DIR="$(abspath $(REFERENCE))" $(BIN)/pytest tests/notebooks/test_execute_notebooks.py \
+	  -k test_first_run_in_order -p no:cacheprovider

@@ -7,6 +7,24 @@
 # **Time:** 10 minutes · **Needs:** an OpenShift AI 3.0 workbench, a `KUBECONFIG`, or nothing at all (the
 # local lab starts by itself).
 #
+# **What this notebook does:**
+#
+# 1. Connects with `connect()` and prints where it runs, as whom, and in which project.
+# 2. Draws llm-d in one picture: gateway, endpoint picker, vLLM pods.
+# 3. Lists what the cluster offers: whether `LLMInferenceService` is served, and the GPU inventory per node.
+# 4. Lists the services already in your project.
+# 5. Ends with a check: connected, the API is served, and the project is readable.
+#
+# **Instructor talking points:**
+#
+# * vLLM is the engine, llm-d the platform: routing, disaggregation and scale-out around many engines.
+# * The business question of the workshop: more capacity without buying bigger GPUs — two small GPUs cost
+#   about half of one four-GPU node ($1.70/h vs $3.40/h on AWS L4 instances).
+# * Everything here also runs against the local lab; numbers there are simulated, shapes are faithful.
+# * Ask the room: "what would make two copies of a model answer the *same* question at different speeds?"
+#
+# **Chart:** GPUs per node of the cluster you are connected to, by GPU type.
+#
 # Every notebook in this workshop talks to Kubernetes through the same small library, `llmd_lab`. On a real
 # cluster it uses your workbench's service account or your kubeconfig; on a laptop it uses the *local lab*, a
 # Kubernetes-compatible API server that runs simulated GPU pods. The cells are identical in both worlds.
@@ -67,6 +85,16 @@ print(f"LLMInferenceService API ({manifests.API_VERSION}) served: {served}")
 print(f"GPU nodes: {len(gpus)}, GPUs free now: {int(gpus['free'].sum()) if len(gpus) else 0}")
 gpus
 
+# %% tags=["key-chart"]
+import altair as alt
+
+from llmd_lab import viz  # sets the offline SVG renderer
+
+by_state = gpus.melt(id_vars=["node"], value_vars=["requested", "free"], var_name="state", value_name="gpus")
+alt.Chart(by_state, title="GPUs per node", width=420).mark_bar().encode(
+    y=alt.Y("node:N", title="Node"), x=alt.X("sum(gpus):Q", title="GPUs (count)", axis=alt.Axis(tickMinStep=1, format="d")),
+    color=alt.Color("state:N", title="GPU state"))
+
 # %% [markdown]
 # ## What is already running in my project?
 #
@@ -77,14 +105,6 @@ gpus
 existing = k8s.list_objects(conn, manifests.API_VERSION, manifests.KIND, conn.namespace) if served else []
 print(f"{len(existing)} LLMInferenceService(s) in {conn.namespace}:",
       ", ".join(o["metadata"]["name"] for o in existing) or "none")
-
-# %% [markdown]
-# > **Instructor talking points**
-# > * vLLM is the engine, llm-d the platform: routing, disaggregation and scale-out around many engines.
-# > * The business question of the workshop: more capacity without buying bigger GPUs — two small GPUs cost about
-# >   half of one four-GPU node ($1.70/h vs $3.40/h on AWS L4 instances).
-# > * Everything here also runs against the local lab; numbers there are simulated, shapes are faithful.
-# > * Ask the room: "what would make two copies of a model answer the *same* question at different speeds?"
 
 # %% [markdown]
 # ## Did it work?
@@ -100,3 +120,7 @@ if problems:
     raise AssertionError("Notebook 00 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 00 passed: connected to {conn.kind} as {conn.user}, namespace {conn.namespace}, "
       f"{int(gpus['allocatable'].sum())} GPUs in the cluster.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "00-connect-and-orient")  # for the instructor's class view (`llmd-lab class`)

@@ -1,11 +1,31 @@
 # %% [markdown]
 # # 07 · Prefill/decode disaggregation: a trade, not a free lunch
 #
-# **Goal:** split the two phases of inference onto different pods, and measure what that buys (steadier
-# token streaming) and what it costs (a later first token for short prompts).
+# **Goal:** split the two phases of inference onto different pods, and measure what that buys (steadier token
+# streaming) and what it costs (a later first token for short prompts).
 #
 # **Time:** 20 minutes · **Needs:** the service from notebook 02 as the baseline (created here if missing) and
 # two more free GPUs. This notebook deletes its disaggregated service at the end.
+#
+# **What this notebook does:**
+#
+# 1. Deploys a disaggregated service: prefill pods and decode pods.
+# 2. Asks for your prediction: does short-prompt TTFT, long-prompt TTFT and inter-token latency go up or down?
+# 3. Measures both layouts with short and long prompts.
+# 4. Charts TTFT and inter-token latency side by side, and reads the trade.
+# 5. Ends with a check: both services answered and the prefill pods did work; then deletes the disaggregated
+#    service.
+#
+# **Instructor talking points:**
+#
+# * Prefill is compute-bound, decode memory-bound: different hardware sweet spots, which is why splitting them
+#   can pay at scale.
+# * The price is a KV transfer per request and more pods to run; short chat turns rarely benefit.
+# * The endpoint picker's P/D profile can skip the prefill pod for short prompts (a threshold); notebook 09
+#   shows how its configuration is written.
+#
+# **Chart:** Time to first token and inter-token latency for replicas against prefill/decode, with short and
+# long prompts.
 #
 # Every request has two phases. **Prefill** reads the whole prompt in one big, compute-bound pass and produces
 # the first token. **Decode** then produces one token at a time, a memory-bound loop. On one GPU they interfere:
@@ -88,7 +108,7 @@ df = pd.concat(runs, ignore_index=True)
 table = traffic.summary(df)[["requests", "errors", "ttft_p50_ms", "ttft_p95_ms", "itl_mean_ms"]]
 table.round(1)
 
-# %%
+# %% tags=["key-chart"]
 viz.ttft_percentiles(df) & viz.timeline(df, y="itl_mean_s", color="mode")
 
 # %% [markdown]
@@ -110,14 +130,6 @@ print(f"prefill pods processed {prefill_work['prompt_tokens'].fillna(0).sum():.0
 display(prefill_work[["pod", "requests", "prompt_tokens"]])
 
 # %% [markdown]
-# > **Instructor talking points**
-# > * Prefill is compute-bound, decode memory-bound: different hardware sweet spots, which is why splitting them
-# >   can pay at scale.
-# > * The price is a KV transfer per request and more pods to run; short chat turns rarely benefit.
-# > * The endpoint picker's P/D profile can skip the prefill pod for short prompts (a threshold); notebook 09
-# >   shows how its configuration is written.
-
-# %% [markdown]
 # ## Did it work?
 
 # %%
@@ -133,3 +145,7 @@ if problems:
     raise AssertionError("Notebook 07 check FAILED:\n- " + "\n- ".join(problems))
 print("✅ 07 passed: " + "; ".join(f"{k}: TTFT p50 {v.ttft_p50_ms:.0f} ms, ITL {v.itl_mean_ms:.1f} ms"
                                    for k, v in table.iterrows()))
+
+from llmd_lab.course import progress
+
+progress.record(conn, "07-pd-disaggregation")  # for the instructor's class view (`llmd-lab class`)
