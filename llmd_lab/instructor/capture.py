@@ -96,9 +96,9 @@ def _openshift(conn: Any, node_list: list[dict]) -> dict:
     cv = k8s.get(conn, "config.openshift.io/v1", "ClusterVersion", "version") if k8s.has_kind(
         conn, "config.openshift.io/v1", "ClusterVersion") else None
     version = ((cv or {}).get("status", {}).get("desired") or {}).get("version", "unknown")
-    info = conn.api.call_api("/version", "GET", response_type="object", auth_settings=["BearerToken"],
-                             _return_http_data_only=True)
-    out = {"version": version, "kubernetesVersion": (info or {}).get("gitVersion", "unknown")}
+    from kubernetes import client
+
+    out = {"version": version, "kubernetesVersion": client.VersionApi(conn.api).get_code().git_version}
     if cv and cv.get("spec", {}).get("channel"):
         out["channel"] = cv["spec"]["channel"]
     regions = {(n["metadata"].get("labels") or {}).get("topology.kubernetes.io/region") for n in node_list} - {None}
