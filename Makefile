@@ -55,3 +55,10 @@ REFERENCE := antora/modules/ROOT/attachments/reference
 reference: $(STAMP)  ## re-run the notebooks on a fresh lab and keep the executed copies for the site
 	LLMD_LAB_REFERENCE_DIR="$(abspath $(REFERENCE))" $(BIN)/pytest tests/notebooks/test_execute_notebooks.py \
 	  -k test_first_run_in_order -p no:cacheprovider
+
+# Screenshots for review (docs/screenshots/): every page of the built site, and every reference notebook as
+# JupyterLab renders it. Needs chromium (apt-get install -y chromium).
+screenshots: $(STAMP) antora/node_modules/.package-lock.json  ## headless-Chromium screenshots of the site and JupyterLab
+	$(BIN)/python -m llmd_lab.course.site
+	$(BIN)/python tests/site/screenshots.py docs/screenshots
+	$(BIN)/python tests/notebooks/screenshots.py docs/screenshots $(REFERENCE)/*.ipynb

@@ -142,3 +142,33 @@ class LivePanel:
         """Redraw the panel a last time and return the final chart (display it to keep a copy in this cell)."""
         self._redraw()
         return self.chart()
+
+
+#: The shipped dashboard for a cluster (assets/dashboards/llmd-openshift.json) and its uid.
+DASHBOARD_FILE = "assets/dashboards/llmd-openshift.json"
+DASHBOARD_UID = "llmd-workshop-openshift"
+
+
+def grafana_dashboard(conn: Any) -> str:
+    """Where to open the shipped Grafana dashboard on this cluster, or how to get one.
+
+    OpenShift's own monitoring has no Grafana: the course's dashboard lives in a Grafana the instructor installs
+    (the community Grafana operator, for example) and reaches through a Route. Attendees usually cannot list
+    Routes in other projects; then the answer says what to ask for instead of guessing a URL.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    from llmd_lab import k8s
+
+    try:
+        routes = [r for r in k8s.list_objects(conn, "route.openshift.io/v1", "Route")
+                  if "grafana" in r["metadata"]["name"]]
+    except ApiException as exc:
+        if exc.status not in (401, 403):
+            raise
+        routes = []
+    if routes:
+        host = routes[0]["spec"]["host"]
+        return f"Grafana dashboard: https://{host}/d/{DASHBOARD_UID}"
+    return (f"no Grafana Route visible to you: ask the instructor for the dashboard link, or import {DASHBOARD_FILE} "
+            "into a Grafana that reads the cluster's Thanos querier (see the course page 'Monitoring').")

@@ -143,6 +143,7 @@ for title, q in promql.items():
 if conn.kind == "OpenShift":
     prom = metrics.PromQLSource(conn.bearer_token(), {"namespace": conn.namespace}, namespace=conn.namespace)
     display(metrics.deltas(before, metrics.scrape(prom)).head())  # Prometheus scrapes every 30 s: coarser
+    print(live.grafana_dashboard(conn))  # the shipped dashboard has the same panels
 
 # %% [markdown]
 # ## Did it work?

@@ -99,3 +99,28 @@ def test_watch_feeds_the_panel_from_its_own_poller_with_ttft_from_the_first_read
         poller.stop()
     assert panel.history()["ttft_p50_ms"].notna().all()  # the first reading has its TTFT too
     assert shown.shown, "the panel did not redraw in place"
+
+
+def test_grafana_dashboard_link_or_what_to_ask_for(monkeypatch):
+    from kubernetes.client.exceptions import ApiException
+
+    from llmd_lab import k8s
+
+    routes = [{"metadata": {"name": "console"}, "spec": {"host": "console.apps"}},
+              {"metadata": {"name": "grafana-route"}, "spec": {"host": "grafana.apps.example.com"}}]
+    monkeypatch.setattr(k8s, "list_objects", lambda conn, api, kind: routes)
+    assert live.grafana_dashboard(None) == "Grafana dashboard: https://grafana.apps.example.com/d/llmd-workshop-openshift"
+
+    def forbidden(conn, api, kind):
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(k8s, "list_objects", forbidden)
+    assert "ask the instructor" in live.grafana_dashboard(None) and live.DASHBOARD_FILE in live.grafana_dashboard(None)
+
+
+def test_the_dashboard_uid_is_the_shipped_one():
+    import json
+    from pathlib import Path
+
+    shipped = json.loads((Path(live.__file__).parents[1] / live.DASHBOARD_FILE).read_text())
+    assert shipped["uid"] == live.DASHBOARD_UID

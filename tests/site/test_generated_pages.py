@@ -17,10 +17,11 @@ def test_committed_pages_and_charts_match_the_notebooks():
 
 
 def _layout(tmp: Path) -> site.Layout:
-    """A copy of the notebooks, prose, pages, images and reference runs the generator can be pointed at."""
+    """A copy of every input and output of the generator, so a test can never write into the repository."""
     real = site.Layout()
+    assert set(site.Layout.__dataclass_fields__) == {"notebooks", "prose", "pages", "images", "reference", "partials"}
     copies = {}
-    for field in ("notebooks", "prose", "pages", "images", "reference"):
+    for field in ("notebooks", "prose", "pages", "images", "reference", "partials"):
         src = getattr(real, field)
         copies[field] = tmp / field
         shutil.copytree(src, copies[field], ignore=shutil.ignore_patterns("images"))
@@ -31,7 +32,8 @@ def test_a_header_edit_is_drift_until_regenerated(tmp_path: Path):
     layout = _layout(tmp_path)
     nb = layout.notebooks / "04-live-metrics.py"
     nb.write_text(nb.read_text().replace("**Time:** 15 minutes", "**Time:** 17 minutes", 1))
-    assert site.drift(layout) == [str(layout.pages / "04-live-metrics.adoc")]
+    assert site.drift(layout) == [str(layout.pages / "04-live-metrics.adoc"), str(layout.partials / "course-plan.adoc"),
+                                  str(layout.partials / "agenda.adoc")]  # the page, the sizing table, the agenda
     site.write(layout)
     assert site.drift(layout) == []
     assert "Time:: 17 minutes" in (layout.pages / "04-live-metrics.adoc").read_text()

@@ -150,7 +150,7 @@ def test_the_site_has_no_placeholder(built_site: SiteBuild) -> None:
 def test_key_charts_are_real_charts_with_titled_axes(built_site: SiteBuild, slug: str) -> None:
     svg = (built_site.site_dir / COMPONENT / "_images" / f"{slug[:2]}-key-chart.svg").read_text(encoding="utf-8")
     assert svg.lstrip().startswith("<svg") and svg.count("<text") >= 3, f"{slug}: not a rendered chart"
-    assert 'class="role-axis-title"' in svg, f"{slug}: a chart without axis titles"
+    assert "role-axis-title" in svg, f"{slug}: a chart without axis titles"
 
 
 @pytest.mark.parametrize("slug", NOTEBOOK_SLUGS)
