@@ -60,5 +60,5 @@ reference: $(STAMP)  ## re-run the notebooks on a fresh lab and keep the execute
 # JupyterLab renders it. Needs chromium (apt-get install -y chromium).
 screenshots: $(STAMP) antora/node_modules/.package-lock.json  ## headless-Chromium screenshots of the site and JupyterLab
 	$(BIN)/python -m llmd_lab.course.site
-	$(BIN)/python tests/site/screenshots.py docs/screenshots
+	$(BIN)/python tests/site/site_screenshots.py docs/screenshots
 	$(BIN)/python tests/notebooks/screenshots.py docs/screenshots $(REFERENCE)/*.ipynb

@@ -19,7 +19,7 @@
 #
 # * vLLM is the engine, llm-d the platform: routing, disaggregation and scale-out around many engines.
 # * The business question of the workshop: more capacity without buying bigger GPUs — two small GPUs cost
-#   about half of one four-GPU node ($1.70/h vs $3.40/h on AWS L4 instances).
+#   about half of one four-GPU node (USD 1.70/h vs USD 3.40/h on AWS L4 instances).
 # * Everything here also runs against the local lab; numbers there are simulated, shapes are faithful.
 # * Ask the room: "what would make two copies of a model answer the *same* question at different speeds?"
 #

@@ -187,7 +187,7 @@ costs
 # %% [markdown]
 # Read it this way: if the model fits one GPU, replicas mode buys independent KV caches (and routing wins) at the
 # lowest price per GPU. Tensor parallelism buys *room* — for a bigger model or a longer context — and a 4-GPU
-# node costs as much as four small ones ($3.40/h vs 4 × $0.85/h) while giving one shared cache instead of four.
+# node costs as much as four small ones (USD 3.40/h vs 4 × USD 0.85/h) while giving one shared cache instead of four.
 
 # %% [markdown]
 # ## Did it work?

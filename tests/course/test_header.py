@@ -37,6 +37,12 @@ def test_every_notebook_has_a_parseable_header():
         assert 5 <= h.minutes <= 60, h.slug
 
 
+def test_headers_render_the_same_in_jupyterlab_and_on_the_site():
+    """JupyterLab renders $…$ as LaTeX (prices turned into maths once); the site does not: no dollars."""
+    for slug in header.slugs():
+        assert "$" not in header.first_markdown_cell(header.NOTEBOOK_DIR / f"{slug}.py"), f"{slug}: write USD"
+
+
 def test_the_py_and_the_ipynb_carry_the_same_header():
     for slug in header.slugs():
         py = header.first_markdown_cell(header.NOTEBOOK_DIR / f"{slug}.py")
