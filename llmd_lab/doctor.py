@@ -23,6 +23,27 @@ import httpx
 from kubernetes.client.rest import ApiException
 
 from llmd_lab import k8s
+from llmd_lab.kserve import names
+from llmd_lab.kserve.labels import (  # the KServe vocabulary, re-exported for notebooks and deploy
+    ROLE_LABEL as ROLE_LABEL,
+)
+from llmd_lab.kserve.labels import (
+    ROLES as ROLES,
+)
+from llmd_lab.kserve.labels import (
+    SCHEDULER_COMPONENT as SCHEDULER_COMPONENT,
+)
+from llmd_lab.kserve.labels import (
+    role_selector as role_selector,
+)
+from llmd_lab.kserve.labels import (
+    scheduler_selector as scheduler_selector,
+)
+from llmd_lab.kserve.labels import service_selector as all_pods_selector
+from llmd_lab.kserve.labels import (
+    workload_selector as workload_selector,
+)
+from llmd_lab.kserve.names import child_name
 from llmd_lab.manifests import (
     API_VERSION,
     ENABLE_AUTH_ANNOTATION,
@@ -32,37 +53,6 @@ from llmd_lab.manifests import (
     KV_METRIC_NAME,
 )
 from llmd_lab.preflight import FAIL, PASS, WARN, Check, CheckTable, table
-
-
-def workload_selector(name: str) -> str:
-    """Label selector of an LLMInferenceService's vLLM pods (KServe's workload labels)."""
-    return f"app.kubernetes.io/part-of=llminferenceservice,app.kubernetes.io/name={name},kserve.io/component=workload"
-
-
-def all_pods_selector(name: str) -> str:
-    """Every pod KServe made for the service (workload and scheduler)."""
-    return f"app.kubernetes.io/part-of=llminferenceservice,app.kubernetes.io/name={name}"
-
-
-SCHEDULER_COMPONENT = "llminferenceservice-router-scheduler"
-ROLE_LABEL = "llm-d.ai/role"
-ROLES = ("prefill", "decode", "both")
-
-
-def scheduler_selector(name: str) -> str:
-    """Label selector of the service's endpoint picker (EPP) pods — the router-scheduler Deployment."""
-    return f"app.kubernetes.io/component={SCHEDULER_COMPONENT},{all_pods_selector(name)}"
-
-
-def role_selector(name: str, role: str) -> str:
-    """Label selector of the workload pods with one ``llm-d.ai/role``.
-
-    KServe labels the main pods ``both`` when there is no prefill section and ``decode`` when there is
-    one; prefill pods are ``prefill`` (the EPP's decode/prefill filters read the same label).
-    """
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-    return f"{workload_selector(name)},{ROLE_LABEL}={role}"
 
 
 def _conditions(obj: dict) -> list[dict]:
@@ -217,7 +207,7 @@ def _log_hint(logs: str) -> str:
 
 
 def diagnose_epp_metric(conn: Any, name: str, namespace: str) -> list[Check]:
-    dep = k8s.get(conn, "apps/v1", "Deployment", f"{name}-kserve-router-scheduler", namespace)
+    dep = k8s.get(conn, "apps/v1", "Deployment", child_name(name, names.SCHEDULER), namespace)
     if dep is None:
         return []
     containers = dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []) or []

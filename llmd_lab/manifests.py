@@ -33,9 +33,12 @@ from typing import Any
 import jsonschema
 import yaml
 
-API_VERSION = "serving.kserve.io/v1alpha1"
-KIND = "LLMInferenceService"
-EPP_CONFIG_API_VERSION = "inference.networking.x-k8s.io/v1alpha1"
+from llmd_lab.kserve import names
+from llmd_lab.kserve.epp import EPP_CONFIG_API_VERSION as EPP_CONFIG_API_VERSION
+from llmd_lab.kserve.names import child_name
+
+API_VERSION = names.API_VERSION
+KIND = names.KIND
 ENABLE_AUTH_ANNOTATION = "security.opendatahub.io/enable-auth"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KV_METRIC_FLAG = "--kv-cache-usage-percentage-metric"
@@ -340,7 +343,7 @@ def llm_inference_service(
         text = yaml.safe_dump(config, sort_keys=False) if config is not None else None
         # KServe renders these Go templates after merging; concrete values are what it would render
         # (ChildName is the plain name + suffix for names ≤ 42 chars, which validate() enforces).
-        pool = f"{name}-inference-pool"
+        pool = child_name(name, names.INFERENCE_POOL)
         args = _epp_args(pool, namespace or NAMESPACE_TEMPLATE, text, workarounds)
         router["scheduler"] = {"template": {"containers": [{"name": "main", "args": args}]}}
     spec["router"] = router

@@ -4,7 +4,7 @@ Each check reads the cluster through the API (the same calls as ``oc get``) and 
 ``check``, ``status`` (pass / warn / fail), ``evidence`` (what was seen) and ``fix`` (a command or a
 pointer). :func:`run` returns them as a :class:`CheckTable` — a pandas DataFrame that shows colour-coded
 in a notebook. The list follows the workshop guides' prerequisites (OpenShift ≥ 4.19, the
-DataScienceCluster in RawDeployment/Headed mode, the operators, the ``kuadrant.io/v1`` AuthPolicy CRD,
+DataScienceCluster in RawDeployment mode, the operators, the ``kuadrant.io/v1`` AuthPolicy CRD,
 the InferencePool API RHOAI 3.0's KServe needs, GPUs, the inference Gateway, Kueue, RBAC).
 """
 
@@ -114,8 +114,8 @@ def check_datasciencecluster(conn: Any) -> list[Check]:
         problems.append("spec.components.kserve.managementState: Managed")
     if ks.get("defaultDeploymentMode") not in (None, "RawDeployment"):
         problems.append("spec.components.kserve.defaultDeploymentMode: RawDeployment")
-    if ks.get("rawDeploymentServiceConfig") not in (None, "Headed"):
-        problems.append("spec.components.kserve.rawDeploymentServiceConfig: Headed")
+    # rawDeploymentServiceConfig (default Headless) shapes InferenceService Services only: KServe's llmisvc
+    # controller always renders a ClusterIP workload Service (workload.go), so either value is fine here
     if problems:
         return [
             Check(

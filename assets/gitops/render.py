@@ -34,6 +34,8 @@ from typing import Any
 import yaml
 
 from llmd_lab import manifests
+from llmd_lab.kserve import labels as kserve_labels
+from llmd_lab.kserve import names as kserve_names
 
 HERE = Path(__file__).resolve().parent
 COMMAND = ".venv/bin/python assets/gitops/render.py"
@@ -57,9 +59,11 @@ MANAGED_BY = {"app.kubernetes.io/part-of": "llmd-lab"}
 VLLM_ARGS = ("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")
 CLIENT_SA = "llmd-client"
 # KServe's workload Service for a service NAME is NAME + this suffix, port `https` (8000, TLS at vLLM).
-WORKLOAD_SVC_SUFFIX = "-kserve-workload-svc"
+WORKLOAD_SVC_SUFFIX = kserve_names.WORKLOAD_SERVICE
 WORKLOAD_SVC_PORT = "https"
-EPP_SVC_SUFFIX = "-epp-service"
+# KServe's <name>-epp-service exposes only grpc, grpc-health and metrics (scheduler.go), so the KV-event port
+# its precise-prefix sample points vLLM at is unreachable: the workshop ships its own Service for it
+KV_EVENTS_SVC_SUFFIX = "-epp-kv-events"
 KV_EVENTS_PORT = 5557
 TOKENIZERS_DIR = "/mnt/tokenizers"  # where the precise scorer downloads the model's tokenizer (writable)
 
@@ -158,6 +162,20 @@ def client_rbac(service: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def kv_events_service(service: str) -> dict:
+    """The fix for KServe's unreachable KV-event port: a Service of ours selecting the EPP pods on 5557.
+
+    vLLM connects (ZMQ PUB) to ``tcp://<service>-epp-kv-events:5557``; the EPP binds ``tcp://*:5557``. KServe's
+    ``<service>-epp-service`` has no such port, so its own sample's endpoint delivers nothing (doctor names it).
+    """
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _meta(f"{service}{KV_EVENTS_SVC_SUFFIX}", labels=WORKSHOP_LABELS),
+        "spec": {"selector": kserve_labels.scheduler_labels(service),
+                 "ports": [{"name": "zmq", "port": KV_EVENTS_PORT, "targetPort": KV_EVENTS_PORT, "protocol": "TCP"}]},
+    }  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------- services
 def _precise_prefix_kwargs(service: str) -> dict[str, Any]:
     """precise-prefix-cache-scorer: vLLM publishes KV events over ZMQ to the EPP, which indexes token blocks.
@@ -169,7 +187,7 @@ def _precise_prefix_kwargs(service: str) -> dict[str, Any]:
     kv_events = {
         "enable_kv_cache_events": True,
         "publisher": "zmq",
-        "endpoint": f"tcp://{service}{EPP_SVC_SUFFIX}:{KV_EVENTS_PORT}",
+        "endpoint": f"tcp://{service}{KV_EVENTS_SVC_SUFFIX}:{KV_EVENTS_PORT}",
         "topic": f"kv@$(POD_IP)@{service}",  # Kubernetes expands $(VAR) from env defined earlier
     }
     scheduler = manifests.scheduler_config(
@@ -215,6 +233,7 @@ class Variant:
     purpose: str
     service: dict[str, Any]
     token_auth: bool = False
+    kv_events: bool = False  # ship kv_events_service (precise prefix)
     post: Callable[[dict], dict] | None = None  # a change manifests cannot express yet (see its docstring)
     notes: list[str] = field(default_factory=list)
 
@@ -239,7 +258,7 @@ VARIANTS: list[Variant] = [
     Variant("course-scheduler", "the replicas service with the course's EPP weights (queue 2 / kv-cache 2 / prefix 3)",
             _service_kwargs(scheduler="course")),
     Variant("precise-prefix", "the replicas service routed by precise-prefix-cache-scorer fed by vLLM KV events",
-            _service_kwargs(**_precise_prefix_kwargs("qwen")), post=_precise_prefix_pods,
+            _service_kwargs(**_precise_prefix_kwargs("qwen")), post=_precise_prefix_pods, kv_events=True,
             notes=["needs the model's tokenizer in the EPP: on a disconnected cluster, mirror it first"]),
     Variant("tensor", "1 replica sharded over 2 L4s of one g6.12xlarge (tensor parallelism), Llama-3.1-8B",
             _service_kwargs("llama-tp", model_uri="hf://meta-llama/Llama-3.1-8B-Instruct", replicas=1, tensor=2,
@@ -266,6 +285,8 @@ def llm_inference_service(variant: Variant) -> dict:
 def bundle(variant: Variant) -> dict[str, dict]:
     """Every object one variant deploys into the namespace, keyed by its role (stable across variants)."""
     objects = {"llminferenceservice": llm_inference_service(variant), "route": passthrough_route(variant.name)}
+    if variant.kv_events:
+        objects["kv-events-service"] = kv_events_service(variant.name)
     if variant.token_auth:
         for obj in client_rbac(variant.name):
             objects[obj["kind"].lower()] = obj

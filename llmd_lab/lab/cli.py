@@ -61,11 +61,16 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    info = process.down(timeout=args.timeout)
-    if info is None:
+    stopped = process.down(timeout=args.timeout)
+    if stopped is None:
         print("lab is not running")
-    else:
-        print(f"lab stopped (pid {info.pid}); state kept in {info.home}")
+        return 0
+    info = stopped.info
+    if stopped.killed:
+        return _err(f"the lab (pid {info.pid}) did not stop within {stopped.timeout:g}s of SIGTERM and was killed "
+                    f"(SIGKILL); acknowledged writes are kept in {info.home / 'state.db'}, see "
+                    f"{info.home / 'lab.log'} for why it hung")
+    print(f"lab stopped (pid {info.pid}); state kept in {info.home}")
     return 0
 
 

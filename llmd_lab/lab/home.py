@@ -72,9 +72,33 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def secure_home(paths: LabPaths) -> None:
+    """Make the state directory 0700 and every state, log and key file in it 0600, creating ``state.db`` and
+    ``lab.log`` empty (0600) when missing.
+
+    ``state.db`` holds user Secrets and KServe's TLS private keys; SQLite creates ``-wal``/``-shm`` with the
+    database file's permissions, so a 0600 ``state.db`` keeps them private too. Files left wider by an older
+    lab are narrowed here, on every start.
+    """
+    paths.home.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    os.chmod(paths.home, PRIVATE_DIR_MODE)
+    for path in (paths.state_db, paths.log):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE))
+    pki_dir = paths.home / "pki"
+    if pki_dir.is_dir():
+        os.chmod(pki_dir, PRIVATE_DIR_MODE)
+    for path in [*paths.home.iterdir(), *(pki_dir.iterdir() if pki_dir.is_dir() else [])]:
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, PRIVATE_FILE_MODE)
+
+
 def ensure_token(paths: LabPaths) -> str:
     """The lab's bearer token, created once (``secrets``) and kept across restarts so kubeconfigs stay valid."""
-    paths.home.mkdir(parents=True, exist_ok=True)
+    paths.home.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
     if paths.token.exists():
         token = paths.token.read_text().strip()
         if token:

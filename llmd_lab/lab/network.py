@@ -3,65 +3,40 @@ the ``ResourceSource`` the EPP and gateway read, and the Gateway ``openshift-ing
 on 127.0.0.1:<gateway port>.
 
 Linux routes all of 127.0.0.0/8 to loopback, so every pod binds its own address and ``curl <podIP>:8000``
-reaches exactly that pod, as on a cluster network.
+reaches exactly that pod, as on a cluster network. Whatever a Service asks for, kube-proxy only ever binds
+loopback addresses: a ``clusterIP`` outside 127.0.0.0/8 (``0.0.0.0``, ``::``, a LAN address) gets no
+listener, a Warning event and a log line, never a socket open to the network. One bad Service (a port
+beyond 65535, an address it cannot bind) is isolated the same way and the others keep being served.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import random
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.context import LabContext
+from llmd_lab.lab.informer import Informer, list_and_watch
+from llmd_lab.lab.ipam import POD_CIDR, SERVICE_CIDR, IPAllocator, Network, is_loopback
+from llmd_lab.sim.gateway.kubeproxy import ServiceProxy
 from llmd_lab.sim.source import SourceEvent
 
+if TYPE_CHECKING:
+    from llmd_lab.sim.gateway.server import Gateway
+
+__all__ = ["POD_CIDR", "SERVICE_CIDR", "GatewayComponent", "IPAllocator", "Network", "ServiceNetwork", "StoreSource"]
+
 log = logging.getLogger("llmd_lab.lab.network")
-
-POD_CIDR = ipaddress.ip_network("127.1.0.0/16")
-SERVICE_CIDR = ipaddress.ip_network("127.2.0.0/16")
-
-
-class IPAllocator:
-    """Hands out addresses of one CIDR (skipping .0/.255 of each /24 so they look like host addresses)."""
-
-    def __init__(self, cidr: ipaddress.IPv4Network, start: int | None = None) -> None:
-        self.cidr = cidr
-        self._used: set[str] = set()
-        # a random starting point keeps two labs (or test runs) on one machine from handing out the same IPs
-        self._next = random.randrange(cidr.num_addresses) if start is None else start
-
-    def reserve(self, ip: str) -> bool:
-        """Mark an address already in use (e.g. from state kept across ``down``/``up``)."""
-        if ip and ipaddress.ip_address(ip) in self.cidr:
-            self._used.add(ip)
-            return True
-        return False
-
-    def allocate(self) -> str:
-        hosts = self.cidr.num_addresses
-        for _ in range(hosts):
-            self._next = (self._next + 1) % hosts
-            ip = self.cidr.network_address + self._next
-            last = int(ip) & 0xFF
-            if last in (0, 255) or str(ip) in self._used:
-                continue
-            self._used.add(str(ip))
-            return str(ip)
-        raise RuntimeError(f"no free addresses left in {self.cidr}")
-
-    def release(self, ip: str) -> None:
-        self._used.discard(ip)
-
 
 class StoreSource:
     """``ResourceSource`` over the lab's store, for the simulated EPP and gateway."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     async def list(self, api_version: str, kind: str, namespace: str | None = None,
@@ -75,19 +50,10 @@ class StoreSource:
         return items
 
     async def watch(self, api_version: str, kind: str, namespace: str | None = None) -> AsyncIterator[SourceEvent]:
-        while self.store.registry.find_kind(api_version, kind) is None:
-            await asyncio.sleep(1.0)  # the CRD may be installed later
-        async for event in self.store.watch(api_version, kind, namespace):
-            if event.type in ("ADDED", "MODIFIED", "DELETED"):
-                yield SourceEvent(event.type, event.object)
-
-
-class Network:
-    """Address allocation shared by the kubelet (pod IPs) and the Service controller (cluster IPs)."""
-
-    def __init__(self) -> None:
-        self.pods = IPAllocator(POD_CIDR)
-        self.services = IPAllocator(SERVICE_CIDR)
+        # list, then watch from the list's resourceVersion; re-list on 410; back off while the kind is not
+        # served yet (its CRD may be installed later) or the store fails
+        async for type_, obj in list_and_watch(self.store, api_version, kind, namespace):
+            yield SourceEvent(type_, obj)
 
 
 class ServiceNetwork:
@@ -95,15 +61,17 @@ class ServiceNetwork:
 
     name = "kube-proxy"
 
+    ctx: LabContext
+    source: StoreSource
+
     def __init__(self, network: Network, mode: str = "round-robin") -> None:
         self.network = network
         self.mode = mode
-        self.ctx: Any = None
-        self.source: StoreSource | None = None
-        self._proxies: dict[tuple[str, str], list[Any]] = {}
+        self._proxies: dict[tuple[str, str], list[ServiceProxy]] = {}
+        self._serving: dict[tuple[str, str], tuple[str, list]] = {}  # what each key's listeners serve
         self._task: asyncio.Task | None = None
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: LabContext) -> None:
         self.ctx = ctx
         self.source = StoreSource(ctx.store)
         services, _ = await ctx.store.list("v1", "Service")
@@ -120,15 +88,13 @@ class ServiceNetwork:
         await asyncio.gather(*(self._stop_proxies(key) for key in list(self._proxies)), return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
-            try:
-                async for event in self.ctx.store.watch("v1", "Service"):
-                    await self._handle(event.type, event.object)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("kube-proxy watch failed; restarting")
-                await asyncio.sleep(0.5)
+        await Informer(self.ctx.store, "v1", "Service", self._handle, owner=self.name, on_error=self._failed).run()
+
+    async def _failed(self, svc: dict, exc: Exception) -> None:
+        with contextlib.suppress(ApiError):
+            await self.ctx.events.record(svc, "Warning", "FailedToStartServiceHealthcheck" if isinstance(exc, OSError)
+                                         else "InvalidService", f"kube-proxy cannot serve this Service: {exc}",
+                                         self.name)
 
     async def _handle(self, type_: str, svc: dict) -> None:
         key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
@@ -150,33 +116,51 @@ class ServiceNetwork:
                 if exc.code not in (404, 409):
                     raise
             return  # the MODIFIED event starts the listeners
-        if spec["clusterIP"] == "None" or key in self._proxies:
+        if spec["clusterIP"] == "None":
             return
+        wanted = (spec["clusterIP"], [p.get("port") for p in spec.get("ports") or []])
+        if self._serving.get(key) == wanted:
+            return
+        await self._stop_proxies(key)  # a changed Service is served afresh
         await self._start_proxies(key, spec)
+        self._serving[key] = wanted
 
     async def _start_proxies(self, key: tuple[str, str], spec: dict) -> None:
-        from llmd_lab.sim.gateway.kubeproxy import ServiceProxy
-
-        self.network.services.reserve(spec["clusterIP"])
-        proxies = []
-        for port in spec.get("ports") or []:
-            proxy = ServiceProxy(self.source, key[0], key[1], host=spec["clusterIP"], port=int(port["port"]),
-                                 mode=self.mode)
+        """One listener per Service port on the cluster IP; raises (isolated by the informer) for what it
+        will not or cannot serve, after stopping the listeners it had opened."""
+        ip = spec["clusterIP"]
+        if not is_loopback(ip):
+            raise ValueError(f"spec.clusterIP {ip!r} is not a loopback address; the lab only listens on "
+                             "127.0.0.0/8 (leave clusterIP unset and one is allocated from "
+                             f"{self.network.services.cidr})")
+        ports = [_service_port(p) for p in spec.get("ports") or []]
+        self.network.services.reserve(ip)
+        proxies: list[ServiceProxy] = []
+        self._proxies[key] = proxies
+        for port in ports:
+            proxy = ServiceProxy(self.source, key[0], key[1], host=ip, port=port, mode=self.mode)
             try:
                 await proxy.start()
             except OSError as exc:
-                log.warning("kube-proxy: cannot listen on %s:%s for %s/%s: %s", spec["clusterIP"], port["port"],
-                            key[0], key[1], exc)
-                continue
+                await self._stop_proxies(key)
+                raise OSError(exc.errno, f"cannot listen on {ip}:{port}: {exc.strerror}") from exc
             proxies.append(proxy)
-        self._proxies[key] = proxies
 
     async def _stop_proxies(self, key: tuple[str, str]) -> None:
+        self._serving.pop(key, None)
         await asyncio.gather(*(proxy.stop() for proxy in self._proxies.pop(key, [])), return_exceptions=True)
 
     def resolve_service_address(self, service: dict, port: int) -> tuple[str, int] | None:
         ip = (service.get("spec") or {}).get("clusterIP")
-        return (ip, port) if ip and ip != "None" else None
+        return (ip, port) if ip and is_loopback(ip) else None
+
+
+def _service_port(port: dict) -> int:
+    """A Service port as an int in 1-65535 (kube-apiserver's range); ValueError names the bad value."""
+    value = port.get("port")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise ValueError(f"spec.ports[].port: Invalid value: {value!r}: must be between 1 and 65535, inclusive")
+    return value
 
 
 def _free_port(preferred: int | None) -> int:
@@ -210,7 +194,7 @@ def _lab_gateway_class() -> type:
     from llmd_lab.sim.gateway.server import Gateway
 
     class LabGateway(Gateway):
-        store: Any = None
+        store: Store | None = None
         tls_origination_fails = False
 
         async def handle(self, request: Request) -> Response:
@@ -263,13 +247,11 @@ class GatewayComponent:
     name = "gateway"
 
     def __init__(self) -> None:
-        self.ctx: Any = None
-        self.gateway: Any = None
+        self.gateway: Gateway | None = None
 
-    async def start(self, ctx: Any) -> None:
-        self.ctx = ctx
-        spec = getattr(ctx.profile, "gateway", None)
-        if spec is None:
+    async def start(self, ctx: LabContext) -> None:
+        spec = ctx.profile.gateway if ctx.profile is not None else None
+        if spec is None or ctx.profile is None:
             return  # e.g. the `fresh` profile: no inference Gateway on this cluster
         live = None
         with contextlib.suppress(ApiError):
@@ -293,12 +275,3 @@ class GatewayComponent:
     async def stop(self) -> None:
         if self.gateway is not None:
             await self.gateway.stop()
-
-
-def components(ctx: Any) -> list:
-    """kube-proxy and the gateway; the network allocator is shared through ``ctx.network``."""
-    if ctx.network is None:
-        ctx.network = Network()
-    services = ServiceNetwork(ctx.network)
-    ctx.hooks.setdefault("resolve_service_address", services.resolve_service_address)
-    return [services, GatewayComponent()]

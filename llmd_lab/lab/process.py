@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from llmd_lab.lab.home import LabPaths, default_home, ensure_token
+from llmd_lab.lab.home import LabPaths, default_home, ensure_token, secure_home
 
 DEFAULT_PROFILE = "rhoai-3.0"  # as llmd_lab.lab.server.DEFAULT_PROFILE (not imported: it pulls in the server)
 
@@ -162,7 +162,7 @@ def up(
         return current, False
     if time_scale <= 0:
         raise LabError(f"--time-scale must be > 0 (got {time_scale})")
-    home.mkdir(parents=True, exist_ok=True)
+    secure_home(paths)
     token = ensure_token(paths)
     cmd = [sys.executable, "-m", "llmd_lab.lab", "--home", str(home), "--port", str(port),
            "--profile", profile or DEFAULT_PROFILE, "--time-scale", repr(time_scale)]
@@ -206,16 +206,25 @@ def _terminate(pid: int, timeout: float) -> bool:
     return False
 
 
-def down(home: Path | str | None = None, *, timeout: float = STOP_TIMEOUT_S) -> LabInfo | None:
-    """Stop the running lab (SIGTERM, then SIGKILL after ``timeout``); returns what was stopped, or None."""
+@dataclass(frozen=True)
+class Stopped:
+    """What ``down`` stopped, and whether it had to kill it (SIGKILL after ``timeout`` s of SIGTERM)."""
+
+    info: LabInfo
+    killed: bool
+    timeout: float
+
+
+def down(home: Path | str | None = None, *, timeout: float = STOP_TIMEOUT_S) -> Stopped | None:
+    """Stop the running lab (SIGTERM, then SIGKILL after ``timeout``); what was stopped and how, or None."""
     home = resolve_home(home)
     info = running(home)
     if info is None:
         return None
-    _terminate(info.pid, timeout)
+    killed = _terminate(info.pid, timeout)
     with contextlib.suppress(FileNotFoundError):
         LabPaths(home).lab_json.unlink()
-    return info
+    return Stopped(info, killed, timeout)
 
 
 def object_counts(home: Path | str | None = None) -> dict[str, int]:

@@ -6,9 +6,8 @@ gateway…) and only then writes ``kubeconfig`` and ``lab.json`` — so a client
 talk to a ready lab. SIGTERM stops the components and the server together (open watches and log streams
 end at once), then closes the store.
 
-Components are found through :data:`COMPONENTS`, a list of ``"module:attribute"`` entries, so each part of
-the lab plugs in by adding one line here. An entry whose module does not exist is an error, not a silent
-skip: a stale or misspelt entry would otherwise leave a part of the cluster quietly missing.
+Components are constructed explicitly in :func:`build_components` (tests pass their own factory), typed
+against :mod:`llmd_lab.lab.context`.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import importlib
 import json
 import logging
 import os
@@ -25,199 +22,59 @@ import signal
 import socket
 import sys
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
 
 import httpx
 import uvicorn
 
 from llmd_lab.lab import crds as crd_data
 from llmd_lab.lab.apiserver import errors
-from llmd_lab.lab.apiserver.hooks import ApiHooks
+from llmd_lab.lab.apiserver.app import create_app
 from llmd_lab.lab.apiserver.store import Store
-from llmd_lab.lab.home import LabPaths, default_home, ensure_token, kubeconfig_text, write_private
+from llmd_lab.lab.apiserver.streams import StreamCloser
+from llmd_lab.lab.context import LabComponent, LabContext, make_context
+from llmd_lab.lab.controller import controller_manager
+from llmd_lab.lab.home import (
+    LabPaths,
+    default_home,
+    ensure_token,
+    kubeconfig_text,
+    secure_home,
+    write_private,
+)
+from llmd_lab.lab.kubelet.kubelet import Kubelet
+from llmd_lab.lab.network import GatewayComponent, ServiceNetwork
 from llmd_lab.lab.pki import LabPki, ensure_pki
+from llmd_lab.lab.profiles import Profile, load_profile
+from llmd_lab.lab.scheduler.scheduler import KubeScheduler
 
 log = logging.getLogger("llmd_lab.lab")
 
-# "module:attribute": the attribute is a LabComponent, a list of them, or a callable(ctx) returning either.
-COMPONENTS: list[str] = [
-    "llmd_lab.lab.network:components",
-    "llmd_lab.lab.controller:components",
-    "llmd_lab.lab.scheduler:components",
-    "llmd_lab.lab.kubelet:components",  # the gateway data plane is started by network (GatewayComponent)
-]
 DEFAULT_PROFILE = "rhoai-3.0"
 COMPONENT_STOP_TIMEOUT_S = 10.0
 
 
-# ------------------------------------------------------------------------------------------------ context
-class LabClock:
-    """Wall-clock timestamps, simulated durations divided by ``time_scale`` (``--time-scale 10`` = 10× faster)."""
+# ------------------------------------------------------------------------------------------------ components
+def build_components(ctx: LabContext) -> list[LabComponent]:
+    """The lab's parts, constructed here and nowhere else, in start order, with the API server's hooks filled.
 
-    def __init__(self, time_scale: float = 1.0) -> None:
-        if time_scale <= 0:
-            raise ValueError(f"time scale must be > 0, got {time_scale}")
-        self.time_scale = time_scale
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def real_seconds(self, simulated_seconds: float) -> float:
-        return simulated_seconds / self.time_scale
-
-    async def sleep(self, simulated_seconds: float) -> None:
-        await asyncio.sleep(max(0.0, simulated_seconds) / self.time_scale)
-
-
-class EventRecorder:
-    """Creates core/v1 Events (``kubectl describe`` / ``get events``), counting repeats like the real recorder."""
-
-    def __init__(self, store: Store, clock: LabClock) -> None:
-        self.store = store
-        self.clock = clock
-        self._seen: dict[tuple, str] = {}
-
-    async def record(self, obj: dict, event_type: str, reason: str, message: str, component: str) -> dict:
-        meta = obj.get("metadata", {})
-        namespace = meta.get("namespace") or "default"
-        key = (obj.get("kind"), namespace, meta.get("name"), meta.get("uid"), event_type, reason, message)
-        stamp = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        name = self._seen.get(key)
-        if name:
-            with contextlib.suppress(errors.ApiError):
-                event = await self.store.get("v1", "Event", name, namespace)
-                event["count"] = int(event.get("count") or 1) + 1
-                event["lastTimestamp"] = stamp
-                return await self.store.update(event)
-        name = f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:16]}"
-        self._seen[key] = name
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),
-                "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                "resourceVersion": meta.get("resourceVersion"),
-            },
-            "type": event_type,
-            "reason": reason,
-            "message": message,
-            "count": 1,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "source": {"component": component},
-            "reportingComponent": component,
-            "reportingInstance": "llmd-lab",
-        }
-        return await self.store.create(event)
-
-
-class LabHooks(ApiHooks):
-    """The API server's hooks, which components may also fill by name: ``ctx.hooks.setdefault("read_logs", fn)``.
-
-    Unknown names raise ``AttributeError`` so a typo cannot silently leave a hook unset.
+    kube-proxy and the gateway first (Services get cluster IPs before pods need them), then the
+    controller-manager, the scheduler and the kubelet (which finishes graceful pod deletions, so the store
+    is told to leave bound pods Terminating for it).
     """
-
-    def _check(self, name: str) -> None:
-        if name not in {f.name for f in dataclasses.fields(ApiHooks)}:
-            known = ", ".join(f.name for f in dataclasses.fields(ApiHooks))
-            raise AttributeError(f"no API hook named {name!r}; known hooks: {known}")
-
-    def setdefault(self, name: str, value: Any) -> Any:
-        self._check(name)
-        if getattr(self, name) is None:
-            setattr(self, name, value)
-        return getattr(self, name)
-
-    def __getitem__(self, name: str) -> Any:
-        self._check(name)
-        return getattr(self, name)
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        self._check(name)
-        setattr(self, name, value)
-
-
-@dataclass
-class LabContext:
-    """What every component is handed: the store, where state lives, the profile, and the shared helpers."""
-
-    store: Store
-    home: Path
-    profile: Any  # llmd_lab.lab.profiles.Profile, or None when no profile package exists
-    time_scale: float
-    clock: LabClock
-    events: EventRecorder
-    api_url: str = ""
-    network: Any = None  # set by the network component (pod/service IP allocator, kube-proxy)
-    gateway_port: int | None = None  # set by the gateway component
-    # what only a component can answer for the HTTP app (pod logs, pod/service addresses); components set
-    # the fields in start(), the app reads them per request
-    hooks: LabHooks = field(default_factory=LabHooks)
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class LabComponent(Protocol):
-    """A part of the lab (controller, scheduler, kubelet, gateway…) with a start/stop lifecycle."""
-
-    name: str
-
-    async def start(self, ctx: LabContext) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-def discover_components(ctx: LabContext, entries: Iterable[str] = COMPONENTS) -> list[LabComponent]:
-    """Import each ``module:attribute`` entry and collect its components, in order.
-
-    Raises ``LookupError`` for an entry whose module or attribute does not exist, and ``ValueError`` when two
-    components share a name (``lab.json`` lists them by name, and two gateways would fight over the port).
-    """
-    found: list[LabComponent] = []
-    for entry in entries:
-        module_name, _, attr = entry.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                raise LookupError(f"lab component entry {entry!r}: no module {module_name!r}; "
-                                  "remove the entry from llmd_lab.lab.server.COMPONENTS or fix its name") from exc
-            raise
-        value = getattr(module, attr or "components", None)
-        if value is None:
-            raise LookupError(f"lab component entry {entry!r}: {module_name} has no attribute {attr or 'components'!r}")
-        if callable(value) and not isinstance(value, LabComponent):
-            value = value(ctx)
-        items = value if isinstance(value, list | tuple) else [value]
-        for item in items:
-            if not isinstance(item, LabComponent):
-                raise TypeError(f"{entry} gave {item!r}, which is not a LabComponent (name, start, stop)")
-            if any(other.name == item.name for other in found):
-                raise ValueError(f"{entry} gave a second component named {item.name!r}; each part of the lab "
-                                 "must be listed once in COMPONENTS")
-            found.append(item)
-    return found
+    services = ServiceNetwork(ctx.network)
+    kubelet = Kubelet(ctx.network)
+    ctx.hooks.resolve_service_address = services.resolve_service_address
+    ctx.hooks.read_logs = kubelet.read_logs
+    ctx.hooks.resolve_pod_address = kubelet.resolve_pod_address
+    ctx.store.graceful_pod_deletion = True
+    return [services, GatewayComponent(), *controller_manager(ctx), KubeScheduler(), kubelet]
 
 
 # ------------------------------------------------------------------------------------------------ profile
-def _load_profile(name: str) -> Any:
-    try:
-        from llmd_lab.lab.profiles import load_profile
-    except ModuleNotFoundError as exc:
-        if exc.name and "llmd_lab.lab.profiles".startswith(exc.name):
-            return None
-        raise
-    return load_profile(name)
-
-
-async def install_profile(store: Store, profile: Any, paths: LabPaths) -> None:
+async def install_profile(store: Store, profile: Profile | None, paths: LabPaths) -> None:
     """Serve the profile's CRDs (always, so upgraded definitions apply) and create its objects once.
 
     Objects are created only the first time a profile is installed into this state directory, so objects a
@@ -262,9 +119,9 @@ async def _create_or_update(store: Store, obj: dict) -> None:
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling (the lab owns SIGTERM), ending the API's streams on shutdown."""
 
-    def __init__(self, config: uvicorn.Config, streams: Any = None) -> None:
+    def __init__(self, config: uvicorn.Config, streams: StreamCloser) -> None:
         super().__init__(config)
-        self.streams = streams  # the app's StreamCloser (app.state.streams)
+        self.streams = streams
 
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
@@ -273,8 +130,7 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # open watches and `logs -f` never finish by themselves: end them first, or uvicorn waits out
         # timeout_graceful_shutdown and then cancels them mid-body
-        if self.streams is not None:
-            self.streams.close()
+        self.streams.close()
         await super().shutdown(sockets)
 
 
@@ -329,12 +185,6 @@ async def wait_ready(url: str, token: str, pki: LabPki, deadline: float,
             await asyncio.sleep(0.02)
 
 
-def _create_app(store: Store, token: str, ctx: LabContext) -> Any:
-    from llmd_lab.lab.apiserver.app import create_app
-
-    return create_app(store, token=token, hooks=ctx.hooks)
-
-
 async def run_lab(
     home: Path | str,
     port: int = 0,
@@ -342,16 +192,15 @@ async def run_lab(
     time_scale: float = 1.0,
     *,
     stop: asyncio.Event | None = None,
-    components: Iterable[str] | None = None,
+    components: Callable[[LabContext], list[LabComponent]] = build_components,
     ready: Callable[[dict], Awaitable[None] | None] | None = None,
 ) -> None:
     """Run the lab until ``stop`` is set (or SIGTERM/SIGINT). ``lab.json`` exists exactly while it serves."""
     paths = LabPaths(Path(home))
-    paths.home.mkdir(parents=True, exist_ok=True)
+    secure_home(paths)
     token = ensure_token(paths)
     pki = ensure_pki(paths.pki.directory)
-    profile_obj = _load_profile(profile)
-    clock = LabClock(time_scale)
+    profile_obj = load_profile(profile)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -367,16 +216,13 @@ async def run_lab(
         sock = bind_loopback(port)
         bound = sock.getsockname()[1]
         url = f"https://127.0.0.1:{bound}"
-        ctx = LabContext(store=store, home=paths.home, profile=profile_obj, time_scale=time_scale, clock=clock,
-                         events=EventRecorder(store, clock), api_url=url)
-        found = discover_components(ctx, COMPONENTS if components is None else components)
-        if any(getattr(c, "graceful_pod_deletion", False) for c in found):
-            store.graceful_pod_deletion = True  # a kubelet finishes terminating pods
-        app = _create_app(store, token, ctx)
+        ctx = make_context(store, paths.home, profile_obj, time_scale, api_url=url)
+        found = components(ctx)
+        app = create_app(store, token=token, hooks=ctx.hooks)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1, ws="none", ssl_certfile=str(pki.server_cert),
                                 ssl_keyfile=str(pki.server_key))
-        server = _Server(config, streams=getattr(app.state, "streams", None))
+        server = _Server(config, streams=app.state.streams)
         serve_task = asyncio.create_task(server.serve(sockets=[sock]))
         await wait_ready(url, token, pki, time.monotonic() + 30, alive=lambda: not serve_task.done())
         for component in found:
@@ -388,7 +234,7 @@ async def run_lab(
             "url": url,
             "ca_file": str(pki.ca_cert),
             "gateway_port": ctx.gateway_port,
-            "profile": profile_obj.name if profile_obj is not None else profile,
+            "profile": profile_obj.name,
             "time_scale": time_scale,
             "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "components": [c.name for c in started],
@@ -428,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=DEFAULT_PROFILE)
     parser.add_argument("--time-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
+    os.umask(0o077)  # whatever the lab process writes (state, logs, keys) is private to its user
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale))

@@ -194,14 +194,12 @@ def _exposed(render: bytes) -> set[str]:
 
 
 def test_lab_simulators_expose_every_metric_the_lab_dashboard_uses() -> None:
-    try:
-        from llmd_lab.sim.epp.metrics import EppMetrics
-        from llmd_lab.sim.epp.types import Endpoint, EndpointMetrics
-        from llmd_lab.sim.vllm.engine import EngineConfig, LLMEngine
-        from llmd_lab.sim.vllm.metrics import PrometheusStatLogger
-        from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
-    except ImportError as exc:
-        pytest.skip(f"the lab's simulated vLLM/EPP metrics are not importable yet: {exc}")
+    from llmd_lab.sim.epp.metrics import EppMetrics
+    from llmd_lab.sim.epp.types import Endpoint, EndpointMetrics
+    from llmd_lab.sim.vllm.engine import EngineConfig, LLMEngine
+    from llmd_lab.sim.vllm.metrics import PrometheusStatLogger
+    from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
+
     engine = LLMEngine(EngineConfig(model=resolve_model("Qwen/Qwen3-0.6B"), gpu=resolve_gpu("L4")), seed=0)
     exposed = _exposed(PrometheusStatLogger(engine, model_name="qwen").render())
     pods = [Endpoint("qwen-kserve-0", "ns", "127.1.0.2", 8000, metrics=EndpointMetrics(waiting_queue_size=1))]

@@ -189,7 +189,7 @@ def test_precise_prefix_hashes_agree_between_vllm_and_the_epp() -> None:
 
 
 def test_routes_are_passthrough_to_the_workload_service_kserve_creates() -> None:
-    from llmd_lab.lab.controller.llmisvc.naming import child_name
+    from llmd_lab.kserve.names import child_name
 
     for variant in render.VARIANTS:
         [route] = [o for o in KUSTOMIZATIONS[f"overlays/{variant.overlay}"] if o["kind"] == "Route"]

@@ -129,14 +129,6 @@ def test_start_runs_llmd_lab_up_then_execs_the_command(tmp_path: Path, up_exit: 
     assert ("did not start" in err) == bool(up_exit)
 
 
-def _lab_is_implemented() -> bool:
-    try:
-        from llmd_lab.lab import process
-    except ImportError:
-        return False
-    return callable(getattr(process, "up", None))
-
-
 def _clean_venv_with_project(tmp_path: Path) -> Path:
     """A new venv holding the project as a built wheel; dependencies come from the test venv via a .pth line."""
     src = tmp_path / "src"
@@ -184,8 +176,6 @@ def _clean_venv_with_project(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_start_brings_the_real_lab_up_in_a_clean_venv(tmp_path: Path) -> None:
-    if not _lab_is_implemented():
-        pytest.skip("`llmd-lab up` is not implemented yet (llmd_lab/lab/process.py has no up())")
     venv = _clean_venv_with_project(tmp_path)
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",

@@ -227,19 +227,14 @@ def test_tensor_two_in_one_pod_lands_on_the_4_gpu_node(cluster: Cluster) -> None
 
 @pytest.mark.slow
 def test_worker_spec_makes_a_leader_worker_set(cluster: Cluster) -> None:
+    """A data-parallel worker (kserve-config-llm-worker-data-parallel, a preset RHOAI 3.0 ships) becomes a
+    LeaderWorkerSet; pipeline parallelism has no preset there (see test_llmisvc_controller)."""
     obj = copy.deepcopy(QWEN)
-    obj["spec"]["parallelism"] = {"pipeline": 2}
-    # KServe ships no pipeline-parallel preset, so (as on RHOAI) the leader's command is the user's to give
-    obj["spec"]["template"]["containers"][0].update({
-        "image": "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.3", "command": ["vllm", "serve"],
-        "args": ["/mnt/models", "--served-model-name", "Qwen/Qwen3-0.6B", "--port", "8000",
-                 "--pipeline-parallel-size", "2", "--distributed-executor-backend", "ray"],
-        "ports": [{"containerPort": 8000}],
-        "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 5}})
+    obj["spec"]["replicas"] = 1
+    obj["spec"]["parallelism"] = {"tensor": 1, "data": 2, "dataLocal": 1}
     obj["spec"]["worker"] = {
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        "containers": [{"name": "main", "image": "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.3",
-                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
+        "containers": [{"name": "main", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
     cluster.apply(obj)
     ready = cluster.ready("qwen")
     cluster.chat(ready["status"]["url"], "Qwen/Qwen3-0.6B")

@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from llmd_lab.lab import process, server
 from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.context import LabComponent, LabContext, make_context
 from llmd_lab.lab.home import LabPaths
+from llmd_lab.lab.profiles import load_profile
 
 NEVER_ENDING = "the container keeps writing\n"
 
@@ -27,8 +28,8 @@ class FakeKubelet:
 
     name = "fake-kubelet"
 
-    async def start(self, ctx: server.LabContext) -> None:
-        ctx.hooks["read_logs"] = self.read_logs
+    async def start(self, ctx: LabContext) -> None:
+        ctx.hooks.read_logs = self.read_logs
 
     async def stop(self) -> None:
         return None
@@ -40,8 +41,8 @@ class FakeKubelet:
         yield "unreachable\n"
 
 
-def _make_component(ctx: server.LabContext) -> FakeKubelet:
-    return FakeKubelet()
+def _make_components(ctx: LabContext) -> list[LabComponent]:
+    return [FakeKubelet()]
 
 
 async def _read_until_closed(response: httpx.Response, got_first: asyncio.Event) -> list[str]:
@@ -68,7 +69,7 @@ def test_stopping_the_lab_ends_open_watches_and_log_streams_cleanly(tmp_path: Pa
             opened.set()
 
         lab = asyncio.create_task(server.run_lab(home, 0, profile="fresh", stop=stop, ready=ready,
-                                                 components=[f"{__name__}:_make_component"]))
+                                                 components=_make_components))
         await asyncio.wait({lab, asyncio.create_task(opened.wait())}, return_when=asyncio.FIRST_COMPLETED)
         assert opened.is_set(), f"the lab did not start: {lab.exception() if lab.done() else '?'}"
         paths = LabPaths(home)
@@ -123,16 +124,17 @@ def test_down_does_not_wait_for_init_to_reap_the_exited_lab():
         parent.stdout.close()
 
 
-def test_every_component_entry_exists_and_each_component_runs_once(tmp_path: Path):
+def test_the_lab_constructs_each_component_once_and_fills_every_api_hook(tmp_path: Path):
     store = Store(tmp_path / "state.db")
     try:
-        clock = server.LabClock()
-        ctx = server.LabContext(store=store, home=tmp_path, profile=None, time_scale=1.0, clock=clock,
-                                events=server.EventRecorder(store, clock))
-        names = [c.name for c in server.discover_components(ctx)]
+        ctx = make_context(store, tmp_path, load_profile("rhoai-3.0"), 1.0)
+        found = server.build_components(ctx)
+        names = [c.name for c in found]
         assert len(names) == len(set(names)), names
         assert names.count("gateway") == 1 and {"kubelet", "kube-scheduler", "kube-proxy"} <= set(names)
-        with pytest.raises(LookupError, match=r"llmd_lab\.lab\.no_such_part"):
-            server.discover_components(ctx, ["llmd_lab.lab.no_such_part:components"])
+        assert all(isinstance(c, LabComponent) for c in found)
+        assert ctx.hooks.read_logs is not None and ctx.hooks.resolve_pod_address is not None
+        assert ctx.hooks.resolve_service_address is not None
+        assert store.graceful_pod_deletion  # the kubelet finishes pod deletions
     finally:
         store.close()

@@ -61,16 +61,29 @@ def to_event(change: Change, matches: Filter) -> WatchEvent | None:
 
 
 class EventBus:
-    def __init__(self, history: int, floor_rv: int) -> None:
-        self._history: deque[Change] = deque()
+    """The history is bounded by count and by bytes (kube-apiserver's watch cache is bounded by count; the
+    lab also caps the bytes it holds so that a few huge objects written in a loop cannot exhaust memory)."""
+
+    def __init__(self, history: int, floor_rv: int, history_bytes: int) -> None:
+        self._history: deque[tuple[Change, int]] = deque()
         self._limit = history
+        self._byte_limit = history_bytes
+        self._bytes = 0
         self.floor_rv = floor_rv  # a watch may resume from any rv >= floor_rv
         self._subs: dict[GroupKind, set[Subscriber]] = {}
 
-    def publish(self, change: Change) -> None:
-        self._history.append(change)
-        if len(self._history) > self._limit:
-            dropped = self._history.popleft()
+    @property
+    def held(self) -> tuple[int, int]:
+        """(changes, bytes) in the history window."""
+        return len(self._history), self._bytes
+
+    def publish(self, change: Change, size: int = 0) -> None:
+        """``size``: the encoded size of the change's object, counted against the byte bound."""
+        self._history.append((change, size))
+        self._bytes += size
+        while self._history and (len(self._history) > self._limit or self._bytes > self._byte_limit):
+            dropped, dropped_size = self._history.popleft()
+            self._bytes -= dropped_size
             self.floor_rv = dropped.rv
         for sub in self._subs.get(change.group_kind, ()):
             event = to_event(change, sub.matches)
@@ -79,7 +92,7 @@ class EventBus:
 
     def since(self, rv: int, group_kind: GroupKind, matches: Filter) -> list[WatchEvent]:
         out = []
-        for change in self._history:
+        for change, _ in self._history:
             if change.rv > rv and change.group_kind == group_kind:
                 event = to_event(change, matches)
                 if event is not None:

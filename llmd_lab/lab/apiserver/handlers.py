@@ -14,8 +14,9 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmd_lab.lab.apiserver import errors, logs, proxy, tables
+from llmd_lab.lab.apiserver import errors, logs, proxy, reviews, tables, validation
 from llmd_lab.lab.apiserver import patch as patching
+from llmd_lab.lab.apiserver.access import Access, Attributes, check
 from llmd_lab.lab.apiserver.hooks import ApiHooks
 from llmd_lab.lab.apiserver.registry import ResourceType
 from llmd_lab.lab.apiserver.request import (
@@ -32,7 +33,7 @@ from llmd_lab.lab.apiserver.request import (
     read_body,
 )
 from llmd_lab.lab.apiserver.responses import dumps, json_response, status_response
-from llmd_lab.lab.apiserver.store import Store, validation_module
+from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.apiserver.watch import watch_response
 
@@ -41,8 +42,10 @@ VERB_OF = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "D
 
 
 class ResourceHandler:
-    def __init__(self, store: Store, hooks: ApiHooks | None, max_body_bytes: int, bookmark_interval: float) -> None:
+    def __init__(self, store: Store, hooks: ApiHooks | None, max_body_bytes: int, bookmark_interval: float,
+                 access: Access) -> None:
         self.store = store
+        self.access = access
         self.hooks = hooks
         self.max_body = max_body_bytes
         self.bookmark_interval = bookmark_interval
@@ -75,54 +78,50 @@ class ResourceHandler:
         rt = self.store.registry.lookup_resource(target.group, target.version, target.plural)
         if target.namespace is not None and not rt.namespaced:
             raise errors.resource_not_found()
-        method = request.method
+        verb = request_verb(request.method, target, request.query_params)
+        self._authorize(request, rt, target, verb)
+        if target.subresource is not None:
+            return await self._subresource(request, rt, target, verb)
+        if target.name is None:
+            handler = {"list": self._list, "watch": self._watch, "create": self._create,
+                       "deletecollection": self._delete_collection}.get(verb)
+            if handler is None:
+                raise errors.method_not_allowed()
+            self._verb(rt, "list" if verb == "watch" else verb)
+            if verb == "watch":
+                self._verb(rt, "watch")
+            return await handler(request, rt, target)
+        handler = {"get": self._get, "update": self._update, "patch": self._patch, "delete": self._delete}.get(verb)
+        if handler is None:
+            raise errors.method_not_allowed()
+        self._verb(rt, verb)
+        self._needs_namespace(rt, target)
+        return await handler(request, rt, target)
+
+    async def _subresource(self, request: Request, rt: ResourceType, target: Target, verb: str) -> Response:
         sub = target.subresource
-        if sub is None:
-            if target.name is None:
-                if method == "GET":
-                    self._verb(rt, "list")
-                    if flag(request.query_params.get("watch")):
-                        self._verb(rt, "watch")
-                        return self._watch(request, rt, target)
-                    return self._list(request, rt, target)
-                if method == "POST":
-                    self._verb(rt, "create")
-                    return await self._create(request, rt, target)
-                if method == "DELETE":
-                    self._verb(rt, "deletecollection")
-                    return await self._delete_collection(request, rt, target)
-                raise errors.method_not_allowed()
-            if method not in VERB_OF or method == "POST":
-                raise errors.method_not_allowed()
-            self._verb(rt, VERB_OF[method])
-            self._needs_namespace(rt, target)
-            if method == "GET":
-                return self._get(request, rt, target)
-            if method == "PUT":
-                return await self._update(request, rt, target)
-            if method == "PATCH":
-                return await self._patch(request, rt, target)
-            return await self._delete(request, rt, target)
-        if target.name is None or not rt.has(sub):
+        if target.name is None or sub is None or not rt.has(sub):
             raise errors.resource_not_found()
         self._needs_namespace(rt, target)
         if sub == "proxy":
             return await self._proxy(request, rt, target)
         if sub == "log":
-            if method != "GET":
+            if verb != "get":
                 raise errors.method_not_allowed()
-            pod = self.store.get_raw(rt, target.name, target.namespace)
+            pod = await self.store.get(rt.api_version, rt.kind, target.name, target.namespace, copy=False)
             return await logs.logs_response(pod, self.hooks, request.query_params, self.streams)
-        if sub in ("status", "scale"):
-            if method == "GET":
-                obj = self.store.get_raw(rt, target.name, target.namespace)
-                return json_response(self.store.scale_of(rt, obj) if sub == "scale" else obj)
-            if method == "PUT":
-                return await self._update(request, rt, target, sub)
-            if method == "PATCH":
-                return await self._patch(request, rt, target, sub)
-            raise errors.method_not_allowed()
-        raise errors.resource_not_found()
+        if sub not in ("status", "scale"):
+            raise errors.resource_not_found()
+        if verb == "get" and sub == "scale":
+            return json_response(await self.store.get_scale(rt.api_version, rt.kind, target.name, target.namespace))
+        if verb == "get":
+            return json_response(await self.store.get(rt.api_version, rt.kind, target.name, target.namespace,
+                                                      copy=False))
+        if verb == "update":
+            return await self._update(request, rt, target, sub)
+        if verb == "patch":
+            return await self._patch(request, rt, target, sub)
+        raise errors.method_not_allowed()
 
     @staticmethod
     def _verb(rt: ResourceType, verb: str) -> None:
@@ -132,24 +131,33 @@ class ResourceHandler:
                 f"{', '.join(rt.verbs)})"
             )
 
+    def _exists(self, rt: ResourceType, name: str, namespace: str | None) -> bool:
+        return self.store.storage.find(self.store.key(rt, name, namespace)) is not None
+
+    def _authorize(self, request: Request, rt: ResourceType, target: Target, verb: str) -> None:
+        """Ask the authorizer (access.py) before any verb runs, with kube-apiserver's request attributes."""
+        name = target.name or ""
+        if target.subresource == "proxy":
+            name = proxy.split_name(name)[1]
+        check(self.access.authorizer, Attributes(
+            request.state.user, verb, rt.group, rt.plural, target.subresource or "", target.namespace or "", name))
+
     @staticmethod
     def _needs_namespace(rt: ResourceType, target: Target) -> None:
         if rt.namespaced and target.namespace is None:
             raise errors.resource_not_found()
 
     # ------------------------------------------------------------------ read
-    def _list(self, request: Request, rt: ResourceType, target: Target) -> Response:
+    async def _list(self, request: Request, rt: ResourceType, target: Target) -> Response:
         q = request.query_params
-        items, rv, token = self.store.list_raw(
-            rt, target.namespace, q.get("labelSelector"), q.get("fieldSelector"),
-            limit=int_param(q, "limit"), continue_token=q.get("continue") or None,
+        items, meta = await self.store.list(
+            rt.api_version, rt.kind, target.namespace, q.get("labelSelector"), q.get("fieldSelector"),
+            limit=int_param(q, "limit"), continue_token=q.get("continue") or None, copy=False,
         )
         mode, _ = output_mode(request.headers.get("accept", ""))
         if mode == TABLE:
-            return json_response(tables.table(rt, items, rv, q.get("includeObject") or "Metadata", token))
-        meta: dict[str, Any] = {"resourceVersion": rv}
-        if token:
-            meta["continue"] = token
+            return json_response(tables.table(rt, items, meta["resourceVersion"], q.get("includeObject") or "Metadata",
+                                              meta.get("continue")))
         if mode == PARTIAL:
             return json_response({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                                   "metadata": meta, "items": [_partial(o) for o in items]})
@@ -157,9 +165,9 @@ class ResourceHandler:
         body = head + b',"items":[' + ",".join(self.store.encoded(o) for o in items).encode() + b"]}"
         return Response(body, media_type="application/json")
 
-    def _get(self, request: Request, rt: ResourceType, target: Target) -> Response:
+    async def _get(self, request: Request, rt: ResourceType, target: Target) -> Response:
         assert target.name is not None
-        obj = self.store.get_raw(rt, target.name, target.namespace)
+        obj = await self.store.get(rt.api_version, rt.kind, target.name, target.namespace, copy=False)
         return self._render(request, rt, obj)
 
     def _render(self, request: Request, rt: ResourceType, obj: dict, status: int = 200,
@@ -175,7 +183,7 @@ class ResourceHandler:
             return json_response(obj, status, warnings)
         return Response(self.store.encoded(obj).encode(), status_code=status, media_type="application/json")
 
-    def _watch(self, request: Request, rt: ResourceType, target: Target) -> Response:
+    async def _watch(self, request: Request, rt: ResourceType, target: Target) -> Response:
         q = request.query_params
         mode, _ = output_mode(request.headers.get("accept", ""))
         transform = None
@@ -239,15 +247,11 @@ class ResourceHandler:
         mode = field_validation(request.query_params)
         if mode == "Ignore":
             return []
-        validation = validation_module()
-        finder = getattr(validation, "unknown_fields", None)
-        unknown = finder(obj, self.store.registry) if finder else []
+        unknown = validation.unknown_fields(obj, self.store.registry)
         if not unknown:
             return []
         if mode == "Strict":
-            message = validation.strict_error_message(obj, unknown) if hasattr(validation, "strict_error_message") \
-                else "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
-            raise errors.bad_request(message)
+            raise errors.bad_request(validation.strict_error_message(obj, unknown))
         return [f'unknown field "{u}"' for u in unknown]
 
     async def _create(self, request: Request, rt: ResourceType, target: Target) -> Response:
@@ -257,9 +261,9 @@ class ResourceHandler:
         self._check_identity(obj, rt, target)
         warnings = self._field_warnings(request, obj)
         if rt.virtual:
-            return self._render(request, rt, await self.store.create(obj), 201)
-        created = self.store.create_raw(obj, dry_run=dry_run(request.query_params))
-        return self._render(request, rt, self.store.present(created, rt), 201, warnings)
+            return self._render(request, rt, reviews.answer(obj, request.state.user, self.access), 201)
+        created = await self.store.create(obj, dry_run=dry_run(request.query_params), copy=False)
+        return self._render(request, rt, created, 201, warnings)
 
     async def _update(self, request: Request, rt: ResourceType, target: Target, sub: str | None = None) -> Response:
         obj = await self._body_object(request, rt, target)
@@ -267,10 +271,14 @@ class ResourceHandler:
         dry = dry_run(request.query_params)
         assert target.name is not None
         if sub == "scale":
-            return json_response(self.store.write_scale(rt, target.name, target.namespace, obj, dry_run=dry))
+            return json_response(await self.store.update_scale(rt.api_version, rt.kind, target.name, target.namespace,
+                                                               obj, dry_run=dry))
         warnings = self._field_warnings(request, obj)
         obj = {**obj, "apiVersion": rt.api_version}
-        updated = self.store.update_raw(obj, subresource=sub, dry_run=dry)
+        if sub == "status":
+            updated = await self.store.update_status(obj, dry_run=dry, copy=False)
+        else:
+            updated = await self.store.update(obj, dry_run=dry, copy=False)
         return self._render(request, rt, updated, 200, warnings)
 
     async def _patch(self, request: Request, rt: ResourceType, target: Target, sub: str | None = None) -> Response:
@@ -286,10 +294,10 @@ class ResourceHandler:
         warnings: list[str] = []
         if patch_type == patching.APPLY and sub is None:
             warnings = self._field_warnings(request, decoded)
-        existed = self.store.exists(rt, target.name, target.namespace)
-        result = self.store.patch_raw(
-            rt, target.name, target.namespace, decoded, patch_type, sub,
-            dry_run=dry_run(request.query_params), field_manager=request.query_params.get("fieldManager"),
+        existed = self._exists(rt, target.name, target.namespace)
+        result = await self.store.patch(
+            rt.api_version, rt.kind, target.name, target.namespace, decoded, patch_type, sub,
+            dry_run=dry_run(request.query_params), field_manager=request.query_params.get("fieldManager"), copy=False,
         )
         if sub == "scale":
             return json_response(result)
@@ -322,8 +330,8 @@ class ResourceHandler:
     async def _delete(self, request: Request, rt: ResourceType, target: Target) -> Response:
         assert target.name is not None
         options = await self._delete_options(request)
-        result = self.store.delete_raw(rt, target.name, target.namespace, **options)
-        still_there = self.store.exists(rt, target.name, target.namespace)
+        result = await self.store.delete(rt.api_version, rt.kind, target.name, target.namespace, copy=False, **options)
+        still_there = self._exists(rt, target.name, target.namespace)
         return json_response(result, 202 if still_there and not options["dry_run"] else 200)
 
     async def _delete_collection(self, request: Request, rt: ResourceType, target: Target) -> Response:
@@ -331,12 +339,14 @@ class ResourceHandler:
             raise errors.resource_not_found()
         options = await self._delete_options(request)
         q = request.query_params
-        items, _, _ = self.store.list_raw(rt, target.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        items, _ = await self.store.list(rt.api_version, rt.kind, target.namespace, q.get("labelSelector"),
+                                         q.get("fieldSelector"), copy=False)
         deleted = []
         for obj in list(items):
             meta = obj["metadata"]
             try:
-                deleted.append(self.store.delete_raw(rt, meta["name"], meta.get("namespace"), **options))
+                deleted.append(await self.store.delete(rt.api_version, rt.kind, meta["name"], meta.get("namespace"),
+                                                       copy=False, **options))
             except errors.ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -347,9 +357,21 @@ class ResourceHandler:
     async def _proxy(self, request: Request, rt: ResourceType, target: Target) -> Response:
         assert target.name is not None
         _, name, port = proxy.split_name(target.name)
-        obj = self.store.get_raw(rt, name, target.namespace)
+        obj = await self.store.get(rt.api_version, rt.kind, name, target.namespace, copy=False)
         host, number = await proxy.address_of(rt.kind, obj, port, self.hooks)
         return await proxy.forward(request, self.http, host, number, target.rest)
+
+
+def request_verb(method: str, target: Target, query: Any) -> str:
+    """kube-apiserver's RequestInfo verb: list/watch/deletecollection on collections, else by HTTP method."""
+    if target.name is None and target.subresource is None:
+        if method == "GET":
+            return "watch" if flag(query.get("watch")) else "list"
+        if method == "DELETE":
+            return "deletecollection"
+    if method == "POST" and target.name is not None and target.subresource is None:
+        return "post-to-object"  # nothing serves it: 405 after authorization, as kube-apiserver answers
+    return VERB_OF.get(method, method.lower())
 
 
 def _partial(obj: dict) -> dict:

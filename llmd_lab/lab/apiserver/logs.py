@@ -37,6 +37,12 @@ def pick_container(pod: dict, requested: str | None) -> str:
     return requested
 
 
+def _stamp(text: str) -> str:
+    """``?timestamps=true``: each line prefixed with an RFC 3339 time in nanoseconds, as the kubelet writes."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    return "".join(f"{now} {line}" for line in text.splitlines(keepends=True))
+
+
 async def logs_response(pod: dict, hooks: ApiHooks | None, query: Any,
                         streams: StreamCloser | None = None) -> Response:
     """The container's log as text; with ``follow`` a stream that ends with the container or the server."""
@@ -60,12 +66,6 @@ async def logs_response(pod: dict, hooks: ApiHooks | None, query: Any,
             return Response(b"", media_type="text/plain")
         # an ApiError from the kubelet propagates here, before any byte of the 200 was sent
 
-    def stamp(text: str) -> str:
-        if not timestamps:
-            return text
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-        return "".join(f"{now} {line}" for line in text.splitlines(keepends=True))
-
     async def source() -> AsyncIterator[str]:
         try:
             chunk = await first
@@ -81,7 +81,7 @@ async def logs_response(pod: dict, hooks: ApiHooks | None, query: Any,
         try:
             async with contextlib.aclosing(source()) as src, contextlib.aclosing(closer.iterate(src)) as text:
                 async for chunk in text:
-                    yield stamp(chunk).encode()
+                    yield (_stamp(chunk) if timestamps else chunk).encode()
         finally:
             if not first.done():
                 first.cancel()

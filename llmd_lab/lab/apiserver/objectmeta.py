@@ -57,20 +57,7 @@ def check_shape(obj: Any) -> None:
             f"json: cannot unmarshal {type(meta).__name__} into Go struct field .metadata of type v1.ObjectMeta"
         )
     for field in ("labels", "annotations"):
-        value = meta.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, Mapping):
-            raise errors.bad_request(
-                f"json: cannot unmarshal {type(value).__name__} into Go struct field ObjectMeta.metadata.{field} "
-                "of type map[string]string"
-            )
-        for key, item in value.items():
-            if not isinstance(item, str):
-                raise errors.bad_request(
-                    f"json: cannot unmarshal {type(item).__name__} into Go struct field "
-                    f"ObjectMeta.metadata.{field} of type string (metadata.{field}.{key} must be a string; quote it)"
-                )
+        _check_string_map(meta.get(field), field)
     for field in ("name", "generateName", "namespace", "resourceVersion", "uid"):
         value = meta.get(field)
         if value is not None and not isinstance(value, str):
@@ -78,13 +65,28 @@ def check_shape(obj: Any) -> None:
                 f"json: cannot unmarshal {type(value).__name__} into Go struct field ObjectMeta.metadata.{field} "
                 "of type string"
             )
-    for field in ("finalizers",):
-        value = meta.get(field)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise errors.bad_request(f"metadata.{field} must be a list of strings")
+    value = meta.get("finalizers")
+    if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+        raise errors.bad_request("metadata.finalizers must be a list of strings")
     refs = meta.get("ownerReferences")
     if refs is not None and (not isinstance(refs, list) or not all(isinstance(r, Mapping) for r in refs)):
         raise errors.bad_request("metadata.ownerReferences must be a list of objects")
+
+
+def _check_string_map(value: Any, field: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise errors.bad_request(
+            f"json: cannot unmarshal {type(value).__name__} into Go struct field ObjectMeta.metadata.{field} "
+            "of type map[string]string"
+        )
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise errors.bad_request(
+                f"json: cannot unmarshal {type(item).__name__} into Go struct field "
+                f"ObjectMeta.metadata.{field} of type string (metadata.{field}.{key} must be a string; quote it)"
+            )
 
 
 def name_causes(rt: ResourceType, name: str, field: str = "metadata.name") -> list[dict[str, str]]:
@@ -138,49 +140,71 @@ def _key_causes(key: str, field: str) -> list[dict[str, str]]:
     )]
 
 
+def _namespace_defaults(obj: dict[str, Any], spec: Any) -> None:
+    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    obj["status"] = {"phase": "Active"}
+
+
+def _pod_defaults(obj: dict[str, Any], spec: Any) -> None:
+    if isinstance(spec, dict):
+        for field, value in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30),
+                             ("dnsPolicy", "ClusterFirst"), ("schedulerName", "default-scheduler"),
+                             ("serviceAccountName", "default"), ("enableServiceLinks", True), ("priority", 0)):
+            spec.setdefault(field, value)
+    obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+
+
+def _workload_defaults(obj: dict[str, Any], spec: Any) -> None:
+    if isinstance(spec, dict):
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        if obj.get("kind") == "Deployment":
+            spec.setdefault("progressDeadlineSeconds", 600)
+            if not (spec.get("strategy") or {}).get("type"):
+                spec["strategy"] = {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    obj["status"] = {}
+
+
+def _service_defaults(obj: dict[str, Any], spec: Any) -> None:
+    if isinstance(spec, dict):
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+    obj["status"] = {"loadBalancer": {}}
+
+
+def _empty_status(obj: dict[str, Any], spec: Any) -> None:
+    obj["status"] = {}
+
+
+def _secret_defaults(obj: dict[str, Any], spec: Any) -> None:
+    obj.setdefault("type", "Opaque")
+
+
+_CREATE_DEFAULTS = {
+    ("", "Namespace"): _namespace_defaults,
+    ("", "Pod"): _pod_defaults,
+    ("apps", "Deployment"): _workload_defaults,
+    ("apps", "ReplicaSet"): _workload_defaults,
+    ("apps", "StatefulSet"): _workload_defaults,
+    ("", "Service"): _service_defaults,
+    ("batch", "Job"): _empty_status,
+    ("", "Secret"): _secret_defaults,
+}
+
+
 def apply_create_defaults(obj: dict[str, Any], rt: ResourceType) -> None:
     """The few defaults and create-time status resets kube-apiserver's strategies apply."""
-    key = (rt.group, rt.kind)
-    spec = obj.get("spec")
     default_templates(obj, rt)
-    if key == ("", "Namespace"):
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj["status"] = {"phase": "Active"}
-    elif key == ("", "Pod"):
-        if isinstance(spec, dict):
-            spec.setdefault("restartPolicy", "Always")
-            spec.setdefault("terminationGracePeriodSeconds", 30)
-            spec.setdefault("dnsPolicy", "ClusterFirst")
-            spec.setdefault("schedulerName", "default-scheduler")
-            spec.setdefault("serviceAccountName", "default")
-            spec.setdefault("enableServiceLinks", True)
-            spec.setdefault("priority", 0)
-        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
-    elif key in {("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet")}:
-        if isinstance(spec, dict):
-            spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
-            if rt.kind == "Deployment":
-                spec.setdefault("progressDeadlineSeconds", 600)
-                if not (spec.get("strategy") or {}).get("type"):
-                    spec["strategy"] = {"type": "RollingUpdate",
-                                        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
-        obj["status"] = {}
-    elif key == ("", "Service"):
-        if isinstance(spec, dict):
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            for port in spec.get("ports") or []:
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
-                    port.setdefault("targetPort", port.get("port"))
-        obj["status"] = {"loadBalancer": {}}
-    elif key == ("batch", "Job"):
-        obj["status"] = {}
+    defaults = _CREATE_DEFAULTS.get((rt.group, rt.kind))
+    if defaults is not None:
+        defaults(obj, obj.get("spec"))
     elif rt.crd and rt.has("status"):
         obj.pop("status", None)
-    if key == ("", "Secret"):
-        obj.setdefault("type", "Opaque")
 
 
 def default_templates(obj: dict[str, Any], rt: ResourceType) -> None:

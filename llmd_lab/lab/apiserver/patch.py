@@ -139,20 +139,24 @@ def strategic_merge(target: Any, patch: Any, parent: str = "") -> Any:
         if value is None:
             result.pop(key, None)
             continue
-        current = result.get(key)
-        if isinstance(value, list):
-            result[key] = _merge_list(current, value, key, parent)
-        elif isinstance(value, dict):
-            merged = strategic_merge(current, value, key)
-            if merged is None:
-                result.pop(key, None)
-            else:
-                result[key] = merged
-        else:
-            result[key] = value
+        _merge_field(result, key, value, parent)
     if isinstance(retain, list):
         result = {k: v for k, v in result.items() if k in retain}
     return result
+
+
+def _merge_field(result: dict, key: str, value: Any, parent: str) -> None:
+    current = result.get(key)
+    if isinstance(value, list):
+        result[key] = _merge_list(current, value, key, parent)
+    elif isinstance(value, dict):
+        merged = strategic_merge(current, value, key)
+        if merged is None:
+            result.pop(key, None)
+        else:
+            result[key] = merged
+    else:
+        result[key] = value
 
 
 def _merge_list(current: Any, patch: list, field: str, parent: str) -> list:

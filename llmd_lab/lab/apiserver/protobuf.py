@@ -147,18 +147,11 @@ def _message(typ: str, raw: bytes) -> Any:
             continue  # unknown field: dropped, as kube-apiserver's decoder does
         _, name, ftype, repeated = field
         if ftype.startswith("map<"):
-            key_type, value_type = ftype[4:-1].split(",")
-            entry = {n: (w, v) for n, w, v in _fields(value)}
-            key = _scalar(key_type, *entry[1]) if 1 in entry else ""
-            item = _decode_value(value_type, *entry[2]) if 2 in entry else ("" if value_type == "string" else None)
+            key, item = _map_entry(ftype, value)
             out.setdefault(name, {})[key] = item
             continue
         if repeated and wire == 2 and ftype in SCALARS - {"string", "bytes"}:
-            items, pos = [], 0  # packed repeated scalars
-            while pos < len(value):
-                v, pos = _varint(value, pos)
-                items.append(_scalar(ftype, 0, v))
-            out.setdefault(name, []).extend(items)
+            out.setdefault(name, []).extend(_packed(ftype, value))
             continue
         decoded = _decode_value(ftype, wire, value)
         if not repeated and (decoded == "" or decoded is _EPOCH):
@@ -172,6 +165,23 @@ def _message(typ: str, raw: bytes) -> Any:
             if out.get(key) == 0:
                 del out[key]
     return out
+
+
+def _map_entry(ftype: str, value: bytes) -> tuple[Any, Any]:
+    key_type, value_type = ftype[4:-1].split(",")
+    entry = {n: (w, v) for n, w, v in _fields(value)}
+    key = _scalar(key_type, *entry[1]) if 1 in entry else ""
+    item = _decode_value(value_type, *entry[2]) if 2 in entry else ("" if value_type == "string" else None)
+    return key, item
+
+
+def _packed(ftype: str, value: bytes) -> list[Any]:
+    """Packed repeated scalars."""
+    items, pos = [], 0
+    while pos < len(value):
+        v, pos = _varint(value, pos)
+        items.append(_scalar(ftype, 0, v))
+    return items
 
 
 def _decode_value(typ: str, wire: int, value: Any) -> Any:

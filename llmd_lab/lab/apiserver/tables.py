@@ -96,34 +96,35 @@ def jsonpath(obj: Any, expr: str) -> list[Any]:
         if not m:
             raise ValueError(f"unsupported JSONPath at {expr[pos:]!r}")
         pos = m.end()
-        nxt: list[Any] = []
-        for node in current:
-            if m.group("field") is not None or m.group("quoted") is not None:
-                key = m.group("field") or m.group("quoted")
-                if isinstance(node, dict) and key in node:
-                    nxt.append(node[key])
-            elif m.group("index") is not None:
-                if isinstance(node, list):
-                    if m.group("index") == "*":
-                        nxt.extend(node)
-                    else:
-                        i = int(m.group("index"))
-                        if -len(node) <= i < len(node):
-                            nxt.append(node[i])
-            elif m.group("fpath") is not None:
-                if isinstance(node, list):
-                    for item in node:
-                        got = jsonpath(item, "." + m.group("fpath"))
-                        value = _text(got[0]) if got else None
-                        if (value == m.group("fval")) == (m.group("op") == "=="):
-                            nxt.append(item)
-            else:  # .*
-                if isinstance(node, dict):
-                    nxt.extend(node.values())
-                elif isinstance(node, list):
-                    nxt.extend(node)
-        current = nxt
+        current = [found for node in current for found in _step(node, m)]
     return current
+
+
+def _step(node: Any, m: re.Match) -> list[Any]:
+    """What one JSONPath token selects from one node."""
+    if m.group("field") is not None or m.group("quoted") is not None:
+        key = m.group("field") or m.group("quoted")
+        return [node[key]] if isinstance(node, dict) and key in node else []
+    if m.group("index") is not None:
+        if not isinstance(node, list):
+            return []
+        if m.group("index") == "*":
+            return list(node)
+        i = int(m.group("index"))
+        return [node[i]] if -len(node) <= i < len(node) else []
+    if m.group("fpath") is not None:
+        if not isinstance(node, list):
+            return []
+        out = []
+        for item in node:
+            got = jsonpath(item, "." + m.group("fpath"))
+            value = _text(got[0]) if got else None
+            if (value == m.group("fval")) == (m.group("op") == "=="):
+                out.append(item)
+        return out
+    if isinstance(node, dict):  # .*
+        return list(node.values())
+    return list(node) if isinstance(node, list) else []
 
 
 def _text(value: Any) -> str:

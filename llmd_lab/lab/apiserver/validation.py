@@ -72,46 +72,61 @@ def crd_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Translate a CRD's OpenAPI v3.0 schema into JSON Schema (draft 2020-12) for ``jsonschema``.
 
     ``nullable`` adds ``null`` to the type, boolean ``exclusiveMinimum/Maximum`` become numbers,
-    ``x-kubernetes-int-or-string`` accepts either, and ``metadata`` is left to the ObjectMeta rules.
+    ``x-kubernetes-int-or-string`` accepts either, integer formats ``int32``/``int64`` bound the value (as
+    kube-openapi's numberValidator does), and ``metadata`` is left to the ObjectMeta rules.
     """
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(n) for n in node]
-        if not isinstance(node, dict):
-            return node
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in ("properties", "patternProperties"):
-                out[key] = {k: walk(v) for k, v in value.items()}
-            elif key in ("items", "additionalProperties", "not") and isinstance(value, dict):
-                out[key] = walk(value)
-            elif key in ("allOf", "anyOf", "oneOf"):
-                out[key] = walk(value)
-            elif key in ("exclusiveMinimum", "exclusiveMaximum"):
-                continue
-            elif key in ("format", "default", "example", "x-kubernetes-validations"):
-                continue  # formats are advisory; CEL rules are not evaluated by the lab
-            else:
-                out[key] = value
-        for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-            if node.get(flag) is True and bound in node:
-                out[flag] = out.pop(bound)
-        if node.get("x-kubernetes-int-or-string"):
-            out.pop("type", None)
-            out.pop("anyOf", None)
-            out["type"] = ["integer", "string"]
-        if node.get("nullable") and "type" in out:
-            types = out["type"] if isinstance(out["type"], list) else [out["type"]]
-            out["type"] = [*types, "null"]
-        return out
-
-    converted = walk(schema)
+    converted = _to_json_schema(schema)
     props = converted.setdefault("properties", {})
     props["metadata"] = {"type": "object"}
     return converted
 
 
+_DROPPED = frozenset({"exclusiveMinimum", "exclusiveMaximum", "default", "example", "x-kubernetes-validations"})
+INTEGER_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _to_json_schema(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "patternProperties"):
+            out[key] = {k: _to_json_schema(v) for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+            out[key] = _to_json_schema(value)
+        elif key == "format":
+            if node.get("type") == "integer" and value in INTEGER_FORMATS:
+                out["format"] = value  # other formats are advisory in the lab
+        elif key not in _DROPPED:  # CEL rules are not evaluated by the lab
+            out[key] = value
+    return _openapi_flags(node, out)
+
+
+def _openapi_flags(node: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI v3.0 flags that JSON Schema spells differently."""
+    for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if node.get(flag) is True and bound in node:
+            out[flag] = out.pop(bound)
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("anyOf", None)
+        out["type"] = ["integer", "string"]
+    if node.get("nullable") and "type" in out:
+        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+        out["type"] = [*types, "null"]
+    return out
+
+
+def _integer_format(validator: Any, fmt: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    """kube-openapi's IsValueValidAgainstRange: an integer must fit its format's Go type."""
+    bounds = INTEGER_FORMATS.get(fmt)
+    if bounds and isinstance(instance, int) and not isinstance(instance, bool) \
+            and not bounds[0] <= instance <= bounds[1]:
+        yield jsonschema.ValidationError(f"integer format {fmt}")
+
+
+_CRDValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"format": _integer_format})
 _crd_cache: dict[tuple[str, str, str], tuple[dict[str, Any], jsonschema.protocols.Validator]] = {}
 
 
@@ -122,7 +137,7 @@ def _crd_validator(rt: ResourceType) -> jsonschema.protocols.Validator | None:
     hit = _crd_cache.get(key)
     if hit is not None and hit[0] is rt.schema:
         return hit[1]
-    validator = jsonschema.Draft202012Validator(crd_json_schema(rt.schema))
+    validator = _CRDValidator(crd_json_schema(rt.schema))
     _crd_cache[key] = (rt.schema, validator)
     return validator
 
@@ -186,6 +201,9 @@ def _cause(error: jsonschema.ValidationError) -> Cause:
                 "message": f"Invalid value: {_value(value)}: {where} in body must be of type {text}: "
                            f"\"{_json_type(value)}\"",
                 "reason": "FieldValueTypeInvalid"}
+    if kind == "format" and bound in INTEGER_FORMATS:
+        return {"field": field, "message": f"Invalid value: {_value(value)}: Checked value must be of type integer "
+                                           f"with format {bound} in {where}", "reason": "FieldValueInvalid"}
     if kind in ("maxItems", "maxProperties"):
         return {"field": field, "message": f"Too many: {len(value)}: must have at most {bound} items",
                 "reason": "FieldValueTooMany"}
@@ -360,21 +378,15 @@ def structural_problems(schema: dict[str, Any], path: str = "openAPIV3Schema") -
     ``additionalProperties`` are not combined, and ``anyOf``/``allOf``/``oneOf`` only constrain values
     (the int-or-string ``anyOf`` is the one allowed use of ``type`` inside them).
     """
-    problems: list[str] = []
     if not isinstance(schema, dict):
         return [f"{path}: must be an object"]
+    problems: list[str] = []
     exempt = schema.get("x-kubernetes-int-or-string") or schema.get("x-kubernetes-preserve-unknown-fields")
     if not schema.get("type") and not exempt:
         problems.append(f"{path}.type: Required value: must not be empty for specified object fields")
     if "properties" in schema and "additionalProperties" in schema:
         problems.append(f"{path}.additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive")
-    for combinator in ("anyOf", "allOf", "oneOf"):
-        for i, branch in enumerate(schema.get(combinator) or ()):
-            if schema.get("x-kubernetes-int-or-string") and schema.get(combinator) == _INT_OR_STRING:
-                break
-            for forbidden in ("type", "additionalProperties", "default", "nullable", "description"):
-                if isinstance(branch, dict) and forbidden in branch:
-                    problems.append(f"{path}.{combinator}[{i}].{forbidden}: Forbidden: must be empty to be structural")
+    problems += _combinator_problems(schema, path)
     for name, sub in (schema.get("properties") or {}).items():
         problems += structural_problems(sub, f"{path}.properties[{name}]")
     if isinstance(schema.get("additionalProperties"), dict):
@@ -383,6 +395,18 @@ def structural_problems(schema: dict[str, Any], path: str = "openAPIV3Schema") -
         problems += structural_problems(schema["items"], f"{path}.items")
     elif schema.get("type") == "array" and not exempt:
         problems.append(f"{path}.items: Required value: must be specified")
+    return problems
+
+
+def _combinator_problems(schema: dict[str, Any], path: str) -> list[str]:
+    problems = []
+    for combinator in ("anyOf", "allOf", "oneOf"):
+        if schema.get("x-kubernetes-int-or-string") and schema.get(combinator) == _INT_OR_STRING:
+            continue
+        for i, branch in enumerate(schema.get(combinator) or ()):
+            for forbidden in ("type", "additionalProperties", "default", "nullable", "description"):
+                if isinstance(branch, dict) and forbidden in branch:
+                    problems.append(f"{path}.{combinator}[{i}].{forbidden}: Forbidden: must be empty to be structural")
     return problems
 
 

@@ -40,9 +40,9 @@ def watch_response(
 ) -> StreamingResponse:
     bookmarks = (query.get("allowWatchBookmarks") or "").lower() in ("1", "true")
     try:
-        stream = store.watch_raw(
-            rt, namespace, query.get("resourceVersion"), query.get("labelSelector"), query.get("fieldSelector"),
-            allow_bookmarks=bookmarks, bookmark_interval=bookmark_interval,
+        stream = store.watch(
+            rt.api_version, rt.kind, namespace, query.get("resourceVersion"), query.get("labelSelector"),
+            query.get("fieldSelector"), allow_bookmarks=bookmarks, bookmark_interval=bookmark_interval, copy=False,
         )
     except errors.ApiError as exc:
         if exc.code != 410:

@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
 
 MANAGED_FIELDS = ("spec", "data", "stringData", "rules", "roleRef", "subjects", "type")
 # fields the API server or another controller owns once set
@@ -30,7 +31,7 @@ def _group(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
-async def apply(store: Any, desired: dict) -> tuple[dict, str]:
+async def apply(store: Store, desired: dict) -> tuple[dict, str]:
     """Create ``desired`` or bring the live object in line; returns (object, "created"|"updated"|"unchanged")."""
     meta = desired["metadata"]
     try:

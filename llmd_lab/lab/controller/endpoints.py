@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.controller.base import Key, Reconciler, Watch, self_key
 from llmd_lab.lab.controller.pods import controller_ref, is_ready, selector_string
 
@@ -120,7 +121,7 @@ class EndpointsController(Reconciler):
         return None
 
 
-async def _replace(store: Any, desired: dict, fields: tuple[str, ...]) -> None:
+async def _replace(store: Store, desired: dict, fields: tuple[str, ...]) -> None:
     meta = desired["metadata"]
     try:
         live = await store.get(desired["apiVersion"], desired["kind"], meta["name"], meta["namespace"])

@@ -19,10 +19,10 @@ Managed/Unmanaged in the DataScienceCluster", the operator's other precondition)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from llmd_lab.lab.apiserver.admission import AdmissionRequest, ValidatingWebhook
-from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.context import LabContext
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MANAGED_NAMESPACE_LABELS = ("kueue.openshift.io/managed", "kueue-managed")  # value "true"
@@ -55,16 +55,13 @@ class KueueLabelValidator:
     name = "kueue-label-validator"
 
     def __init__(self) -> None:
-        self.store: Any = None
+        self.store: Store | None = None
         self._unregister: list[Callable[[], None]] = []
 
     def _namespace(self, name: str | None) -> dict | None:
         if not name:
             return None
-        try:
-            return self.store.get_raw(self.store.registry.lookup_kind("v1", "Namespace"), name, None)
-        except ApiError:
-            return None
+        return self.store.storage.find(("", "Namespace", "", name))  # webhooks read storage, never write
 
     def validate(self, request: AdmissionRequest) -> str | None:
         if (request.object.get("metadata") or {}).get("deletionTimestamp"):
@@ -73,7 +70,7 @@ class KueueLabelValidator:
             return None
         return missing_label_message((request.object.get("metadata") or {}).get("labels"))
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: LabContext) -> None:
         self.store = ctx.store
         for webhook_name, kind in WEBHOOKS.items():
             self._unregister.append(self.store.register_validating_webhook(ValidatingWebhook(
@@ -84,7 +81,6 @@ class KueueLabelValidator:
             self._unregister.pop()()
 
 
-def components(ctx: Any) -> list[KueueLabelValidator]:
+def components(ctx: LabContext) -> list[KueueLabelValidator]:
     """The validator when the profile enforces the queue label, else nothing."""
-    profile = getattr(ctx, "profile", None)
-    return [KueueLabelValidator()] if profile is not None and profile.issue(ISSUE) else []
+    return [KueueLabelValidator()] if ctx.profile is not None and ctx.profile.issue(ISSUE) else []

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from llmd_lab.lab.apiserver.store import Store
 
 WORKLOAD_COMPONENTS = {
     "llminferenceservice-workload", "llminferenceservice-workload-prefill", "llminferenceservice-workload-worker",
@@ -71,7 +74,7 @@ def scrape_config(pods: Iterable[Mapping[str, Any]], *, interval: str = "5s", re
     }
 
 
-async def scrape_config_from_store(store: Any, **kwargs: Any) -> dict:
+async def scrape_config_from_store(store: Store, **kwargs: Any) -> dict:
     pods, _ = await store.list("v1", "Pod", label_selector="app.kubernetes.io/part-of=llminferenceservice")
     return scrape_config(pods, **kwargs)
 

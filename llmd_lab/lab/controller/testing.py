@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from llmd_lab.lab.apiserver.store import Store
-from llmd_lab.lab.server import EventRecorder, LabClock, LabContext
+from llmd_lab.lab.context import LabContext, make_context
+from llmd_lab.lab.profiles import Profile
 
 T = TypeVar("T")
 
 
-def make_ctx(tmp_path: Path, profile: Any = None, time_scale: float = 50.0, store: Store | None = None) -> LabContext:
-    store = store or Store(":memory:")
-    clock = LabClock(time_scale)
-    return LabContext(store=store, home=tmp_path, profile=profile, time_scale=time_scale, clock=clock,
-                      events=EventRecorder(store, clock))
+def make_ctx(tmp_path: Path, profile: Profile | None = None, time_scale: float = 50.0,
+             store: Store | None = None) -> LabContext:
+    return make_context(store or Store(":memory:"), tmp_path, profile, time_scale)
 
 
 async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "condition") -> T:

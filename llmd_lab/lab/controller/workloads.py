@@ -3,13 +3,21 @@
 A Deployment owns one ReplicaSet per pod-template hash; a spec change creates a new ReplicaSet and rolls
 pods over within ``maxSurge``/``maxUnavailable`` (25 %/25 % by default). ``Available`` follows Kubernetes:
 available replicas ≥ replicas − maxUnavailable — which is what KServe reads for ``MainWorkloadReady``.
+
+The ReplicaSet controller creates pods as kube-controller-manager's does (kubernetes
+``pkg/controller/replicaset/replica_set.go``, ``manageReplicas``): at most ``burstReplicas`` (500) per sync,
+in slow-start batches of 1, 2, 4, … (``slowStartBatch``), stopping at the first batch with a failure, which
+is recorded as a ``FailedCreate`` event and retried with the work queue's per-item exponential back-off. A
+runaway ``replicas`` therefore costs bounded work per pass and the rest of the lab keeps answering.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
+from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.base import Reconciler, Watch, owner_keys, self_key
 from llmd_lab.lab.controller.conditions import set_condition
 from llmd_lab.lab.controller.pods import (
@@ -44,6 +52,28 @@ def surge_and_unavailable(deployment: dict) -> tuple[int, int]:
     return surge, unavailable
 
 
+BURST_REPLICAS = 500  # replica_set.go: BurstReplicas, the most creations or deletions in one sync
+SLOW_START_INITIAL_BATCH = 1  # pkg/controller/controller_utils.go: SlowStartInitialBatchSize
+
+
+async def slow_start_batch(count: int, create: Any, initial: int = SLOW_START_INITIAL_BATCH) -> tuple[int, ApiError | None]:
+    """Call ``create()`` ``count`` times in batches of 1, 2, 4, … (each batch concurrently); stop after the
+    first batch with a failure. Returns (successes, first error) like kube's ``slowStartBatch``."""
+    successes, remaining, batch = 0, count, min(count, initial)
+    while batch > 0:
+        results = await asyncio.gather(*(create() for _ in range(batch)), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        successes += batch - len(failures)
+        if failures:
+            first = failures[0]
+            if not isinstance(first, ApiError):
+                raise first
+            return successes, first
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return successes, None
+
+
 class ReplicaSetController(Reconciler):
     name = "replicaset-controller"
     watches = (
@@ -61,21 +91,37 @@ class ReplicaSetController(Reconciler):
         active = [p for p in mine if is_active(p)]
         want = int(rs["spec"].get("replicas", 1))
         if not rs["metadata"].get("deletionTimestamp"):
-            for _ in range(want - len(active)):
-                pod = pod_from_template(rs["spec"]["template"], namespace=namespace, owner=rs,
-                                        generate_name=f"{name}-")
-                created = await self.store.create(pod)
-                active.append(created)
-                await self.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+            if want > len(active):
+                await self._create_pods(rs, active, min(want - len(active), BURST_REPLICAS))
             if len(active) > want:
                 # delete the least useful first: unscheduled, then not ready, then the newest
                 active.sort(key=lambda p: (bool(p["spec"].get("nodeName")), is_ready(p),
                                            p["metadata"].get("creationTimestamp", "")), reverse=False)
-                victims, active = active[: len(active) - want], active[len(active) - want:]
+                excess = min(len(active) - want, BURST_REPLICAS)
+                victims, active = active[:excess], active[excess:]
                 for pod in victims:
                     await self.store.delete("v1", "Pod", pod["metadata"]["name"], namespace)
                     await self.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
         ready = sum(1 for p in active if is_ready(p))
+        await self._status(rs, active, ready)
+        return None
+
+    async def _create_pods(self, rs: dict, active: list[dict], count: int) -> None:
+        """Create ``count`` pods in slow-start batches; a failure is a FailedCreate event and a back-off."""
+        namespace, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
+
+        async def create() -> None:
+            pod = pod_from_template(rs["spec"]["template"], namespace=namespace, owner=rs, generate_name=f"{name}-")
+            created = await self.store.create(pod)
+            active.append(created)
+            await self.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+
+        _, error = await slow_start_batch(count, create)
+        if error is not None:
+            await self.event(rs, "Warning", "FailedCreate", f"Error creating: {error.message}")
+            self.back_off((namespace, name))
+
+    async def _status(self, rs: dict, active: list[dict], ready: int) -> None:
         status = {
             "replicas": len(active),
             "fullyLabeledReplicas": len(active),
@@ -86,7 +132,6 @@ class ReplicaSetController(Reconciler):
         if {k: (rs.get("status") or {}).get(k) for k in status} != status:
             rs["status"] = {**(rs.get("status") or {}), **status}
             await self.store.update_status(rs)
-        return None
 
 
 class DeploymentController(Reconciler):

@@ -10,9 +10,9 @@ names) is not the cluster's business and resolves to ``None``.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
 
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -42,7 +42,7 @@ def split_cluster_name(name: str, namespace: str) -> tuple[list[str], str] | Non
     return None
 
 
-async def resolve(store: Any, name: str, namespace: str) -> str | None:
+async def resolve(store: Store, name: str, namespace: str) -> str | None:
     """The address ``name`` resolves to from a pod in ``namespace``, or ``None`` (NXDOMAIN or not a cluster name)."""
     split = split_cluster_name(name, namespace)
     if split is None:

@@ -11,32 +11,33 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from llmd_lab.lab.apiserver import errors
+from llmd_lab.lab.context import LabContext
+from llmd_lab.lab.informer import Informer
+from llmd_lab.lab.ipam import Network
 from llmd_lab.lab.kubelet.runtime import PodWorker
-from llmd_lab.lab.network import Network, StoreSource
+from llmd_lab.lab.network import StoreSource
 
 log = logging.getLogger("llmd_lab.lab.kubelet")
 
 
 class Kubelet:
     name = "kubelet"
-    graceful_pod_deletion = True  # tells the lab process to let the kubelet finish pod deletions
+    ctx: LabContext
+    source: StoreSource
 
     def __init__(self, network: Network) -> None:
         self.network = network
-        self.ctx: Any = None
-        self.source: StoreSource | None = None
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self.pulled: set[tuple[str, str]] = set()
         self._task: asyncio.Task | None = None
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: LabContext) -> None:
         self.ctx = ctx
         self.source = StoreSource(ctx.store)
         pods, _ = await ctx.store.list("v1", "Pod")
-        for pod in pods:  # keep addresses across down/up
+        for pod in pods:  # keep addresses across down/up (reserve ignores anything outside the pod CIDR)
             self.network.pods.reserve((pod.get("status") or {}).get("podIP", ""))
         self._task = asyncio.create_task(self._run(), name="kubelet")
 
@@ -49,15 +50,7 @@ class Kubelet:
         self.workers.clear()
 
     async def _run(self) -> None:
-        while True:
-            try:
-                async for event in self.ctx.store.watch("v1", "Pod"):
-                    await self._handle(event.type, event.object)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("kubelet pod watch failed; restarting")
-                await asyncio.sleep(0.5)
+        await Informer(self.ctx.store, "v1", "Pod", self._handle, owner=self.name).run()
 
     async def _handle(self, type_: str, pod: dict) -> None:
         uid = pod["metadata"].get("uid", "")
@@ -86,8 +79,9 @@ class Kubelet:
         node = None
         with contextlib.suppress(errors.ApiError):
             node = await self.ctx.store.get("v1", "Node", pod["spec"]["nodeName"])
-        ip = (pod.get("status") or {}).get("podIP") or self.network.pods.allocate()
-        self.network.pods.reserve(ip)
+        ip = (pod.get("status") or {}).get("podIP") or ""
+        if not self.network.pods.reserve(ip):  # only addresses of the lab's pod CIDR, never what a status says
+            ip = self.network.pods.allocate()
         worker = PodWorker(self, pod, node, ip)
         self.workers[uid] = worker
         await worker.start()

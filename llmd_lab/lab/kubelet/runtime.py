@@ -13,13 +13,17 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.kubelet import dns, programs, stages
+from llmd_lab.lab.kubelet import dns, programs, registry, stages
 from llmd_lab.lab.kubelet.logs import LogBuffer
+
+if TYPE_CHECKING:
+    from llmd_lab.lab.kubelet.kubelet import Kubelet
+from llmd_lab.lab.kubelet.registry import Launch, ProcessExitError, Running
 
 log = logging.getLogger("llmd_lab.lab.kubelet")
 
@@ -30,14 +34,6 @@ def host_ip(node_name: str) -> str:
     if head.startswith("ip-"):
         return head[3:].replace("-", ".")
     return "10.0.0.1"
-
-
-class ProcessExitError(Exception):
-    def __init__(self, code: int, reason: str = "Error", message: str = "") -> None:
-        super().__init__(message or reason)
-        self.code = code
-        self.reason = reason
-        self.message = message
 
 
 @dataclass
@@ -53,8 +49,13 @@ class ContainerRunner:
     container_id: str = ""
     logs: LogBuffer = field(default_factory=LogBuffer)
     previous: LogBuffer | None = None
-    handle: Any = None
+    handle: Running | None = None
     program: str = ""
+    serving: asyncio.Event = field(default_factory=asyncio.Event)  # set once the program listens
+
+    def set_handle(self, handle: Running) -> None:
+        self.handle = handle
+        self.serving.set()
 
     @property
     def name(self) -> str:
@@ -84,7 +85,7 @@ class ContainerRunner:
 class PodWorker:
     """Runs one pod on its node until it is deleted."""
 
-    def __init__(self, kubelet: Any, pod: dict[str, Any], node: dict[str, Any] | None, ip: str) -> None:
+    def __init__(self, kubelet: Kubelet, pod: dict[str, Any], node: dict[str, Any] | None, ip: str) -> None:
         self.kubelet = kubelet
         self.ctx = kubelet.ctx
         self.pod = pod
@@ -287,35 +288,13 @@ class PodWorker:
                                      time_scale=self.ctx.time_scale)
         argv = programs.container_argv(r.spec, env)
         r.program = programs.program_for(r.spec, argv, init=r.init)
-        write = r.logs.write
-        if r.program == programs.VLLM:
-            from llmd_lab.sim.vllm.server import StartupError, serve
-
-            try:
-                replica = await serve(argv, host=self.ip, port=None, env=env, log=write,
-                                      resolve_host=self._resolve_host)
-            except StartupError as exc:
-                raise ProcessExitError(exc.exit_code, "Error", exc.message) from exc
-            r.handle = replica
-            code = await replica.wait()
-            raise ProcessExitError(code, "Completed" if code == 0 else "Error")
-        if r.program == programs.EPP:
-            from llmd_lab.sim.epp.server import serve as epp_serve
-
-            args = argv[1:] if argv and not argv[0].startswith("-") else argv
-            try:
-                r.handle = await epp_serve(args, host=self.ip, env=env, source=self.kubelet.source, log=write)
-            except Exception as exc:
-                raise ProcessExitError(1, "Error", str(exc)) from exc
-            await asyncio.Event().wait()
-        if r.program == programs.ROUTING_SIDECAR:
-            from llmd_lab.lab.kubelet.sidecar import RoutingSidecar
-
-            sidecar = RoutingSidecar(argv, self.ip, write)
-            await sidecar.start()
-            r.handle = sidecar
-            await asyncio.Event().wait()
-        await asyncio.Event().wait()  # an idle process: runs until the pod goes away
+        r.serving.clear()
+        main = registry.PROGRAMS.get(r.program)
+        if main is None:
+            await asyncio.Event().wait()  # an idle process: runs until the pod goes away
+            return
+        await main(Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
+                          source=self.kubelet.source), r.set_handle)
 
     async def _resolve_host(self, name: str) -> str | None:
         """The pod's cluster DNS (ClusterFirst): Services and LeaderWorkerSet pod hostnames by name."""
@@ -333,8 +312,8 @@ class PodWorker:
     async def _readiness(self, r: ContainerRunner) -> None:
         probe = r.spec.get("readinessProbe")
         if not probe:
-            while r.handle is None and r.program in (programs.VLLM, programs.EPP, programs.ROUTING_SIDECAR):
-                await asyncio.sleep(0.02)
+            if registry.serves(r.program):
+                await r.serving.wait()
             r.ready = True
             self._dirty.set()
             return

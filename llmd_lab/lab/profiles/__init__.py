@@ -22,8 +22,9 @@ DEFAULT_PROFILE = "rhoai-3.0"
 
 _TOP_KEYS = {
     "name", "description", "openshift", "gateway", "nodeTypes", "nodes", "crds", "operators", "knownIssues", "include",
-    "crdDir",
+    "extends", "vllm", "modelDownload", "crdDir",
 }
+_VLLM_KEYS = {"image", "version", "source"}
 _REQUIRED = ("name", "openshift", "nodeTypes", "nodes", "crds")
 KNOWN_ISSUES = {
     # kserve's Gateway validation needs the AuthPolicy CRD unless security.opendatahub.io/enable-auth: "false"
@@ -70,6 +71,9 @@ class Profile:
         from llmd_lab.lab import crds as crd_data
 
         return [copy.deepcopy(self.crd_files[n]) if n in self.crd_files else crd_data.load([n])[0] for n in self.crds]
+    vllm: dict[str, str] = field(default_factory=dict)  # image, version, source: what the cluster's vLLM is
+    # the storage-initializer's download rate from Hugging Face, MB/s (the kubelet times model pulls with it)
+    model_download_mbps: float = 0.0
 
     def has_crd(self, name: str) -> bool:
         return name in self.crds
@@ -183,11 +187,69 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> Profile:
             raise ProfileError(
                 f"no cluster profile named {name_or_path!r}; choose one of: {', '.join(available_profiles())}"
             )
+    return _parse(_read(path), path)
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """The profile's data, with ``extends: <profile>`` resolved: the base's keys, this file's keys on top
+    (``knownIssues`` merged key by key), so a variant states only what differs."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc}") from exc
-    return _parse(data, path)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_path = PROFILE_DIR / f"{data['extends']}.yaml"
+    if base_path in (path, *seen) or not base_path.is_file():
+        raise ProfileError(f"{path}: extends {data['extends']!r}: not another profile of {', '.join(available_profiles())}")
+    base = _read(base_path, (*seen, path))
+    merged = {**base, **{k: v for k, v in data.items() if k != "extends"}}
+    merged["knownIssues"] = {**(base.get("knownIssues") or {}), **(data.get("knownIssues") or {})}
+    return merged
+
+
+def _known_issues(data: dict, where: str) -> dict[str, bool]:
+    issues = dict(KNOWN_ISSUES)
+    for key, value in (data.get("knownIssues") or {}).items():
+        if key not in KNOWN_ISSUES:
+            raise ProfileError(f"{where}: knownIssues.{key} is not a known issue; known: {sorted(KNOWN_ISSUES)}")
+        issues[key] = bool(value)
+    return issues
+
+
+def _gateway(data: dict, where: str) -> GatewaySpec | None:
+    if not data.get("gateway"):
+        return None
+    g = data["gateway"]
+    try:
+        gateway = GatewaySpec(g["name"], g["namespace"], g["className"], g.get("protocol", "HTTP"))
+    except KeyError as exc:
+        raise ProfileError(f"{where}: gateway needs name, namespace and className (missing {exc})") from exc
+    if gateway.protocol not in ("HTTP", "HTTPS"):
+        raise ProfileError(f"{where}: gateway.protocol must be HTTP or HTTPS, not {gateway.protocol!r}")
+    return gateway
+
+
+def _includes(data: dict, path: Path) -> list[dict[str, Any]]:
+    manifests: list[dict[str, Any]] = []
+    for rel in data.get("include") or []:
+        inc = (path.parent / rel).resolve()
+        try:
+            docs = yaml.safe_load(inc.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ProfileError(f"{path}: include {rel!r}: {exc}") from exc
+        if not isinstance(docs, list) or not all(isinstance(d, dict) and "kind" in d for d in docs):
+            raise ProfileError(f"{path}: include {rel!r} must be a YAML list of Kubernetes objects")
+        manifests.extend(docs)
+    return manifests
+
+
+def _download_mbps(data: dict, where: str) -> float:
+    spec = data.get("modelDownload") or {}
+    rate = spec.get("bandwidthMBps", 0) if isinstance(spec, dict) else None
+    if not isinstance(rate, int | float) or rate < 0:
+        raise ProfileError(f"{where}: modelDownload.bandwidthMBps must be a number ≥ 0 (MB/s), got {rate!r}")
+    return float(rate)
 
 
 def _parse(data: Any, path: Path) -> Profile:
@@ -208,30 +270,9 @@ def _parse(data: Any, path: Path) -> Profile:
             )
         if int(group.get("count", 1)) < 0:
             raise ProfileError(f"{where}: nodes[{i}].count must be >= 0")
-    issues = dict(KNOWN_ISSUES)
-    for key, value in (data.get("knownIssues") or {}).items():
-        if key not in KNOWN_ISSUES:
-            raise ProfileError(f"{where}: knownIssues.{key} is not a known issue; known: {sorted(KNOWN_ISSUES)}")
-        issues[key] = bool(value)
-    gateway = None
-    if data.get("gateway"):
-        g = data["gateway"]
-        try:
-            gateway = GatewaySpec(g["name"], g["namespace"], g["className"], g.get("protocol", "HTTP"))
-        except KeyError as exc:
-            raise ProfileError(f"{where}: gateway needs name, namespace and className (missing {exc})") from exc
-        if gateway.protocol not in ("HTTP", "HTTPS"):
-            raise ProfileError(f"{where}: gateway.protocol must be HTTP or HTTPS, not {gateway.protocol!r}")
-    manifests: list[dict[str, Any]] = []
-    for rel in data.get("include") or []:
-        inc = (path.parent / rel).resolve()
-        try:
-            docs = yaml.safe_load(inc.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ProfileError(f"{where}: include {rel!r}: {exc}") from exc
-        if not isinstance(docs, list) or not all(isinstance(d, dict) and "kind" in d for d in docs):
-            raise ProfileError(f"{where}: include {rel!r} must be a YAML list of Kubernetes objects")
-        manifests.extend(docs)
+    issues = _known_issues(data, where)
+    gateway = _gateway(data, where)
+    manifests = _includes(data, path)
     for op in data.get("operators") or []:
         if not {"name", "namespace"} <= set(op):
             raise ProfileError(f"{where}: each operator needs name and namespace, got {op!r}")
@@ -239,6 +280,9 @@ def _parse(data: Any, path: Path) -> Profile:
     missing_crds = [n for n in data["crds"] or [] if n not in crd_files and n not in _shipped_crds()]
     if missing_crds:
         raise ProfileError(f"{where}: crds {missing_crds} are neither in llmd_lab/lab/crds nor in crdDir")
+    vllm = data.get("vllm") or {}
+    if not isinstance(vllm, dict) or set(vllm) - _VLLM_KEYS:
+        raise ProfileError(f"{where}: vllm is a mapping with keys {sorted(_VLLM_KEYS)}, got {vllm!r}")
     return Profile(
         name=str(data["name"]),
         description=str(data.get("description", "")).strip(),
@@ -252,6 +296,8 @@ def _parse(data: Any, path: Path) -> Profile:
         known_issues=issues,
         manifests=manifests,
         crd_files=crd_files,
+        vllm={k: str(v) for k, v in vllm.items()},
+        model_download_mbps=_download_mbps(data, where),
     )
 
 

@@ -13,7 +13,10 @@ from typing import Any
 
 from llmd_lab.lab.scheduler.quantity import format_memory, parse_quantity
 
-# What OpenShift's kubelet keeps for the system (systemReserved + eviction threshold), per node.
+# What OpenShift's kubelet keeps for the system, per node: openshift/machine-config-operator's static defaults
+# (/etc/node-sizing-enabled.env: NODE_SIZING_ENABLED=false, SYSTEM_RESERVED_CPU=500m, SYSTEM_RESERVED_MEMORY=1Gi)
+# plus the kubelet's hard eviction threshold memory.available<100Mi. Capacity is the instance's nominal size
+# (AWS instance types); the few hundred MiB the kernel keeps below nominal are not modelled.
 SYSTEM_RESERVED_CPU_MILLI = 500
 SYSTEM_RESERVED_MEMORY = 1024**3 + 100 * 1024**2
 MAX_PODS = 250

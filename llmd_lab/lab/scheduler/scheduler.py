@@ -2,6 +2,12 @@
 
 Every pass looks at all unbound pods (oldest first), so a pod deleted elsewhere frees room for the next
 one without any special wiring; Kueue-labelled pods are admitted against their queue's quota first.
+
+One bad pod never stops the pass: a pod whose requests cannot be parsed (``cpu: abc``, stored before the
+API server refused such values, or by older state) is marked ``PodScheduled=False`` with a
+``FailedScheduling`` event once and skipped, and a bound pod whose requests cannot be parsed is left out of
+its node's usage, so every other pod still schedules (kube-scheduler likewise handles one pod per
+``scheduleOne`` cycle and records a failure on that pod only).
 """
 
 from __future__ import annotations
@@ -9,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.context import LabContext
+from llmd_lab.lab.informer import Informer
 from llmd_lab.lab.scheduler import kueue
-from llmd_lab.lab.scheduler.fit import schedule
+from llmd_lab.lab.scheduler.fit import pod_requests, schedule
 
 log = logging.getLogger("llmd_lab.lab.scheduler")
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
@@ -39,14 +47,15 @@ class KubeScheduler:
     """The default-scheduler: watches pods and nodes, binds with ``spec.nodeName``."""
 
     name = "kube-scheduler"
+    ctx: LabContext
 
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
-        self.ctx: Any = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._unparsable: set[tuple[str, str]] = set()  # (uid, resourceVersion) of bound pods already logged
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: LabContext) -> None:
         self.ctx = ctx
         self._tasks = [asyncio.create_task(self._watch("v1", "Pod")), asyncio.create_task(self._watch("v1", "Node")),
                        asyncio.create_task(self._tick()), asyncio.create_task(self._loop())]
@@ -59,15 +68,10 @@ class KubeScheduler:
                 await t
 
     async def _watch(self, api_version: str, kind: str) -> None:
-        while True:
-            try:
-                async for _ in self.ctx.store.watch(api_version, kind):
-                    self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("scheduler watch %s failed", kind)
-                await asyncio.sleep(0.5)
+        async def wake(_type: str, _obj: dict) -> None:
+            self._wake.set()
+
+        await Informer(self.ctx.store, api_version, kind, wake, owner=self.name).run()
 
     async def _tick(self) -> None:
         # a periodic pass retries pods whose blocker went away without an event (no asyncio.wait_for here:
@@ -88,7 +92,7 @@ class KubeScheduler:
                 log.exception("scheduling pass failed")
 
     def _now(self) -> str:
-        return self.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.ctx.clock.stamp()
 
     async def schedule_pending(self) -> None:
         store = self.ctx.store
@@ -100,26 +104,51 @@ class KubeScheduler:
         nodes, _ = await store.list("v1", "Node")
         nodes = [n for n in nodes if any(c.get("type") == "Ready" and c.get("status") == "True"
                                          for c in (n.get("status") or {}).get("conditions") or [])]
-        bound = [p for p in pods if p["spec"].get("nodeName")]
+        bound = [p for p in pods if p["spec"].get("nodeName") and self._countable(p)]
         for pod in sorted(pending, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+            try:
+                pod_requests(pod)
+            except ValueError as exc:  # this pod only: the others still schedule
+                await self._unschedulable(pod, "Unschedulable", f"invalid resource requests: {exc}",
+                                          "FailedScheduling")
+                continue
             if not await self._admitted(pod, bound):
                 continue
-            result = schedule(pod, nodes, bound)
-            if result.node_name:
-                ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-                # recorded as the binding is written, so it is the pod's first event (the kubelet reacts at once)
-                await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {result.node_name}")
-                pod["spec"]["nodeName"] = result.node_name
-                _set_cond(pod, "True", "", "", self._now())
-                try:
-                    updated = await store.update(pod)
-                except ApiError as exc:
-                    if exc.code in (404, 409):
-                        continue
-                    raise
+            updated = await self._try_bind(pod, nodes, bound)
+            if updated is not None:
                 bound.append(updated)
-            else:
-                await self._unschedulable(pod, "Unschedulable", result.message, "FailedScheduling")
+
+    async def _try_bind(self, pod: dict, nodes: list[dict], bound: list[dict]) -> dict | None:
+        """Bind ``pod`` to the best node, or record why none fits; the bound pod, or None."""
+        result = schedule(pod, nodes, bound)
+        if not result.node_name:
+            await self._unschedulable(pod, "Unschedulable", result.message, "FailedScheduling")
+            return None
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        # recorded as the binding is written, so it is the pod's first event (the kubelet reacts at once)
+        await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {result.node_name}")
+        pod["spec"]["nodeName"] = result.node_name
+        _set_cond(pod, "True", "", "", self._now())
+        try:
+            return await self.ctx.store.update(pod)
+        except ApiError as exc:
+            if exc.code in (404, 409):
+                return None
+            raise
+
+    def _countable(self, pod: dict) -> bool:
+        """Whether a bound pod's requests parse; one that does not is logged once and not counted."""
+        try:
+            pod_requests(pod)
+        except ValueError as exc:
+            marker = (pod["metadata"].get("uid", ""), pod["metadata"].get("resourceVersion", ""))
+            if marker not in self._unparsable:
+                self._unparsable.add(marker)
+                log.warning("kube-scheduler: bound pod %s/%s has invalid requests (%s); not counting it on node %s",
+                            pod["metadata"].get("namespace"), pod["metadata"].get("name"), exc,
+                            pod["spec"].get("nodeName"))
+            return False
+        return True
 
     async def _unschedulable(self, pod: dict, reason: str, message: str, event_reason: str) -> None:
         if _set_cond(pod, "False", reason, message, self._now()):
@@ -155,7 +184,7 @@ class KubeScheduler:
             await self.ctx.events.record(obj, type_, reason, message, "default-scheduler")
 
 
-async def _get(store: Any, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
+async def _get(store: Store, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
     try:
         return await store.get(api_version, kind, name, namespace)
     except ApiError as exc:

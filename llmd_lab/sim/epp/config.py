@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from llmd_lab.kserve import epp as kserve_epp
 from llmd_lab.sim.epp.plugins import REGISTRY
 from llmd_lab.sim.epp.plugins.base import (
     ConfigError,
@@ -31,6 +32,10 @@ from llmd_lab.sim.epp.scheduler import Scheduler, SchedulerProfile
 API_VERSION = "inference.networking.x-k8s.io/v1alpha1"
 KIND = "EndpointPickerConfig"
 DEFAULT_SCORER_WEIGHT = 1
+
+# what KServe injects when an LLMInferenceService sets no EPP config (the one KServe vocabulary)
+KSERVE_DEFAULT_CONFIG = kserve_epp.DEFAULT_CONFIG_TEXT
+KSERVE_PD_CONFIG = kserve_epp.PD_CONFIG_TEXT
 
 _TOP_FIELDS = {"apiVersion", "kind", "plugins", "schedulingProfiles"}
 _PLUGIN_FIELDS = {"name", "type", "parameters"}
@@ -198,51 +203,3 @@ def load_config(text: str | bytes, handle: PluginHandle | None = None) -> Loaded
         post_response=[p for p in plugins.values() if isinstance(p, PostResponse)],
         text=text.decode() if isinstance(text, bytes) else text,
     )
-
-
-# KServe rhoai-3.0 ``schedulerConfigText``: what the EPP runs when the LLMInferenceService sets no config.
-KSERVE_DEFAULT_CONFIG = f"""\
-apiVersion: {API_VERSION}
-kind: {KIND}
-plugins:
-- type: single-profile-handler
-- type: prefix-cache-scorer
-- type: load-aware-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: prefix-cache-scorer
-    weight: 2.0
-  - pluginRef: load-aware-scorer
-    weight: 1.0
-  - pluginRef: max-score-picker
-"""
-
-KSERVE_PD_CONFIG = f"""\
-apiVersion: {API_VERSION}
-kind: {KIND}
-plugins:
-- type: prefill-header-handler
-- type: prefill-filter
-- type: decode-filter
-- type: max-score-picker
-- type: prefix-cache-scorer
-- type: queue-scorer
-- type: pd-profile-handler
-  parameters:
-    threshold: 0
-schedulingProfiles:
-- name: prefill
-  plugins:
-  - pluginRef: prefill-filter
-  - pluginRef: queue-scorer
-    weight: 1.0
-  - pluginRef: max-score-picker
-- name: decode
-  plugins:
-  - pluginRef: decode-filter
-  - pluginRef: queue-scorer
-    weight: 1.0
-  - pluginRef: max-score-picker
-"""

@@ -111,7 +111,7 @@ CASES = [
          ["propagationPolicy", "Foreground"]),
     Case("bad-limit", "GET", f"{CM}?limit=abc", 400, ["limit", "integer"]),
     Case("bad-continue-token", "GET", f"{CM}?limit=1&continue=%%%", 400, ["continue token"]),
-    Case("negative-scale", "PATCH", f"{DEPLOY}/existing/scale", 422, ["spec.replicas", "non-negative"],
+    Case("negative-scale", "PATCH", f"{DEPLOY}/existing/scale", 422, ["spec.replicas", "Invalid value: -1: must be greater than or equal to 0"],
          b'{"spec": {"replicas": -1}}', MERGE),
     Case("get-missing-object", "GET", f"{CM}/ghost", 404, ['configmaps "ghost" not found']),
     Case("update-missing-object", "PUT", f"{CM}/ghost", 404, ['configmaps "ghost" not found'], cm("ghost"), JSON_CT),
@@ -159,7 +159,8 @@ def bad_server():
 
 
 def snapshot(server) -> tuple[str, str]:
-    objects = json.dumps({"/".join(gk): v for gk, v in server.store._objects.items()}, sort_keys=True)
+    storage = server.store.storage
+    objects = json.dumps({"/".join(gk): storage.by_namespace(gk) for gk in storage.group_kinds()}, sort_keys=True)
     return server.store.resource_version, objects
 
 

@@ -226,7 +226,7 @@ def test_proxy_to_a_pod_without_an_ip(api_server, namespace):
 
 def test_watches_release_their_subscription(api_server, namespace):
     """A watch that times out, and one whose client hangs up, both stop receiving events server-side."""
-    bus = api_server.store._bus
+    bus = api_server.store.storage.bus
     before = bus.subscriber_count()
     r = api_server.request("GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1&timeoutSeconds=1")
     assert r.status_code == 200 and r.text == ""

@@ -50,9 +50,9 @@ async def test_create_get_list_fill_server_fields(store):
     got["data"]["k"] = "mutated"  # callers get copies
     assert (await store.get("v1", "ConfigMap", "a", "default"))["data"]["k"] == "v"
     await store.create(cm("b", app="y"))
-    items, rv = await store.list("v1", "ConfigMap", "default", label_selector="app in (x,z)")
+    items, list_meta = await store.list("v1", "ConfigMap", "default", label_selector="app in (x,z)")
     assert [i["metadata"]["name"] for i in items] == ["a"]
-    assert int(rv) >= int(meta["resourceVersion"])
+    assert int(list_meta["resourceVersion"]) >= int(meta["resourceVersion"])
 
 
 async def test_resource_versions_increase_globally(store):
@@ -286,9 +286,8 @@ async def test_watch_replay_stream_selectors_and_gone():
 
         for n in range(10):
             await store.create(cm(f"n{n}"))
-        too_old = store.watch("v1", "ConfigMap", resource_version=first["metadata"]["resourceVersion"])
-        with pytest.raises(ApiError) as exc:
-            await anext(too_old)
+        with pytest.raises(ApiError) as exc:  # refused when opened, before any event
+            store.watch("v1", "ConfigMap", resource_version=first["metadata"]["resourceVersion"])
         assert exc.value.code == 410
 
         deleted = store.watch("v1", "ConfigMap", "default", resource_version=store.resource_version)
@@ -321,10 +320,13 @@ async def test_field_selectors(store):
     assert exc.value.code == 400 and "spec.bogus" in exc.value.message
 
 
-async def test_reviews_answer_without_storing(store):
-    out = await store.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                              "spec": {"resourceAttributes": {"verb": "create", "resource": "pods"}}})
-    assert out["status"]["allowed"] is True and out["status"]["reason"]
+async def test_reviews_are_not_stored_kinds(store):
+    """Reviews are answered by the authentication/authorization seam (reviews.py), never by the store."""
+    rv = store.resource_version
+    with pytest.raises(ApiError) as exc:
+        await store.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                            "spec": {"resourceAttributes": {"verb": "create", "resource": "pods"}}})
+    assert exc.value.code == 405 and store.resource_version == rv
 
 
 async def test_crd_schema_defaults_and_pruning_on_write(store):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmd_lab.lab.controller import components as controller_components
+from llmd_lab.lab.controller import controller_manager as controller_components
 from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
 from llmd_lab.lab.profiles import load_profile
 from llmd_lab.lab.scheduler.scheduler import KubeScheduler

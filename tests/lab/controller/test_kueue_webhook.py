@@ -14,7 +14,7 @@ import pytest
 from labhelpers import Lab, eventually, lab_connection, running_lab
 
 from llmd_lab import deploy, doctor, manifests
-from llmd_lab.lab.controller import components as controller_components
+from llmd_lab.lab.controller import controller_manager as controller_components
 from llmd_lab.lab.controller.kueue_webhook import KueueLabelValidator
 from llmd_lab.lab.controller.testing import make_ctx
 from llmd_lab.lab.profiles import load_profile

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmd_lab.lab.controller import components as controller_components
+from llmd_lab.lab.controller import controller_manager as controller_components
 from llmd_lab.lab.controller.pods import is_ready
 from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
 from llmd_lab.lab.profiles import load_profile
@@ -195,3 +195,118 @@ async def test_spec_edits_roll_the_children(lab, step08) -> None:
         return len(rss) == 2 or None
 
     await eventually(new_replica_set, what="a second EPP ReplicaSet")
+
+
+async def test_pipeline_parallel_layout_gets_combine_base_error_and_no_children(lab) -> None:
+    """``nodes=2`` (manifests) asks for kserve-config-llm-worker-pipeline-parallel, which RHOAI 3.0 does not ship:
+    red-hat-data-services/kserve@rhoai-3.0 config_merge.go getConfig fails, controller.go marks
+    PresetsCombined=False/CombineBaseError, records a Warning event and reconciles no children."""
+    from llmd_lab import manifests
+
+    store = lab.store
+    svc = manifests.with_namespace(manifests.llm_inference_service(
+        "pp", "hf://Qwen/Qwen3-0.6B", nodes=2, annotations={"security.opendatahub.io/enable-auth": "false"}),
+        "private-ai")
+    await store.create(svc)
+
+    async def presets_failed():
+        got = await store.get(API, "LLMInferenceService", "pp", "private-ai")
+        conds = {c["type"]: c for c in (got.get("status") or {}).get("conditions", [])}
+        return conds if conds.get("PresetsCombined", {}).get("status") == "False" else None
+
+    conds = await eventually(presets_failed, timeout=15, what="PresetsCombined=False")
+    name = "kserve-config-llm-worker-pipeline-parallel"
+    assert conds["PresetsCombined"]["reason"] == "CombineBaseError"
+    assert conds["PresetsCombined"]["message"] == (
+        f'failed to get LLMInferenceServiceConfig "{name}" from namespaces ["private-ai", "kserve"]: '
+        f'llminferenceserviceconfigs.serving.kserve.io "{name}" not found')
+    assert conds["Ready"]["status"] == "Unknown"
+    for api_version, kind in (("apps/v1", "Deployment"), ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
+                              ("v1", "Service"), ("v1", "Secret")):
+        items, _ = await store.list(api_version, kind, "private-ai", label_selector="app.kubernetes.io/name=pp")
+        assert items == [], kind
+    events = await events_for(store, "pp", "private-ai")
+    assert any(e["reason"] == "Error" and "failed to combine base-configurations" in e["message"] for e in events)
+
+
+async def test_self_signed_workload_certificate_has_no_sans_and_is_kept(lab, step08) -> None:
+    """workload_tls_self_signed.go: RSA-4096, O=Kserve Self Signed, no CN/SANs, 10 years, serverAuth; created once."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    store = lab.store
+    del step08["metadata"]["uid"]
+    await store.create(step08)
+    name = "mistral-3-distributed-kserve-self-signed-certs"
+
+    async def secret():
+        try:
+            return await store.get("v1", "Secret", name, "private-ai")
+        except Exception:
+            return None
+
+    first = await eventually(secret, timeout=15, what="the self-signed certificate Secret")
+    assert first["type"] == "kubernetes.io/tls"
+    assert first["metadata"]["labels"]["app.kubernetes.io/component"] == "llminferenceservice-workload"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(first["data"]["tls.crt"]))
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Kserve Self Signed"
+    assert not cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME) and cert.issuer == cert.subject
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert cert.public_key().key_size == 4096
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=3650)
+    assert ExtendedKeyUsageOID.SERVER_AUTH in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    expires = datetime.datetime.fromisoformat(first["metadata"]["annotations"]["certificates.kserve.io/expiration"])
+    assert datetime.timedelta(days=365 * 8 - 1) < expires - cert.not_valid_before_utc < datetime.timedelta(days=365 * 8 + 1)
+    await eventually(lambda: ready_llmisvc(store, "mistral-3-distributed", "private-ai"), timeout=15, what="Ready")
+    again = await store.get("v1", "Secret", name, "private-ai")
+    assert again["data"] == first["data"]  # not regenerated on later reconciles
+
+
+async def test_hf_token_reaches_the_storage_initializer_as_kserve_reads_it(lab, step08) -> None:
+    """workload_storage.go attachHfModelArtifact + credentials/service_account_credentials.go: the Secret the
+    serving.kserve.io/storageSecretName annotation names, else those the ServiceAccount lists; HF_TOKEN key only."""
+    store = lab.store
+    ns = "private-ai"
+    await store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf", "namespace": ns},
+                        "data": {"HF_TOKEN": "aGZfeHh4"}})
+    await store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "other", "namespace": ns},
+                        "data": {"token": "eA=="}})
+    await store.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "models", "namespace": ns},
+                        "secrets": [{"name": "other"}, {"name": "hf"}]})
+    del step08["metadata"]["uid"]
+    step08["spec"]["model"] = {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct", "name": "llama"}
+    step08["spec"]["template"]["serviceAccountName"] = "models"
+    plain = {**step08, "metadata": {**step08["metadata"], "name": "plain"},
+             "spec": {**step08["spec"], "template": {k: v for k, v in step08["spec"]["template"].items()
+                                                    if k != "serviceAccountName"}}}
+    annotated = {**plain, "metadata": {**plain["metadata"], "name": "annotated",
+                                       "annotations": {**plain["metadata"].get("annotations", {}),
+                                                       "serving.kserve.io/storageSecretName": "hf"}}}
+    for obj in (step08, plain, annotated):
+        await store.create(obj)
+
+    async def init_env(name: str):
+        try:
+            dep = await store.get("apps/v1", "Deployment", f"{name}-kserve", ns)
+        except Exception:
+            return None
+        init = next(c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "storage-initializer")
+        return init.get("env", [])
+
+    token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "HF_TOKEN"}}}
+    assert await eventually(lambda: init_env("mistral-3-distributed"), timeout=15, what="workload") == [token]
+    assert await eventually(lambda: init_env("annotated"), timeout=15, what="workload") == [token]
+    dep = await eventually(lambda: _deployment(store, "plain-kserve", ns), timeout=15, what="workload")
+    init = next(c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "storage-initializer")
+    assert not init.get("env")  # the default ServiceAccount lists no Secret: no token, the gated download fails
+
+
+async def _deployment(store, name: str, ns: str):
+    try:
+        return await store.get("apps/v1", "Deployment", name, ns)
+    except Exception:
+        return None

@@ -7,8 +7,8 @@ import shlex
 import pytest
 import yaml
 
+from llmd_lab.kserve.names import child_name
 from llmd_lab.lab.controller.llmisvc.children import ClusterFacts, desired_children
-from llmd_lab.lab.controller.llmisvc.naming import child_name
 from llmd_lab.lab.controller.llmisvc.presets import PresetError, combine, strategic_merge, well_known_presets
 
 
@@ -39,7 +39,6 @@ def test_step08_children_have_kserve_names(step08, find_config) -> None:
         ("Role", f"{n}-epp-role"),
         ("RoleBinding", f"{n}-epp-rb"),
         ("HTTPRoute", f"{n}-kserve-route"),
-        ("Secret", f"{n}-kserve-self-signed-certs"),
     }
     assert not [k for k in children if k[0] in ("LeaderWorkerSet", "AuthPolicy")]  # enable-auth: "false"
     for obj in children.values():
@@ -120,9 +119,10 @@ def test_auth_enabled_adds_an_auth_policy(step08, find_config) -> None:
 
 
 def test_prefill_decode(pd, find_config) -> None:
+    # config_merge.go combineBaseRefsConfig order: scheduler, route, prefill, decode
     assert well_known_presets(pd["spec"]) == [
-        "kserve-config-llm-prefill-template", "kserve-config-llm-decode-template",
-        "kserve-config-llm-scheduler", "kserve-config-llm-router-route"]
+        "kserve-config-llm-scheduler", "kserve-config-llm-router-route",
+        "kserve-config-llm-prefill-template", "kserve-config-llm-decode-template"]
     children = render(pd, find_config)
     decode = children[("Deployment", "my-model-pd-kserve")]
     prefill = children[("Deployment", "my-model-pd-kserve-prefill")]
@@ -175,7 +175,8 @@ def test_base_refs_merge_in_order_and_missing_ones_fail(step08, find_config) -> 
     assert {"name": "VLLM_ADDITIONAL_ARGS", "value": "--max-model-len=8192"} in main["env"]
     assert {"name": "VLLM_LOGGING_LEVEL", "value": "INFO"} in main["env"]  # preset env kept
     step08["spec"]["baseRefs"] = [{"name": "nope"}]
-    with pytest.raises(PresetError, match='"nope" not found'):
+    with pytest.raises(PresetError, match='LLMInferenceServiceConfig "nope" from namespaces '
+                                          r'\["private-ai", "kserve"\]: .*"nope" not found'):
         combine(step08, find_config)
 
 
@@ -219,3 +220,31 @@ def test_go_template_expressions_in_the_user_spec_are_rendered(step08, find_conf
     step08["spec"]["template"]["containers"][0]["env"] = [{"name": "X", "value": "{{ .Spec.Nope }}"}]
     with pytest.raises(PresetError, match="can't evaluate field Nope"):
         combine(step08, find_config)
+
+
+@pytest.mark.parametrize("prefill", [False, True])
+def test_pipeline_parallel_presets_are_not_shipped(step08, pd, find_config, prefill) -> None:
+    """RHOAI 3.0 ships no *-worker-pipeline-parallel preset (config_merge.go keeps them out of
+    WellKnownDefaultConfigs; config/llmisvc has none): a worker with pipeline parallelism fails to combine."""
+    svc = pd if prefill else step08
+    svc["spec"]["parallelism"] = {"tensor": 1, "pipeline": 2}
+    svc["spec"]["worker"] = {"containers": [{"name": "main"}]}
+    wanted = "kserve-config-llm-decode-worker-pipeline-parallel" if prefill else "kserve-config-llm-worker-pipeline-parallel"
+    assert wanted in well_known_presets(svc["spec"])
+    ns = svc["metadata"]["namespace"]
+    with pytest.raises(PresetError) as err:
+        combine(svc, find_config)
+    assert err.value.reason == "CombineBaseError"
+    assert err.value.message == (f'failed to get LLMInferenceServiceConfig "{wanted}" from namespaces ["{ns}", '
+                                 f'"kserve"]: llminferenceserviceconfigs.serving.kserve.io "{wanted}" not found')
+
+
+def test_presets_are_chosen_after_base_refs_merge(step08, find_config) -> None:
+    """A baseRef that adds a DP worker switches the preset to the data-parallel one (config_merge.go resolvedSpec)."""
+    find_config.extra[("private-ai", "dp")] = {"spec": {"parallelism": {"tensor": 1, "data": 2, "dataLocal": 1},
+                                                        "worker": {"containers": [{"name": "main"}]}}}
+    step08["spec"]["baseRefs"] = [{"name": "dp"}]
+    step08["spec"]["replicas"] = 1
+    lws = render(step08, find_config)[("LeaderWorkerSet", "mistral-3-distributed-kserve-mn")]
+    args = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["args"][0]
+    assert "--headless" in args and "--data-parallel-size" in args  # only the worker-data-parallel preset says so

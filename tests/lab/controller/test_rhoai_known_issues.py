@@ -8,10 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmd_lab.lab.controller import components as controller_components
+from llmd_lab.lab.controller import controller_manager as controller_components
 from llmd_lab.lab.controller.testing import eventually, make_ctx
-from llmd_lab.lab.network import ENVOY_TLS_ERROR
-from llmd_lab.lab.network import components as network_components
+from llmd_lab.lab.network import ENVOY_TLS_ERROR, GatewayComponent, ServiceNetwork
 from llmd_lab.lab.profiles import load_profile
 from llmd_lab.lab.server import LabPaths, install_profile
 
@@ -23,7 +22,7 @@ async def test_https_origination_issue_answers_500(tmp_path: Path, step08) -> No
     profile.known_issues["gatewayTlsOriginationFails"] = True
     ctx = make_ctx(tmp_path, profile)
     await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    parts = [*network_components(ctx), *controller_components(ctx)]
+    parts = [ServiceNetwork(ctx.network), GatewayComponent(), *controller_components(ctx)]
     for part in parts:
         await part.start(ctx)
     try:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from llmd_lab.lab.controller import components as controller_components
+from llmd_lab.lab.controller import controller_manager as controller_components
 from llmd_lab.lab.controller.testing import make_ctx
 from llmd_lab.lab.kubelet.kubelet import Kubelet
-from llmd_lab.lab.network import Network, ServiceNetwork
+from llmd_lab.lab.network import ServiceNetwork
 from llmd_lab.lab.profiles import load_profile
 from llmd_lab.lab.scheduler.scheduler import KubeScheduler
 from llmd_lab.lab.server import LabPaths, install_profile
@@ -30,7 +30,6 @@ async def start_lab(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[tup
         profile = load_profile("rhoai-3.0")
         ctx = make_ctx(tmp_path, profile, time_scale=200.0)
         await install_profile(ctx.store, profile, LabPaths(tmp_path))
-        ctx.network = Network()
         kubelet = Kubelet(ctx.network)
         parts = [*controller_components(ctx), *([ServiceNetwork(ctx.network)] if services else []),
                  KubeScheduler(interval=0.05), kubelet]

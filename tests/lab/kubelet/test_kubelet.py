@@ -10,7 +10,7 @@ import pytest
 
 from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
 from llmd_lab.lab.kubelet.kubelet import Kubelet
-from llmd_lab.lab.network import POD_CIDR, Network
+from llmd_lab.lab.network import POD_CIDR
 from llmd_lab.lab.profiles import load_profile
 from llmd_lab.lab.scheduler.scheduler import KubeScheduler
 from llmd_lab.lab.server import LabPaths, install_profile
@@ -46,7 +46,6 @@ async def node_env(tmp_path: Path):
     ctx = make_ctx(tmp_path, profile, time_scale=200.0)
     ctx.store.graceful_pod_deletion = True
     await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    ctx.network = Network()
     parts = [KubeScheduler(interval=0.05), Kubelet(ctx.network)]
     for p in parts:
         await p.start(ctx)

@@ -1,9 +1,15 @@
-"""Precise prefix routing in the lab: vLLM publishes KV events to ``tcp://<name>-epp-service:5557`` (a cluster DNS
-name), the kubelet's DNS resolves it to the Service's cluster IP, kube-proxy forwards the TCP port to the EPP pod
-and the EPP's KV-block index fills. Also the DNS names a pod may use."""
+"""Precise prefix routing in the lab: vLLM publishes KV events to ``tcp://<name>-epp-kv-events:5557`` (the
+workshop's own Service, assets/gitops/overlays/precise-prefix), the kubelet's DNS resolves it to the Service's
+cluster IP, kube-proxy forwards the TCP port to the EPP pod and the EPP's KV-block index fills.
+
+KServe's own precise-prefix sample (red-hat-data-services/kserve@rhoai-3.0
+docs/samples/llmisvc/precise-prefix-kv-cache-routing) points vLLM at ``<name>-epp-service:5557``, a port that
+Service does not have (pkg/controller/llmisvc/scheduler.go renders grpc, grpc-health, metrics only): the events
+go nowhere and the index stays empty. Also the DNS names a pod may use."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -14,10 +20,13 @@ from llmd_lab.lab.controller.testing import eventually
 from llmd_lab.lab.kubelet import dns
 from llmd_lab.lab.kubelet.kubelet import Kubelet
 from llmd_lab.sim.epp.plugins.precise_prefix import PrecisePrefixCacheScorer
+from llmd_lab.sim.epp.types import LLMRequest
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[3]
 PATCH = ROOT / "assets/gitops/overlays/precise-prefix/patch-llminferenceservice.yaml"
+FIX = ROOT / "assets/gitops/overlays/precise-prefix/service.yaml"
+KSERVE_SAMPLE_ENDPOINT = "tcp://qwen-epp-service:5557"
 
 
 def precise_prefix_llmisvc() -> dict:
@@ -53,11 +62,8 @@ def _running(kubelet: Kubelet, component: str, container: str = "main"):
     return None
 
 
-async def test_vllm_kv_events_reach_the_epp_through_the_service(cluster) -> None:
-    ctx, kubelet = cluster
-    await ctx.store.create(precise_prefix_llmisvc())
-    svc = await eventually(lambda: _service(ctx.store), what="EPP Service with a cluster IP")
-    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}["zmq"] == 5557
+async def _serve_one_prompt(kubelet: Kubelet, endpoint: str):
+    """Wait for EPP and vLLM, check vLLM publishes to ``endpoint``; return (scorer, pod IP, a prompt sender)."""
     epp = await eventually(_async(lambda: _running(kubelet, "llminferenceservice-router-scheduler")), timeout=30,
                            what="EPP running")
     scorer = next(p for p in epp[1].config.plugins.values() if isinstance(p, PrecisePrefixCacheScorer))
@@ -65,17 +71,61 @@ async def test_vllm_kv_events_reach_the_epp_through_the_service(cluster) -> None
     pod_ip = vllm[0].ip
     log = "".join([c async for c in kubelet.read_logs("private-ai", vllm[0].pod["metadata"]["name"], "main",
                                                       None, False, False)])
-    assert "KV events publisher connected to tcp://qwen-epp-service:5557" in log
-    prompt = "The quick brown fox jumps over the lazy dog. " * 40
-    async with httpx.AsyncClient(timeout=30) as client:
-        r = await client.post(f"http://{pod_ip}:8000/v1/completions",
-                              json={"model": "qwen", "prompt": prompt, "max_tokens": 4})
-        assert r.status_code == 200, r.text
+    assert f"KV events publisher connected to {endpoint}" in log
+
+    async def send(i: int) -> None:
+        prompt = f"{i}: The quick brown fox jumps over the lazy dog. " * 40
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.post(f"http://{pod_ip}:8000/v1/completions",
+                                  json={"model": "qwen", "prompt": prompt, "max_tokens": 4})
+            assert r.status_code == 200, r.text
+
+    return scorer, pod_ip, send
+
+
+async def test_vllm_kv_events_reach_the_epp_through_the_workshop_service(cluster) -> None:
+    ctx, kubelet = cluster
+    await ctx.store.create(yaml.safe_load(FIX.read_text()))  # kustomize applies Services before custom resources
+    await ctx.store.create(precise_prefix_llmisvc())
+    svc = await eventually(lambda: _service(ctx.store), what="EPP Service with a cluster IP")
+    assert 5557 not in {p["port"] for p in svc["spec"]["ports"]}  # KServe renders no KV-event port
+    scorer, pod_ip, send = await _serve_one_prompt(kubelet, "tcp://qwen-epp-kv-events:5557")
 
     async def indexed():
         return scorer.index.admissions > 0 and any(pod_ip in pods for pods in scorer.index.blocks.values())
 
-    await eventually(indexed, timeout=15, what="the EPP's KV-block index to hold the vLLM pod's blocks")
+    # ZMQ PUB drops what it sends before the subscriber's connection is up (as vLLM's does): keep prompting
+    for i in range(10):
+        await send(i)
+        await eventually(_async(lambda sent=i + 1: _published(kubelet) >= sent), timeout=15, what="vLLM to publish")
+        try:
+            await eventually(indexed, timeout=3, what="the EPP's KV-block index to hold the vLLM pod's blocks")
+            break
+        except AssertionError:
+            continue
+    assert await indexed(), "no KV event reached the EPP through the workshop's Service"
+
+
+async def test_kserve_sample_endpoint_leaves_the_index_empty(cluster) -> None:
+    """vLLM aimed at ``<name>-epp-service:5557`` as KServe's sample does: nothing listens there, nothing arrives."""
+    ctx, kubelet = cluster
+    svc = precise_prefix_llmisvc()
+    env = svc["spec"]["template"]["containers"][0]["env"]
+    for var in env:
+        if var["name"] == "VLLM_ADDITIONAL_ARGS":
+            var["value"] = var["value"].replace("tcp://qwen-epp-kv-events:5557", KSERVE_SAMPLE_ENDPOINT)
+    await ctx.store.create(svc)
+    scorer, _pod_ip, send = await _serve_one_prompt(kubelet, KSERVE_SAMPLE_ENDPOINT)
+    epp_svc = await eventually(lambda: _service(ctx.store), what="EPP Service with a cluster IP")
+    with pytest.raises(OSError):  # kube-proxy has nothing on that port: vLLM's connection is refused, forever
+        _reader, writer = await asyncio.open_connection(epp_svc["spec"]["clusterIP"], 5557)
+        writer.close()
+    for i in range(3):
+        await send(i)
+    await eventually(_async(lambda: _published(kubelet) >= 3), timeout=15, what="vLLM to publish KV events")
+    assert scorer.index.admissions == 0 and not scorer.index.blocks
+    prompt = "0: The quick brown fox jumps over the lazy dog. " * 40
+    assert scorer.pod_scores(LLMRequest("r-1", "qwen", prompt)) == {}  # the precise scorer scores nothing
 
 
 async def _service(store):
@@ -84,6 +134,13 @@ async def _service(store):
     except Exception:
         return None
     return svc if svc["spec"].get("clusterIP") else None
+
+
+def _published(kubelet: Kubelet) -> int:
+    """How many KV-event batches the vLLM pod's publisher has sent."""
+    found = _running(kubelet, "llminferenceservice-workload")
+    publisher = getattr(found[1], "_publisher", None) if found else None
+    return publisher._seq if publisher is not None else 0
 
 
 def _async(fn):

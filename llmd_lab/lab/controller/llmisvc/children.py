@@ -1,71 +1,25 @@
 """The objects KServe's llmisvc controller creates for one LLMInferenceService, rendered from its merged spec.
 
-Every child carries KServe's name (``naming.child_name``), labels and a controller ownerReference, so the
+Every child carries KServe's name (``llmd_lab.kserve.names.child_name``), labels and a controller ownerReference, so the
 store's garbage collector removes them with the service. ``desired_children`` is pure: the reconciler
 diffs its output against the store.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from llmd_lab.lab.controller.llmisvc import naming
-from llmd_lab.lab.controller.llmisvc.naming import child_name
+from llmd_lab.kserve import epp, names
+from llmd_lab.kserve import labels as kserve_labels
+from llmd_lab.kserve.names import child_name
 
 MODEL_MOUNT = "/mnt/models"
 POOL_GROUP = "inference.networking.x-k8s.io"
 AUTH_ANNOTATION = "security.opendatahub.io/enable-auth"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-
-# RHDS-KSERVE @ rhoai-3.0 pkg/controller/llmisvc/scheduler.go: the EPP config injected when none is given
-DEFAULT_EPP_CONFIG = {
-    "apiVersion": "inference.networking.x-k8s.io/v1alpha1",
-    "kind": "EndpointPickerConfig",
-    "plugins": [
-        {"type": "single-profile-handler"},
-        {"type": "prefix-cache-scorer"},
-        {"type": "load-aware-scorer"},
-        {"type": "max-score-picker"},
-    ],
-    "schedulingProfiles": [
-        {
-            "name": "default",
-            "plugins": [
-                {"pluginRef": "prefix-cache-scorer", "weight": 2.0},
-                {"pluginRef": "load-aware-scorer", "weight": 1.0},
-                {"pluginRef": "max-score-picker"},
-            ],
-        }
-    ],
-}
-PD_EPP_CONFIG = {
-    "apiVersion": "inference.networking.x-k8s.io/v1alpha1",
-    "kind": "EndpointPickerConfig",
-    "plugins": [
-        {"type": "prefill-header-handler"},
-        {"type": "prefill-filter"},
-        {"type": "decode-filter"},
-        {"type": "max-score-picker"},
-        {"type": "prefix-cache-scorer"},
-        {"type": "queue-scorer"},
-        {"type": "pd-profile-handler", "parameters": {"threshold": 0}},
-    ],
-    "schedulingProfiles": [
-        {"name": "prefill", "plugins": [
-            {"pluginRef": "prefill-filter"}, {"pluginRef": "queue-scorer", "weight": 1.0},
-            {"pluginRef": "max-score-picker"}]},
-        {"name": "decode", "plugins": [
-            {"pluginRef": "decode-filter"}, {"pluginRef": "queue-scorer", "weight": 1.0},
-            {"pluginRef": "max-score-picker"}]},
-    ],
-}
-
 
 @dataclass(frozen=True)
 class ClusterFacts:
@@ -74,16 +28,25 @@ class ClusterFacts:
     monitoring: bool = True  # PodMonitor/ServiceMonitor CRDs served
     auth_policy: bool = True  # kuadrant.io AuthPolicy CRD served
     gateway_protocol: str = "HTTP"
+    # env the storage-initializer gets from the model's credentials Secret(s) (workload_storage.go)
+    storage_env: tuple[dict, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def epp_config_text(spec: Mapping[str, Any]) -> str:
-    config = PD_EPP_CONFIG if spec.get("prefill") is not None else DEFAULT_EPP_CONFIG
-    return yaml.safe_dump(config, sort_keys=False)
+def owner_reference(llmisvc: Mapping[str, Any]) -> dict:
+    meta = llmisvc["metadata"]
+    return {
+        "apiVersion": llmisvc.get("apiVersion", names.API_VERSION),
+        "kind": names.KIND,
+        "name": meta["name"],
+        "uid": meta.get("uid", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _meta(llmisvc: Mapping[str, Any], name: str, labels: Mapping[str, str], namespaced: bool = True) -> dict:
-    meta: dict[str, Any] = {"name": name, "labels": dict(labels), "ownerReferences": [naming.owner_reference(llmisvc)]}
+    meta: dict[str, Any] = {"name": name, "labels": dict(labels), "ownerReferences": [owner_reference(llmisvc)]}
     if namespaced:
         meta["namespace"] = llmisvc["metadata"]["namespace"]
     return meta
@@ -167,7 +130,7 @@ def _workload(llmisvc: Mapping[str, Any], workload: Mapping[str, Any], *, prefil
     replicas = int(workload.get("replicas", 1) if workload.get("replicas") is not None else 1)
     template = workload.get("template") or {}
     if workload.get("worker") is None:
-        labels = naming.workload_labels(name, f"llminferenceservice-workload{suffix}", role)
+        labels = kserve_labels.workload_labels(name, f"llminferenceservice-workload{suffix}", role)
         return [{
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -179,8 +142,8 @@ def _workload(llmisvc: Mapping[str, Any], workload: Mapping[str, Any], *, prefil
                 "template": _pod_template({**labels, **extra}, template, uri),
             },
         }]
-    leader = naming.workload_labels(name, f"llminferenceservice-workload-leader{suffix}", role)
-    worker = naming.workload_labels(name, f"llminferenceservice-workload-worker{suffix}", None, workload=False)
+    leader = kserve_labels.workload_labels(name, f"llminferenceservice-workload-leader{suffix}", role)
+    worker = kserve_labels.workload_labels(name, f"llminferenceservice-workload-worker{suffix}", None, workload=False)
     return [{
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
@@ -198,29 +161,16 @@ def _workload(llmisvc: Mapping[str, Any], workload: Mapping[str, Any], *, prefil
     }]
 
 
-def _tls_secret(llmisvc: Mapping[str, Any]) -> dict:
-    # the lab serves plain HTTP; the secret exists so pods that mount it look as on the cluster
-    placeholder = base64.b64encode(b"llmd-lab: not a real certificate\n").decode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": _meta(llmisvc, child_name(llmisvc["metadata"]["name"], "-kserve-self-signed-certs"),
-                          naming.base_labels(llmisvc["metadata"]["name"])),
-        "data": {"tls.crt": placeholder, "tls.key": placeholder},
-    }
-
-
 def _workload_service(llmisvc: Mapping[str, Any]) -> dict:
     name = llmisvc["metadata"]["name"]
-    labels = naming.workload_labels(name, "llminferenceservice-workload", None, workload=False)
+    labels = kserve_labels.workload_labels(name, "llminferenceservice-workload", None, workload=False)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(llmisvc, child_name(name, "-kserve-workload-svc"), labels),
+        "metadata": _meta(llmisvc, child_name(name, names.WORKLOAD_SERVICE), labels),
         "spec": {
             "type": "ClusterIP",
-            "selector": naming.pool_selector(name),
+            "selector": kserve_labels.pool_selector(name),
             "ports": [{"name": "https", "port": 8000, "targetPort": 8000, "protocol": "TCP", "appProtocol": "https"}],
         },
     }
@@ -231,27 +181,27 @@ def _scheduler(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict
     name = llmisvc["metadata"]["name"]
     ns = llmisvc["metadata"]["namespace"]
     scheduler = (spec.get("router") or {}).get("scheduler") or {}
-    labels = naming.scheduler_labels(name)
-    sa_name = child_name(name, "-epp-sa")
-    pool_name = child_name(name, "-inference-pool")
+    labels = kserve_labels.scheduler_labels(name)
+    sa_name = child_name(name, names.EPP_SERVICE_ACCOUNT)
+    pool_name = child_name(name, names.INFERENCE_POOL)
     template = copy.deepcopy(scheduler.get("template") or {"containers": []})
     template.setdefault("serviceAccountName", sa_name)
     main = _main_container(template)
     if main is not None:
         args = list(main.get("args") or [])
-        if "--config-text" not in args and "--config-file" not in args:
-            args += ["--config-text", epp_config_text(spec)]
+        if not epp.has_config_arg(args):
+            args += ["--config-text", epp.scheduler_config_text(spec.get("prefill") is not None)]
         main["args"] = args
     pool_spec = copy.deepcopy((scheduler.get("pool") or {}).get("spec") or {})
     if not pool_spec.get("selector"):
-        pool_spec["selector"] = naming.pool_selector(name)
+        pool_spec["selector"] = kserve_labels.pool_selector(name)
     pool_spec.setdefault("targetPortNumber", 8000)
     objs: list[dict] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(llmisvc, sa_name, labels)},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": _meta(llmisvc, child_name(name, "-epp-role"), labels),
+            "metadata": _meta(llmisvc, child_name(name, names.EPP_ROLE), labels),
             "rules": [
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
                 {"apiGroups": ["inference.networking.x-k8s.io"], "resources": ["inferencepools", "inferenceobjectives",
@@ -264,14 +214,14 @@ def _scheduler(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(llmisvc, child_name(name, "-epp-rb"), labels),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": child_name(name, "-epp-role")},
+            "metadata": _meta(llmisvc, child_name(name, names.EPP_ROLE_BINDING), labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": child_name(name, names.EPP_ROLE)},
             "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}],
         },
         {
             "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
             "kind": "InferenceModel",
-            "metadata": _meta(llmisvc, child_name(name, "-inference-model"), labels),
+            "metadata": _meta(llmisvc, child_name(name, names.INFERENCE_MODEL), labels),
             "spec": {
                 "modelName": spec.get("model", {}).get("name", name),
                 "criticality": (spec.get("model") or {}).get("criticality", "Critical"),
@@ -281,7 +231,7 @@ def _scheduler(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _meta(llmisvc, child_name(name, "-kserve-router-scheduler"), labels),
+            "metadata": _meta(llmisvc, child_name(name, names.SCHEDULER), labels),
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
@@ -291,7 +241,7 @@ def _scheduler(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _meta(llmisvc, child_name(name, "-epp-service"), labels),
+            "metadata": _meta(llmisvc, child_name(name, names.EPP_SERVICE), labels),
             "spec": {
                 "type": "ClusterIP",
                 "selector": dict(labels),
@@ -308,16 +258,14 @@ def _scheduler(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict
     return objs
 
 
-EPP_SERVICE_PORTS = ("grpc", "grpc-health", "metrics", "zmq")
-
-
 def _epp_service_ports(template: Mapping[str, Any]) -> list[dict]:
-    """KServe's EPP Service: the scheduler containers' ports named grpc, grpc-health, metrics and zmq (the KV-event
-    socket vLLM connects to as ``tcp://<name>-epp-service:5557``), by name, target port by name."""
+    """KServe's EPP Service (scheduler.go expectedSchedulerService): only the scheduler containers' ports named
+    grpc, grpc-health and metrics, target port by name, sorted by name. No KV-event (ZMQ) port: vLLM pointed at
+    ``tcp://<name>-epp-service:5557`` reaches nothing."""
     found: dict[str, Mapping[str, Any]] = {}
     for container in template.get("containers") or []:
         for port in container.get("ports") or []:
-            if port.get("name") in EPP_SERVICE_PORTS:
+            if port.get("name") in epp.EPP_SERVICE_PORT_NAMES:
                 found[port["name"]] = port
     return [{"name": name, "port": int(port["containerPort"]), "targetPort": name,
              "protocol": port.get("protocol", "TCP")} for name, port in sorted(found.items())]
@@ -332,29 +280,29 @@ def _route(llmisvc: Mapping[str, Any], spec: Mapping[str, Any]) -> list[dict]:
     return [{
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
-        "metadata": _meta(llmisvc, child_name(name, "-kserve-route"), naming.router_labels(name)),
+        "metadata": _meta(llmisvc, child_name(name, names.ROUTE), kserve_labels.router_labels(name)),
         "spec": copy.deepcopy(http["spec"]),
     }]
 
 
 def _routing_sidecar_rbac(llmisvc: Mapping[str, Any]) -> list[dict]:
     name = llmisvc["metadata"]["name"]
-    labels = naming.base_labels(name)
-    sa = child_name(name, "-kserve")
+    labels = kserve_labels.base_labels(name)
+    sa = child_name(name, names.WORKLOAD)
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(llmisvc, sa, labels)},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": _meta(llmisvc, child_name(name, "-kserve-role"), labels),
+            "metadata": _meta(llmisvc, child_name(name, names.WORKLOAD_ROLE), labels),
             "rules": [{"apiGroups": ["inference.networking.x-k8s.io"], "resources": ["inferencepools"],
                        "verbs": ["get", "list", "watch"]}],
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(llmisvc, child_name(name, "-kserve-rb"), labels),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": child_name(name, "-kserve-role")},
+            "metadata": _meta(llmisvc, child_name(name, names.WORKLOAD_ROLE_BINDING), labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": child_name(name, names.WORKLOAD_ROLE)},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": llmisvc["metadata"]["namespace"]}],
         },
     ]
@@ -365,12 +313,30 @@ def auth_enabled(llmisvc: Mapping[str, Any]) -> bool:
     return (llmisvc["metadata"].get("annotations") or {}).get(AUTH_ANNOTATION, "true").lower() != "false"
 
 
+def _pod_specs(obj: Mapping[str, Any]) -> list[dict]:
+    if obj["kind"] == "Deployment":
+        return [obj["spec"]["template"]["spec"]]
+    if obj["kind"] == "LeaderWorkerSet":
+        tpl = obj["spec"]["leaderWorkerTemplate"]
+        return [tpl["leaderTemplate"]["spec"], tpl["workerTemplate"]["spec"]]
+    return []
+
+
+def _attach_credentials(objs: list[dict], env: tuple[dict, ...]) -> None:
+    """CreateSecretVolumeAndEnvFromServiceAccount: the credentials' env on every storage-initializer."""
+    for obj in objs:
+        for pod_spec in _pod_specs(obj):
+            for init in pod_spec.get("initContainers") or []:
+                if init.get("name") == "storage-initializer":
+                    init["env"] = [*(init.get("env") or []), *copy.deepcopy(list(env))]
+
+
 def desired_children(llmisvc: Mapping[str, Any], spec: Mapping[str, Any], facts: ClusterFacts | None = None) -> list[dict]:
     """Every owned child for ``llmisvc`` given its merged ``spec``, in KServe's reconcile order."""
     facts = facts or ClusterFacts()
     uri = (spec.get("model") or {}).get("uri", "")
     pd = spec.get("prefill") is not None
-    objs: list[dict] = [_tls_secret(llmisvc)]
+    objs: list[dict] = []  # the self-signed certificate Secret is reconciled on its own (tls.py)
     if pd:
         objs += _routing_sidecar_rbac(llmisvc)
         objs += _workload(llmisvc, spec["prefill"], prefill=True, pd=True, uri=uri)
@@ -380,8 +346,9 @@ def desired_children(llmisvc: Mapping[str, Any], spec: Mapping[str, Any], facts:
             pod_specs = [obj["spec"]["template"]["spec"]] if obj["kind"] == "Deployment" else [
                 obj["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]]
             for ps in pod_specs:
-                ps.setdefault("serviceAccountName", child_name(llmisvc["metadata"]["name"], "-kserve"))
+                ps.setdefault("serviceAccountName", child_name(llmisvc["metadata"]["name"], names.WORKLOAD))
     objs += main
+    _attach_credentials(objs, facts.storage_env)
     objs.append(_workload_service(llmisvc))
     router = spec.get("router") or {}
     scheduler = router.get("scheduler")
@@ -393,10 +360,10 @@ def desired_children(llmisvc: Mapping[str, Any], spec: Mapping[str, Any], facts:
         objs.append({
             "apiVersion": "kuadrant.io/v1",
             "kind": "AuthPolicy",
-            "metadata": _meta(llmisvc, child_name(name, "-kserve-route-authn"), naming.base_labels(name)),
+            "metadata": _meta(llmisvc, child_name(name, names.ROUTE_AUTH_POLICY), kserve_labels.base_labels(name)),
             "spec": {
                 "targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
-                              "name": child_name(name, "-kserve-route")},
+                              "name": child_name(name, names.ROUTE)},
                 "rules": {"authentication": {"kubernetes-user": {
                     "kubernetesTokenReview": {"audiences": ["https://kubernetes.default.svc"]}}},
                     "authorization": {"inference-access": {"kubernetesSubjectAccessReview": {

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmd_lab.lab.controller.llmisvc.naming import child_name
+from llmd_lab.kserve.names import child_name
 
 TEMPLATE = "kserve-config-llm-template"
 DECODE_TEMPLATE = "kserve-config-llm-decode-template"
@@ -64,48 +64,42 @@ def _parallelism(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _uses_dp(workload: Mapping[str, Any]) -> bool:
+    """ParallelismSpec.IsDataParallel: data > 0 or dataLocal > 0."""
     p = _parallelism(workload)
-    return bool(p.get("data") or p.get("dataLocal"))
+    return (p.get("data") or 0) > 0 or (p.get("dataLocal") or 0) > 0
 
 
 def _uses_pp(workload: Mapping[str, Any]) -> bool:
-    return bool(_parallelism(workload).get("pipeline"))
+    """ParallelismSpec.IsPipelineParallel: pipeline > 0."""
+    return (_parallelism(workload).get("pipeline") or 0) > 0
+
+
+def _workload_preset(workload: Mapping[str, Any], single: str, dp: str, pp: str) -> list[str]:
+    if workload.get("worker") is None:
+        return [single]
+    if _uses_dp(workload):
+        return [dp]
+    if _uses_pp(workload):
+        return [pp]
+    return []  # a worker without parallelism: no case matches (the webhook rejects it before)
 
 
 def well_known_presets(spec: Mapping[str, Any]) -> list[str]:
-    """The presets KServe picks for a spec's shape, in merge order."""
+    """The presets KServe picks for a (baseRef-resolved) spec's shape, in its order: scheduler, route, then the
+    prefill and decode (or single) workload (config_merge.go combineBaseRefsConfig)."""
     names: list[str] = []
     router = spec.get("router") or {}
-    prefill = spec.get("prefill")
-    if prefill is None:
-        if spec.get("worker") is None:
-            names.append(TEMPLATE)
-        elif _uses_dp(spec):
-            names.append(WORKER_DP)
-        elif _uses_pp(spec):
-            names.append(WORKER_PP)
-        else:
-            names.append(TEMPLATE)
-    else:
-        if prefill.get("worker") is None:
-            names.append(PREFILL_TEMPLATE)
-        elif _uses_dp(prefill):
-            names.append(PREFILL_WORKER_DP)
-        else:
-            names.append(PREFILL_WORKER_PP)
-        if spec.get("worker") is None:
-            names.append(DECODE_TEMPLATE)
-        elif _uses_dp(spec):
-            names.append(DECODE_WORKER_DP)
-        else:
-            names.append(DECODE_WORKER_PP)
     scheduler = router.get("scheduler")
     if scheduler is not None and not ((scheduler.get("pool") or {}).get("ref") or {}).get("name"):
         names.append(SCHEDULER)
     route = router.get("route")
     if route is not None and not ((route.get("http") or {}).get("refs")):
         names.append(ROUTER_ROUTE)
-    return names
+    prefill = spec.get("prefill")
+    if prefill is None:
+        return names + _workload_preset(spec, TEMPLATE, WORKER_DP, WORKER_PP)
+    names += _workload_preset(prefill, PREFILL_TEMPLATE, PREFILL_WORKER_DP, PREFILL_WORKER_PP)
+    return names + _workload_preset(spec, DECODE_TEMPLATE, DECODE_WORKER_DP, DECODE_WORKER_PP)
 
 
 # ---- Go-template variables
@@ -210,34 +204,44 @@ def model_name(llmisvc: Mapping[str, Any]) -> str:
 ConfigLookup = Callable[[str, str], "dict | None"]
 
 
+def not_found(name: str, namespace: str) -> PresetError:
+    """config_merge.go getConfig's error when a config is in neither the service's namespace nor ``kserve``."""
+    return PresetError(
+        "CombineBaseError",
+        f'failed to get LLMInferenceServiceConfig "{name}" from namespaces ["{namespace}", "{CONFIG_NAMESPACE}"]: '
+        f'llminferenceserviceconfigs.serving.kserve.io "{name}" not found',
+    )
+
+
 def combine(
     llmisvc: Mapping[str, Any], find_config: ConfigLookup, global_config: GlobalConfig | None = None
 ) -> dict[str, Any]:
     """The effective spec: well-known presets, then ``baseRefs`` (service namespace first, then ``kserve``),
     then the service's own spec. ``find_config(namespace, name)`` returns an LLMInferenceServiceConfig or None.
 
-    Raises PresetError (reason ``CombineBaseError``) when a baseRef does not exist.
+    The presets are chosen from the spec with its baseRefs merged in (a baseRef may add a worker or a
+    router). Any config not found — a baseRef, or a well-known preset RHOAI 3.0 does not ship, such as the
+    pipeline-parallel ones a ``worker`` with ``parallelism.pipeline`` needs — raises PresetError
+    (reason ``CombineBaseError``), as config_merge.go does: the service then gets no children.
     """
     global_config = global_config or GlobalConfig()
     spec = copy.deepcopy(llmisvc.get("spec") or {})
     namespace = llmisvc["metadata"].get("namespace", "")
     ctx = template_context(llmisvc, global_config)
+
+    def lookup(name: str) -> dict:
+        config = find_config(namespace, name) or find_config(CONFIG_NAMESPACE, name)
+        if config is None:
+            raise not_found(name, namespace)
+        return config
+
+    base_refs = [ref.get("name", "") for ref in spec.get("baseRefs") or []]
+    resolved = spec
+    for name in base_refs:
+        resolved = strategic_merge(resolved, lookup(name).get("spec") or {})
     merged: dict[str, Any] = {}
-    for name in well_known_presets(spec):
-        config = find_config(namespace, name) or find_config(CONFIG_NAMESPACE, name)
-        if config is None:
-            continue  # KServe ships no pipeline-parallel presets; the spec then stands on its own
-        merged = strategic_merge(merged, render_variables(config.get("spec") or {}, ctx, name))
-    for ref in spec.get("baseRefs") or []:
-        name = ref.get("name", "")
-        config = find_config(namespace, name) or find_config(CONFIG_NAMESPACE, name)
-        if config is None:
-            raise PresetError(
-                "CombineBaseError",
-                f'failed to combine base-configurations: LLMInferenceServiceConfig "{name}" not found in '
-                f'namespace "{namespace}" or "{CONFIG_NAMESPACE}"',
-            )
-        merged = strategic_merge(merged, render_variables(config.get("spec") or {}, ctx, name))
+    for name in [*well_known_presets(resolved), *base_refs]:
+        merged = strategic_merge(merged, render_variables(lookup(name).get("spec") or {}, ctx, name))
     spec.pop("baseRefs", None)
     # KServe executes the whole merged config as one Go template (ReplaceVariables), the service's own spec
     # included: a user's ``{{ ChildName .ObjectMeta.Name `-epp-service` }}`` is filled in like a preset's

@@ -7,20 +7,25 @@ removed), and recomputes the status from what the children report.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime
 from typing import Any
 
+from llmd_lab.kserve import names
+from llmd_lab.kserve.names import API_VERSION, KIND, child_name
 from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.apply import apply
 from llmd_lab.lab.controller.base import Key, Reconciler, Watch, owner_keys, self_key
 from llmd_lab.lab.controller.llmisvc import status as st
+from llmd_lab.lab.controller.llmisvc import tls
 from llmd_lab.lab.controller.llmisvc.children import (
     ClusterFacts,
     auth_enabled,
     desired_children,
     monitoring_objects,
+    owner_reference,
 )
-from llmd_lab.lab.controller.llmisvc.naming import API_VERSION, KIND, child_name
 from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig, PresetError, combine
 
 CONFIG_KIND = "LLMInferenceServiceConfig"
@@ -34,6 +39,8 @@ OWNED_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("kuadrant.io/v1", "AuthPolicy"),
 )
 AUTH_CRD = ("kuadrant.io/v1", "AuthPolicy")
+STORAGE_SECRET_ANNOTATION = "serving.kserve.io/storageSecretName"  # inferenceservice-config credentials
+HF_TOKEN = "HF_TOKEN"  # pkg/credentials/hf/hf_secret.go HFTokenKey
 
 
 class LLMInferenceServiceController(Reconciler):
@@ -85,13 +92,13 @@ class LLMInferenceServiceController(Reconciler):
         try:
             spec = combine(svc, lambda ns, n: configs.get((ns, n)), self.global_config)
         except PresetError as exc:
-            conditions.append(st.Cond("PresetsCombined", "False", exc.reason, exc.message))
-            await self._write_status(svc, conditions, st.Cond("Ready", "False", exc.reason, exc.message), [])
+            await self._presets_failed(svc, exc)
             return None
         conditions.append(st.Cond("PresetsCombined", "True"))
 
         facts = ClusterFacts(monitoring=self._served("monitoring.coreos.com/v1", "PodMonitor"),
-                             auth_policy=self._served(*AUTH_CRD))
+                             auth_policy=self._served(*AUTH_CRD),
+                             storage_env=await self._storage_env(svc, spec))
         router_error = ""
         if self._profile_issue("authPolicyRequiredForGateway") and not facts.auth_policy and auth_enabled(svc):
             router_error = (
@@ -99,6 +106,7 @@ class LLMInferenceServiceController(Reconciler):
                 "authentication cannot be enforced; install Red Hat Connectivity Link (rhcl-operator) and restart "
                 'the controllers, or set the annotation security.opendatahub.io/enable-auth: "false"'
             )
+        await self._self_signed_certs(svc)
         desired = desired_children(svc, spec, facts)
         router_kinds = {"InferencePool", "InferenceModel", "HTTPRoute", "AuthPolicy"}
         if router_error:
@@ -120,7 +128,8 @@ class LLMInferenceServiceController(Reconciler):
                                  f"{exc.message}")
                 continue
             live[(obj["kind"], obj["metadata"]["name"])] = obj_live
-        await self._prune(svc, {(o["kind"], o["metadata"]["name"]) for o in desired})
+        await self._prune(svc, {(o["kind"], o["metadata"]["name"]) for o in desired}
+                          | {("Secret", child_name(name, names.SELF_SIGNED_CERTS))})
         if facts.monitoring:
             for obj in monitoring_objects(namespace):
                 with contextlib.suppress(ApiError):
@@ -128,13 +137,13 @@ class LLMInferenceServiceController(Reconciler):
 
         # ---- workloads
         pd = spec.get("prefill") is not None
-        main = live.get(("Deployment", child_name(name, "-kserve"))) or live.get(
-            ("LeaderWorkerSet", child_name(name, "-kserve-mn")))
+        main = live.get(("Deployment", child_name(name, names.WORKLOAD))) or live.get(
+            ("LeaderWorkerSet", child_name(name, names.MULTI_NODE)))
         parts = [c for c in conditions if c.type == "MainWorkloadReady"] or [
             st.workload_condition("MainWorkloadReady", main)]
         if pd:
-            prefill = live.get(("Deployment", child_name(name, "-kserve-prefill"))) or live.get(
-                ("LeaderWorkerSet", child_name(name, "-kserve-mn-prefill")))
+            prefill = live.get(("Deployment", child_name(name, names.PREFILL_WORKLOAD))) or live.get(
+                ("LeaderWorkerSet", child_name(name, names.PREFILL_MULTI_NODE)))
             parts.append(st.workload_condition("PrefillWorkloadReady", prefill))
         conditions = [c for c in conditions if c.type != "MainWorkloadReady"] + parts
         workloads = st.aggregate("WorkloadsReady", parts)
@@ -150,8 +159,8 @@ class LLMInferenceServiceController(Reconciler):
         route_managed = router.get("route") is not None and not ((router.get("route") or {}).get("http") or {}).get(
             "refs")
         sched_managed = router.get("scheduler") is not None
-        route = live.get(("HTTPRoute", child_name(name, "-kserve-route")))
-        pool = live.get(("InferencePool", child_name(name, "-inference-pool")))
+        route = live.get(("HTTPRoute", child_name(name, names.ROUTE)))
+        pool = live.get(("InferencePool", child_name(name, names.INFERENCE_POOL)))
         router_parts: list[st.Cond] = []
         if router.get("route") is not None or router.get("gateway") is not None:
             router_parts.append(st.gateway_condition(gateway, f"{gw_ns}/{gw_name}", router_error))
@@ -159,13 +168,67 @@ class LLMInferenceServiceController(Reconciler):
         router_parts.append(st.pool_condition(pool, sched_managed and not router_error))
         if sched_managed and not router_error:
             router_parts.append(st.workload_condition(
-                "SchedulerWorkloadReady", live.get(("Deployment", child_name(name, "-kserve-router-scheduler")))))
+                "SchedulerWorkloadReady", live.get(("Deployment", child_name(name, names.SCHEDULER)))))
         conditions += router_parts
         router_cond = st.aggregate("RouterReady", router_parts)
         urls = st.discover_urls(gateway, route) if route_managed and not router_error else []
         conditions += [workloads, router_cond]
         await self._write_status(svc, conditions, st.ready(workloads, router_cond), urls)
         return None
+
+    async def _storage_env(self, svc: dict, spec: dict) -> tuple[dict, ...]:
+        """workload_storage.go + credentials.CreateSecretVolumeAndEnvFromServiceAccount, for hf:// models: the Secret
+        named by the ``serving.kserve.io/storageSecretName`` annotation, else every Secret the workload's
+        ServiceAccount lists (``spec.template.serviceAccountName``, else ``default``; KServe's own routing-sidecar
+        ServiceAccount under P/D lists none); a Secret with an ``HF_TOKEN`` key gives ``HF_TOKEN`` by secretKeyRef."""
+        if not ((spec.get("model") or {}).get("uri") or "").startswith("hf://"):
+            return ()
+        ns = svc["metadata"]["namespace"]
+        annotated = (svc["metadata"].get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION)
+        if annotated:
+            secret_names = [annotated]
+        elif spec.get("prefill") is not None:
+            secret_names = []
+        else:
+            sa_name = (spec.get("template") or {}).get("serviceAccountName") or "default"
+            sa = await self.get_or_none("v1", "ServiceAccount", sa_name, ns)
+            secret_names = [ref.get("name", "") for ref in (sa or {}).get("secrets") or []]
+        env = []
+        for secret_name in secret_names:
+            secret = await self.get_or_none("v1", "Secret", secret_name, ns)
+            if secret is None:
+                await self.event(svc, "Warning", "Error", f'Reconciliation failed: failed to reconcile workload: '
+                                 f'secrets "{secret_name}" not found')
+            elif HF_TOKEN in (secret.get("data") or {}) or HF_TOKEN in (secret.get("stringData") or {}):
+                env.append({"name": HF_TOKEN, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": HF_TOKEN}}})
+        return tuple(env)
+
+    async def _self_signed_certs(self, svc: dict) -> None:
+        """reconcileSelfSignedCertsSecret: create the workload certificate once, keep it while it is valid."""
+        name = child_name(svc["metadata"]["name"], names.SELF_SIGNED_CERTS)
+        now = datetime.datetime.now(datetime.UTC)
+        if tls.usable(await self.get_or_none("v1", "Secret", name, svc["metadata"]["namespace"]), now):
+            return
+        key_pem, cert_pem = await asyncio.to_thread(tls.self_signed_pair, now)
+        try:
+            await apply(self.store, tls.secret(svc, key_pem, cert_pem, now, owner_reference(svc)))
+        except ApiError as exc:
+            await self.event(svc, "Warning", "ReconcileError", f"Secret {name}: {exc.message}")
+
+    async def _presets_failed(self, svc: dict, exc: PresetError) -> None:
+        """controller.go: PresetsCombined=False (not a Ready dependent: WorkloadsReady, RouterReady and Ready keep
+        their state, Unknown on a new service), a Warning event, no children reconciled."""
+        old = {c.get("type"): c for c in (svc.get("status") or {}).get("conditions") or []}
+
+        def kept(type_: str) -> st.Cond:
+            c = old.get(type_) or {}
+            return st.Cond(type_, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""))
+
+        conditions = [st.Cond("PresetsCombined", "False", exc.reason, exc.message), kept("WorkloadsReady"),
+                      kept("RouterReady")]
+        await self.event(svc, "Warning", "Error",
+                         f"Reconciliation failed: failed to combine base-configurations: {exc.message}")
+        await self._write_status(svc, conditions, kept("Ready"), [])
 
     async def _prune(self, svc: dict, keep: set[tuple[str, str]]) -> None:
         uid = svc["metadata"].get("uid")

@@ -1,30 +1,26 @@
-"""Bearer-token authentication as ASGI middleware (the lab has one identity: the kubeconfig's token).
+"""Bearer-token authentication as ASGI middleware: every request but the health checks must carry a token
+the :class:`~.access.Authenticator` knows; the user it names is put in ``scope["state"]["user"]`` for the
+authorization check that precedes every verb.
 
-The comparison is constant-time, the token is never echoed, and only the health endpoints are anonymous,
-as on a real cluster.
+The token is never echoed; only the health endpoints are anonymous, as on a real cluster.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmd_lab.lab.apiserver import errors
+from llmd_lab.lab.apiserver.access import Authenticator
 
 ANONYMOUS_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
 
 
 class BearerAuth:
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        if not token:
-            raise ValueError("the API server needs a non-empty bearer token")
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
         self.app = app
-        self._token = token.encode()
-
-    def check(self, presented: str) -> bool:
-        return hmac.compare_digest(presented.encode(), self._token)
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in ANONYMOUS_PATHS:
@@ -36,7 +32,11 @@ class BearerAuth:
                 header = value
                 break
         scheme, _, presented = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(presented.strip(), self._token):
+        user = None
+        if scheme.lower() == b"bearer":
+            user = self.authenticator.authenticate(presented.strip().decode("latin-1"))
+        if user is not None:
+            scope.setdefault("state", {})["user"] = user
             await self.app(scope, receive, send)
             return
         body = json.dumps(errors.unauthorized().to_status()).encode()

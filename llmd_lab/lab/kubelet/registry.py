@@ -1,0 +1,102 @@
+"""The kubelet's program registry: for each simulated program a container can run (chosen by
+:func:`llmd_lab.lab.kubelet.programs.program_for`), how to start it and wait for it to exit.
+
+The programs themselves live in ``llmd_lab.sim`` (vLLM, the EPP, the llm-d routing sidecar) and never import
+the lab; this is the one place that knows how the kubelet hands them an address, an environment, a log and
+the cluster's DNS and objects. A container whose program is not registered idles until its pod goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from llmd_lab.lab.kubelet import programs
+from llmd_lab.sim.source import ResourceSource
+
+
+class ProcessExitError(Exception):
+    """A simulated process exited: ``code`` and ``reason`` become the container's ``terminated`` state."""
+
+    def __init__(self, code: int, reason: str = "Error", message: str = "") -> None:
+        super().__init__(message or reason)
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class Running(Protocol):
+    """What a started program leaves behind: the kubelet stops it when the container is killed."""
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the container runtime gives a program: its argv, its pod's IP, env, log and cluster view."""
+
+    argv: list[str]
+    host: str
+    env: dict[str, str]
+    log: Callable[[str], None]
+    resolve_host: Callable[[str], Awaitable[str | None]]
+    source: ResourceSource
+
+
+Started = Callable[[Running], None]
+ProgramMain = Callable[[Launch, Started], Awaitable[None]]
+"""Start the program, call ``started(handle)`` once it serves, return or raise :class:`ProcessExitError` when it
+exits (a server that never exits by itself waits until the kubelet cancels it)."""
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def run_vllm(launch: Launch, started: Started) -> None:
+    from llmd_lab.sim.vllm.server import StartupError, serve
+
+    try:
+        replica = await serve(launch.argv, host=launch.host, port=None, env=launch.env, log=launch.log,
+                              resolve_host=launch.resolve_host)
+    except StartupError as exc:
+        raise ProcessExitError(exc.exit_code, "Error", exc.message) from exc
+    started(replica)
+    code = await replica.wait()
+    raise ProcessExitError(code, "Completed" if code == 0 else "Error")
+
+
+async def run_epp(launch: Launch, started: Started) -> None:
+    from llmd_lab.sim.epp.server import serve
+
+    args = launch.argv[1:] if launch.argv and not launch.argv[0].startswith("-") else launch.argv
+    try:
+        handle = await serve(args, host=launch.host, env=launch.env, source=launch.source, log=launch.log)
+    except Exception as exc:
+        raise ProcessExitError(1, "Error", str(exc)) from exc
+    started(handle)
+    await _forever()
+
+
+async def run_routing_sidecar(launch: Launch, started: Started) -> None:
+    from llmd_lab.sim.routing_sidecar import RoutingSidecar
+
+    sidecar = RoutingSidecar(launch.argv, launch.host, launch.log)
+    await sidecar.start()
+    started(sidecar)
+    await _forever()
+
+
+PROGRAMS: dict[str, ProgramMain] = {
+    programs.VLLM: run_vllm,
+    programs.EPP: run_epp,
+    programs.ROUTING_SIDECAR: run_routing_sidecar,
+}
+"""Program name → how to run it; anything else (``idle``, ``init``) has no process of its own."""
+
+
+def serves(program: str) -> bool:
+    """Whether ``program`` listens (its container is ready only once it does, unless a probe says otherwise)."""
+    return program in PROGRAMS
