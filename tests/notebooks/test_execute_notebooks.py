@@ -36,6 +36,8 @@ from nbrun import (
     output_text,
 )  # fmt: skip
 
+from llmd_lab.course import site
+
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 MISSING = missing_for_models()
 PASSED: list[str] = []  # notebooks whose first run passed, in order: the second run repeats exactly these
@@ -64,6 +66,7 @@ def test_first_run_in_order(notebook_lab: NotebookLab, slug: str) -> None:
                 for c in nb["cells"])  # fmt: skip
     if draws:  # a chart the reader can look at, rendered offline (svg renderer), not a "<Chart ...>" repr
         assert '"image/svg+xml"' in output_text(run.path), f"{slug}: draws charts but no SVG output was saved"
+    site.key_chart(run.path)  # the course page's chart: the cell tagged key-chart drew an SVG with text
     PASSED.append(slug)
     publish = os.environ.get("LLMD_LAB_REFERENCE_DIR")  # `make reference`: the course site publishes these runs
     if publish:

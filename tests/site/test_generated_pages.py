@@ -75,3 +75,12 @@ def test_missing_prose_section_is_named(tmp_path: Path):
     prose.write_text(prose.read_text().replace("=== Timing", "=== When"))
     with pytest.raises(site.SiteError, match=r"10-cleanup.adoc: missing sections \['=== Timing'\]"):
         site.render(layout)
+
+
+def test_published_reference_notebooks_hold_no_secret_shapes():
+    from llmd_lab.instructor.capture import SECRET_SHAPES
+
+    for nb in sorted(site.Layout().reference.glob("*.ipynb")):
+        text = nb.read_text()
+        found = [name for name, rx in SECRET_SHAPES.items() if rx.search(text)]
+        assert not found, f"{nb.name}: looks like it holds {found}; never publish it"
