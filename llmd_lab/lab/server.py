@@ -30,8 +30,11 @@ import httpx
 import uvicorn
 
 from llmd_lab.lab import crds as crd_data
+from llmd_lab.lab import users
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.app import create_app
+from llmd_lab.lab.apiserver.auth.authorizer import lab_access
+from llmd_lab.lab.apiserver.auth.install import ClusterRoleAggregator, install_policy
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.context import LabComponent, LabContext, make_context
@@ -70,7 +73,8 @@ def build_components(ctx: LabContext) -> list[LabComponent]:
     ctx.hooks.read_logs = kubelet.read_logs
     ctx.hooks.resolve_pod_address = kubelet.resolve_pod_address
     ctx.store.graceful_pod_deletion = True
-    return [services, GatewayComponent(), *controller_manager(ctx), KubeScheduler(), kubelet]
+    # the clusterrole-aggregation controller runs in kube-controller-manager too
+    return [services, GatewayComponent(), *controller_manager(ctx), ClusterRoleAggregator(), KubeScheduler(), kubelet]
 
 
 # ------------------------------------------------------------------------------------------------ profile
@@ -194,11 +198,13 @@ async def run_lab(
     stop: asyncio.Event | None = None,
     components: Callable[[LabContext], list[LabComponent]] = build_components,
     ready: Callable[[dict], Awaitable[None] | None] | None = None,
+    attendees: int = users.DEFAULT_ATTENDEES,
 ) -> None:
     """Run the lab until ``stop`` is set (or SIGTERM/SIGINT). ``lab.json`` exists exactly while it serves."""
     paths = LabPaths(Path(home))
     secure_home(paths)
     token = ensure_token(paths)
+    people = users.lab_identities(paths, attendees)
     pki = ensure_pki(paths.pki.directory)
     profile_obj = load_profile(profile)
     stop = stop or asyncio.Event()
@@ -213,12 +219,14 @@ async def run_lab(
     serve_task: asyncio.Task | None = None
     try:
         await install_profile(store, profile_obj, paths)
+        await install_policy(store, users.cluster_objects(profile_obj, attendees))
         sock = bind_loopback(port)
         bound = sock.getsockname()[1]
         url = f"https://127.0.0.1:{bound}"
         ctx = make_context(store, paths.home, profile_obj, time_scale, api_url=url)
         found = components(ctx)
-        app = create_app(store, token=token, hooks=ctx.hooks)
+        app = create_app(store, token=token, hooks=ctx.hooks,
+                         access=lab_access(store, ((p.token, p.user) for p in people)))
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1, ws="none", ssl_certfile=str(pki.server_cert),
                                 ssl_keyfile=str(pki.server_key))
@@ -236,10 +244,12 @@ async def run_lab(
             "gateway_port": ctx.gateway_port,
             "profile": profile_obj.name,
             "time_scale": time_scale,
+            "attendees": attendees,
             "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "components": [c.name for c in started],
         }
         write_private(paths.kubeconfig, kubeconfig_text(url, token, pki.ca_data()))
+        users.write_kubeconfigs(paths, url, pki.ca_data(), people)
         write_private(paths.lab_json, json.dumps(info, indent=2) + "\n")
         log.warning("lab ready at %s (profile %s, pid %d)", url, info["profile"], info["pid"])
         if ready is not None:
@@ -273,11 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--profile", default=DEFAULT_PROFILE)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--attendees", type=int, default=users.DEFAULT_ATTENDEES)
     args = parser.parse_args(argv)
     os.umask(0o077)  # whatever the lab process writes (state, logs, keys) is private to its user
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale))
+    asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale,
+                        attendees=args.attendees))
     return 0
 
 
