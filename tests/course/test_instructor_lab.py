@@ -1,7 +1,8 @@
-"""The instructor's kit against a real lab with three attendee projects: catch-up, class view, sizing.
+"""The instructor's kit against a real lab with three attendees (``llmd-lab up --attendees 3``): catch-up, the
+class view, sizing.
 
-Attendees are projects. When the lab has users (``llmd-lab up --attendees N``), catch-up runs as the attendee
-(``--user``); until then the instructor runs it with ``--namespace`` — both run the same notebooks headless.
+Attendees ``user1..3`` each have a project of the same name. Catch-up runs here as the instructor into the
+attendee's project (``--namespace userK``); ``--user userK`` resolves the attendee's own kubeconfig and project.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from pathlib import Path
 import pytest
 from labhelpers import Lab, lab_connection, running_lab
 
-from llmd_lab import k8s
 from llmd_lab.course import progress, sizing
 
 pytestmark = [pytest.mark.slow]
-ATTENDEES = ("attendee-1", "attendee-2", "attendee-3")
+ATTENDEES = ("user1", "user2", "user3")
 
 
 def _cli(lab: Lab, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -29,10 +29,7 @@ def _cli(lab: Lab, *args: str, timeout: float = 600) -> subprocess.CompletedProc
 
 @pytest.fixture(scope="module")
 def class_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with running_lab(tmp_path_factory.mktemp("class-lab"), "--time-scale", "20") as lab:
-        with lab_connection(lab, "default") as conn:
-            for ns in ATTENDEES:
-                k8s.ensure_namespace(conn, ns)
+    with running_lab(tmp_path_factory.mktemp("class-lab"), "--time-scale", "20", "--attendees", "3") as lab:
         yield lab
 
 
@@ -87,8 +84,13 @@ def test_sizing_command(class_lab: Lab):
     assert _cli(class_lab, "sizing", "--attendees", "0").returncode == 1
 
 
-def test_user_without_attendees_says_how_to_get_them(class_lab: Lab):
-    ran = _cli(class_lab, "catch-up", "02", "--user", "nobody")
-    assert ran.returncode == 1 and "nobody" in ran.stderr
+def test_user_resolves_the_attendees_kubeconfig_and_project(class_lab: Lab, monkeypatch: pytest.MonkeyPatch):
+    from llmd_lab.instructor import cli
+
+    monkeypatch.setenv("LLMD_LAB_HOME", str(class_lab.home))
+    kubeconfig = cli._user_kubeconfig("user2")
+    assert kubeconfig.is_file() and cli._context_namespace(kubeconfig) == "user2"
+    with pytest.raises(ValueError, match="no kubeconfig for attendee 'nobody'"):
+        cli._user_kubeconfig("nobody")
 
 
