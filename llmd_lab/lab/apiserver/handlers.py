@@ -39,6 +39,7 @@ from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.apiserver.watch import watch_response
 
 log = logging.getLogger(__name__)
+NAME_IS_NAMESPACE = {"": ("namespaces",), "project.openshift.io": ("projects",)}
 VERB_OF = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -81,6 +82,9 @@ class ResourceHandler:
             raise errors.resource_not_found()
         verb = request_verb(request.method, target, request.query_params)
         self._authorize(request, rt, target, verb)
+        computed = self.access.computed
+        if computed is not None and computed.serves(rt):
+            return await computed.handle(request, rt, target, request.state.user)
         if target.subresource is not None:
             return await self._subresource(request, rt, target, verb)
         if target.name is None:
@@ -137,11 +141,14 @@ class ResourceHandler:
 
     def _authorize(self, request: Request, rt: ResourceType, target: Target, verb: str) -> None:
         """Ask the authorizer (access.py) before any verb runs, with kube-apiserver's request attributes."""
-        name = target.name or ""
+        name = target.name or _selected_name(request.query_params.get("fieldSelector"), verb)
         if target.subresource == "proxy":
             name = proxy.split_name(name)[1]
+        namespace = target.namespace or ""
+        if rt.plural in NAME_IS_NAMESPACE.get(rt.group, ()) and name:
+            namespace = name  # requestinfo.go: /namespaces/{name}[/status]; OpenShift does the same for projects
         check(self.access.authorizer, Attributes(
-            request.state.user, verb, rt.group, rt.plural, target.subresource or "", target.namespace or "", name))
+            request.state.user, verb, rt.group, rt.plural, target.subresource or "", namespace, name))
 
     @staticmethod
     def _needs_namespace(rt: ResourceType, target: Target) -> None:
@@ -272,8 +279,13 @@ class ResourceHandler:
         warnings = self._field_warnings(request, obj, duplicates)
         if rt.virtual:
             return self._render(request, rt, reviews.answer(obj, request.state.user, self.access), 201)
+        self._check_write(request, obj)
         created = await self.store.create(obj, dry_run=dry_run(request.query_params), copy=False)
         return self._render(request, rt, created, 201, warnings)
+
+    def _check_write(self, request: Request, obj: dict) -> None:
+        if self.access.check_write is not None:
+            self.access.check_write(request.state.user, obj)
 
     async def _update(self, request: Request, rt: ResourceType, target: Target, sub: str | None = None) -> Response:
         obj, duplicates = await self._body_object(request, rt, target)
@@ -285,6 +297,8 @@ class ResourceHandler:
                                                                obj, dry_run=dry))
         warnings = self._field_warnings(request, obj, duplicates)
         obj = {**obj, "apiVersion": rt.api_version}
+        if sub is None:
+            self._check_write(request, obj)
         if sub == "status":
             updated = await self.store.update_status(obj, dry_run=dry, copy=False)
         else:
@@ -305,6 +319,10 @@ class ResourceHandler:
         if patch_type == patching.APPLY and sub is None:
             warnings = self._field_warnings(request, decoded, [])
         existed = self._exists(rt, target.name, target.namespace)
+        if sub is None and self.access.check_write is not None:  # judge the patched object before storing it
+            self._check_write(request, await self.store.patch(
+                rt.api_version, rt.kind, target.name, target.namespace, decoded, patch_type, sub, dry_run=True,
+                field_manager=request.query_params.get("fieldManager")))
         result = await self.store.patch(
             rt.api_version, rt.kind, target.name, target.namespace, decoded, patch_type, sub,
             dry_run=dry_run(request.query_params), field_manager=request.query_params.get("fieldManager"), copy=False,
@@ -382,6 +400,15 @@ def request_verb(method: str, target: Target, query: Any) -> str:
     if method == "POST" and target.name is not None and target.subresource is None:
         return "post-to-object"  # nothing serves it: 405 after authorization, as kube-apiserver answers
     return VERB_OF.get(method, method.lower())
+
+
+def _selected_name(field_selector: str | None, verb: str) -> str:
+    """requestinfo.go: a list/watch whose fieldSelector requires ``metadata.name=X`` is authorized for name X."""
+    if verb not in ("list", "watch") or not field_selector:
+        return ""
+    names = [v for k, _, v in (term.replace("==", "=").partition("=") for term in field_selector.split(","))
+             if k.strip() == "metadata.name" and "!" not in k]
+    return names[0].strip() if len(names) == 1 and "/" not in names[0] else ""
 
 
 def _partial(obj: dict) -> dict:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from vllm_helpers import free_port
 
 from llmd_lab.sim.vllm.args import parse_args
 from llmd_lab.sim.vllm.kv_cache_utils import hash_request_tokens, init_none_hash
@@ -37,12 +37,6 @@ def anyio_backend():
     return "asyncio"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env(**extra: str) -> dict[str, str]:
     return {"LLMD_LAB_GPU_PRODUCT": "NVIDIA-L4", "LLMD_LAB_GPU_COUNT": "1", "LLMD_LAB_TIME_SCALE": "100000",
             "POD_NAME": "qwen-abc", "POD_NAMESPACE": "demo", "POD_IP": "127.0.0.1", **extra}  # fmt: skip
@@ -51,7 +45,7 @@ def _env(**extra: str) -> dict[str, str]:
 async def _fails(argv, env=None) -> StartupError:
     lines: list[str] = []
     with pytest.raises(StartupError) as info:
-        await serve(argv, host="127.0.0.1", port=_free_port(), env=env or _env(), log=lines.append)
+        await serve(argv, host="127.0.0.1", port=free_port(), env=env or _env(), log=lines.append)
     assert lines, "a failing start-up still writes its log"
     return info.value
 
@@ -117,7 +111,7 @@ async def test_no_gpu_and_too_few_gpus_fail():
 
 async def test_headless_data_parallel_worker_runs_engines_without_an_api_server():
     lines: list[str] = []
-    port = _free_port()
+    port = free_port()
     argv = [*PRESET[:6], str(port), "--headless", "--data-parallel-size", "2", "--data-parallel-size-local", "1",
             "--data-parallel-address", "qwen-kserve-mn-0.qwen-kserve-mn.demo", "--data-parallel-rpc-port", "5555",
             "--data-parallel-start-rank", "1"]
@@ -141,7 +135,7 @@ async def test_serve_real_uvicorn_openai_client_and_disconnect_aborts():
     from openai import AsyncOpenAI
 
     lines: list[str] = []
-    port = _free_port()
+    port = free_port()
     argv = " ".join([*PRESET, "--max-model-len=32768"])
     replica = await serve(
         argv, host="127.0.0.1", port=port, env=_env(LLMD_LAB_TIME_SCALE="100"), log=lines.append
@@ -204,14 +198,14 @@ async def test_kv_events_published_over_zmq_match_indexer_hashes():
 
     ctx = zmq.asyncio.Context.instance()
     sub = ctx.socket(zmq.SUB)
-    zmq_port = _free_port()
+    zmq_port = free_port()
     sub.bind(f"tcp://127.0.0.1:{zmq_port}")
     sub.setsockopt(zmq.SUBSCRIBE, b"kv@")
     kv_cfg = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": f"tcp://127.0.0.1:{zmq_port}",
               "topic": f"kv@${{POD_IP}}@{QWEN}"}  # fmt: skip
     argv = [*PRESET, "--max-model-len", "4096", "--kv-events-config", json.dumps(kv_cfg)]
     replica = await serve(
-        argv, host="127.0.0.1", port=_free_port(), env=_env(PYTHONHASHSEED="42"), log=lambda _: None
+        argv, host="127.0.0.1", port=free_port(), env=_env(PYTHONHASHSEED="42"), log=lambda _: None
     )
     prompts: list[str] = []
     try:

@@ -4,10 +4,9 @@ invalid certificate fails start-up."""
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
+from vllm_helpers import free_port
 
 from llmd_lab.sim.tls import self_signed_pem
 from llmd_lab.sim.vllm.server import StartupError, serve
@@ -25,12 +24,6 @@ def anyio_backend():
     return "asyncio"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _mounted(files: dict[str, bytes]):
     def read_file(path: str) -> bytes:
         if path not in files:
@@ -41,7 +34,7 @@ def _mounted(files: dict[str, bytes]):
 
 async def test_serves_https_with_the_mounted_certificate_and_refuses_plain_http():
     cert, key = self_signed_pem()
-    port = _free_port()
+    port = free_port()
     lines: list[str] = []
     replica = await serve(ARGV, host="127.0.0.1", port=port, env=ENV, log=lines.append,
                           read_file=_mounted({CERT: cert, KEY: key}))
@@ -64,5 +57,5 @@ async def test_serves_https_with_the_mounted_certificate_and_refuses_plain_http(
 async def test_an_unreadable_or_invalid_certificate_fails_start_up(files, error):
     lines: list[str] = []
     with pytest.raises(StartupError, match=error):
-        await serve(ARGV, host="127.0.0.1", port=_free_port(), env=ENV, log=lines.append, read_file=_mounted(files))
+        await serve(ARGV, host="127.0.0.1", port=free_port(), env=ENV, log=lines.append, read_file=_mounted(files))
     assert any(error in line for line in lines)

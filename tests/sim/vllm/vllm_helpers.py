@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from llmd_lab.sim.vllm.engine import EngineConfig, EngineRequest, LLMEngine, RequestOutput
 from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
 from llmd_lab.sim.vllm.request import SamplingParams
@@ -11,6 +13,9 @@ def make_engine(
     model: str = "Qwen/Qwen3-0.6B", gpu: str = "L4", *, seed: int = 0, sink=None, **kw
 ) -> LLMEngine:
     kw.setdefault("python_hash_seed", "42")
+    # Scheduler/physics mechanics tests want requests in the scheduler at once; the API-server delay has its own test.
+    kw.setdefault("frontend_request_s", 0.0)
+    kw.setdefault("frontend_per_running_seq_s", 0.0)
     cfg = EngineConfig(model=resolve_model(model), gpu=resolve_gpu(gpu), **kw)
     return LLMEngine(cfg, seed=seed, kv_event_sink=sink)
 
@@ -35,3 +40,10 @@ def run_until_done(
 
 def final(outputs: list[RequestOutput], rid: str) -> RequestOutput:
     return [o for o in outputs if o.request_id == rid and o.finished][-1]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
