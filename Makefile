@@ -18,11 +18,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create or update .venv with the project and its dev tools
 
-lab: $(STAMP)  ## start the local lab and JupyterLab on notebook 00 (127.0.0.1 only)
+lab: $(STAMP)  ## start the local lab and JupyterLab on notebook 00 as attendee user1's workbench (127.0.0.1 only)
 	$(BIN)/llmd-lab up
-	KUBECONFIG="$$($(BIN)/llmd-lab kubeconfig)" PATH="$(abspath $(BIN)):$$PATH" \
-	  $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
-	  --LabApp.default_url='/lab/tree/00-connect-and-orient.ipynb' $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/llmd-lab workbench --user user1 -- \
+	  $(abspath $(BIN))/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(abspath notebooks) \
+	  --LabApp.default_url='/lab/tree/00-connect-and-orient.ipynb' --allow-root
 
 lint: $(STAMP)  ## ruff and the import-linter contracts
 	$(BIN)/ruff check .

@@ -42,7 +42,7 @@ ASSUMPTIONS = (
 )
 
 #: product label (manifests.GPU_TYPES) → simulator GPU profile name
-GPU_PROFILE = {"NVIDIA-L4": "L4", "NVIDIA-A100-SXM4-40GB": "A100-80GB", "NVIDIA-H100-80GB-HBM3": "H100-80GB"}
+GPU_PROFILE = {"NVIDIA-L4": "L4", "NVIDIA-A100-SXM4-40GB": "A100-40GB", "NVIDIA-H100-80GB-HBM3": "H100-80GB"}
 
 POLICIES: dict[str, Callable[[int], object]] = {
     "round-robin": lambda seed: RoundRobinRouter(),

@@ -15,7 +15,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "routing": ("llmd_lab.bench.routing", "routing policies vs round-robin and the oracle on cache workloads"),
     "epp": ("llmd_lab.bench.epp", "endpoint-picker decision latency for 4, 8 and 32 endpoints"),
     "gateway": ("llmd_lab.bench.gateway", "gateway overhead vs direct-to-pod and streamed tokens/s"),
+    "fidelity": ("llmd_lab.bench.fidelity", "the simulated vLLM against published vLLM measurements (fit/check)"),
+    "reference": ("llmd_lab.bench.reference", "the rhaoi3-llm-d multi-turn benchmark reproduced (llm-d vs RR)"),
     "lab": ("llmd_lab.bench.lab", "apply-to-Ready time for 1, 4, 16 replicas and memory per replica"),
+    "chaos": ("llmd_lab.bench.chaos", "gateway load + pod kills + bad objects + kill -9: answered/failed/hung/"
+              "truncated, writes lost, API p99"),
 }
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicas", default="1,4,16", help="comma-separated replica counts (default 1,4,16)")
     parser.add_argument("--time-scale", type=float, default=50.0, help="lab time scale (default 50)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for Ready per count")
+    parser.add_argument("--conversations", type=int, default=0,
+                        help="after the largest count is Ready, run this many concurrent conversations through "
+                             "the gateway while timing the API server and the EPP (0 skips)")  # fmt: skip
+    parser.add_argument("--turns", type=int, default=2, help="turns per conversation in the load phase")
+    parser.add_argument("--load-seconds", type=float, default=180.0, help="cap on the load phase's wall time")
 
 
 def _bench_profile(home: Path, nodes: int) -> Path:
@@ -39,6 +46,12 @@ def _bench_profile(home: Path, nodes: int) -> Path:
     path = home / "bench-profile.yaml"
     path.write_text(yaml.safe_dump(base, sort_keys=False))
     return path
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the lab process has used (/proc/<pid>/stat utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_bytes(pid: int) -> int:
@@ -80,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     counts = [int(x) for x in str(args.replicas).split(",") if x.strip()]
     rows: list[dict[str, Any]] = []
+    load: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="llmd-lab-bench-") as tmp:
         home = Path(tmp)
         profile = _bench_profile(home, max(counts))
@@ -108,26 +122,85 @@ def run(args: argparse.Namespace) -> int:
                     dep = apps.read_namespaced_deployment(f"{name}-kserve", NS)
                     return (dep.status.ready_replicas or 0) == n
 
+                cpu0 = _cpu_s(info.pid)
                 _wait(ready, args.timeout, f"{name} Ready with {n} ready replicas")
                 elapsed = time.monotonic() - start
                 rss = _rss_bytes(info.pid)
                 rows.append({"replicas": n, "apply_to_ready_s": round(elapsed, 3),
                              "lab_rss_mib": round(rss / 2**20, 1),
                              "rss_per_replica_mib": round((rss - baseline) / 2**20 / n, 1),
+                             "lab_cpu_s_to_ready": round(_cpu_s(info.pid) - cpu0, 2),
                              "time_scale": args.time_scale})
+                if args.conversations and n == max(counts):
+                    load = _load_phase(args, info, custom, core, name)
                 custom.delete_namespaced_custom_object("serving.kserve.io", "v1alpha1", NS, "llminferenceservices",
                                                        name)
                 _wait(lambda name=name: not core.list_namespaced_pod(
                     NS, label_selector=f"app.kubernetes.io/name={name}").items, args.timeout, f"{name} deleted")
+        except Exception:
+            print(f"bench lab failed; end of lab.log:\n{process.log_tail(home, 40)}", file=sys.stderr)
+            raise
         finally:
             process.down(home)
     if args.json:
-        print(json.dumps({"startup_s": round(startup, 3), "rows": rows}))
+        print(json.dumps({"startup_s": round(startup, 3), "rows": rows, "load": load}))
         return 0
     print(f"lab start-up: {startup:.2f} s (bench profile: {max(counts)} g6.4xlarge nodes, time scale "
           f"{args.time_scale:g})")
-    print(f"{'replicas':>8}  {'apply→Ready s':>13}  {'lab RSS MiB':>11}  {'RSS/replica MiB':>15}")
+    print(f"{'replicas':>8}  {'apply→Ready s':>13}  {'lab RSS MiB':>11}  {'RSS/replica MiB':>15}  {'CPU s to Ready':>14}")
     for r in rows:
         print(f"{r['replicas']:>8}  {r['apply_to_ready_s']:>13.2f}  {r['lab_rss_mib']:>11.1f}  "
-              f"{r['rss_per_replica_mib']:>15.1f}")
+              f"{r['rss_per_replica_mib']:>15.1f}  {r['lab_cpu_s_to_ready']:>14.2f}")
+    if load:
+        _print_load(load)
     return 0
+
+
+def _load_phase(args: argparse.Namespace, info: Any, custom: Any, core: Any, name: str) -> dict[str, Any]:
+    """Conversations through the gateway on the largest service, with the API and EPP probed meanwhile."""
+    from llmd_lab.bench.lab_load import ApiProbe, epp_decision_latency, run_conversations
+
+    obj = custom.get_namespaced_custom_object("serving.kserve.io", "v1alpha1", NS, "llminferenceservices", name)
+    url = (obj.get("status") or {}).get("url")
+    if not url:
+        return {"error": f"{name} has no status.url"}
+    with ApiProbe(core, NS, "idle") as idle:
+        time.sleep(5)  # a fixed 5 s sample of the idle API server, not a wait for readiness
+    rss0, cpu0 = _rss_bytes(info.pid), _cpu_s(info.pid)
+    with ApiProbe(core, NS, "load") as busy:
+        result = run_conversations(url, "Qwen/Qwen3-0.6B", args.conversations, args.turns,
+                                   args.load_seconds, info.raw.get("ca_file"))  # fmt: skip
+    result.update(busy.summary())
+    result["idle"] = idle.summary()
+    result.update(epp_decision_latency(core, NS))
+    result["lab_cpu_s_during_load"] = round(_cpu_s(info.pid) - cpu0, 1)
+    result["lab_rss_growth_mib"] = round((_rss_bytes(info.pid) - rss0) / 2**20, 1)
+    return result
+
+
+def _fmt(v: Any, spec: str = ".1f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def _print_load(load: dict[str, Any]) -> None:
+    if "error" in load:
+        print(f"\nload phase: {load['error']}")
+        return
+    idle = load["idle"]
+    print(f"\n{load['conversations']} concurrent conversations × {load['turns']} turns through the gateway: "
+          f"{load['ok']}/{load['requests']} requests ok in {load['wall_s']:.1f} s ({load['requests_per_s']:.1f}/s), "
+          f"client TTFT p50 {_fmt(load['client_ttft_p50_ms'])} ms, p99 {_fmt(load['client_ttft_p99_ms'])} ms")  # fmt: skip
+    if load["errors"]:
+        print(f"  errors seen: {'; '.join(load['errors'])}")
+    if load["api_failures"]:
+        print(f"  API failures under load: {'; '.join(load['api_failures'])}")
+    print(f"  API list pods p50/p99: idle {_fmt(idle['api_list_p50_ms'])}/{_fmt(idle['api_list_p99_ms'])} ms, "
+          f"under load {_fmt(load['api_list_p50_ms'])}/{_fmt(load['api_list_p99_ms'])} ms ({load['api_lists']} lists)")  # fmt: skip
+    print(f"  watch delivery p50/p99: idle {_fmt(idle['watch_p50_ms'])}/{_fmt(idle['watch_p99_ms'])} ms, "
+          f"under load {_fmt(load['watch_p50_ms'])}/{_fmt(load['watch_p99_ms'])} ms ({load['watch_events']} events)")  # fmt: skip
+    if "epp_error" in load:
+        print(f"  EPP decision latency: {load['epp_error']}")
+    else:
+        print(f"  EPP decision latency: mean {load['epp_mean_ms']:.2f} ms, p99 ≤ {_fmt(load['epp_p99_bucket_ms'], '.1f')}"
+              f" ms over {load['epp_decisions']} decisions")  # fmt: skip
+    print(f"  lab process during load: {load['lab_cpu_s_during_load']} CPU s, RSS +{load['lab_rss_growth_mib']} MiB")

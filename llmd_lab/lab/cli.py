@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from llmd_lab.lab import process
+from llmd_lab.lab import process, users
 from llmd_lab.lab.home import LabPaths
 
 
@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-scale", type=float, default=1.0, help="divide simulated durations by X (default 1)")
     p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default 0: any free port)")
     p.add_argument("--timeout", type=float, default=process.START_TIMEOUT_S, help="seconds to wait for readiness")
+    p.add_argument("--attendees", type=int, default=None,
+                   help="attendees user1..userN, each with a project of the same name (default 1)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop the local lab (state is kept)")
@@ -33,7 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("kubeconfig", help="print the path of the lab's kubeconfig (export KUBECONFIG=$(…))")
+    p.add_argument("--user", default=None, metavar="NAME",
+                   help="whose kubeconfig: the instructor (default), userK, or system:serviceaccount:userK:workbench")
     p.set_defaults(func=cmd_kubeconfig)
+
+    p = sub.add_parser("workbench", help="run a command (JupyterLab) as an OpenShift AI workbench of an attendee")
+    p.add_argument("--user", default="user1", help="whose project's workbench (default user1)")
+    p.add_argument("--no-login", dest="login", action="store_false",
+                   help="only the workbench service account (no `oc login` kubeconfig in the workbench home)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command, e.g. -- jupyter lab")
+    p.set_defaults(func=cmd_workbench)
 
     p = sub.add_parser("reset", help="wipe the lab's state (objects, token, kubeconfig)")
     p.add_argument("--force", action="store_true", help="stop a running lab first")
@@ -47,8 +58,12 @@ def _err(message: str) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     try:
+        if args.attendees is not None:
+            users.attendee_names(args.attendees)
         info, started = process.up(profile=args.profile, time_scale=args.time_scale, port=args.port,
-                                   timeout=args.timeout)
+                                   timeout=args.timeout, attendees=args.attendees)
+    except ValueError as exc:
+        return _err(str(exc))
     except process.LabError as exc:
         return _err(str(exc))
     verb = "started" if started else "already running"
@@ -101,7 +116,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_kubeconfig(args: argparse.Namespace) -> int:
-    print(LabPaths(process.resolve_home()).kubeconfig)
+    paths = LabPaths(process.resolve_home())
+    try:
+        name = users.resolve_name(paths, args.user)
+    except ValueError as exc:
+        return _err(str(exc))
+    print(users.kubeconfig_path(paths, name))
+    return 0
+
+
+def cmd_workbench(args: argparse.Namespace) -> int:
+    from llmd_lab.lab import workbench
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    try:
+        workbench.run(LabPaths(process.resolve_home()), command, args.user, login=args.login)
+    except workbench.WorkbenchError as exc:
+        return _err(str(exc))
     return 0
 
 

@@ -67,14 +67,18 @@ def _replace(known: dict[tuple[str, str], dict], items: list[dict]) -> list[tupl
 async def _watch_from(store: Store, api_version: str, kind: str, namespace: str | None, rv: str,
                       known: dict[tuple[str, str], dict]) -> AsyncIterator[tuple[str, dict]]:
     """Watch from ``rv`` until the stream ends, keeping ``known`` current; ApiError (410…) propagates."""
-    async for event in store.watch(api_version, kind, namespace, resource_version=rv):
-        if event.type not in ("ADDED", "MODIFIED", "DELETED"):
-            continue
-        if event.type == "DELETED":
-            known.pop(_key(event.object), None)
-        else:
-            known[_key(event.object)] = event.object
-        yield event.type, event.object
+    stream = store.watch(api_version, kind, namespace, resource_version=rv)
+    try:
+        async for event in stream:
+            if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+                continue
+            if event.type == "DELETED":
+                known.pop(_key(event.object), None)
+            else:
+                known[_key(event.object)] = event.object
+            yield event.type, event.object
+    finally:
+        await stream.aclose()
 
 
 async def list_and_watch(store: Store, api_version: str, kind: str, namespace: str | None = None, *,
@@ -88,7 +92,8 @@ async def list_and_watch(store: Store, api_version: str, kind: str, namespace: s
     known: dict[tuple[str, str], dict] = {}
     while True:
         try:
-            items, rv = await store.list(api_version, kind, namespace)
+            items, list_meta = await store.list(api_version, kind, namespace)
+            rv = list_meta["resourceVersion"]
         except ApiError as exc:
             delay = NOT_SERVED_RETRY_S if exc.code == 404 else backoff.next()
             log.debug("list %s %s: %s; retrying in %.1fs", api_version, kind, exc.message, delay)

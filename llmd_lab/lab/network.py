@@ -200,7 +200,7 @@ class GatewayComponent:
         self.gateway = Gateway(StoreSource(ctx.store), host="127.0.0.1", port=_free_port(previous),
                                name=spec.name, namespace=spec.namespace)
         # what OpenShift's gateway adds with RHCL (Authorino: 401 without a valid token), and the known issue
-        reviewer = getattr(ctx.store, "token_reviewer", None)
+        reviewer = ctx.store.token_reviewer  # set by the API server's app, which starts before the gateway
         self.gateway.add_filter(AuthPolicyFilter(self.gateway.cache, reviewer or (lambda token: False)))
         if ctx.profile.issue("gatewayTlsOriginationFails"):
             self.gateway.add_filter(TlsOriginationFault(self.gateway.cache))

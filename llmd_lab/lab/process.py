@@ -144,6 +144,7 @@ def up(
     time_scale: float = 1.0,
     port: int = 0,
     timeout: float = START_TIMEOUT_S,
+    attendees: int | None = None,
 ) -> tuple[LabInfo, bool]:
     """Start the lab (or find the running one); returns ``(info, started_now)``.
 
@@ -159,13 +160,20 @@ def up(
                 f"a lab with profile {current.profile!r} is already running from {home} (pid {current.pid}); "
                 f"run `llmd-lab down` first to start one with profile {profile!r}"
             )
+        running_attendees = int(current.raw.get("attendees", 1))
+        if attendees is not None and attendees != running_attendees:
+            raise LabError(
+                f"a lab with {running_attendees} attendee(s) is already running from {home} (pid {current.pid}); "
+                f"run `llmd-lab down` first to start one with --attendees {attendees} (state and tokens are kept)"
+            )
         return current, False
     if time_scale <= 0:
         raise LabError(f"--time-scale must be > 0 (got {time_scale})")
     secure_home(paths)
     token = ensure_token(paths)
     cmd = [sys.executable, "-m", "llmd_lab.lab", "--home", str(home), "--port", str(port),
-           "--profile", profile or DEFAULT_PROFILE, "--time-scale", repr(time_scale)]
+           "--profile", profile or DEFAULT_PROFILE, "--time-scale", repr(time_scale),
+           "--attendees", str(attendees or 1)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(paths.log, "ab") as log:
         log.write(f"--- llmd-lab up {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())
@@ -274,11 +282,12 @@ def reset(home: Path | str | None = None, *, force: bool = False) -> list[str]:
         down(home)
     removed = []
     for path in (paths.state_db, Path(f"{paths.state_db}-wal"), Path(f"{paths.state_db}-shm"), paths.kubeconfig,
-                 paths.token, paths.lab_json, paths.profile_marker, paths.log):
+                 paths.token, paths.lab_json, paths.profile_marker, paths.log, home / "identities.json"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed.append(path.name)
-    if paths.pki.directory.exists():
-        shutil.rmtree(paths.pki.directory)
-        removed.append("pki")
+    for directory in (paths.pki.directory, home / "kubeconfigs", home / "workbench"):  # users.py, workbench.py
+        if directory.exists():
+            shutil.rmtree(directory)
+            removed.append(directory.name)
     return removed

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,8 +30,11 @@ from pathlib import Path
 import httpx
 
 from llmd_lab.lab import crds as crd_data
+from llmd_lab.lab import users
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.app import create_app
+from llmd_lab.lab.apiserver.auth.authorizer import lab_access
+from llmd_lab.lab.apiserver.auth.install import ClusterRoleAggregator, install_policy
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.context import LabComponent, LabContext, make_context
 from llmd_lab.lab.controller import controller_manager
@@ -48,7 +52,6 @@ from llmd_lab.lab.pki import LabPki, ensure_pki
 from llmd_lab.lab.profiles import Profile, load_profile
 from llmd_lab.lab.scheduler.scheduler import KubeScheduler
 from llmd_lab.sim.http import RunningServer, start_server
-from llmd_lab.sim.tls import server_ssl_context
 
 log = logging.getLogger("llmd_lab.lab")
 
@@ -70,7 +73,8 @@ def build_components(ctx: LabContext) -> list[LabComponent]:
     ctx.hooks.read_logs = kubelet.read_logs
     ctx.hooks.resolve_pod_address = kubelet.resolve_pod_address
     ctx.store.graceful_pod_deletion = True
-    return [services, GatewayComponent(), *controller_manager(ctx), KubeScheduler(), kubelet]
+    # the clusterrole-aggregation controller runs in kube-controller-manager too
+    return [services, GatewayComponent(), *controller_manager(ctx), ClusterRoleAggregator(), KubeScheduler(), kubelet]
 
 
 # ------------------------------------------------------------------------------------------------ profile
@@ -101,7 +105,7 @@ async def install_profile(store: Store, profile: Profile | None, paths: LabPaths
                     f"profile {profile_name!r}: cannot create {obj.get('kind')} "
                     f"{obj.get('metadata', {}).get('name')!r}: {exc.message}"
                 ) from exc
-    marker.write_text(profile_name + "\n")
+    write_private(marker, profile_name + "\n")
 
 
 async def _create_or_update(store: Store, obj: dict) -> None:
@@ -117,6 +121,13 @@ async def _create_or_update(store: Store, obj: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ serving
+def _serving_context(pki: LabPki) -> ssl.SSLContext:
+    """The API server's TLS: the lab CA's serving certificate for 127.0.0.1 (client-go sends tokens over TLS only)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    return context
+
+
 async def _wait_all(tasks: dict[asyncio.Task, str], timeout: float, what: str) -> None:
     """Await ``tasks`` for up to ``timeout`` s, logging failures; stragglers are cancelled and named.
 
@@ -177,11 +188,13 @@ async def run_lab(
     stop: asyncio.Event | None = None,
     components: Callable[[LabContext], list[LabComponent]] = build_components,
     ready: Callable[[dict], Awaitable[None] | None] | None = None,
+    attendees: int = users.DEFAULT_ATTENDEES,
 ) -> None:
     """Run the lab until ``stop`` is set (or SIGTERM/SIGINT). ``lab.json`` exists exactly while it serves."""
     paths = LabPaths(Path(home))
     secure_home(paths)
     token = ensure_token(paths)
+    people = users.lab_identities(paths, attendees)
     pki = ensure_pki(paths.pki.directory)
     profile_obj = load_profile(profile)
     stop = stop or asyncio.Event()
@@ -192,22 +205,21 @@ async def run_lab(
 
     store = Store(paths.state_db)
     started: list[LabComponent] = []
-    server: RunningServer | None = None
-    serve_task: asyncio.Task | None = None
+    api: RunningServer | None = None
     try:
         await install_profile(store, profile_obj, paths)
+        await install_policy(store, users.cluster_objects(profile_obj, attendees))
         sock = bind_loopback(port)
         bound = sock.getsockname()[1]
         url = f"https://127.0.0.1:{bound}"
         ctx = make_context(store, paths.home, profile_obj, time_scale, api_url=url)
         found = components(ctx)
-        app = create_app(store, token=token, hooks=ctx.hooks)
-        # open watches and `logs -f` never finish by themselves: end them first on shutdown, or uvicorn waits
-        # out its graceful timeout and then cancels them mid-body
-        server = await start_server(app, "127.0.0.1", bound, name="api-server", sockets=[sock],
-                                    ssl_context=server_ssl_context(str(pki.server_cert), str(pki.server_key)),
-                                    graceful_shutdown_s=1, on_shutdown=app.state.streams.close, log_level="warning")
-        serve_task = server.task
+        app = create_app(store, token=token, hooks=ctx.hooks,
+                         access=lab_access(store, ((p.token, p.user) for p in people)))
+        api = await start_server(app, "127.0.0.1", bound, name="api-server", sockets=[sock],
+                                 ssl_context=_serving_context(pki), on_shutdown=app.state.streams.close,
+                                 log_level="warning")
+        serve_task = api.task
         await wait_ready(url, token, pki, time.monotonic() + 30, alive=lambda: not serve_task.done())
         for component in found:
             await component.start(ctx)
@@ -220,10 +232,12 @@ async def run_lab(
             "gateway_port": ctx.gateway_port,
             "profile": profile_obj.name,
             "time_scale": time_scale,
+            "attendees": attendees,
             "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "components": [c.name for c in started],
         }
         write_private(paths.kubeconfig, kubeconfig_text(url, token, pki.ca_data()))
+        users.write_kubeconfigs(paths, url, pki.ca_data(), people)
         write_private(paths.lab_json, json.dumps(info, indent=2) + "\n")
         log.warning("lab ready at %s (profile %s, pid %d)", url, info["profile"], info["pid"])
         if ready is not None:
@@ -242,9 +256,8 @@ async def run_lab(
         # simulated programs (nothing is deleted, so the next `up` restarts the same pods), and the store,
         # which they all use in-process, is closed only once every one of them has stopped
         stopping = {asyncio.create_task(c.stop(), name=f"stop {c.name}"): c.name for c in started}
-        if server is not None and serve_task is not None:
-            server.server.should_exit = True
-            stopping[serve_task] = "api-server"
+        if api is not None:  # open watches and `logs -f` are ended first (on_shutdown), then uvicorn drains
+            stopping[asyncio.create_task(api.stop(graceful=True), name="stop api-server")] = "api-server"
         await _wait_all(stopping, COMPONENT_STOP_TIMEOUT_S, "stopping")
         store.close()
         log.warning("lab stopped")
@@ -257,11 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--profile", default=DEFAULT_PROFILE)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--attendees", type=int, default=users.DEFAULT_ATTENDEES)
     args = parser.parse_args(argv)
     os.umask(0o077)  # whatever the lab process writes (state, logs, keys) is private to its user
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale))
+    asyncio.run(run_lab(args.home or default_home(), args.port, args.profile, args.time_scale,
+                        attendees=args.attendees))
     return 0
 
 

@@ -9,7 +9,9 @@ EPP router is the real :class:`~llmd_lab.sim.epp.director.Director` reading metr
 
 Workloads are sessions: a sequence of chat turns that each resend the whole conversation. Sessions
 either start at given times (open loop, e.g. Poisson) or are worked through by ``concurrency``
-workers (closed loop, like the step-08 benchmark's 4 workers).
+workers (closed loop, like the step-08 benchmark's 4 workers). With ``interleave_turns`` a worker sends
+one turn and puts the conversation back at the end of the queue, waiting a think time drawn from
+``think_time`` before each turn (the reference repository's multi-turn benchmark).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -259,11 +262,15 @@ class Simulation:
             apply_samples(r.endpoint.metrics, samples, self.specs, self.now)
 
     # -- sessions ------------------------------------------------------------------------------------------
-    def run(self, sessions: Sequence[SimSession], *, concurrency: int | None = None,
-            max_events: int = 50_000_000) -> list[RequestRecord]:
+    def run(self, sessions: Sequence[SimSession], *, concurrency: int | None = None, interleave_turns: bool = False,
+            think_time: tuple[float, float] = (0.0, 0.0), max_events: int = 50_000_000) -> list[RequestRecord]:
         self.sessions = list(sessions)
-        queue = [i for i, s in enumerate(self.sessions) if s.start is None]
-        self._queue = queue
+        self._queue = deque(i for i, s in enumerate(self.sessions) if s.start is None)
+        self._interleave = interleave_turns
+        self._think = think_time
+        self._think_rng = random.Random(f"think-{len(self.sessions)}")
+        self._next_turn = [0] * len(self.sessions)
+        self._idle_workers = 0
         for i, s in enumerate(self.sessions):
             if s.start is not None:
                 self._push(s.start, "turn", (i, 0))
@@ -286,8 +293,13 @@ class Simulation:
         return sorted(self.records.values(), key=lambda r: (r.arrival, r.request_id))
 
     def _next_session(self, now: float) -> None:
-        if self._queue:
-            self._push(now, "turn", (self._queue.pop(0), 0))
+        """A free worker takes the next conversation (its next turn when turns interleave)."""
+        if not self._queue:
+            self._idle_workers += 1
+            return
+        session = self._queue.popleft()
+        delay = self._think_rng.uniform(*self._think) if self._interleave else 0.0
+        self._push(now + delay, "turn", (session, self._next_turn[session]))
 
     def _arrive(self, session: int, turn: int) -> None:
         s = self.sessions[session]
@@ -307,8 +319,13 @@ class Simulation:
             self._finish_turn(session, turn, "")
             return
         record.replica = replica.name
-        replica.engine.add_request(EngineRequest(
-            rid, tokens, SamplingParams(max_tokens=s.max_tokens, ignore_eos=s.ignore_eos), arrival_time=self.now))
+        try:
+            replica.engine.add_request(EngineRequest(
+                rid, tokens, SamplingParams(max_tokens=s.max_tokens, ignore_eos=s.ignore_eos), arrival_time=self.now))
+        except ValueError as exc:  # vLLM answers 400 (e.g. prompt longer than --max-model-len)
+            record.error = f"400 {exc}"
+            self._finish_turn(session, turn, "")
+            return
         self._replies[rid] = []
         if not replica.stepping:
             self._start_step(replica)
@@ -343,6 +360,17 @@ class Simulation:
     def _finish_turn(self, session: int, turn: int, reply: str) -> None:
         s = self.sessions[session]
         self._history[session].append({"role": "assistant", "content": reply})
+        self._next_turn[session] = turn + 1
+        if self._interleave and s.start is None:
+            if turn + 1 < len(s.turns):
+                self._queue.append(session)
+            else:
+                self._history.pop(session, None)
+            self._next_session(self.now)
+            while self._idle_workers and self._queue:
+                self._idle_workers -= 1
+                self._next_session(self.now)
+            return
         if turn + 1 < len(s.turns):
             self._push(self.now + s.think_time_s, "turn", (session, turn + 1))
         else:

@@ -18,6 +18,7 @@ from llmd_lab.traffic.workloads import (
     multi_turn,
     rag,
     random_prompts,
+    reference_multi_turn,
     repeated_prompt,
     shared_system_prompt,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "multi_turn",
     "rag",
     "random_prompts",
+    "reference_multi_turn",
     "repeated_prompt",
     "requests_per_pod",
     "run",

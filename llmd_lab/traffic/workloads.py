@@ -44,11 +44,16 @@ class Session:
 
 @dataclass
 class Workload:
-    """A named list of sessions; ``len(workload)`` is the number of requests it sends."""
+    """A named list of sessions; ``len(workload)`` is the number of requests it sends.
+
+    ``pacing`` says how the source benchmark sent it when that matters (e.g. the reference repository's
+    workers and think times); runners that cannot honour it still send the same requests.
+    """
 
     name: str
     sessions: list[Session]
     description: str = ""
+    pacing: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return sum(len(s.turns) for s in self.sessions)
@@ -156,10 +161,86 @@ def random_prompts(
     return Workload("random", sessions, f"{n} unique {prompt_tokens}-token prompts")
 
 
+# rh-aiservices-bu/rhaoi3-llm-d@891558ab:guidellm/seed-documents: 11 documents (name, kind, size in characters).
+REFERENCE_DOCUMENTS: tuple[tuple[str, str, int], ...] = (
+    ("01-python-ecommerce.py", "code", 24572),
+    ("02-distributed-systems-whitepaper.md", "text", 13856),
+    ("03-kubernetes-controller.go", "code", 20255),
+    ("04-machine-learning-research.md", "text", 12199),
+    ("05-rust-async-runtime.rs", "code", 22646),
+    ("06-financial-analysis.md", "text", 13827),
+    ("07-react-dashboard.tsx", "code", 50390),
+    ("08-medical-research.md", "text", 20335),
+    ("09-database-schema.sql", "code", 47346),
+    ("10-water-treatment.md", "text", 29346),
+    ("11-compiler-design.md", "text", 56176),
+)
+# Characters per token of a BPE tokenizer (Qwen's) on source code and on English prose: an estimate
+# (unconfirmed for these exact files), used only to size the stand-in documents.
+CHARS_PER_TOKEN = {"code": 3.5, "text": 4.3}
+_CODE_WORDS = "def return self value result item order user config client error await async fn let mut".split()
+_CODE_PUNCT = ("(", ")", ":", ".", ",", " =", " {", " }", ";", " ->", "[", "]")
+_ASKS = {
+    "code": ("Find the bugs in this code:", "Explain what each function in this code does:",
+             "Suggest how to make this code faster:", "List the security problems in this code:"),
+    "text": ("Summarise this document:", "List the key points of this document:",
+             "Explain the main ideas of this document:", "Write an executive summary of this document:"),
+}  # fmt: skip
+_FOLLOW_UPS = {
+    "code": ("Look again: are there more issues?", "Explain that fix in more detail.", "How should errors be handled?",
+             "Which edge cases are missing?", "Show the corrected code.", "Which tests would you add?"),
+    "text": ("Make that longer and more detailed.", "Now make it shorter.", "Focus on the technical side.",
+             "What are the practical consequences?", "Say it in simpler words.", "What does it leave open?"),
+}  # fmt: skip
+
+
+def _code(rng: random.Random, tokens: int) -> str:
+    """Code-shaped text of about ``tokens`` tokens: identifiers and punctuation, one statement per line."""
+    out, n = [], 0
+    while n < tokens:
+        line = [rng.choice(_CODE_WORDS) + rng.choice(_CODE_PUNCT) for _ in range(rng.randint(3, 7))]
+        out.append("    " + " ".join(line))
+        n += 2 * len(line) + 1
+    return "\n".join(out)
+
+
+def reference_multi_turn(
+    conversations: int = 11, turns: int = 10, *, max_tokens: int = 150, seed: int = 0
+) -> Workload:
+    """The reference repository's multi-turn benchmark (rh-aiservices-bu/rhaoi3-llm-d guidellm/multi-turn-benchmark.py).
+
+    One conversation per seed document (cycling when there are more conversations than documents): turn 1 asks
+    about the whole document, later turns are short follow-ups on the growing history, ``max_tokens`` each.
+    Documents are stand-ins of the originals' kind (code or prose) and estimated token size, not their text.
+    Its published table (``benchmarks.md``) is 11 conversations × 10 turns = 110 requests, though the command
+    above it says ``--conversations 20``; ``pacing`` holds its 4 workers and 0.5-2 s think time per turn.
+    """
+    rng = random.Random(seed)
+    docs = []
+    for name, kind, chars in REFERENCE_DOCUMENTS:
+        size = round(chars / CHARS_PER_TOKEN[kind])
+        body = _code(rng, size) if kind == "code" else words(rng, size)
+        docs.append((name, kind, f"{name}\n{body}"))
+    sessions = []
+    for c in range(conversations):
+        name, kind, body = docs[c % len(docs)]
+        first = f"{_ASKS[kind][c % len(_ASKS[kind])]}\n\n```\n{body}\n```"
+        follow = [rng.choice(_FOLLOW_UPS[kind]) for _ in range(turns - 1)]
+        sessions.append(Session([first, *follow], max_tokens=max_tokens,
+                                tags={"session": c, "document": name, "kind": kind}))  # fmt: skip
+    return Workload(
+        "reference-multi-turn", sessions,
+        f"rhaoi3-llm-d multi-turn: {conversations} conversations × {turns} turns over 11 code/prose documents, "
+        f"{max_tokens} max tokens, 4 workers, 0.5-2 s think time",
+        pacing={"workers": 4, "think_time_s": (0.5, 2.0), "interleave_turns": True},
+    )  # fmt: skip
+
+
 WORKLOADS = {
     "repeated-prompt": repeated_prompt,
     "shared-system-prompt": shared_system_prompt,
     "multi-turn": multi_turn,
     "rag": rag,
     "random": random_prompts,
+    "reference-multi-turn": reference_multi_turn,
 }

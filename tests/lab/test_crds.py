@@ -105,8 +105,23 @@ def test_llminferenceservice_shape_matches_kserve_rhoai_3_0():
     assert set(spec["properties"]) == {
         "model", "replicas", "parallelism", "template", "worker", "prefill", "router", "baseRefs"
     }
-    assert spec["required"] == ["model"] and spec["properties"]["model"]["required"] == ["uri"]
-    assert spec["properties"]["template"]["x-kubernetes-preserve-unknown-fields"] is True
+    # kserve@rhoai-3.0 config/crd/full/serving.kserve.io_llminferenceservices.yaml: no required spec fields, model.uri
+    # required; template/worker/prefill.*/scheduler.template a full PodSpec (no preserve-unknown-fields)
+    assert "required" not in spec and spec["properties"]["model"]["required"] == ["uri"]
+    for pod in (spec["properties"]["template"], spec["properties"]["worker"],
+                spec["properties"]["prefill"]["properties"]["template"],
+                spec["properties"]["router"]["properties"]["scheduler"]["properties"]["template"]):
+        assert "x-kubernetes-preserve-unknown-fields" not in pod and "required" not in pod
+        container = pod["properties"]["containers"]["items"]
+        assert container["required"] == ["name"] and "stopSignal" in container["properties"]["lifecycle"]["properties"]
+        assert container["properties"]["resources"]["properties"]["limits"]["additionalProperties"][
+            "x-kubernetes-int-or-string"] is True
+    pool_spec = spec["properties"]["router"]["properties"]["scheduler"]["properties"]["pool"]["properties"]["spec"]
+    assert sorted(pool_spec["required"]) == ["extensionRef", "selector", "targetPortNumber"]
+    assert {"parentRefs", "rules"} <= set(spec["properties"]["router"]["properties"]["route"]["properties"]["http"][
+        "properties"]["spec"]["properties"])
+    assert {"address", "addresses", "url", "conditions"} <= set(
+        v1alpha1["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"])
     assert set(spec["properties"]["router"]["properties"]) == {"route", "gateway", "ingress", "scheduler"}
     assert set(spec["properties"]["parallelism"]["properties"]) == {
         "tensor", "pipeline", "data", "dataLocal", "dataRPCPort", "expert"
@@ -128,3 +143,25 @@ def test_the_two_inferencepool_apis_keep_their_different_shapes():
     assert "targetPortNumber" in alpha_schema["spec"]["properties"] and "extensionRef" in alpha_schema["spec"]["properties"]
     assert "parents" in ga_schema["status"]["properties"] and "parent" in alpha_schema["status"]["properties"]
     assert ga["spec"]["names"]["shortNames"] == ["infpool"] and alpha["spec"]["names"]["shortNames"] == ["xinfpool"]
+
+
+def test_llminferenceservice_pod_fields_are_checked_like_the_real_crd(registry):
+    """The embedded PodSpec (kubernetes-validate's schema, as config/crd/full embeds it): a misspelt container field
+    is unknown (strict decoding rejects it), a wrong type is invalid, a pool spec needs all three fields."""
+    from llmd_lab.lab.apiserver import validation
+
+    svc = {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService",
+           "metadata": {"name": "x", "namespace": "ns"},
+           "spec": {"model": {"uri": "hf://Qwen/Qwen3-0.6B"},
+                    "template": {"containers": [{"name": "main", "imagee": "oops",
+                                                 "resources": {"limits": {"nvidia.com/gpu": 1, "memory": "8Gi"}}}]}}}
+    assert validation.unknown_fields(svc, registry) == ["spec.template.containers[0].imagee"]
+    assert not validation.validate_object(svc, registry)
+    svc["spec"]["template"]["containers"][0]["ports"] = [{"containerPort": "http"}]
+    assert [c["field"] for c in validation.validate_object(svc, registry)] == [
+        "spec.template.containers[0].ports[0].containerPort"]
+    del svc["spec"]["template"]["containers"][0]["ports"]
+    svc["spec"]["router"] = {"scheduler": {"pool": {"spec": {"selector": {"a": "b"}, "targetPortNumber": 8000}}}}
+    causes = validation.validate_object(svc, registry)
+    assert [(c["field"], c["reason"]) for c in causes] == [
+        ("spec.router.scheduler.pool.spec.extensionRef", "FieldValueRequired")]

@@ -140,7 +140,7 @@ def test_unknown_fields_give_full_paths_for_strict_validation(registry):
     pod = _with(POD, "spec.containers", [{"name": "c", "imagePullPolicy": "Always", "bogus": 1}])
     pod["metadata"]["labelz"] = {}
     assert unknown_fields(pod, registry) == ["metadata.labelz", "spec.containers[0].bogus"]
-    assert strict_error_message(obj, ["spec.router.gateway.ref"]) == (
+    assert strict_error_message(obj, ['unknown field "spec.router.gateway.ref"']) == (
         'LLMInferenceService in version "v1alpha1" cannot be handled as a LLMInferenceService: '
         'strict decoding error: unknown field "spec.router.gateway.ref"'
     )

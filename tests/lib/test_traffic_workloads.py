@@ -28,3 +28,17 @@ def test_prefix_structure():
     cold = traffic.random_prompts(30)
     firsts = {s.turns[0].split()[0] + s.turns[0].split()[1] for s in cold}
     assert len(firsts) == 30  # no two share even their first two words
+
+
+def test_reference_multi_turn_has_the_reference_repository_shape():
+    wl = traffic.reference_multi_turn()
+    assert len(wl.sessions) == 11 and len(wl) == 110  # the published table: 11/11 conversations, 110 requests
+    assert all(s.max_tokens == 150 for s in wl)
+    assert {s.tags["kind"] for s in wl} == {"code", "text"}
+    assert len({s.tags["document"] for s in wl}) == 11
+    firsts = [len(s.turns[0].split()) for s in wl]
+    assert min(firsts) > 2000 and max(firsts) > 10_000  # long seed documents; follow-ups are short
+    assert all(len(t.split()) < 20 for s in wl for t in s.turns[1:])
+    assert wl.pacing == {"workers": 4, "think_time_s": (0.5, 2.0), "interleave_turns": True}
+    twenty = traffic.reference_multi_turn(20)
+    assert len(twenty) == 200 and twenty.sessions[11].tags["document"] == twenty.sessions[0].tags["document"]

@@ -16,8 +16,10 @@ pkg/kubeapiserver/authorizer/config.go (system:masters short-circuit).
 from __future__ import annotations
 
 import hmac
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from llmd_lab.lab.apiserver import errors
 
@@ -119,6 +121,12 @@ class MastersAuthorizer:
 class Access:
     authenticator: Authenticator
     authorizer: Authorizer
+    # checks a write with the writer's identity before it is stored (kube's RBAC escalation check lives in the
+    # rbac registries' storage, which sees the request's user); raises ApiError to refuse
+    check_write: Callable[[UserInfo, dict], None] | None = None
+    # resources answered per user instead of from storage (OpenShift's Projects); ``serves(rt)`` and
+    # ``async handle(request, rt, target, user) -> Response``, called after authorization
+    computed: Any = None
 
 
 def lab_admin() -> UserInfo:
@@ -138,17 +146,24 @@ def check(authorizer: Authorizer, attrs: Attributes) -> None:
 
 
 def forbidden(attrs: Attributes, reason: str = "") -> errors.ApiError:
-    """kube-apiserver's wording (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go)."""
-    user = attrs.user.name
+    """kube-apiserver's wording (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go):
+    the message names ``resource/subresource``; the error, as apierrors.NewForbidden, names only the
+    GroupResource (``pods "p" is forbidden: ... resource "pods/log" ...``) and carries it in its details."""
+    user = json.dumps(attrs.user.name)
     if not attrs.is_resource_request:
-        message = f'forbidden: User "{user}" cannot {attrs.verb.lower()} path "{attrs.path}"'
+        message = f"User {user} cannot {attrs.verb} path {json.dumps(attrs.path)}"
     else:
         resource = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
-        qualified = resource + (f".{attrs.api_group}" if attrs.api_group else "")
-        named = f' "{attrs.name}"' if attrs.name else ""
-        scope = f' in the namespace "{attrs.namespace}"' if attrs.namespace else " at the cluster scope"
-        message = (f'{qualified}{named} is forbidden: User "{user}" cannot {attrs.verb} resource "{resource}" '
-                   f'in API group "{attrs.api_group}"{scope}')
+        scope = f" in the namespace {json.dumps(attrs.namespace)}" if attrs.namespace else " at the cluster scope"
+        message = (f"User {user} cannot {attrs.verb} resource {json.dumps(resource)} in API group "
+                   f"{json.dumps(attrs.api_group)}{scope}")
+    message = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if reason:
         message += f": {reason}"
-    return errors.ApiError(403, "Forbidden", message)
+    if not attrs.is_resource_request:
+        return errors.ApiError(403, "Forbidden", f"forbidden: {message}")
+    qualified = attrs.resource + (f".{attrs.api_group}" if attrs.api_group else "")
+    named = f" {json.dumps(attrs.name)}" if attrs.name else ""
+    details = {"kind": attrs.resource, **({"name": attrs.name} if attrs.name else {}),
+               **({"group": attrs.api_group} if attrs.api_group else {})}
+    return errors.ApiError(403, "Forbidden", f"{qualified}{named} is forbidden: {message}", details=details)

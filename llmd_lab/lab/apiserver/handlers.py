@@ -23,6 +23,7 @@ from llmd_lab.lab.apiserver.request import (
     PARTIAL,
     TABLE,
     Target,
+    decode_body,
     decode_object,
     dry_run,
     field_validation,
@@ -38,6 +39,7 @@ from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.apiserver.watch import watch_response
 
 log = logging.getLogger(__name__)
+NAME_IS_NAMESPACE = {"": ("namespaces",), "project.openshift.io": ("projects",)}
 VERB_OF = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -80,6 +82,9 @@ class ResourceHandler:
             raise errors.resource_not_found()
         verb = request_verb(request.method, target, request.query_params)
         self._authorize(request, rt, target, verb)
+        computed = self.access.computed
+        if computed is not None and computed.serves(rt):
+            return await computed.handle(request, rt, target, request.state.user)
         if target.subresource is not None:
             return await self._subresource(request, rt, target, verb)
         if target.name is None:
@@ -136,11 +141,14 @@ class ResourceHandler:
 
     def _authorize(self, request: Request, rt: ResourceType, target: Target, verb: str) -> None:
         """Ask the authorizer (access.py) before any verb runs, with kube-apiserver's request attributes."""
-        name = target.name or ""
+        name = target.name or _selected_name(request.query_params.get("fieldSelector"), verb)
         if target.subresource == "proxy":
             name = proxy.split_name(name)[1]
+        namespace = target.namespace or ""
+        if rt.plural in NAME_IS_NAMESPACE.get(rt.group, ()) and name:
+            namespace = name  # requestinfo.go: /namespaces/{name}[/status]; OpenShift does the same for projects
         check(self.access.authorizer, Attributes(
-            request.state.user, verb, rt.group, rt.plural, target.subresource or "", target.namespace or "", name))
+            request.state.user, verb, rt.group, rt.plural, target.subresource or "", namespace, name))
 
     @staticmethod
     def _needs_namespace(rt: ResourceType, target: Target) -> None:
@@ -153,6 +161,7 @@ class ResourceHandler:
         items, meta = await self.store.list(
             rt.api_version, rt.kind, target.namespace, q.get("labelSelector"), q.get("fieldSelector"),
             limit=int_param(q, "limit"), continue_token=q.get("continue") or None, copy=False,
+            resource_version=q.get("resourceVersion"), resource_version_match=q.get("resourceVersionMatch"),
         )
         mode, _ = output_mode(request.headers.get("accept", ""))
         if mode == TABLE:
@@ -199,19 +208,27 @@ class ResourceHandler:
                               bookmark_interval=self.bookmark_interval, transform=transform, streams=self.streams)
 
     # ------------------------------------------------------------------ write
-    async def _body_object(self, request: Request, rt: ResourceType, target: Target) -> dict:
-        body = await read_body(request, self.max_body)
-        obj = decode_object(body, request.headers.get("content-type", "application/json"), rt.group, rt.kind)
-        if not isinstance(obj, dict):
-            raise errors.bad_request(f"the request body must be one object (a JSON/YAML mapping), not {type(obj).__name__}")
-        return obj
+    async def _body_object(self, request: Request, rt: ResourceType, target: Target) -> tuple[dict, list[str]]:
+        """The body's object and the keys it repeated."""
+        body = decode_body(await read_body(request, self.max_body), request.headers.get("content-type", ""),
+                           rt.group, rt.kind)
+        if not isinstance(body.object, dict):
+            raise errors.bad_request(
+                f"the request body must be one object (a JSON/YAML mapping), not {type(body.object).__name__}")
+        return body.object, body.duplicates
 
     def _check_identity(self, obj: dict, rt: ResourceType, target: Target, *, sub: str | None = None) -> list[str]:
         """URL vs body: apiVersion/kind, namespace and name must agree; returns field-validation warnings."""
         want_kind, want_version = (("Scale", "autoscaling/v1") if sub == "scale" else (rt.kind, rt.api_version))
-        # kube-apiserver decodes with the URL's group/version/kind as defaults
-        obj.setdefault("apiVersion", want_version)
-        obj.setdefault("kind", want_kind)
+        # kube-apiserver decodes built-in kinds with the URL's group/version/kind as defaults; the
+        # unstructured decoder of custom resources does not (a body without them is a 400)
+        if not rt.crd or sub == "scale":
+            obj.setdefault("apiVersion", want_version)
+            obj.setdefault("kind", want_kind)
+        for field, example in (("kind", want_kind), ("apiVersion", want_version)):
+            if not obj.get(field):
+                raise errors.bad_request(f"Object '{'Kind' if field == 'kind' else field}' is missing in the "
+                                         f"request body (set {field}: {example})")
         if obj.get("kind") != want_kind:
             raise errors.bad_request(
                 f'the kind in the body ({obj.get("kind")}) does not match the resource in the URL '
@@ -243,38 +260,45 @@ class ResourceHandler:
             meta["name"] = target.name
         return []
 
-    def _field_warnings(self, request: Request, obj: dict) -> list[str]:
+    def _field_warnings(self, request: Request, obj: dict, duplicates: list[str]) -> list[str]:
+        """``fieldValidation``: repeated and unknown fields are warnings (Warn), a 400 (Strict) or nothing."""
         mode = field_validation(request.query_params)
         if mode == "Ignore":
             return []
-        unknown = validation.unknown_fields(obj, self.store.registry)
-        if not unknown:
-            return []
-        if mode == "Strict":
-            raise errors.bad_request(validation.strict_error_message(obj, unknown))
-        return [f'unknown field "{u}"' for u in unknown]
+        problems = [f'duplicate field "{d}"' for d in duplicates]
+        problems += [f'unknown field "{u}"' for u in validation.unknown_fields(obj, self.store.registry)]
+        if problems and mode == "Strict":
+            raise errors.bad_request(validation.strict_error_message(obj, problems))
+        return problems
 
     async def _create(self, request: Request, rt: ResourceType, target: Target) -> Response:
         if rt.namespaced and target.namespace is None and not rt.virtual:
             raise errors.resource_not_found()
-        obj = await self._body_object(request, rt, target)
+        obj, duplicates = await self._body_object(request, rt, target)
         self._check_identity(obj, rt, target)
-        warnings = self._field_warnings(request, obj)
+        warnings = self._field_warnings(request, obj, duplicates)
         if rt.virtual:
             return self._render(request, rt, reviews.answer(obj, request.state.user, self.access), 201)
+        self._check_write(request, obj)
         created = await self.store.create(obj, dry_run=dry_run(request.query_params), copy=False)
         return self._render(request, rt, created, 201, warnings)
 
+    def _check_write(self, request: Request, obj: dict) -> None:
+        if self.access.check_write is not None:
+            self.access.check_write(request.state.user, obj)
+
     async def _update(self, request: Request, rt: ResourceType, target: Target, sub: str | None = None) -> Response:
-        obj = await self._body_object(request, rt, target)
+        obj, duplicates = await self._body_object(request, rt, target)
         self._check_identity(obj, rt, target, sub=sub)
         dry = dry_run(request.query_params)
         assert target.name is not None
         if sub == "scale":
             return json_response(await self.store.update_scale(rt.api_version, rt.kind, target.name, target.namespace,
                                                                obj, dry_run=dry))
-        warnings = self._field_warnings(request, obj)
+        warnings = self._field_warnings(request, obj, duplicates)
         obj = {**obj, "apiVersion": rt.api_version}
+        if sub is None:
+            self._check_write(request, obj)
         if sub == "status":
             updated = await self.store.update_status(obj, dry_run=dry, copy=False)
         else:
@@ -293,8 +317,12 @@ class ResourceHandler:
         decoded = patching.parse_body(body, patch_type)
         warnings: list[str] = []
         if patch_type == patching.APPLY and sub is None:
-            warnings = self._field_warnings(request, decoded)
+            warnings = self._field_warnings(request, decoded, [])
         existed = self._exists(rt, target.name, target.namespace)
+        if sub is None and self.access.check_write is not None:  # judge the patched object before storing it
+            self._check_write(request, await self.store.patch(
+                rt.api_version, rt.kind, target.name, target.namespace, decoded, patch_type, sub, dry_run=True,
+                field_manager=request.query_params.get("fieldManager")))
         result = await self.store.patch(
             rt.api_version, rt.kind, target.name, target.namespace, decoded, patch_type, sub,
             dry_run=dry_run(request.query_params), field_manager=request.query_params.get("fieldManager"), copy=False,
@@ -372,6 +400,15 @@ def request_verb(method: str, target: Target, query: Any) -> str:
     if method == "POST" and target.name is not None and target.subresource is None:
         return "post-to-object"  # nothing serves it: 405 after authorization, as kube-apiserver answers
     return VERB_OF.get(method, method.lower())
+
+
+def _selected_name(field_selector: str | None, verb: str) -> str:
+    """requestinfo.go: a list/watch whose fieldSelector requires ``metadata.name=X`` is authorized for name X."""
+    if verb not in ("list", "watch") or not field_selector:
+        return ""
+    names = [v for k, _, v in (term.replace("==", "=").partition("=") for term in field_selector.split(","))
+             if k.strip() == "metadata.name" and "!" not in k]
+    return names[0].strip() if len(names) == 1 and "/" not in names[0] else ""
 
 
 def _partial(obj: dict) -> dict:

@@ -40,7 +40,11 @@ def pod_port(pod: dict, port: str) -> int:
     if not port:
         return 80
     if port.isdigit():
-        return int(port)
+        number = int(port)
+        if not 1 <= number <= 65535:  # what dialing podIP:port answers through kube-apiserver's proxy
+            raise errors.ApiError(503, "ServiceUnavailable",
+                                  f"error trying to reach service: dial tcp: address {port}: invalid port")
+        return number
     for c in (pod.get("spec") or {}).get("containers") or []:
         for p in c.get("ports") or []:
             if p.get("name") == port:

@@ -132,6 +132,11 @@ def builtin_types() -> list[ResourceType]:
             virtual=True),
         _rt("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False,
             verbs=CREATE_ONLY, virtual=True),
+        # OpenShift projects: computed per user from Namespaces (auth/projects_api.py), never stored
+        _rt("project.openshift.io", "v1", "Project", "projects", namespaced=False, verbs=("get", "list"),
+            virtual=True),
+        _rt("project.openshift.io", "v1", "ProjectRequest", "projectrequests", namespaced=False,
+            verbs=("create", "list"), virtual=True),
         _rt("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
             namespaced=False, short=["crd", "crds"], cats=("api-extensions",), sub=["status"]),
         _rt("coordination.k8s.io", "v1", "Lease", "leases"),

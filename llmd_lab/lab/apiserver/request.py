@@ -71,24 +71,100 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+BODY_MEDIA_TYPES = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
+MAX_DEPTH = 100  # the lab's bound on object nesting (kube-apiserver's JSON decoder stops at 10000)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A decoded request body and the JSON keys it repeated (``fieldValidation`` reports them)."""
+
+    object: Any
+    duplicates: list[str]
+
+
 def decode_object(body: bytes, content_type: str, group: str = "", kind: str = "") -> Any:
     """A JSON, YAML or (for kubectl's typed commands) protobuf request body; 400 naming what did not parse."""
+    return decode_body(body, content_type, group, kind).object
+
+
+def decode_body(body: bytes, content_type: str, group: str = "", kind: str = "") -> Body:
+    """Like :func:`decode_object`, keeping the duplicated keys; 415 for a media type the API does not read
+    (kube-apiserver's NegotiateInputSerializer; no Content-Type means JSON)."""
     if not body.strip():
         raise errors.bad_request("the request body is empty; send the object as JSON")
-    media = content_type.split(";")[0].strip().lower()
-    if media in ("application/yaml", "application/x-yaml", "text/yaml"):
+    media = content_type.split(";")[0].strip().lower() or "application/json"
+    if media not in BODY_MEDIA_TYPES:
+        raise errors.unsupported_media_type(media, BODY_MEDIA_TYPES)
+    if media == "application/yaml":
         try:
-            return yaml.safe_load(body)
+            decoded = Body(yaml.safe_load(body), [])
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error decoding YAML: {exc}") from None
-    if media == "application/vnd.kubernetes.protobuf":
+        except RecursionError:
+            raise errors.bad_request(_too_deep("more than 1000")) from None
+    elif media == "application/vnd.kubernetes.protobuf":
         from llmd_lab.lab.apiserver import protobuf
 
-        return protobuf.decode(body, group, kind)
+        decoded = Body(protobuf.decode(body, group, kind), [])
+    else:
+        decoded = _decode_json(body)
+    depth = nesting(decoded.object)
+    if depth > MAX_DEPTH:
+        raise errors.bad_request(_too_deep(f"more than {MAX_DEPTH}"))
+    return decoded
+
+
+def _too_deep(depth: str) -> str:
+    return (f"the request body nests {depth} levels deep; the lab reads objects at most {MAX_DEPTH} levels deep "
+            "(flatten the object)")
+
+
+def _decode_json(body: bytes) -> Body:
+    repeated: dict[int, list[str]] = {}
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            repeated[id(out)] = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+        return out
+
     try:
-        return json.loads(body)
+        obj = json.loads(body, object_pairs_hook=pairs_hook)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise errors.bad_request(f"error decoding JSON body: {exc} (is the body valid JSON?)") from None
+    except RecursionError:
+        raise errors.bad_request(_too_deep("more than 1000")) from None
+    return Body(obj, _duplicate_paths(obj, repeated) if repeated else [])
+
+
+def nesting(value: Any) -> int:
+    """How deep ``value`` nests (iteratively: a hostile body must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _duplicate_paths(obj: Any, repeated: dict[int, list[str]]) -> list[str]:
+    """``metadata.name``, ``spec.containers[0].image``: where a key was repeated, as kube's strict decoder
+    names it."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            found += [f"{path}.{k}" if path else k for k in dict.fromkeys(repeated.get(id(node), []))]
+            stack.extend((v, f"{path}.{k}" if path else k) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(node))))
+    return found
 
 
 def output_mode(accept: str) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from llmd_lab.lab.apiserver import errors, objectmeta, strategy
 from llmd_lab.lab.apiserver import selectors as sel
 from llmd_lab.lab.apiserver.admission import AdmissionChain, AdmissionRequest
 from llmd_lab.lab.apiserver.bus import clone
+from llmd_lab.lab.apiserver.listoptions import list_resource_version
 from llmd_lab.lab.apiserver.registry import ResourceRegistry, ResourceType
 from llmd_lab.lab.apiserver.storage import Key, Storage, encode
 from llmd_lab.lab.apiserver.watchstream import WatchStream, present
@@ -123,24 +124,29 @@ class RestVerbs:
         *,
         limit: int | None = None,
         continue_token: str | None = None,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
         copy: bool = True,
     ) -> tuple[list[dict], dict[str, str]]:
         """Objects sorted by namespace/name, and the list's ``metadata`` (``resourceVersion`` to start a watch
-        from; ``continue`` when ``limit`` cut the page short)."""
+        from; ``continue`` when ``limit`` cut the page short). ``resource_version``/``_match``: see
+        listoptions.py."""
         rt = self.type_of(api_version, kind)
         self._stored_type(rt)
+        served_rv = list_resource_version(self.storage, rt.group_kind, resource_version, resource_version_match,
+                                          continue_token)
         labels = sel.parse_label_selector(label_selector)
         fields = sel.parse_field_selector(field_selector, rt.group, rt.kind)
         start = _decode_continue(continue_token) if continue_token else None
         by_ns = self.storage.by_namespace(rt.group_kind)
         items: list[dict] = []
-        meta = {"resourceVersion": self.resource_version}
+        meta = {"resourceVersion": served_rv}
         for ns in [namespace] if namespace else sorted(by_ns):
             bucket = by_ns.get(ns) or {}
             for name in sorted(bucket):
                 obj = bucket[name]
-                if (start is not None and (ns, name) <= start) or not sel.labels_match(labels, obj) \
-                        or not sel.fields_match(fields, obj):
+                if (start is not None and (ns, name) <= start) or (labels and not sel.labels_match(labels, obj)) \
+                        or (fields and not sel.fields_match(fields, obj)):
                     continue
                 if limit and len(items) >= limit:
                     last = items[-1]["metadata"]
@@ -162,7 +168,9 @@ class RestVerbs:
         """The create path shared with server-side apply of a new object; returns the stored object."""
         objectmeta.check_shape(obj)
         rt = self.type_of(obj["apiVersion"], obj["kind"])
-        new = strategy.mutate(clone(obj), self.registry)
+        new = clone(obj)
+        strategy.decode(new, rt)
+        new = strategy.mutate(new, self.registry)
         if not isinstance(new.get("metadata"), dict):
             new["metadata"] = {}
         meta = new["metadata"]
@@ -275,7 +283,10 @@ class RestVerbs:
         return new
 
     def _spec_update(self, obj: dict, current: dict, rt: ResourceType) -> dict:
-        new = strategy.mutate(clone(obj), self.registry)
+        new = clone(obj)
+        strategy.decode(new, rt)
+        strategy.carry_allocated(new, current, rt)
+        new = strategy.mutate(new, self.registry)
         new["apiVersion"] = current["apiVersion"]
         meta, cur_meta = new.setdefault("metadata", {}), current["metadata"]
         for field in _KEPT_ON_UPDATE:

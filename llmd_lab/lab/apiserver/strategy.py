@@ -8,13 +8,48 @@ decoder; the REST layer (rest.py) runs them in order: mutate → validate → va
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from llmd_lab.lab.apiserver import builtin_validation, errors, objectmeta, validation
+from llmd_lab.lab.apiserver import builtin_validation, decoding, errors, objectmeta, validation
 from llmd_lab.lab.apiserver.registry import ResourceRegistry, ResourceType
 
 CRD_GK = ("apiextensions.k8s.io", "CustomResourceDefinition")
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+
+
+def decode(obj: dict, rt: ResourceType) -> None:
+    """Typed decoding (400 for what the Go types cannot hold) and the v1 → internal conversions that change
+    what is stored: a Secret's write-only ``stringData`` merged into ``data`` (core/v1 conversion.go), the
+    RBAC ``apiGroup`` defaults (rbac/v1 defaults.go)."""
+    decoding.check(obj, rt)
+    string_data = obj.get("stringData")
+    if rt.group_kind == ("", "Secret") and isinstance(string_data, dict) \
+            and all(isinstance(v, str) for v in string_data.values()):  # else the schema reports the type
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        for key, value in obj.pop("stringData").items():
+            data[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = data
+    if rt.group == builtin_validation.RBAC_GROUP and rt.kind.endswith("Binding"):
+        ref = obj.get("roleRef")
+        if isinstance(ref, dict) and not ref.get("apiGroup"):
+            ref["apiGroup"] = builtin_validation.RBAC_GROUP
+        subjects = obj.get("subjects")
+        for subject in subjects if isinstance(subjects, list) else []:
+            if isinstance(subject, dict) and subject.get("kind") in ("User", "Group") and not subject.get("apiGroup"):
+                subject["apiGroup"] = builtin_validation.RBAC_GROUP
+
+
+def carry_allocated(new: dict, current: dict, rt: ResourceType) -> None:
+    """A Service update that leaves ``clusterIP`` empty keeps the allocated one (service REST
+    patchAllocatedValues), so only a real change is refused as immutable."""
+    if rt.group_kind != ("", "Service"):
+        return
+    spec, old = new.get("spec"), current.get("spec") or {}
+    if isinstance(spec, dict) and not spec.get("clusterIP") and old.get("clusterIP"):
+        spec["clusterIP"] = old["clusterIP"]
+        if old.get("clusterIPs"):
+            spec["clusterIPs"] = list(old["clusterIPs"])
 
 
 def mutate(obj: dict, registry: ResourceRegistry) -> dict:
@@ -38,11 +73,20 @@ def validate(obj: dict, rt: ResourceType, registry: ResourceRegistry, old: dict 
     if rt.group_kind == CRD_GK:
         causes += crd_causes(obj)
     if not causes:
-        causes = validation.validate_object(obj, registry) + _structural_causes(obj, rt)
-    if not causes:
-        causes = builtin_validation.causes(obj, rt, old)
+        causes = _object_causes(obj, rt, registry, old)
     if causes:
         raise errors.invalid(rt.kind, rt.group, meta.get("name", ""), causes)
+
+
+def _object_causes(obj: dict, rt: ResourceType, registry: ResourceRegistry, old: dict | None) -> list[dict[str, str]]:
+    """Schema causes and the built-in rules; where both speak of one field, kube-apiserver's Go validation
+    (builtin_validation) has the word, since kube-apiserver does not validate built-ins against OpenAPI."""
+    schema = validation.validate_object(obj, registry) + _structural_causes(obj, rt)
+    if any(c.get("reason") == "FieldValueTypeInvalid" for c in schema):
+        return schema  # a wrong type fails decoding before any rule runs
+    builtin = builtin_validation.causes(obj, rt, old)
+    covered = {c["field"] for c in builtin}
+    return builtin + [c for c in schema if c["field"] not in covered]
 
 
 def _structural_causes(obj: dict, rt: ResourceType) -> list[dict[str, str]]:

@@ -358,13 +358,13 @@ def prune(obj: dict[str, Any], registry: ResourceRegistry) -> dict[str, Any]:
     return out
 
 
-def strict_error_message(obj: dict[str, Any], unknown: list[str]) -> str:
-    """The 400 message kube-apiserver gives for ``fieldValidation=Strict`` with unknown fields."""
+def strict_error_message(obj: dict[str, Any], problems: list[str]) -> str:
+    """The 400 message kube-apiserver gives for ``fieldValidation=Strict`` (problems: ``duplicate field "x"``,
+    ``unknown field "y"``; test/integration/apiserver/field_validation_test.go)."""
     api_version = str(obj.get("apiVersion", ""))
     version = api_version.rpartition("/")[2]
     kind = obj.get("kind", "")
-    fields = ", ".join(f'unknown field "{p}"' for p in unknown)
-    return f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding error: {fields}'
+    return f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding error: {", ".join(problems)}'
 
 
 # ------------------------------------------------------------------------------------------------ CRD schemas

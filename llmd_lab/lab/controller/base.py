@@ -124,6 +124,10 @@ class Reconciler:
         loop.call_later(delay, self.enqueue, key)
         return delay
 
+    def failures(self, key: Key) -> int:
+        """How many times in a row ``key`` has failed (0 once it reconciles cleanly)."""
+        return self._failures.get(key, 0)
+
     def forget(self, key: Key) -> None:
         """``key`` reconciled cleanly: its back-off starts over (workqueue ``Forget``)."""
         self._failing.pop(key, None)

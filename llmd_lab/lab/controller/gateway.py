@@ -89,13 +89,9 @@ class HTTPRouteStatusController(Reconciler):
     def _all(self, _obj: dict) -> list[Key]:
         return list(self._known)
 
-    async def reconcile(self, namespace: str, name: str) -> bool | None:
-        route = await self.get_or_none(GW_API, "HTTPRoute", name, namespace)
-        if route is None:
-            return False
-        now = self.now()
-        gen = route["metadata"].get("generation", 1)
-        unresolved = []
+    async def _backends(self, route: dict, namespace: str) -> tuple[list[str], list[str]]:
+        """The route's backendRefs that do not resolve (``Kind name``), and the InferencePools it names."""
+        unresolved: list[str] = []
         pools: list[str] = []
         for rule in route["spec"].get("rules") or []:
             for ref in rule.get("backendRefs") or []:
@@ -111,6 +107,15 @@ class HTTPRouteStatusController(Reconciler):
                         continue
                 if found is None:
                     unresolved.append(f"{kind} {ref['name']}")
+        return unresolved, pools
+
+    async def reconcile(self, namespace: str, name: str) -> bool | None:
+        route = await self.get_or_none(GW_API, "HTTPRoute", name, namespace)
+        if route is None:
+            return False
+        now = self.now()
+        gen = route["metadata"].get("generation", 1)
+        unresolved, pools = await self._backends(route, namespace)
         parents = []
         accepted_gateways = []
         old_parents = (route.get("status") or {}).get("parents") or []

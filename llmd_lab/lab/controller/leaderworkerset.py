@@ -68,6 +68,11 @@ class LeaderWorkerSetController(Reconciler):
         for extra in groups.values():  # scaled down
             for p in extra:
                 await self._delete(p)
+        await self._status(lws, replicas, ready_groups)
+        return None
+
+    async def _status(self, lws: dict, replicas: int, ready_groups: int) -> None:
+        name = lws["metadata"]["name"]
         now = self.now()
         conds = list((lws.get("status") or {}).get("conditions") or [])
         if ready_groups >= replicas:
@@ -86,7 +91,6 @@ class LeaderWorkerSetController(Reconciler):
         if strip != old_strip or old.get("readyReplicas") != ready_groups or old.get("replicas") != replicas:
             lws["status"] = status
             await self.store.update_status(lws)
-        return None
 
     async def _delete(self, pod: dict) -> None:
         try:

@@ -20,8 +20,12 @@ def make_ctx(tmp_path: Path, profile: Profile | None = None, time_scale: float =
     return make_context(store or Store(":memory:"), tmp_path, profile, time_scale)
 
 
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 60.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds.
+
+    The timeout is a failure deadline, not a budget: a passing check returns as soon as it holds, so the
+    default is generous enough for a machine whose cores are busy with other work.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

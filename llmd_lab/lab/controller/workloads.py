@@ -7,8 +7,9 @@ available replicas ≥ replicas − maxUnavailable — which is what KServe read
 The ReplicaSet controller creates pods as kube-controller-manager's does (kubernetes
 ``pkg/controller/replicaset/replica_set.go``, ``manageReplicas``): at most ``burstReplicas`` (500) per sync,
 in slow-start batches of 1, 2, 4, … (``slowStartBatch``), stopping at the first batch with a failure, which
-is recorded as a ``FailedCreate`` event and retried with the work queue's per-item exponential back-off. A
-runaway ``replicas`` therefore costs bounded work per pass and the rest of the lab keeps answering.
+is recorded as a ``FailedCreate`` event and retried with the work queue's per-item exponential back-off.
+Creations and deletions go through the controller client's rate limit (20 QPS, burst 30; see
+``ratelimit``), so a runaway ``replicas`` costs bounded work per second and the API server keeps answering.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from llmd_lab.lab.controller.pods import (
     selector_string,
     template_hash,
 )
+from llmd_lab.lab.controller.ratelimit import TokenBucket
 
 
 def _int_or_percent(value: Any, total: int, round_up: bool) -> int:
@@ -71,6 +73,7 @@ async def slow_start_batch(count: int, create: Any, initial: int = SLOW_START_IN
             return successes, first
         remaining -= batch
         batch = min(2 * batch, remaining)
+        await asyncio.sleep(0)  # one batch at a time: the API server answers between batches
     return successes, None
 
 
@@ -80,6 +83,10 @@ class ReplicaSetController(Reconciler):
         Watch("apps/v1", "ReplicaSet", self_key),
         Watch("v1", "Pod", owner_keys("ReplicaSet")),
     )
+
+    def __init__(self, client_limit: TokenBucket | None = None) -> None:
+        super().__init__()
+        self.client_limit = client_limit or TokenBucket()
 
     async def reconcile(self, namespace: str, name: str) -> bool | None:
         rs = await self.get_or_none("apps/v1", "ReplicaSet", name, namespace)
@@ -100,6 +107,7 @@ class ReplicaSetController(Reconciler):
                 excess = min(len(active) - want, BURST_REPLICAS)
                 victims, active = active[:excess], active[excess:]
                 for pod in victims:
+                    await self.client_limit.take()
                     await self.store.delete("v1", "Pod", pod["metadata"]["name"], namespace)
                     await self.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
         ready = sum(1 for p in active if is_ready(p))
@@ -111,6 +119,7 @@ class ReplicaSetController(Reconciler):
         namespace, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
 
         async def create() -> None:
+            await self.client_limit.take()
             pod = pod_from_template(rs["spec"]["template"], namespace=namespace, owner=rs, generate_name=f"{name}-")
             created = await self.store.create(pod)
             active.append(created)

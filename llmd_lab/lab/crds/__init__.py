@@ -15,6 +15,8 @@ from importlib import resources
 
 import yaml
 
+from llmd_lab.lab.crds import embedded
+
 _SUFFIX = ".yaml"
 
 
@@ -33,7 +35,7 @@ def _read(name: str) -> dict:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     if doc.get("metadata", {}).get("name") != name:
         raise ValueError(f"{name}{_SUFFIX} defines {doc.get('metadata', {}).get('name')!r}; the file name must match")
-    return doc
+    return embedded.expand(doc, _read)  # PodSpec & co. from maintained schemas (embedded.py)
 
 
 def load(names: list[str] | None = None) -> list[dict]:

@@ -248,8 +248,9 @@ class PodWorker:
             self.phase = "Running"
             await self._events(started.events)
             self._dirty.set()
+            launch = self._launch(r)  # before the probe task: it must know whether the program listens
             probe = asyncio.create_task(self._readiness(r))
-            program = asyncio.create_task(self._run_program(r))
+            program = asyncio.create_task(self._run_program(r, launch))
             liveness = asyncio.create_task(self._liveness(r, program))
             try:
                 await program
@@ -299,18 +300,29 @@ class PodWorker:
             await self._events(waiting.events)
             await self.ctx.clock.sleep(backoff)
 
-    async def _run_program(self, r: ContainerRunner) -> None:
+    def _launch(self, r: ContainerRunner) -> Launch | ProcessExitError:
+        """The process a container start runs: its argv and env, and which program that is (``r.program``);
+        a command that cannot even be parsed (``sh -c`` with an unbalanced quote) exits 1 like a shell would."""
         env = programs.container_env(self.pod, r.spec, pod_ip=self.ip, node=self.node,
                                      time_scale=self.ctx.time_scale)
-        argv = programs.container_argv(r.spec, env)
+        try:
+            argv = programs.container_argv(r.spec, env)
+        except ValueError as exc:
+            r.program = programs.IDLE
+            return ProcessExitError(1, "Error", f"/bin/sh: syntax error: {exc}")
         r.program = programs.program_for(r.spec, argv, init=r.init)
         r.serving.clear()
+        return Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
+                      source=self.kubelet.source)
+
+    async def _run_program(self, r: ContainerRunner, launch: Launch | ProcessExitError) -> None:
+        if isinstance(launch, ProcessExitError):
+            raise launch
         main = registry.PROGRAMS.get(r.program)
         if main is None:
             await asyncio.Event().wait()  # an idle process: runs until the pod goes away
             return
-        await main(Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
-                          source=self.kubelet.source), r.set_handle)
+        await main(launch, r.set_handle)
 
     async def _resolve_host(self, name: str) -> str | None:
         """The pod's cluster DNS (ClusterFirst): Services and LeaderWorkerSet pod hostnames by name."""

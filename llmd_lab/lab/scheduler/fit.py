@@ -155,8 +155,31 @@ def matches_node_affinity(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bo
     return False
 
 
+class Snapshot:
+    """What is already bound to each node (requests and pod count), computed once per scheduling pass and
+    updated as pods are bound — kube-scheduler's cache snapshot of ``NodeInfo`` — so a pass over many
+    pending pods costs pods × nodes, not pods × nodes × bound pods."""
+
+    def __init__(self, pods: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._used: dict[str, Counter[str]] = {}
+        self._count: Counter[str] = Counter()
+        for pod in pods:
+            self.add(pod)
+
+    def add(self, pod: Mapping[str, Any]) -> None:
+        """Count a bound pod on its node (ValueError for requests that do not parse)."""
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or not _counts_on_node(pod):
+            return
+        self._used.setdefault(node, Counter()).update(pod_requests(pod))
+        self._count[node] += 1
+
+    def usage(self, node_name: str) -> tuple[dict[str, int], int]:
+        return dict(self._used.get(node_name, {})), self._count[node_name]
+
+
 def filter_node(
-    pod: Mapping[str, Any], node: Mapping[str, Any], bound_pods: Iterable[Mapping[str, Any]]
+    pod: Mapping[str, Any], node: Mapping[str, Any], bound_pods: Iterable[Mapping[str, Any]] | Snapshot
 ) -> list[Reason]:
     """Empty when the pod fits the node; otherwise the first failing filter's reasons."""
     if (node.get("spec") or {}).get("unschedulable"):
@@ -167,7 +190,7 @@ def filter_node(
     if not matches_node_affinity(pod, node):
         return [Reason(AFFINITY_REASON, False)]
     alloc = _allocatable(node)
-    used, count = node_usage(node["metadata"]["name"], bound_pods)
+    used, count = _usage(node["metadata"]["name"], bound_pods)
     reasons = []
     if count + 1 > alloc.get("pods", 110):
         reasons.append(Reason(TOO_MANY_PODS, True))
@@ -182,9 +205,13 @@ def filter_node(
 
 
 # ---- scoring (NodeResourcesFit LeastAllocated): spread pods to the emptiest node
-def _score(pod: Mapping[str, Any], node: Mapping[str, Any], bound_pods: list[Mapping[str, Any]]) -> float:
+def _usage(node_name: str, bound: Iterable[Mapping[str, Any]] | Snapshot) -> tuple[dict[str, int], int]:
+    return bound.usage(node_name) if isinstance(bound, Snapshot) else node_usage(node_name, bound)
+
+
+def _score(pod: Mapping[str, Any], node: Mapping[str, Any], bound_pods: Snapshot) -> float:
     alloc = _allocatable(node)
-    used, _ = node_usage(node["metadata"]["name"], bound_pods)
+    used, _ = bound_pods.usage(node["metadata"]["name"])
     req = pod_requests(pod)
     weights = {"cpu": 1, "memory": 1, "nvidia.com/gpu": 1}
     score = 0.0
@@ -220,10 +247,11 @@ def fit_error_message(num_nodes: int, reasons_by_node: Mapping[str, list[Reason]
 
 
 def schedule(
-    pod: Mapping[str, Any], nodes: list[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+    pod: Mapping[str, Any], nodes: list[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]] | Snapshot
 ) -> ScheduleResult:
-    """Pick a node for ``pod`` among ``nodes`` given the ``pods`` already bound, or say why none fits."""
-    bound = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
+    """Pick a node for ``pod`` among ``nodes`` given the pods already bound (a list or a :class:`Snapshot`),
+    or say why none fits."""
+    bound = pods if isinstance(pods, Snapshot) else Snapshot(pods)
     if not nodes:
         return ScheduleResult(None, "no nodes available to schedule pods")
     reasons_by_node: dict[str, list[Reason]] = {}

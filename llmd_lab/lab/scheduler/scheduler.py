@@ -21,10 +21,11 @@ from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.context import LabContext
 from llmd_lab.lab.informer import Informer
 from llmd_lab.lab.scheduler import kueue
-from llmd_lab.lab.scheduler.fit import pod_requests, schedule
+from llmd_lab.lab.scheduler.fit import Snapshot, pod_requests, schedule
 
 log = logging.getLogger("llmd_lab.lab.scheduler")
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
+YIELD_EVERY = 20  # pods per scheduling pass between two turns of the event loop
 
 
 def _set_cond(pod: dict, status: str, reason: str, message: str, now: str) -> bool:
@@ -105,7 +106,10 @@ class KubeScheduler:
         nodes = [n for n in nodes if any(c.get("type") == "Ready" and c.get("status") == "True"
                                          for c in (n.get("status") or {}).get("conditions") or [])]
         bound = [p for p in pods if p["spec"].get("nodeName") and self._countable(p)]
-        for pod in sorted(pending, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+        snapshot = Snapshot(bound)
+        for i, pod in enumerate(sorted(pending, key=lambda p: p["metadata"].get("creationTimestamp", ""))):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # the store's calls do not suspend: let the API server answer meanwhile
             try:
                 pod_requests(pod)
             except ValueError as exc:  # this pod only: the others still schedule
@@ -114,11 +118,12 @@ class KubeScheduler:
                 continue
             if not await self._admitted(pod, bound):
                 continue
-            updated = await self._try_bind(pod, nodes, bound)
+            updated = await self._try_bind(pod, nodes, snapshot)
             if updated is not None:
                 bound.append(updated)
+                snapshot.add(updated)
 
-    async def _try_bind(self, pod: dict, nodes: list[dict], bound: list[dict]) -> dict | None:
+    async def _try_bind(self, pod: dict, nodes: list[dict], bound: Snapshot) -> dict | None:
         """Bind ``pod`` to the best node, or record why none fits; the bound pod, or None."""
         result = schedule(pod, nodes, bound)
         if not result.node_name:

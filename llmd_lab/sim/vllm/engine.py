@@ -65,6 +65,8 @@ class EngineConfig:
     bandwidth_efficiency: float = physics.DEFAULT_BANDWIDTH_EFFICIENCY
     step_overhead_s: float = physics.DEFAULT_STEP_OVERHEAD_S
     per_seq_overhead_s: float = physics.DEFAULT_PER_SEQ_OVERHEAD_S
+    frontend_request_s: float = physics.DEFAULT_FRONTEND_REQUEST_S
+    frontend_per_running_seq_s: float = physics.DEFAULT_FRONTEND_PER_RUNNING_SEQ_S
     mean_output_len: int = 128  # typical natural answer length (tokens) before EOS when max_tokens allows
 
     def resolved(self) -> EngineConfig:
@@ -171,6 +173,8 @@ class LLMEngine:
         self._rngs: dict[str, random.Random] = {}
         self._eos_at: dict[str, int] = {}
         self._pending_aborts: list[RequestOutput] = []
+        # Requests still in the API server (tokenising, IPC): (time they reach the scheduler, request).
+        self._arriving: list[tuple[float, Request]] = []
         self.num_prompt_tokens_total = 0
         self.num_generation_tokens_total = 0
         self.num_steps = 0
@@ -191,7 +195,8 @@ class LLMEngine:
             raise ValueError(
                 f"prompt of {n} tokens can never fit in the KV cache ({self.num_gpu_blocks} blocks)"
             )
-        if req.request_id in self.scheduler.requests:
+        held = any(r.request_id == req.request_id for _, r in self._arriving)
+        if req.request_id in self.scheduler.requests or held:
             raise ValueError(f"request id {req.request_id!r} is already in use")
         request = Request(
             request_id=req.request_id,
@@ -205,13 +210,36 @@ class LLMEngine:
         self._rngs[req.request_id] = rng
         mean = cfg.mean_output_len
         self._eos_at[req.request_id] = max(1, round(rng.gauss(mean, mean / 2)))
-        self.scheduler.add_request(request)
+        ready = req.arrival_time + physics.frontend_delay_s(
+            len(self.scheduler.running) + len(self._arriving),
+            frontend_request_s=cfg.frontend_request_s,
+            frontend_per_running_seq_s=cfg.frontend_per_running_seq_s,
+        )
+        self._arriving.append((ready, request))
+
+    def _admit(self, now: float) -> float | None:
+        """Hand the scheduler every request whose front-end work is done by ``now``; next ready time if any."""
+        if not self._arriving:
+            return None
+        ready = [(t, r) for t, r in self._arriving if t <= now + 1e-12]
+        self._arriving = [(t, r) for t, r in self._arriving if t > now + 1e-12]
+        for _, request in sorted(ready, key=lambda tr: tr[0]):
+            self.scheduler.add_request(request)
+        return min((t for t, _ in self._arriving), default=None)
 
     def abort_request(self, request_id: str) -> bool:
         """Stop a request and free its blocks; its final output (``abort``) comes with the next step."""
         request = self.scheduler.requests.get(request_id)
         if request is None:
-            return False
+            held = [r for _, r in self._arriving if r.request_id == request_id]
+            if not held:
+                return False
+            request = held[0]
+            self._arriving = [(t, r) for t, r in self._arriving if r.request_id != request_id]
+            request.status = RequestStatus.FINISHED_ABORTED
+            self._forget(request_id)
+            self._pending_aborts.append(self._output(request, [], "", request.arrival_time, None))
+            return True
         self.scheduler.finish_request(request, RequestStatus.FINISHED_ABORTED)
         self._forget(request_id)
         last = request.last_token_time
@@ -221,10 +249,10 @@ class LLMEngine:
         return True
 
     def has_unfinished_requests(self) -> bool:
-        return self.scheduler.has_unfinished_requests() or bool(self._pending_aborts)
+        return self.scheduler.has_unfinished_requests() or bool(self._pending_aborts) or bool(self._arriving)
 
     def get_num_unfinished_requests(self) -> int:
-        return len(self.scheduler.waiting) + len(self.scheduler.running)
+        return len(self.scheduler.waiting) + len(self.scheduler.running) + len(self._arriving)
 
     def _forget(self, request_id: str) -> None:
         self._rngs.pop(request_id, None)
@@ -234,11 +262,14 @@ class LLMEngine:
     def step(self, now: float) -> StepResult:
         """Run one engine iteration starting at simulated time ``now``."""
         outputs, self._pending_aborts = self._pending_aborts, []
+        next_ready = self._admit(now)
         sched = self.scheduler.schedule(now)
         reqs = sched.scheduled_reqs
         if not reqs:
             self._flush_events(now)
-            return StepResult(0.0, outputs, 0, len(sched.preempted_reqs))
+            # Nothing to run yet but a request is still in the front end: idle until it reaches the scheduler.
+            idle = 0.0 if next_ready is None or outputs else next_ready - now
+            return StepResult(idle, outputs, 0, len(sched.preempted_reqs))
         cfg = self.config
         work = [
             physics.SeqWork(sched.num_scheduled_tokens[r.request_id], sched.num_context_tokens[r.request_id])

@@ -10,6 +10,9 @@ A roofline model, so that effects learners measure emerge instead of being set b
 * the step takes the larger of the two (prefill is compute-bound, decode memory-bound), plus
   ``step_overhead_s`` (scheduler, kernel launches) and ``per_seq_overhead_s`` per sequence (sampling,
   detokenising, output processing on the CPU side).
+* **front end**: a request reaches the scheduler ``frontend_request_s`` after it arrives, plus
+  ``frontend_per_running_seq_s`` for every sequence the API server is already streaming (tokenising, IPC,
+  detokenising and SSE writes happen in vLLM's API-server process, not on the GPU); see :func:`frontend_delay_s`.
 * **tensor parallelism** divides weights, KV heads and FLOPs by ``tp`` and adds two all-reduces per layer of
   ``tokens × hidden × 2`` bytes (ring: ``2(tp−1)/tp`` of it crosses the link, plus a fixed latency per call).
 
@@ -21,19 +24,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib import resources
+
+import yaml
 
 from llmd_lab.sim.vllm.profiles import GPUProfile, ModelProfile
 
 GiB = 1 << 30
 
-# Typical achieved fractions of peak on a tuned serving stack: large-prefill MFU ≈ 0.4–0.6 and decode
-# bandwidth ≈ 75–85 % of HBM peak are what vLLM/SGLang/TensorRT-LLM reports and roofline analyses show.
-DEFAULT_MFU = 0.5
-DEFAULT_BANDWIDTH_EFFICIENCY = 0.8
-DEFAULT_STEP_OVERHEAD_S = 0.001
+# The free parameters (efficiencies, CPU overheads) are named, sourced and fitted in data/physics.yaml
+# (``llmd-lab bench fidelity --fit``); the constants below are what every engine uses unless told otherwise.
+_PARAMS = yaml.safe_load(resources.files("llmd_lab.sim.vllm").joinpath("data", "physics.yaml").read_text())
+DEFAULT_MFU: float = _PARAMS["mfu"]
+DEFAULT_BANDWIDTH_EFFICIENCY: float = _PARAMS["bandwidth_efficiency"]
+DEFAULT_STEP_OVERHEAD_S: float = _PARAMS["step_overhead_s"]
 # CPU work per sequence per step (input prep, sampling, detokenising, output processing) in vLLM's V1 engine:
 # tens of microseconds, visible as the ITL growth at batch 64 that a pure roofline would not show.
-DEFAULT_PER_SEQ_OVERHEAD_S = 0.00005
+DEFAULT_PER_SEQ_OVERHEAD_S: float = _PARAMS["per_seq_overhead_s"]
+# The API server's share of TTFT (see data/physics.yaml): per request, and per sequence it is already streaming.
+DEFAULT_FRONTEND_REQUEST_S: float = _PARAMS["frontend_request_s"]
+DEFAULT_FRONTEND_PER_RUNNING_SEQ_S: float = _PARAMS["frontend_per_running_seq_s"]
 # Weights stream from local NVMe / a modelcar image at about 2 GB/s; engine init (profiling, CUDA graphs) adds ~15 s.
 WEIGHT_LOAD_BYTES_PER_S = 2e9
 ENGINE_INIT_S = 15.0
@@ -185,6 +195,16 @@ def plan_memory(
         block_size=block_size,
         num_gpu_blocks=blocks,
     )
+
+
+def frontend_delay_s(
+    num_running: int,
+    *,
+    frontend_request_s: float = DEFAULT_FRONTEND_REQUEST_S,
+    frontend_per_running_seq_s: float = DEFAULT_FRONTEND_PER_RUNNING_SEQ_S,
+) -> float:
+    """Seconds between a request's arrival and its first chance to be scheduled (API-server work)."""
+    return frontend_request_s + frontend_per_running_seq_s * num_running
 
 
 def load_time_s(model: ModelProfile, tensor_parallel_size: int = 1) -> float:

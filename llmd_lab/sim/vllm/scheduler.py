@@ -84,10 +84,27 @@ class Scheduler:
         return victim
 
     def schedule(self, now: float) -> SchedulerOutput:
-        """Pick this step's work; ``now`` stamps first-scheduled times (simulated seconds)."""
-        output = SchedulerOutput()
-        token_budget = self.config.max_num_batched_tokens
+        """Pick this step's work; ``now`` stamps first-scheduled times (simulated seconds).
 
+        Like vLLM V1: running requests first (preempting from the back when blocks run out), then, if nothing
+        was preempted, waiting requests in order while the token budget and ``max_num_seqs`` allow.
+        """
+        output = SchedulerOutput()
+        token_budget = self._schedule_running(output, self.config.max_num_batched_tokens)
+        if not output.preempted_reqs:
+            self._schedule_waiting(output, token_budget, now)
+        for request in output.scheduled_reqs:
+            request.num_computed_tokens += output.num_scheduled_tokens[request.request_id]
+        return output
+
+    def _allocate_or_preempt(self, request: Request, n: int, output: SchedulerOutput) -> bool:
+        """Allocate ``n`` slots for a running request, preempting others (or itself: False) until they fit."""
+        while self.kv_cache_manager.allocate_slots(request, n) is None:
+            if self._preempt(output) is request:
+                return False
+        return True
+
+    def _schedule_running(self, output: SchedulerOutput, token_budget: int) -> int:
         index = 0
         while index < len(self.running) and token_budget > 0:
             request = self.running[index]
@@ -95,53 +112,39 @@ class Scheduler:
             if n <= 0:
                 index += 1
                 continue
-            while True:
-                if self.kv_cache_manager.allocate_slots(request, n) is not None:
-                    scheduled = True
-                    break
-                victim = self._preempt(output)
-                if victim is request:
-                    scheduled = False
-                    break
-            if not scheduled:
+            if not self._allocate_or_preempt(request, n, output):
                 break
             output.scheduled_running_reqs.append(request)
             output.num_context_tokens[request.request_id] = request.num_computed_tokens
             output.num_scheduled_tokens[request.request_id] = n
             token_budget -= n
             index += 1
+        return token_budget
 
-        if not output.preempted_reqs:
-            while self.waiting and token_budget > 0 and len(self.running) < self.config.max_num_seqs:
-                request = self.waiting[0]
-                computed_blocks, num_hit_tokens = [], 0
-                if request.num_computed_tokens == 0:
-                    computed_blocks, num_hit_tokens = self.kv_cache_manager.get_computed_blocks(request)
-                num_computed = request.num_computed_tokens + num_hit_tokens
-                if (
-                    not self.config.enable_chunked_prefill
-                    and request.num_tokens - num_computed > token_budget
-                ):
-                    break
-                n = self._num_new_tokens(request, num_computed, token_budget)
-                if self.kv_cache_manager.allocate_slots(request, n, num_hit_tokens, computed_blocks) is None:
-                    break
-                self.waiting.popleft()
-                self.running.append(request)
-                request.status = RequestStatus.RUNNING
-                if request.num_cached_tokens < 0:
-                    request.num_cached_tokens = num_computed
-                if request.scheduled_time is None:
-                    request.scheduled_time = now
-                request.num_computed_tokens = num_computed
-                output.scheduled_new_reqs.append(request)
-                output.num_context_tokens[request.request_id] = num_computed
-                output.num_scheduled_tokens[request.request_id] = n
-                token_budget -= n
-
-        for request in output.scheduled_reqs:
-            request.num_computed_tokens += output.num_scheduled_tokens[request.request_id]
-        return output
+    def _schedule_waiting(self, output: SchedulerOutput, token_budget: int, now: float) -> None:
+        while self.waiting and token_budget > 0 and len(self.running) < self.config.max_num_seqs:
+            request = self.waiting[0]
+            computed_blocks, num_hit_tokens = [], 0
+            if request.num_computed_tokens == 0:
+                computed_blocks, num_hit_tokens = self.kv_cache_manager.get_computed_blocks(request)
+            num_computed = request.num_computed_tokens + num_hit_tokens
+            if not self.config.enable_chunked_prefill and request.num_tokens - num_computed > token_budget:
+                break
+            n = self._num_new_tokens(request, num_computed, token_budget)
+            if self.kv_cache_manager.allocate_slots(request, n, num_hit_tokens, computed_blocks) is None:
+                break
+            self.waiting.popleft()
+            self.running.append(request)
+            request.status = RequestStatus.RUNNING
+            if request.num_cached_tokens < 0:
+                request.num_cached_tokens = num_computed
+            if request.scheduled_time is None:
+                request.scheduled_time = now
+            request.num_computed_tokens = num_computed
+            output.scheduled_new_reqs.append(request)
+            output.num_context_tokens[request.request_id] = num_computed
+            output.num_scheduled_tokens[request.request_id] = n
+            token_budget -= n
 
     def finish_request(self, request: Request, status: RequestStatus) -> None:
         """Take ``request`` out of the queues with a final status and free its blocks."""

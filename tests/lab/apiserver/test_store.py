@@ -173,7 +173,7 @@ async def test_background_gc_removes_dependents_recursively(store):
     owner = await store.create(deploy("d"))
     rs = await store.create(owned({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                                    "metadata": {"name": "d-1", "namespace": "default"},
-                                   "spec": {"selector": {"matchLabels": {"app": "d"}}}}, owner))
+                                   "spec": deploy("d")["spec"]}, owner))
     await store.create(owned(cm("pod-ish"), rs))
     await store.delete("apps/v1", "Deployment", "d", "default")
     items, _ = await store.list("v1", "ConfigMap", "default")
@@ -339,3 +339,21 @@ async def test_crd_schema_defaults_and_pruning_on_write(store):
     knob = await store.create({"apiVersion": "example.com/v1", "kind": "Knob",
                                "metadata": {"name": "k", "namespace": "default"}, "spec": {"size": 1, "bogus": 2}})
     assert knob["spec"] == {"size": 1, "mode": "FailClose"}
+
+
+async def test_watch_history_is_bounded_by_bytes_as_well_as_count():
+    """Issue 17 §6: a few big objects written in a loop push the history floor up long before the count
+    bound; a watch resuming from before them is refused with 410 (the client re-lists)."""
+    store = Store(":memory:", history=10_000, history_bytes=200_000)
+    try:
+        first = await store.create(cm("big"))
+        since = first["metadata"]["resourceVersion"]
+        for n in range(5):
+            await store.patch("v1", "ConfigMap", "big", "default", {"data": {"k": "x" * 60_000 + str(n)}}, "merge")
+        changes, held = store.storage.bus.held
+        assert changes < 6 and held <= 200_000
+        with pytest.raises(ApiError) as exc:
+            store.watch("v1", "ConfigMap", "default", resource_version=since)
+        assert exc.value.code == 410
+    finally:
+        store.close()

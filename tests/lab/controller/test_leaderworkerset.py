@@ -18,8 +18,8 @@ LWS = {
     "metadata": {"name": "m-kserve-mn", "namespace": "default"},
     "spec": {"replicas": 1, "leaderWorkerTemplate": {
         "size": 3, "restartPolicy": "RecreateGroupOnPodRestart",
-        "leaderTemplate": {"metadata": {"labels": {"role": "leader"}}, "spec": {"containers": [{"name": "main"}]}},
-        "workerTemplate": {"metadata": {"labels": {"role": "worker"}}, "spec": {"containers": [{"name": "main"}]}},
+        "leaderTemplate": {"metadata": {"labels": {"role": "leader"}}, "spec": {"containers": [{"name": "main", "image": "vllm"}]}},
+        "workerTemplate": {"metadata": {"labels": {"role": "worker"}}, "spec": {"containers": [{"name": "main", "image": "vllm"}]}},
     }},
 }
 

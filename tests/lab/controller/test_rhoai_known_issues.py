@@ -36,7 +36,7 @@ async def test_https_origination_issue_answers_500(tmp_path: Path, step08) -> No
                                       "chat/completions", json={"model": "m", "messages": []})
             return r if r.status_code != 404 else None
 
-        r = await eventually(answer, what="the route to reach the gateway")
+        r = await eventually(answer, timeout=60, what="the route to reach the gateway")  # a bound, not a budget
         assert r.status_code == 500 and r.text == ENVOY_TLS_ERROR
     finally:
         for part in reversed(parts):

@@ -46,7 +46,7 @@ async def test_data_parallel_leader_and_headless_worker_become_ready(cluster) ->
         ready = [p for p in pods if all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])]
         return pods if len(pods) == 2 and len(ready) == 2 else None
 
-    pods = await eventually(both_ready, timeout=40, what="leader and worker pods Ready")
+    pods = await eventually(both_ready, what="leader and worker pods Ready")
     names = sorted(p["metadata"]["name"] for p in pods)
     assert names == ["qwen-dp-kserve-mn-0", "qwen-dp-kserve-mn-0-1"]
     for pod in pods:

@@ -68,7 +68,7 @@ async def test_vllm_pod_becomes_ready_on_its_own_ip_and_logs(node_env) -> None:
         conds = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
         return pod if conds.get("Ready") == "True" else None
 
-    pod = await eventually(ready, timeout=30, what="vLLM pod Ready")
+    pod = await eventually(ready, what="vLLM pod Ready")
     ip = pod["status"]["podIP"]
     assert ipaddress.ip_address(ip) in POD_CIDR
     assert pod["status"]["phase"] == "Running"
@@ -96,7 +96,7 @@ async def test_model_too_big_for_one_l4_crash_loops_with_oom_in_previous_log(nod
                 return cs
         return None
 
-    cs = await eventually(crash_looping, timeout=30, what="CrashLoopBackOff")
+    cs = await eventually(crash_looping, what="CrashLoopBackOff")
     assert cs["lastState"]["terminated"]["exitCode"] != 0
     assert "back-off 10s restarting failed container=main pod=big_default" in cs["state"]["waiting"]["message"]
     previous = "".join([c async for c in kubelet.read_logs("default", "big", "main", None, False, True)])
@@ -138,7 +138,7 @@ async def test_failing_liveness_probe_restarts_the_container(node_env) -> None:
         cs = (pod["status"].get("containerStatuses") or [{}])[0]
         return cs if cs.get("restartCount", 0) >= 1 else None
 
-    cs = await eventually(restarted, timeout=20, what="a liveness restart")
+    cs = await eventually(restarted, what="a liveness restart")
     assert cs["lastState"]["terminated"]["exitCode"] == 137
     messages = [e["message"] for e in await events_for(store, "stuck", "default")]
     assert "Container c failed liveness probe, will be restarted" in messages

@@ -10,6 +10,7 @@ go nowhere and the index stays empty. Also the DNS names a pod may use."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import httpx
@@ -94,16 +95,21 @@ async def test_vllm_kv_events_reach_the_epp_through_the_workshop_service(cluster
     async def indexed():
         return scorer.index.admissions > 0 and any(pod_ip in pods for pods in scorer.index.blocks.values())
 
-    # ZMQ PUB drops what it sends before the subscriber's connection is up (as vLLM's does): keep prompting
-    for i in range(10):
-        await send(i)
-        await eventually(_async(lambda sent=i + 1: _published(kubelet) >= sent), timeout=15, what="vLLM to publish")
-        try:
-            await eventually(indexed, timeout=3, what="the EPP's KV-block index to hold the vLLM pod's blocks")
-            break
-        except AssertionError:
-            continue
-    assert await indexed(), "no KV event reached the EPP through the workshop's Service"
+    # ZMQ PUB drops what it sends before the subscriber's connection is up (as vLLM's does): keep prompting,
+    # one prompt after the other (each waits for its events to be published), until the index holds blocks
+    async def keep_prompting() -> None:
+        for i in range(200):
+            await send(i)
+            await eventually(_async(lambda sent=i + 1: _published(kubelet) >= sent), timeout=60,
+                             what="vLLM to publish")
+
+    prompting = asyncio.create_task(keep_prompting())
+    try:
+        await eventually(indexed, timeout=120, what="the EPP's KV-block index to hold the vLLM pod's blocks")
+    finally:
+        prompting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await prompting
 
 
 async def test_kserve_sample_endpoint_leaves_the_index_empty(cluster) -> None:
@@ -122,7 +128,7 @@ async def test_kserve_sample_endpoint_leaves_the_index_empty(cluster) -> None:
         writer.close()
     for i in range(3):
         await send(i)
-    await eventually(_async(lambda: _published(kubelet) >= 3), timeout=15, what="vLLM to publish KV events")
+    await eventually(_async(lambda: _published(kubelet) >= 3), what="vLLM to publish KV events")
     assert scorer.index.admissions == 0 and not scorer.index.blocks
     prompt = "0: The quick brown fox jumps over the lazy dog. " * 40
     assert scorer.pod_scores(LLMRequest("r-1", "qwen", prompt)) == {}  # the precise scorer scores nothing

@@ -13,6 +13,9 @@ def make_engine(
     model: str = "Qwen/Qwen3-0.6B", gpu: str = "L4", *, seed: int = 0, sink=None, **kw
 ) -> LLMEngine:
     kw.setdefault("python_hash_seed", "42")
+    # Scheduler/physics mechanics tests want requests in the scheduler at once; the API-server delay has its own test.
+    kw.setdefault("frontend_request_s", 0.0)
+    kw.setdefault("frontend_per_running_seq_s", 0.0)
     cfg = EngineConfig(model=resolve_model(model), gpu=resolve_gpu(gpu), **kw)
     return LLMEngine(cfg, seed=seed, kv_event_sink=sink)
 

@@ -26,7 +26,7 @@ from llmd_lab.lab.controller.llmisvc.children import (
     monitoring_objects,
     owner_reference,
 )
-from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig, PresetError, combine
+from llmd_lab.lab.controller.llmisvc.presets import CONFIG_NAMESPACE, GlobalConfig, PresetError, combine
 
 CONFIG_KIND = "LLMInferenceServiceConfig"
 # every kind the reconciler may own, so stale children of any of them are found and removed
@@ -39,6 +39,7 @@ OWNED_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("kuadrant.io/v1", "AuthPolicy"),
 )
 AUTH_CRD = ("kuadrant.io/v1", "AuthPolicy")
+ROUTER_KINDS = {"InferencePool", "InferenceModel", "HTTPRoute", "AuthPolicy"}
 STORAGE_SECRET_ANNOTATION = "serving.kserve.io/storageSecretName"  # inferenceservice-config credentials
 HF_TOKEN = "HF_TOKEN"  # pkg/credentials/hf/hf_secret.go HFTokenKey
 
@@ -49,6 +50,7 @@ class LLMInferenceServiceController(Reconciler):
     def __init__(self, global_config: GlobalConfig | None = None) -> None:
         super().__init__()
         self.global_config = global_config or GlobalConfig()
+        self._keys = tls.KeyPool()
         self.watches = (
             Watch(API_VERSION, KIND, self_key),
             Watch(API_VERSION, CONFIG_KIND, self._everything),
@@ -58,6 +60,10 @@ class LLMInferenceServiceController(Reconciler):
             Watch("inference.networking.x-k8s.io/v1alpha2", "InferencePool", owner_keys(KIND)),
             Watch("gateway.networking.k8s.io/v1", "Gateway", self._everything),
         )
+
+    async def start(self, ctx: Any) -> None:
+        await super().start(ctx)
+        self._tasks.append(asyncio.create_task(self._keys.run(), name=f"{self.name}-tls-keys"))
 
     def _everything(self, _obj: dict) -> list[Key]:
         return list(self._known)
@@ -82,37 +88,58 @@ class LLMInferenceServiceController(Reconciler):
             return False
         if svc["metadata"].get("deletionTimestamp"):
             return None
-        configs: dict[tuple[str, str], dict | None] = {}
-        for ns in (namespace, "kserve"):
-            if self._served(API_VERSION, CONFIG_KIND):
-                items, _ = await self.store.list(API_VERSION, CONFIG_KIND, ns)
-                for item in items:
-                    configs[(ns, item["metadata"]["name"])] = item
-        conditions: list[st.Cond] = []
+        configs = await self._configs(namespace)
         try:
             spec = combine(svc, lambda ns, n: configs.get((ns, n)), self.global_config)
         except PresetError as exc:
             await self._presets_failed(svc, exc)
             return None
-        conditions.append(st.Cond("PresetsCombined", "True"))
-
         facts = ClusterFacts(monitoring=self._served("monitoring.coreos.com/v1", "PodMonitor"),
                              auth_policy=self._served(*AUTH_CRD),
                              storage_env=await self._storage_env(svc, spec))
-        router_error = ""
+        router_error = self._router_error(svc, facts)
+        await self._self_signed_certs(svc)
+        desired = desired_children(svc, spec, facts)
+        if router_error:
+            desired = [o for o in desired if not _router_child(name, o)]
+        conditions = [st.Cond("PresetsCombined", "True")]
+        live = await self._apply_children(svc, desired, conditions)
+        await self._prune(svc, {(o["kind"], o["metadata"]["name"]) for o in desired}
+                          | {("Secret", child_name(name, names.SELF_SIGNED_CERTS))})
+        if facts.monitoring:
+            for obj in monitoring_objects(namespace):
+                with contextlib.suppress(ApiError):
+                    await self.store.create(obj)
+        workload_parts = _workload_conditions(name, spec, live, conditions)
+        conditions = [c for c in conditions if c.type != "MainWorkloadReady"] + workload_parts
+        workloads = st.aggregate("WorkloadsReady", workload_parts)
+        router_parts, urls = await self._router_conditions(name, spec, live, router_error)
+        router_cond = st.aggregate("RouterReady", router_parts)
+        conditions += [*router_parts, workloads, router_cond]
+        await self._write_status(svc, conditions, st.ready(workloads, router_cond), urls)
+        return None
+
+    async def _configs(self, namespace: str) -> dict[tuple[str, str], dict]:
+        """LLMInferenceServiceConfigs of the service's namespace and ``kserve``, by (namespace, name)."""
+        configs: dict[tuple[str, str], dict] = {}
+        if not self._served(API_VERSION, CONFIG_KIND):
+            return configs
+        for ns in (namespace, CONFIG_NAMESPACE):
+            items, _ = await self.store.list(API_VERSION, CONFIG_KIND, ns)
+            configs.update({(ns, item["metadata"]["name"]): item for item in items})
+        return configs
+
+    def _router_error(self, svc: dict, facts: ClusterFacts) -> str:
         if self._profile_issue("authPolicyRequiredForGateway") and not facts.auth_policy and auth_enabled(svc):
-            router_error = (
+            return (
                 "failed to validate Gateway: the AuthPolicy CRD (authpolicies.kuadrant.io) is not installed, so "
                 "authentication cannot be enforced; install Red Hat Connectivity Link (rhcl-operator) and restart "
                 'the controllers, or set the annotation security.opendatahub.io/enable-auth: "false"'
             )
-        await self._self_signed_certs(svc)
-        desired = desired_children(svc, spec, facts)
-        router_kinds = {"InferencePool", "InferenceModel", "HTTPRoute", "AuthPolicy"}
-        if router_error:
-            scheduler_prefix = child_name(name, "-epp")
-            desired = [o for o in desired if o["kind"] not in router_kinds
-                       and not o["metadata"]["name"].startswith((scheduler_prefix, child_name(name, "-kserve-router")))]
+        return ""
+
+    async def _apply_children(self, svc: dict, desired: list[dict], conditions: list[st.Cond]) -> dict:
+        """Apply each desired child the cluster serves; the live objects by (kind, name)."""
         live: dict[tuple[str, str], dict] = {}
         for obj in desired:
             if not self._served(obj["apiVersion"], obj["kind"]):
@@ -128,27 +155,11 @@ class LLMInferenceServiceController(Reconciler):
                                  f"{exc.message}")
                 continue
             live[(obj["kind"], obj["metadata"]["name"])] = obj_live
-        await self._prune(svc, {(o["kind"], o["metadata"]["name"]) for o in desired}
-                          | {("Secret", child_name(name, names.SELF_SIGNED_CERTS))})
-        if facts.monitoring:
-            for obj in monitoring_objects(namespace):
-                with contextlib.suppress(ApiError):
-                    await self.store.create(obj)
+        return live
 
-        # ---- workloads
-        pd = spec.get("prefill") is not None
-        main = live.get(("Deployment", child_name(name, names.WORKLOAD))) or live.get(
-            ("LeaderWorkerSet", child_name(name, names.MULTI_NODE)))
-        parts = [c for c in conditions if c.type == "MainWorkloadReady"] or [
-            st.workload_condition("MainWorkloadReady", main)]
-        if pd:
-            prefill = live.get(("Deployment", child_name(name, names.PREFILL_WORKLOAD))) or live.get(
-                ("LeaderWorkerSet", child_name(name, names.PREFILL_MULTI_NODE)))
-            parts.append(st.workload_condition("PrefillWorkloadReady", prefill))
-        conditions = [c for c in conditions if c.type != "MainWorkloadReady"] + parts
-        workloads = st.aggregate("WorkloadsReady", parts)
-
-        # ---- router
+    async def _router_conditions(self, name: str, spec: dict, live: dict,
+                                 router_error: str) -> tuple[list[st.Cond], list[str]]:
+        """GatewaysReady, HTTPRoutesReady, InferencePoolReady, SchedulerWorkloadReady; and the URLs."""
         router = spec.get("router") or {}
         gw_ref = ((router.get("gateway") or {}).get("refs") or [{}])[0]
         gw_name = gw_ref.get("name") or self.global_config.ingress_gateway_name
@@ -158,23 +169,19 @@ class LLMInferenceServiceController(Reconciler):
             gateway = await self.get_or_none("gateway.networking.k8s.io/v1", "Gateway", gw_name, gw_ns)
         route_managed = router.get("route") is not None and not ((router.get("route") or {}).get("http") or {}).get(
             "refs")
-        sched_managed = router.get("scheduler") is not None
+        sched_managed = router.get("scheduler") is not None and not router_error
         route = live.get(("HTTPRoute", child_name(name, names.ROUTE)))
-        pool = live.get(("InferencePool", child_name(name, names.INFERENCE_POOL)))
-        router_parts: list[st.Cond] = []
+        parts: list[st.Cond] = []
         if router.get("route") is not None or router.get("gateway") is not None:
-            router_parts.append(st.gateway_condition(gateway, f"{gw_ns}/{gw_name}", router_error))
-        router_parts.append(st.route_condition(route, route_managed and not router_error))
-        router_parts.append(st.pool_condition(pool, sched_managed and not router_error))
-        if sched_managed and not router_error:
-            router_parts.append(st.workload_condition(
+            parts.append(st.gateway_condition(gateway, f"{gw_ns}/{gw_name}", router_error))
+        parts.append(st.route_condition(route, route_managed and not router_error))
+        parts.append(st.pool_condition(live.get(("InferencePool", child_name(name, names.INFERENCE_POOL))),
+                                       sched_managed))
+        if sched_managed:
+            parts.append(st.workload_condition(
                 "SchedulerWorkloadReady", live.get(("Deployment", child_name(name, names.SCHEDULER)))))
-        conditions += router_parts
-        router_cond = st.aggregate("RouterReady", router_parts)
         urls = st.discover_urls(gateway, route) if route_managed and not router_error else []
-        conditions += [workloads, router_cond]
-        await self._write_status(svc, conditions, st.ready(workloads, router_cond), urls)
-        return None
+        return parts, urls
 
     async def _storage_env(self, svc: dict, spec: dict) -> tuple[dict, ...]:
         """workload_storage.go + credentials.CreateSecretVolumeAndEnvFromServiceAccount, for hf:// models: the Secret
@@ -209,7 +216,7 @@ class LLMInferenceServiceController(Reconciler):
         now = datetime.datetime.now(datetime.UTC)
         if tls.usable(await self.get_or_none("v1", "Secret", name, svc["metadata"]["namespace"]), now):
             return
-        key_pem, cert_pem = await asyncio.to_thread(tls.self_signed_pair, now)
+        key_pem, cert_pem = tls.self_signed_pair(await self._keys.get(), now)
         try:
             await apply(self.store, tls.secret(svc, key_pem, cert_pem, now, owner_reference(svc)))
         except ApiError as exc:
@@ -261,3 +268,22 @@ class LLMInferenceServiceController(Reconciler):
             await self.store.update_status(svc)
             if ready.ok and not was_ready:
                 await self.event(svc, "Normal", "Ready", f"LLMInferenceService is ready at {new.get('url', '')}")
+
+
+def _router_child(name: str, obj: dict) -> bool:
+    """A child of the router (pool, model, route, auth policy, EPP objects): held back when the Gateway fails."""
+    return obj["kind"] in ROUTER_KINDS or obj["metadata"]["name"].startswith(
+        (child_name(name, "-epp"), child_name(name, "-kserve-router")))
+
+
+def _workload_conditions(name: str, spec: dict, live: dict, conditions: list[st.Cond]) -> list[st.Cond]:
+    """MainWorkloadReady (and PrefillWorkloadReady under P/D) from the Deployment or LeaderWorkerSet."""
+    main = live.get(("Deployment", child_name(name, names.WORKLOAD))) or live.get(
+        ("LeaderWorkerSet", child_name(name, names.MULTI_NODE)))
+    parts = [c for c in conditions if c.type == "MainWorkloadReady"] or [
+        st.workload_condition("MainWorkloadReady", main)]
+    if spec.get("prefill") is not None:
+        prefill = live.get(("Deployment", child_name(name, names.PREFILL_WORKLOAD))) or live.get(
+            ("LeaderWorkerSet", child_name(name, names.PREFILL_MULTI_NODE)))
+        parts.append(st.workload_condition("PrefillWorkloadReady", prefill))
+    return parts

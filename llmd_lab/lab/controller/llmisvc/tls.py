@@ -9,6 +9,7 @@ with ``--model-server-metrics-https-insecure-skip-verify``). The Secret is creat
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 from collections.abc import Mapping
@@ -27,10 +28,28 @@ EXPIRATION_ANNOTATION = "certificates.kserve.io/expiration"
 ORGANIZATION = "Kserve Self Signed"
 
 
-def self_signed_pair(now: datetime.datetime) -> tuple[bytes, bytes]:
-    """(PKCS#8 key PEM, certificate PEM) as createSelfSignedTLSCertificate makes them. Slow (RSA-4096): call
-    it off the event loop."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+def new_key() -> rsa.RSAPrivateKey:
+    """rsa.GenerateKey(rand.Reader, 4096): slow (prime search), so :class:`KeyPool` makes them ahead."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=4096)
+
+
+class KeyPool:
+    """A few RSA-4096 keys made ahead in a worker thread: the lab's controller would otherwise hold a new
+    service's children back for the seconds a 4096-bit prime search takes on a busy laptop."""
+
+    def __init__(self, size: int = 1) -> None:
+        self._keys: asyncio.Queue[rsa.RSAPrivateKey] = asyncio.Queue(maxsize=size)
+
+    async def run(self) -> None:
+        while True:
+            await self._keys.put(await asyncio.to_thread(new_key))
+
+    async def get(self) -> rsa.RSAPrivateKey:
+        return await self._keys.get()
+
+
+def self_signed_pair(key: rsa.RSAPrivateKey, now: datetime.datetime) -> tuple[bytes, bytes]:
+    """(PKCS#8 key PEM, certificate PEM) as createSelfSignedTLSCertificate makes them."""
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
     cert = (
         x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
