@@ -4,21 +4,34 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
 
 .PHONY: lab test venv lint unit down site clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# `pip install .` is the library alone (what a workbench needs); the extras add the lab (`lab`: API server,
+# simulators, JupyterLab) and the test and lint tools (`dev`, which includes `lab`).
+$(LAB_STAMP): pyproject.toml
+	if [ $(STAMP) -nt pyproject.toml ]; then touch $(LAB_STAMP); else \
+	  { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -e '.[lab]' && touch $(LAB_STAMP); fi
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(LAB_STAMP)
 
-venv: $(STAMP)  ## create or update .venv with the project and its dev tools
+venv: $(STAMP)  ## create or update .venv with the project, the lab and the dev tools
 
-lab: $(STAMP)  ## start the local lab and JupyterLab on notebook 00 as attendee user1's workbench (127.0.0.1 only)
+# The notebooks' `!oc` cells: OpenShift AI workbench images ship `oc`; the lab provides a shim over kubectl.
+$(BIN)/oc: llmd_lab/lab/ocshim.py | $(LAB_STAMP)
+	$(BIN)/python -m llmd_lab.lab.ocshim --install $(BIN)
+
+lab: $(LAB_STAMP) $(BIN)/oc  ## start the local lab and JupyterLab on notebook 00 as attendee user1's workbench (127.0.0.1 only)
 	$(BIN)/llmd-lab up
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/llmd-lab workbench --user user1 -- \
 	  $(abspath $(BIN))/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(abspath notebooks) \
@@ -34,7 +47,7 @@ test: lint  ## lint, then the whole pytest suite (unit, lab integration, noteboo
 unit: $(STAMP)  ## the fast tests only
 	$(BIN)/pytest -m "not slow and not notebooks"
 
-down: $(STAMP)  ## stop the local lab
+down: $(LAB_STAMP)  ## stop the local lab
 	$(BIN)/llmd-lab down
 
 clean:  ## remove the venv and caches

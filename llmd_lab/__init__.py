@@ -11,9 +11,8 @@ __version__ = "0.1.0"
 
 # Public helpers, imported on first use so `import llmd_lab` stays cheap for the lab process and CLI.
 _LAZY = {
-    # `llmd_lab.connect` is a callable module (see llmd_lab/connect.py): the same object in any import
-    # order, so `llmd_lab.connect()` and `from llmd_lab import connect; connect()` always work.
-    "connect": ("llmd_lab.connect", None),
+    # `connect` is the function (there is no `llmd_lab.connect` module to shadow it).
+    "connect": ("llmd_lab.connection", "connect"),
     "connection": ("llmd_lab.connection", None),
     "Connection": ("llmd_lab.connection", "Connection"),
     "ConnectError": ("llmd_lab.connection", "ConnectError"),
@@ -26,6 +25,8 @@ _LAZY = {
     "viz": ("llmd_lab.viz", None),
     "planner": ("llmd_lab.planner", None),
     "k8s": ("llmd_lab.k8s", None),
+    "access": ("llmd_lab.access", None),
+    "settings": ("llmd_lab.settings", None),
 }
 
 

@@ -1,16 +1,19 @@
-"""Pick the world the notebook talks to, and say which one it is.
+"""Pick the world the notebook talks to, say which one it is, who you are there and what you may do.
 
 ``connect()`` tries, in order:
 
-1. the in-cluster service account (an OpenShift AI workbench: ``KUBERNETES_SERVICE_HOST`` and the
-   mounted token);
-2. a kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``, current context unless ``context=`` is given);
+1. a kubeconfig: ``kubeconfig=``, ``$KUBECONFIG`` or ``~/.kube/config`` (current context unless
+   ``context=`` is given). In a workbench terminal ``oc login`` writes ``~/.kube/config``, and an
+   attendee who logged in means *that* identity, so it wins over the pod's own account;
+2. the in-cluster service account (an OpenShift AI workbench: ``KUBERNETES_SERVICE_HOST`` and the token
+   mounted under ``/var/run/secrets/kubernetes.io/serviceaccount``);
 3. the local lab: attach if ``$LLMD_LAB_HOME/lab.json`` names a live process, else start it with the
    ``llmd-lab up`` command (a subprocess — the library never imports the lab) when ``start_lab``.
 
-The result is a :class:`Connection`: the official ``kubernetes`` API clients, the namespace, the user,
-and where we are (OpenShift / Kubernetes / llmd-lab, with versions). Nothing here prints a token or
-kubeconfig contents. Failures are :class:`ConnectError` subclasses with a sentence saying what to do.
+The result is a :class:`Connection`: the official ``kubernetes`` API clients, the namespace, who you are
+(SelfSubjectReview) with a short can-i summary (SelfSubjectAccessReview), and where we are (OpenShift /
+Kubernetes / llmd-lab, with versions). Nothing here prints a token or kubeconfig contents. Failures are
+:class:`ConnectError` subclasses with a sentence saying what to do.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import InClusterConfigLoader
+from kubernetes.dynamic import DynamicClient
+
+from llmd_lab import access
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LAB_CLUSTER_NAME = "llmd-lab"
@@ -106,7 +112,8 @@ class Connection:
     Attributes: ``api`` (``kubernetes.client.ApiClient``), ``core``, ``apps``, ``custom``,
     ``dynamic`` (API clients), ``namespace``, ``user``, ``kind`` ("OpenShift", "Kubernetes" or
     "llmd-lab"), ``version`` (Kubernetes ``gitVersion``), ``platform_version`` (OpenShift version if
-    known), ``server`` (API URL), ``source`` (how we found it), ``lab`` (``lab.json`` when local).
+    known), ``server`` (API URL), ``source`` (how we found it), ``lab`` (``lab.json`` when local),
+    ``identity`` (groups and the can-i summary; ``is_cluster_admin`` tells the instructor apart).
     """
 
     api: client.ApiClient
@@ -118,7 +125,7 @@ class Connection:
     version: str = "?"
     platform_version: str | None = None
     lab: dict | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    identity: access.Identity = field(default_factory=access.Identity)
 
     @cached_property
     def core(self) -> client.CoreV1Api:
@@ -133,9 +140,7 @@ class Connection:
         return client.CustomObjectsApi(self.api)
 
     @cached_property
-    def dynamic(self) -> Any:
-        from kubernetes.dynamic import DynamicClient
-
+    def dynamic(self) -> DynamicClient:
         return DynamicClient(self.api)
 
     def bearer_token(self) -> str | None:
@@ -146,6 +151,11 @@ class Connection:
         if auth:
             return auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else auth
         return None
+
+    @property
+    def is_cluster_admin(self) -> bool:
+        """True for the instructor (any verb on anything): preflight then runs every cluster-wide check."""
+        return self.identity.cluster_admin
 
     @property
     def is_lab(self) -> bool:
@@ -161,6 +171,7 @@ class Connection:
             f"via       : {self.source}",
             f"user      : {self.user}",
             f"namespace : {self.namespace}",
+            f"can-i     : {self.identity.can_i_summary()}",
         ]
         if self.lab:
             lines.append(f"lab       : profile {self.lab.get('profile')}, gateway port {self.lab.get('gateway_port')}, "
@@ -212,7 +223,8 @@ def _build(
         conn.version = info.git_version
     except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise _classify(exc, server) from None
-    conn.user = _whoami(api)
+    conn.identity = access.identity(api, namespace)
+    conn.user = conn.identity.username
     conn.kind, conn.platform_version = _platform(api)
     if lab is not None:
         conn.kind = "llmd-lab"
@@ -233,21 +245,6 @@ def _build(
     return conn
 
 
-def _whoami(api: client.ApiClient) -> str:
-    try:
-        review = client.AuthenticationV1Api(api).create_self_subject_review(
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}, _request_timeout=10
-        )
-        return review.status.user_info.username or "?"
-    except (ApiException, AttributeError, ValueError):
-        pass
-    try:
-        me = client.CustomObjectsApi(api).get_cluster_custom_object("user.openshift.io", "v1", "users", "~")
-        return me["metadata"]["name"]
-    except ApiException:
-        return "?"
-
-
 def _platform(api: client.ApiClient) -> tuple[str, str | None]:
     try:
         groups = {g.name for g in client.ApisApi(api).get_api_versions(_request_timeout=10).groups}
@@ -264,64 +261,45 @@ def _platform(api: client.ApiClient) -> tuple[str, str | None]:
         return "OpenShift", None
 
 
-def connect(
-    namespace: str | None = None,
-    *,
-    allow_lab: bool = True,
-    start_lab: bool = True,
-    prefer_lab: bool = False,
-    kubeconfig: str | Path | None = None,
-    context: str | None = None,
-    check_namespace: bool = True,
-) -> Connection:
-    """Connect to OpenShift AI (in-cluster or kubeconfig) or, failing that, the local lab.
+def _kubeconfig_path(kubeconfig: str | Path | None) -> Path:
+    """The kubeconfig ``oc``/``kubectl`` would read: the argument, the first ``$KUBECONFIG`` entry, or
+    ``~/.kube/config`` (where ``oc login`` writes)."""
+    first = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return Path(kubeconfig or first or Path.home() / ".kube/config").expanduser()
 
-    Args:
-        namespace: the project to work in; default: the service account's or the context's namespace.
-        allow_lab: fall back to the local lab when no cluster config is found.
-        start_lab: start the lab (``llmd-lab up``) if it is not running.
-        prefer_lab: skip in-cluster/kubeconfig and use the lab directly.
-        kubeconfig, context: a specific kubeconfig file / context instead of the defaults.
-        check_namespace: verify the namespace exists and is readable (raises :class:`NamespaceForbiddenError`).
-    """
-    tried: list[str] = []
-    if not prefer_lab:
-        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and (SA_DIR / "token").exists():
-            cfg = client.Configuration()
-            config.load_incluster_config(client_configuration=cfg)
-            ns = namespace or (SA_DIR / "namespace").read_text().strip()
-            return _build(client.ApiClient(cfg), ns, "in-cluster service account", None, check_namespace)
-        tried.append("in-cluster service account (not in a pod)")
-        path = Path(
-            kubeconfig
-            or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-            or Path.home() / ".kube/config"
-        )
-        if path.expanduser().exists():
-            path = path.expanduser()
-            try:
-                contexts, active = config.list_kube_config_contexts(str(path))
-                ctx = next((c for c in contexts if c["name"] == context), None) if context else active
-                if ctx is None:
-                    raise ConnectError(
-                        f"context {context!r} not in {path}: use one of {[c['name'] for c in contexts]}"
-                    )
-                cfg = client.Configuration()
-                config.load_kube_config(str(path), context=ctx["name"], client_configuration=cfg)
-            except ConfigException as exc:
-                raise ConnectError(f"kubeconfig {path} is not usable: {exc}") from None
-            ns = namespace or ctx["context"].get("namespace") or "default"
-            lab = None
-            if ctx["context"].get("cluster") == LAB_CLUSTER_NAME:
-                lab = running_lab(path.parent) or running_lab()
-            return _build(
-                client.ApiClient(cfg), ns, f"kubeconfig {path} (context {ctx['name']})", lab, check_namespace
-            )
-        tried.append(f"kubeconfig ({path} not found)")
-    if not allow_lab:
-        raise ConnectError(
-            "no cluster found; tried: " + "; ".join(tried) + ". Log in with `oc login` or allow the lab."
-        )
+
+def _from_kubeconfig(path: Path, namespace: str | None, context: str | None, check_namespace: bool) -> Connection:
+    try:
+        contexts, active = config.list_kube_config_contexts(str(path))
+        ctx = next((c for c in contexts if c["name"] == context), None) if context else active
+        if ctx is None:
+            raise ConnectError(f"context {context!r} not in {path}: use one of {[c['name'] for c in contexts]}")
+        cfg = client.Configuration()
+        config.load_kube_config(str(path), context=ctx["name"], client_configuration=cfg)
+    except ConfigException as exc:
+        raise ConnectError(f"kubeconfig {path} is not usable: {exc}") from None
+    ns = namespace or ctx["context"].get("namespace") or "default"
+    lab = None
+    if ctx["context"].get("cluster") == LAB_CLUSTER_NAME:
+        # the lab's own kubeconfig sits in its home; an identity's in <home>/kubeconfigs/
+        lab = running_lab(path.parent) or running_lab(path.parent.parent) or running_lab()
+    return _build(client.ApiClient(cfg), ns, f"kubeconfig {path} (context {ctx['name']})", lab, check_namespace)
+
+
+def _in_cluster(namespace: str | None, check_namespace: bool) -> Connection:
+    """What client-go's ``rest.InClusterConfig`` reads: the service host/port variables and SA_DIR's
+    token, CA and namespace (SA_DIR is read at call time, so it is the one place that names the path)."""
+    cfg = client.Configuration()
+    try:
+        InClusterConfigLoader(token_filename=str(SA_DIR / "token"), cert_filename=str(SA_DIR / "ca.crt"),
+                              try_refresh_token=True).load_and_set(cfg)  # fmt: skip
+    except ConfigException as exc:
+        raise ConnectError(f"the workbench's service account is not usable: {exc}") from None
+    ns = namespace or (SA_DIR / "namespace").read_text().strip()
+    return _build(client.ApiClient(cfg), ns, "in-cluster service account (the workbench's)", None, check_namespace)
+
+
+def _from_lab(namespace: str | None, start_lab: bool, tried: list[str], check_namespace: bool) -> Connection:
     home = lab_home()
     info = running_lab(home)
     if info is None:
@@ -333,6 +311,44 @@ def connect(
         info = launch_lab(home)
     cfg = client.Configuration()
     config.load_kube_config(str(home / "kubeconfig"), client_configuration=cfg)
-    contexts, active = config.list_kube_config_contexts(str(home / "kubeconfig"))
+    _, active = config.list_kube_config_contexts(str(home / "kubeconfig"))
     ns = namespace or active["context"].get("namespace") or "default"
     return _build(client.ApiClient(cfg), ns, f"local lab ({home})", info, check_namespace)
+
+
+def connect(
+    namespace: str | None = None,
+    *,
+    allow_lab: bool = True,
+    start_lab: bool = True,
+    prefer_lab: bool = False,
+    kubeconfig: str | Path | None = None,
+    context: str | None = None,
+    check_namespace: bool = True,
+) -> Connection:
+    """Connect as you: your kubeconfig (``oc login``), else the workbench's service account, else the lab.
+
+    Args:
+        namespace: the project to work in; default: the context's or the service account's namespace.
+        allow_lab: fall back to the local lab when no cluster config is found.
+        start_lab: start the lab (``llmd-lab up``) if it is not running.
+        prefer_lab: skip kubeconfig/in-cluster and use the lab directly.
+        kubeconfig, context: a specific kubeconfig file / context instead of the defaults.
+        check_namespace: verify the namespace exists and is readable (raises :class:`NamespaceForbiddenError`).
+    """
+    tried: list[str] = []
+    if not prefer_lab:
+        path = _kubeconfig_path(kubeconfig)
+        if path.exists():
+            return _from_kubeconfig(path, namespace, context, check_namespace)
+        if kubeconfig is not None:
+            raise ConnectError(f"kubeconfig {path} does not exist")
+        tried.append(f"kubeconfig ({path} not found)")
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and (SA_DIR / "token").exists():
+            return _in_cluster(namespace, check_namespace)
+        tried.append("in-cluster service account (not in a pod)")
+    if not allow_lab:
+        raise ConnectError(
+            "no cluster found; tried: " + "; ".join(tried) + ". Log in with `oc login` or allow the lab."
+        )
+    return _from_lab(namespace, start_lab, tried, check_namespace)

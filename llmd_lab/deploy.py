@@ -22,7 +22,8 @@ import pandas as pd
 from kubernetes.client.rest import ApiException
 from tqdm.auto import tqdm
 
-from llmd_lab import doctor, k8s, manifests
+from llmd_lab import access, doctor, k8s, manifests
+from llmd_lab.connection import Connection
 from llmd_lab.manifests import API_VERSION, KIND
 
 CONDITIONS = ("MainWorkloadReady", "WorkloadsReady", "RouterReady", "Ready")
@@ -32,7 +33,8 @@ class DeployError(RuntimeError):
     """Apply was refused, or the service did not become Ready in time; the message says why."""
 
 
-def apply(conn: Any, obj: dict, *, validate: bool = True, dry_run: bool = False) -> dict:
+@access.explains_forbidden
+def apply(conn: Connection, obj: dict, *, validate: bool = True, dry_run: bool = False) -> dict:
     """Create or update ``obj`` in ``conn.namespace`` (unless it names one); returns what the server stored.
 
     Our validation runs first, so a manifest that cannot work is refused before anything changes. The
@@ -65,7 +67,7 @@ def _refusal(exc: ApiException) -> str:
     return f"the API server refused the LLMInferenceService ({exc.status}): {message}.{fix}"
 
 
-def get(conn: Any, name: str, namespace: str | None = None) -> dict | None:
+def get(conn: Connection, name: str, namespace: str | None = None) -> dict | None:
     """The LLMInferenceService as a dict, or None."""
     return k8s.get(conn, API_VERSION, KIND, name, namespace or conn.namespace)
 
@@ -93,8 +95,9 @@ def _describe(obj: dict, pods: list[dict]) -> str:
     return " ".join(parts) + " | pods " + (", ".join(f"{k}:{v}" for k, v in sorted(phases.items())) or "none")
 
 
+@access.explains_forbidden
 def wait_ready(
-    conn: Any, name: str, namespace: str | None = None, *, timeout_s: float = 900, progress: bool = True
+    conn: Connection, name: str, namespace: str | None = None, *, timeout_s: float = 900, progress: bool = True
 ) -> dict:
     """Watch until ``Ready=True``; return the object. Raises :class:`DeployError` with a diagnosis on timeout.
 
@@ -133,7 +136,7 @@ def wait_ready(
         bar.close()
 
 
-def explain(conn: Any, name: str, namespace: str | None = None, *, probe: bool = True) -> str:
+def explain(conn: Connection, name: str, namespace: str | None = None, *, probe: bool = True) -> str:
     """Plain-language diagnosis: what is wrong (conditions, pods, events, logs) and what to do."""
     findings = doctor.run(conn, name, namespace, probe=probe)
     bad = findings[findings["status"] != "pass"]
@@ -147,8 +150,9 @@ def explain(conn: Any, name: str, namespace: str | None = None, *, probe: bool =
     return "\n".join(lines)
 
 
+@access.explains_forbidden
 def delete(
-    conn: Any, name: str, namespace: str | None = None, *, timeout_s: float = 180, wait: bool = True
+    conn: Connection, name: str, namespace: str | None = None, *, timeout_s: float = 180, wait: bool = True
 ) -> bool:
     """Delete the service and (``wait``) block until it and its pods are gone; False if it did not exist."""
     ns = namespace or conn.namespace
@@ -213,7 +217,8 @@ def _pod_row(pod: dict) -> dict[str, Any]:
     }
 
 
-def pods_frame(conn: Any, name: str, namespace: str | None = None) -> pd.DataFrame:
+@access.explains_forbidden
+def pods_frame(conn: Connection, name: str, namespace: str | None = None) -> pd.DataFrame:
     """Every pod of the service as a table — "where did my replicas land?".
 
     One row per pod (workload, prefill, multi-node workers and the EPP), sorted by role then name, with
@@ -253,8 +258,9 @@ def _rollout_state(dep: dict) -> tuple[bool, str]:
     return True, f"{name}: rolled out ({updated} replicas)"
 
 
+@access.explains_forbidden
 def wait_rolled_out(
-    conn: Any,
+    conn: Connection,
     name: str,
     component: str = "scheduler",
     namespace: str | None = None,
@@ -329,7 +335,8 @@ class Endpoints:
         return {k: v for k, v in (("llm-d", self.gateway), ("round-robin", self.service)) if v}
 
 
-def endpoints(conn: Any, name: str, namespace: str | None = None) -> Endpoints:
+@access.explains_forbidden
+def endpoints(conn: Connection, name: str, namespace: str | None = None) -> Endpoints:
     """``status.url`` and the ``<name>-kserve-workload-svc`` Service URL (scheme from its port)."""
     ns = namespace or conn.namespace
     obj = get(conn, name, ns)

@@ -16,6 +16,7 @@ Each diagnosis is one of the failure modes the workshop guides' troubleshooting 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -23,6 +24,7 @@ import httpx
 from kubernetes.client.rest import ApiException
 
 from llmd_lab import k8s
+from llmd_lab.connection import Connection
 from llmd_lab.kserve import names
 from llmd_lab.kserve.labels import (  # the KServe vocabulary, re-exported for notebooks and deploy
     ROLE_LABEL as ROLE_LABEL,
@@ -52,14 +54,49 @@ from llmd_lab.manifests import (
     KV_METRIC_FLAG,
     KV_METRIC_NAME,
 )
-from llmd_lab.preflight import FAIL, PASS, WARN, Check, CheckTable, table
+from llmd_lab.preflight import FAIL, KUEUE_MANAGED_LABELS, PASS, WARN, Check, CheckTable, table
+
+# ------------------------------------------------------------------------------------------------ routing
+EPP_METRICS_PORT = 9090
+
+
+def route_trace(
+    conn: Connection, name: str, request_id: str, namespace: str | None = None, *, port: int = EPP_METRICS_PORT
+) -> dict | None:
+    """The EPP's decision trace for ``request_id`` (the ``x-request-id`` the traffic client sends).
+
+    Asks every EPP pod of service ``name`` (:func:`scheduler_selector`) for
+    ``/debug/traces/<request_id>`` on its metrics port through the API server's pod proxy, so it works
+    from a laptop with only API access. Returns the first trace found (a dict for :func:`llmd_lab.viz.explain_route`),
+    or None when no pod has one: the EPP forgot it (it keeps recent ones), or this EPP has no
+    ``/debug/traces`` at all — OpenShift AI's does not; pass ``on_cluster=True`` to :func:`llmd_lab.viz.explain_route`
+    then. Running pods are asked first, newest first, because a rollout leaves the old EPP's traces behind.
+    """
+    ns = namespace or conn.namespace
+    pods = conn.core.list_namespaced_pod(ns, label_selector=scheduler_selector(name)).items
+    pods = sorted(
+        pods,
+        key=lambda p: (p.status is not None and p.status.phase == "Running", str(p.metadata.creation_timestamp or "")),
+        reverse=True,
+    )
+    for pod in pods:
+        try:
+            resp = conn.core.connect_get_namespaced_pod_proxy_with_path(
+                f"{pod.metadata.name}:{port}", ns, f"debug/traces/{request_id}", _preload_content=False
+            )
+            trace = json.loads(resp.data)
+        except (ApiException, ValueError):
+            continue  # 404: not this pod's request (or no trace endpoint); 503: pod not serving
+        if isinstance(trace, dict):
+            return trace
+    return None
 
 
 def _conditions(obj: dict) -> list[dict]:
     return obj.get("status", {}).get("conditions", []) or []
 
 
-def diagnose_scheduling(conn: Any, name: str, pods: list[dict]) -> list[Check]:
+def diagnose_scheduling(conn: Connection, name: str, pods: list[dict]) -> list[Check]:
     out = []
     for pod in pods:
         if pod.get("status", {}).get("phase") != "Pending":
@@ -96,17 +133,10 @@ def diagnose_scheduling(conn: Any, name: str, pods: list[dict]) -> list[Check]:
     return out
 
 
-KUEUE_MANAGED_LABELS = ("kueue.openshift.io/managed", "kueue-managed")  # RHOAI's opt-in, value "true"
-
-
-def diagnose_refused_kueue(conn: Any, ns: str) -> list[Check]:
+def diagnose_refused_kueue(conn: Connection, ns: str) -> list[Check]:
     """For a service that is not there: in a Kueue-managed namespace RHOAI's webhook refuses one without the
     queue label (``missing required label "kueue.x-k8s.io/queue-name"``), so a failed apply likely lacked it."""
-    try:
-        namespace = k8s.get(conn, "v1", "Namespace", ns)
-    except ApiException:  # users without cluster-wide read cannot see Namespace objects
-        return []
-    labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+    labels = k8s.namespace_labels(conn, ns) or {}
     managed = next((key for key in KUEUE_MANAGED_LABELS if labels.get(key) == "true"), None)
     if managed is None:
         return []
@@ -118,13 +148,13 @@ def diagnose_refused_kueue(conn: Any, ns: str) -> list[Check]:
                   f"({', '.join(queues) or 'none in ' + ns}) and re-apply")]  # fmt: skip
 
 
-def _local_queues(conn: Any, ns: str) -> list[str]:
+def _local_queues(conn: Connection, ns: str) -> list[str]:
     if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue"):
         return []
     return [q["metadata"]["name"] for q in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue", ns)]
 
 
-def diagnose_kueue(conn: Any, obj: dict) -> list[Check]:
+def diagnose_kueue(conn: Connection, obj: dict) -> list[Check]:
     if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue"):
         return []
     ns = obj["metadata"].get("namespace") or conn.namespace
@@ -144,7 +174,7 @@ def diagnose_kueue(conn: Any, obj: dict) -> list[Check]:
     return out
 
 
-def diagnose_auth(conn: Any, obj: dict) -> list[Check]:
+def diagnose_auth(conn: Connection, obj: dict) -> list[Check]:
     enabled = (obj["metadata"].get("annotations") or {}).get(ENABLE_AUTH_ANNOTATION, "true") != "false"
     has_crd = k8s.has_kind(conn, "kuadrant.io/v1", "AuthPolicy")
     mentions = [c.get("message", "") for c in _conditions(obj) if "AuthPolicy" in (c.get("message") or "")]
@@ -166,7 +196,7 @@ def diagnose_auth(conn: Any, obj: dict) -> list[Check]:
     return []
 
 
-def diagnose_crashes(conn: Any, pods: list[dict]) -> list[Check]:
+def diagnose_crashes(conn: Connection, pods: list[dict]) -> list[Check]:
     out = []
     for pod in pods:
         pname = pod["metadata"]["name"]
@@ -206,7 +236,7 @@ def _log_hint(logs: str) -> str:
     return "read the log tail above; `oc logs --previous` shows the crashed run"
 
 
-def diagnose_epp_metric(conn: Any, name: str, namespace: str) -> list[Check]:
+def diagnose_epp_metric(conn: Connection, name: str, namespace: str) -> list[Check]:
     dep = k8s.get(conn, "apps/v1", "Deployment", child_name(name, names.SCHEDULER), namespace)
     if dep is None:
         return []
@@ -237,7 +267,7 @@ def probe_endpoint(
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def diagnose_endpoint(conn: Any, obj: dict, *, verify: Any = True) -> list[Check]:
+def diagnose_endpoint(conn: Connection, obj: dict, *, verify: Any = True) -> list[Check]:
     url = obj.get("status", {}).get("url")
     if not url:
         return []
@@ -273,7 +303,7 @@ def diagnose_endpoint(conn: Any, obj: dict, *, verify: Any = True) -> list[Check
 
 
 def run(
-    conn: Any, name: str, namespace: str | None = None, *, probe: bool = True, verify: Any = True
+    conn: Connection, name: str, namespace: str | None = None, *, probe: bool = True, verify: Any = True
 ) -> CheckTable:
     """Run every diagnosis for one LLMInferenceService; a healthy service gives only ``pass`` rows."""
     ns = namespace or conn.namespace

@@ -14,23 +14,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from llmd_lab import access
+from llmd_lab.connection import Connection
 
 FIELD_MANAGER = "llmd-lab"
 
 
-def _conn_dyn(conn: Any) -> Any:
-    return conn.dynamic
-
-
-def resource(conn: Any, api_version: str, kind: str) -> Any:
+def resource(conn: Connection, api_version: str, kind: str) -> Any:
     """The dynamic client's resource for a kind; ``ResourceNotFoundError`` if the server lacks it."""
-    return _conn_dyn(conn).resources.get(api_version=api_version, kind=kind)
+    return conn.dynamic.resources.get(api_version=api_version, kind=kind)
 
 
-def has_kind(conn: Any, api_version: str, kind: str) -> bool:
+def has_kind(conn: Connection, api_version: str, kind: str) -> bool:
     """Whether the server serves this kind (its CRD is installed)."""
     try:
         resource(conn, api_version, kind)
@@ -44,7 +42,8 @@ def to_dict(obj: Any) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
-def get(conn: Any, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+@access.explains_forbidden
+def get(conn: Connection, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
     """The object as a dict, or None if it does not exist."""
     try:
         return to_dict(resource(conn, api_version, kind).get(name=name, namespace=namespace))
@@ -56,8 +55,9 @@ def get(conn: Any, api_version: str, kind: str, name: str, namespace: str | None
         raise
 
 
+@access.explains_forbidden
 def list_objects(
-    conn: Any, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    conn: Connection, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
 ) -> list[dict]:
     """Objects of a kind (all namespaces when ``namespace`` is None); [] if the kind is not served."""
     try:
@@ -70,8 +70,9 @@ def list_objects(
     return [to_dict(i) for i in res.get(**kw).items]
 
 
+@access.explains_forbidden
 def apply(
-    conn: Any, obj: dict, *, namespace: str | None = None, dry_run: bool = False, force: bool = True
+    conn: Connection, obj: dict, *, namespace: str | None = None, dry_run: bool = False, force: bool = True
 ) -> dict:
     """Create or update ``obj`` with server-side apply (field manager ``llmd-lab``); returns the result.
 
@@ -89,7 +90,8 @@ def apply(
     return to_dict(res.server_side_apply(body=body, name=obj["metadata"]["name"], namespace=ns, **kw))
 
 
-def delete(conn: Any, api_version: str, kind: str, name: str, namespace: str | None = None,
+@access.explains_forbidden
+def delete(conn: Connection, api_version: str, kind: str, name: str, namespace: str | None = None,
            propagation: str = "Foreground") -> bool:  # fmt: skip
     """Delete an object; False if it was already gone. Foreground: children go first."""
     try:
@@ -102,7 +104,7 @@ def delete(conn: Any, api_version: str, kind: str, name: str, namespace: str | N
 
 
 def watch(
-    conn: Any,
+    conn: Connection,
     api_version: str,
     kind: str,
     namespace: str | None = None,
@@ -120,11 +122,14 @@ def watch(
         kw["field_selector"] = f"metadata.name={name}"
     if label_selector:
         kw["label_selector"] = label_selector
-    for event in res.watch(**kw):
-        yield event["type"], to_dict(event["object"])
+    try:
+        for event in res.watch(**kw):
+            yield event["type"], to_dict(event["object"])
+    except ApiException as exc:
+        raise access.explain(exc) from None
 
 
-def events_for(conn: Any, obj: dict, limit: int = 20) -> list[dict]:
+def events_for(conn: Connection, obj: dict, limit: int = 20) -> list[dict]:
     """Events about an object (newest last), as ``oc describe`` shows them."""
     meta = obj["metadata"]
     sel = f"involvedObject.name={meta['name']},involvedObject.kind={obj['kind']}"
@@ -149,7 +154,7 @@ def events_for(conn: Any, obj: dict, limit: int = 20) -> list[dict]:
     ]
 
 
-def pod_logs(conn: Any, pod: str, namespace: str | None = None, *, container: str | None = None, tail: int = 20,
+def pod_logs(conn: Connection, pod: str, namespace: str | None = None, *, container: str | None = None, tail: int = 20,
              previous: bool = False) -> str:  # fmt: skip
     """The last ``tail`` lines of a container's log ('' if unavailable)."""
     try:
@@ -160,13 +165,14 @@ def pod_logs(conn: Any, pod: str, namespace: str | None = None, *, container: st
         return ""
 
 
-def pods(conn: Any, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
+def pods(conn: Connection, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
     """Pods as dicts (camelCase keys, as the API returns them)."""
     return list_objects(conn, "v1", "Pod", namespace or conn.namespace, label_selector)
 
 
+@access.explains_forbidden
 def service_url(
-    conn: Any,
+    conn: Connection,
     name: str,
     namespace: str | None = None,
     port: int | str | None = None,
@@ -208,21 +214,11 @@ def _speaks_plain_http(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-def can_i(conn: Any, verb: str, resource_name: str, *, group: str = "", namespace: str | None = None,
-          subresource: str | None = None) -> tuple[bool, str]:  # fmt: skip
-    """SelfSubjectAccessReview: (allowed, reason)."""
-    attrs: dict[str, Any] = {"verb": verb, "resource": resource_name, "group": group}
-    if namespace:
-        attrs["namespace"] = namespace
-    if subresource:
-        attrs["subresource"] = subresource
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": attrs},
-    }
-    review = client.AuthorizationV1Api(conn.api).create_self_subject_access_review(body)
-    return bool(review.status.allowed), review.status.reason or ""
+def can_i(conn: Connection, verb: str, resource_name: str, *, group: str = "", namespace: str | None = None,
+          subresource: str | None = None) -> bool:  # fmt: skip
+    """``oc auth can-i VERB RESOURCE[/SUB] [-n NS]``: one SelfSubjectAccessReview (cluster-wide without ``namespace``)."""
+    perm = access.Permission(verb, resource_name, group, subresource, namespaced=namespace is not None)
+    return access.access_review(conn.api, perm, namespace)
 
 
 def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.5) -> bool:
@@ -245,7 +241,8 @@ class NamespaceError(RuntimeError):
     """The namespace could not be created or used; the message says what to do."""
 
 
-def namespace_exists(conn: Any, name: str) -> bool:
+@access.explains_forbidden
+def namespace_exists(conn: Connection, name: str) -> bool:
     """Whether ``name`` exists *for this user*: a readable Namespace, or (OpenShift) a Project they are in."""
     try:
         conn.core.read_namespace(name)
@@ -266,7 +263,24 @@ def namespace_exists(conn: Any, name: str) -> bool:
         raise
 
 
-def ensure_namespace(conn: Any, name: str) -> bool:
+def namespace_labels(conn: Connection, name: str) -> dict[str, str] | None:
+    """The labels of namespace ``name``, read as the Namespace or (OpenShift, for a project member who may
+    not read Namespaces) as the Project; None when neither is readable."""
+    for api_version, kind in (("v1", "Namespace"), ("project.openshift.io/v1", "Project")):
+        if kind == "Project" and not has_kind(conn, api_version, kind):
+            continue
+        try:
+            obj = get(conn, api_version, kind, name)
+        except ApiException as exc:
+            if exc.status == 403:
+                continue
+            raise
+        if obj is not None:
+            return dict((obj.get("metadata") or {}).get("labels") or {})
+    return None
+
+
+def ensure_namespace(conn: Connection, name: str) -> bool:
     """Make sure namespace ``name`` exists; True if this call created it, False if it was already there.
 
     Where the server serves OpenShift's ``ProjectRequest`` the namespace is requested as a Project (what

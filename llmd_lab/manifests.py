@@ -18,6 +18,9 @@ writes a comment beside each saying why:
 
 :func:`validate` checks structure and our own rules (tensor ≤ GPUs per node, the model fits in GPU
 memory) and raises :class:`ManifestError` listing every problem with what to change.
+
+Why one module of ~600 lines: the builder, its schema subset and its validation rules describe one object and
+must change together; the KServe names and labels live in ``llmd_lab.kserve``.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ MODEL_SIZES: dict[str, ModelSize] = {
     "Qwen/Qwen3-8B": ModelSize(8.2),
     "Qwen/Qwen2.5-7B-Instruct": ModelSize(7.6),
     "meta-llama/Llama-3.1-8B-Instruct": ModelSize(8.0),
+    "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8": ModelSize(8.0, 1.0),  # FP8 linear layers: ~1 byte/param
     "meta-llama/Llama-3.1-70B-Instruct": ModelSize(70.6),
     "mistralai/Mistral-Small-24B-Instruct-2501": ModelSize(23.6),
     "mistral-small-24b-w4a16": ModelSize(23.6, 0.55),
@@ -279,8 +283,10 @@ def llm_inference_service(
         model_name: the name clients send as ``"model"`` (``--served-model-name``); default: ``name``.
         replicas: independent vLLM copies (decode replicas when ``prefill`` is set).
         tensor: GPUs per replica on one node (``parallelism.tensor``, ``--tensor-parallel-size``).
-        nodes: > 1 spreads one replica over that many nodes (``worker`` ⇒ a LeaderWorkerSet,
-            ``parallelism.pipeline = nodes``), each node giving ``tensor`` GPUs.
+        nodes: > 1 makes a multi-node data-parallel replica (``worker`` ⇒ a LeaderWorkerSet of ``nodes`` pods,
+            ``parallelism.data = nodes``, ``dataLocal = 1``): the layout RHOAI 3.0 ships presets for
+            (``kserve-config-llm-worker-data-parallel``; the pipeline-parallel presets are not shipped). Each
+            node runs a full copy of the model on ``tensor`` GPUs, so it adds throughput, not room.
         prefill: a :class:`Prefill` to split prefill from decode (adds NixlConnector settings).
         scheduler: ``"kserve-default"`` (KServe's prefix 2 / load 1), ``"course"`` (queue 2 / kv 2 /
             prefix 3), a mapping of scorer weights, or a full ``EndpointPickerConfig`` dict.
@@ -293,19 +299,7 @@ def llm_inference_service(
     gpu_type = GPU_TYPES[gpu] if isinstance(gpu, str) and gpu in GPU_TYPES else gpu
     if isinstance(gpu_type, str):
         raise ManifestError([f"unknown gpu {gpu!r}: use one of {', '.join(GPU_TYPES)} or pass a GpuType"])
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    meta_labels = dict(labels or {})
-    if queue:
-        meta_labels[KUEUE_QUEUE_LABEL] = queue
-    if meta_labels:
-        meta["labels"] = meta_labels
-    meta_ann = dict(annotations or {})
-    if workarounds:
-        meta_ann.setdefault(ENABLE_AUTH_ANNOTATION, "false")
-    if meta_ann:
-        meta["annotations"] = meta_ann
+    meta = _metadata(name, namespace, queue, labels, annotations, workarounds=workarounds)
 
     args = list(vllm_args)
     if max_model_len:
@@ -313,23 +307,25 @@ def llm_inference_service(
     if prefill is not None:
         args += ["--kv-transfer-config", "'" + json.dumps(NIXL_KV_TRANSFER, separators=(",", ":")) + "'"]
 
-    def pod(t: int, extra_env: list[dict]) -> dict:
-        return _pod_template(t, gpu_type, cpu, memory, args, env, extra_env)
+    def pod(t: int, extra_env: list[dict], *, preset_sets_tensor: bool = False) -> dict:
+        # The single-node presets ignore parallelism.tensor, so the pod passes --tensor-parallel-size itself;
+        # the data-parallel (multi-node) presets render it from parallelism.tensor.
+        return _pod_template(t, gpu_type, cpu, memory, args, env, extra_env, tensor_arg=not preset_sets_tensor)
 
     nixl_env = (
         [{"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
         if prefill is not None
         else []
     )
+    multi = nodes > 1
     spec: dict[str, Any] = {
         "model": {"uri": model_uri, "name": model_name or name},
         "replicas": replicas,
-        "parallelism": {"tensor": tensor},
-        "template": pod(tensor, nixl_env),
+        "parallelism": {"tensor": tensor, **({"data": nodes, "dataLocal": 1} if multi else {})},
+        "template": pod(tensor, nixl_env, preset_sets_tensor=multi),
     }
-    if nodes > 1:
-        spec["parallelism"]["pipeline"] = nodes
-        spec["worker"] = pod(tensor, nixl_env)
+    if multi:
+        spec["worker"] = pod(tensor, nixl_env, preset_sets_tensor=True)
     if prefill is not None:
         spec["prefill"] = {
             "replicas": prefill.replicas,
@@ -348,6 +344,25 @@ def llm_inference_service(
         router["scheduler"] = {"template": {"containers": [{"name": "main", "args": args}]}}
     spec["router"] = router
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
+
+
+def _metadata(name: str, namespace: str | None, queue: str | None, labels: Mapping[str, str] | None,
+              annotations: Mapping[str, str] | None, *, workarounds: bool) -> dict[str, Any]:  # fmt: skip
+    """``metadata``: the Kueue queue as its label, the auth workaround as its annotation."""
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta_labels = dict(labels or {})
+    if queue:
+        meta_labels[KUEUE_QUEUE_LABEL] = queue
+    if meta_labels:
+        meta["labels"] = meta_labels
+    meta_ann = dict(annotations or {})
+    if workarounds:
+        meta_ann.setdefault(ENABLE_AUTH_ANNOTATION, "false")
+    if meta_ann:
+        meta["annotations"] = meta_ann
+    return meta
 
 
 def _resolve_scheduler(scheduler: Any, *, pd: bool) -> dict | None:
@@ -373,8 +388,10 @@ def _pod_template(
     args: list[str],
     env: Mapping[str, str] | None,
     extra_env: list[dict],
+    *,
+    tensor_arg: bool = True,
 ) -> dict:
-    args = [*args, f"--tensor-parallel-size={tensor}"] if tensor > 1 else args
+    args = [*args, f"--tensor-parallel-size={tensor}"] if tensor > 1 and tensor_arg else args
     container_env = [{"name": "VLLM_ADDITIONAL_ARGS", "value": " ".join(args)}] if args else []
     container_env += [{"name": k, "value": v} for k, v in (env or {}).items()]
     container_env += extra_env
@@ -483,6 +500,8 @@ def validate(obj: Mapping, *, gpu: str | GpuType | None = None) -> list[str]:
     for where, wl in workloads:
         par = wl.get("parallelism") or {}
         tensor = int(par.get("tensor", 1))
+        # data parallelism (the multi-node layout RHOAI 3.0 ships) gives each rank a full copy of the model, so
+        # the weights must fit in one rank's tensor GPUs; only pipeline parallelism splits them over nodes.
         nodes = int(par.get("pipeline", 1)) if wl.get("worker") or spec.get("worker") else 1
         per_pod = _gpus_requested(wl.get("template") or spec.get("template"))
         if per_pod and per_pod != tensor:
@@ -536,7 +555,11 @@ def _bigger_node(tensor: int) -> str:
 
 # --------------------------------------------------------------------------------------------- rendering
 class _Dumper(yaml.SafeDumper):
-    pass
+    """Plain YAML a learner can read and ``oc apply``: block strings, and no ``&id001``/``*id001`` anchors
+    where one dict or list appears twice (each place is written out in full)."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:

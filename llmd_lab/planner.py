@@ -26,9 +26,11 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from llmd_lab.manifests import GPU_TYPES, GpuType
 from llmd_lab.sim.des import EppRouter, RoundRobinRouter, SimSession, Simulation
@@ -76,11 +78,12 @@ class Layout:
         return math.ceil(self.replicas / per_node)
 
     def hourly_usd(self, prices: dict[str, float] | None = None) -> float:
-        """Nodes × the hourly price of ``instance_type`` (``prices`` overrides :data:`GPU_TYPES`)."""
-        price = (prices or {}).get(self.instance_type, self.node.hourly_usd)
+        """Nodes × the hourly price of ``instance_type`` (``prices`` overrides :data:`PRICES`, whose source
+        and date are in ``llmd_lab/data/gpu_prices.yaml``)."""
+        price = (prices or {}).get(self.instance_type, PRICES.usd_per_hour.get(self.instance_type))
         if price is None:
             raise ValueError(
-                f"no price for {self.instance_type}: pass prices={{'{self.instance_type}': <$/h>}}"
+                f"no price for {self.instance_type} in {PRICES_FILE.name}: pass prices={{'{self.instance_type}': <$/h>}}"
             )
         return self.nodes * float(price)
 
@@ -90,6 +93,29 @@ class Layout:
                 f"{self.name}: tensor {self.tensor} > {self.node.gpus_per_node} GPUs per {self.instance_type}"
             )
 
+
+@dataclass(frozen=True)
+class PriceList:
+    """Hourly prices as data, with where they come from and when (``llmd_lab/data/gpu_prices.yaml``)."""
+
+    source: str
+    as_of: str
+    usd_per_hour: dict[str, float]
+
+    def __str__(self) -> str:
+        listed = ", ".join(f"{k} ${v:.4f}/h" for k, v in self.usd_per_hour.items())
+        return f"{listed} — {self.source}; {self.as_of}"
+
+
+PRICES_FILE = Path(__file__).parent / "data" / "gpu_prices.yaml"
+
+
+def load_prices(path: Path = PRICES_FILE) -> PriceList:
+    data = yaml.safe_load(path.read_text())
+    return PriceList(data["source"], data["as_of"], {k: float(v) for k, v in data["usd_per_hour"].items()})
+
+
+PRICES = load_prices()
 
 #: Step-08's two node types, both ways round.
 DEFAULT_LAYOUTS = (

@@ -6,6 +6,14 @@ pointer). :func:`run` returns them as a :class:`CheckTable` — a pandas DataFra
 in a notebook. The list follows the workshop guides' prerequisites (OpenShift ≥ 4.19, the
 DataScienceCluster in RawDeployment mode, the operators, the ``kuadrant.io/v1`` AuthPolicy CRD,
 the InferencePool API RHOAI 3.0's KServe needs, GPUs, the inference Gateway, Kueue, RBAC).
+
+Two audiences. The instructor (cluster-admin) gets every check. An attendee cannot read cluster-scoped
+objects (nodes, operators, the DataScienceCluster): those checks become ``ask`` rows naming the exact
+command the instructor runs, not failures. Checks of the attendee's own project (quota, LocalQueue, the
+Kueue label, RBAC there, their services) run for everyone.
+
+Why one module of ~500 lines: it is the list of checks, one short function each, plus the table they fill;
+splitting the list would only scatter what notebook 01 shows as one table.
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ from typing import Any
 import pandas as pd
 from kubernetes.client.rest import ApiException
 
-from llmd_lab import k8s
+from llmd_lab import access, k8s
+from llmd_lab.connection import Connection
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
-_COLOURS = {PASS: "#d4edda", WARN: "#fff3cd", FAIL: "#f8d7da"}
+PASS, WARN, FAIL, ASK = "pass", "warn", "fail", "ask your instructor"
+_COLOURS = {PASS: "#d4edda", WARN: "#fff3cd", FAIL: "#f8d7da", ASK: "#d6e9f8"}
+ATTENDEE, INSTRUCTOR = "attendee", "instructor"
 MIN_OPENSHIFT = (4, 19)
 GATEWAY_NS, GATEWAY_NAME, GATEWAY_CLASS = "openshift-ingress", "openshift-ai-inference", "openshift-default"
 PRESETS = ("kserve-config-llm-template", "kserve-config-llm-scheduler", "kserve-config-llm-router-route")
@@ -85,22 +95,23 @@ def _version_tuple(v: str | None) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", v or "")[:2])
 
 
-def check_api(conn: Any) -> list[Check]:
+def check_api(conn: Connection) -> list[Check]:
     where = f"{conn.kind} {conn.platform_version or ''}".strip()
     evidence = f"{conn.server} answered; Kubernetes {conn.version}; {where}; user {conn.user}"
     if conn.platform_version is None:
         if conn.kind == "Kubernetes":
             return [Check("API and OpenShift version", WARN, evidence + "; not OpenShift",
                           "OpenShift AI 3.0 needs OpenShift ≥ 4.19; plain Kubernetes lacks Routes and the operators")]  # fmt: skip
-        return [Check("API and OpenShift version", WARN, evidence + "; ClusterVersion unreadable",
-                      "ask an admin: `oc get clusterversion`")]  # fmt: skip
+        return [Check("API and OpenShift version", WARN if conn.is_cluster_admin else ASK,
+                      evidence + "; ClusterVersion unreadable",
+                      "ask your instructor to run: `oc get clusterversion version -o jsonpath='{.status.desired.version}'`")]  # fmt: skip
     if _version_tuple(conn.platform_version) < MIN_OPENSHIFT:
         return [Check("API and OpenShift version", FAIL, evidence,
                       f"upgrade OpenShift to ≥ {MIN_OPENSHIFT[0]}.{MIN_OPENSHIFT[1]} (RHOAI 3.0 requirement)")]  # fmt: skip
     return [Check("API and OpenShift version", PASS, evidence)]
 
 
-def check_datasciencecluster(conn: Any) -> list[Check]:
+def check_datasciencecluster(conn: Connection) -> list[Check]:
     dscs = k8s.list_objects(conn, "datasciencecluster.opendatahub.io/v1", "DataScienceCluster")
     if not dscs:
         return [Check("DataScienceCluster", FAIL, "no DataScienceCluster found",
@@ -128,7 +139,7 @@ def check_datasciencecluster(conn: Any) -> list[Check]:
     return [Check("DataScienceCluster", PASS, seen)]
 
 
-def check_dsci(conn: Any) -> list[Check]:
+def check_dsci(conn: Connection) -> list[Check]:
     items = k8s.list_objects(conn, "dscinitialization.opendatahub.io/v1", "DSCInitialization")
     if not items:
         return [
@@ -147,7 +158,7 @@ def check_dsci(conn: Any) -> list[Check]:
     return [Check("DSCInitialization", PASS, f"serviceMesh {mesh}")]
 
 
-def check_operators(conn: Any, *, multi_node: bool = False) -> list[Check]:
+def check_operators(conn: Connection, *, multi_node: bool = False) -> list[Check]:
     csvs = k8s.list_objects(conn, "operators.coreos.com/v1alpha1", "ClusterServiceVersion")
     out = []
     for prefix, what, required, fix in OPERATORS:
@@ -165,7 +176,7 @@ def check_operators(conn: Any, *, multi_node: bool = False) -> list[Check]:
     return out
 
 
-def check_crds(conn: Any) -> list[Check]:
+def check_crds(conn: Connection) -> list[Check]:
     out = []
     wanted = [
         ("serving.kserve.io/v1alpha1", "LLMInferenceService", "enable KServe in the DataScienceCluster (RHOAI 3.0)"),
@@ -205,7 +216,7 @@ def check_crds(conn: Any) -> list[Check]:
     return out
 
 
-def check_presets(conn: Any) -> list[Check]:
+def check_presets(conn: Connection) -> list[Check]:
     found = {c["metadata"]["name"]: c["metadata"].get("namespace")
              for c in k8s.list_objects(conn, "serving.kserve.io/v1alpha1", "LLMInferenceServiceConfig")}  # fmt: skip
     missing = [p for p in PRESETS if p not in found]
@@ -217,7 +228,7 @@ def check_presets(conn: Any) -> list[Check]:
                   f"{len(found)} presets, e.g. {PRESETS[0]} in {found[PRESETS[0]]}")]  # fmt: skip
 
 
-def gpu_inventory(conn: Any) -> pd.DataFrame:
+def gpu_inventory(conn: Connection) -> pd.DataFrame:
     """GPU nodes: name, instance type, product, allocatable GPUs, GPUs requested by pods, free now."""
     used: dict[str, int] = {}
     for pod in k8s.list_objects(conn, "v1", "Pod"):
@@ -249,7 +260,7 @@ def gpu_inventory(conn: Any) -> pd.DataFrame:
     )
 
 
-def check_gpus(conn: Any, *, need_gpus: int = 0, tensor: int = 1) -> list[Check]:
+def check_gpus(conn: Connection, *, need_gpus: int = 0, tensor: int = 1) -> list[Check]:
     inv = gpu_inventory(conn)
     if inv.empty:
         return [Check("GPU nodes", FAIL, "no node advertises nvidia.com/gpu",
@@ -283,7 +294,7 @@ def _cond(obj: dict, ctype: str) -> dict | None:
     )
 
 
-def check_gateway(conn: Any) -> list[Check]:
+def check_gateway(conn: Connection) -> list[Check]:
     out = []
     gc = k8s.get(conn, "gateway.networking.k8s.io/v1", "GatewayClass", GATEWAY_CLASS)
     if gc is None:
@@ -309,23 +320,13 @@ def check_gateway(conn: Any) -> list[Check]:
     return out
 
 
-def check_kueue(conn: Any, *, queue: str | None = None) -> list[Check]:
+def check_cluster_queues(conn: Connection) -> list[Check]:
+    """ClusterQueues and their GPU quota (cluster-scoped: the instructor's view)."""
     if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "ClusterQueue"):
-        return [
-            Check(
-                "Kueue queues",
-                WARN,
-                "Kueue CRDs not served",
-                "only needed if your cluster enforces Kueue admission",
-            )
-        ]
-    cqs = {c["metadata"]["name"]: c for c in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "ClusterQueue")}
-    lqs = {
-        q["metadata"]["name"]: q
-        for q in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue", conn.namespace)
-    }
+        return [Check("Kueue ClusterQueues", WARN, "Kueue CRDs not served",
+                      "only needed if your cluster enforces Kueue admission")]  # fmt: skip
     quota = []
-    for name, cq in cqs.items():
+    for cq in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "ClusterQueue"):
         gpus = sum(
             int(r.get("nominalQuota", 0))
             for rg in cq.get("spec", {}).get("resourceGroups", []) or []
@@ -333,12 +334,69 @@ def check_kueue(conn: Any, *, queue: str | None = None) -> list[Check]:
             for r in f.get("resources", []) or []
             if r.get("name") == "nvidia.com/gpu"
         )
-        quota.append(f"{name}: {gpus} GPU")
-    ev = f"ClusterQueues {'; '.join(quota) or 'none'}; LocalQueues in {conn.namespace}: {', '.join(lqs) or 'none'}"
+        quota.append(f"{cq['metadata']['name']}: {gpus} GPU")
+    return [Check("Kueue ClusterQueues", PASS if quota else WARN, "; ".join(quota) or "none",
+                  "" if quota else "create a ClusterQueue with nvidia.com/gpu quota (Kueue admits nothing without one)")]  # fmt: skip
+
+
+def check_local_queue(conn: Connection, *, queue: str | None = None) -> list[Check]:
+    """LocalQueues in your project, and whether the one you plan to use exists."""
+    if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue"):
+        return [Check("Kueue LocalQueue", WARN if queue else PASS, "Kueue CRDs not served",
+                      "drop the queue label: this cluster has no Kueue" if queue else "")]  # fmt: skip
+    lqs = [q["metadata"]["name"] for q in k8s.list_objects(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue", conn.namespace)]
+    ev = f"LocalQueues in {conn.namespace}: {', '.join(lqs) or 'none'}"
     if queue and queue not in lqs:
-        return [Check("Kueue queues", FAIL, ev, f"create LocalQueue {queue} in {conn.namespace} pointing at a ClusterQueue "
-                      "with nvidia.com/gpu quota, or use one of the queues listed")]  # fmt: skip
-    return [Check("Kueue queues", PASS if lqs or not queue else WARN, ev)]
+        return [Check("Kueue LocalQueue", FAIL, ev, f"create LocalQueue {queue} in {conn.namespace} pointing at a "
+                      "ClusterQueue with nvidia.com/gpu quota (ask your instructor), or use one of the queues listed")]  # fmt: skip
+    return [Check("Kueue LocalQueue", PASS if lqs or not queue else WARN, ev)]
+
+
+KUEUE_MANAGED_LABELS = ("kueue.openshift.io/managed", "kueue-managed")  # RHOAI's opt-in, value "true"
+
+
+def check_kueue_label(conn: Connection, *, queue: str | None = None) -> list[Check]:
+    """Is your project Kueue-managed? Then RHOAI's webhook refuses a service without the queue label."""
+    labels = k8s.namespace_labels(conn, conn.namespace)
+    if labels is None:
+        return [Check("Kueue label on your project", WARN, f"cannot read namespace or project {conn.namespace}",
+                      f"`oc get project {conn.namespace} --show-labels`")]  # fmt: skip
+    managed = next((k for k in KUEUE_MANAGED_LABELS if labels.get(k) == "true"), None)
+    if managed and not queue:
+        return [Check("Kueue label on your project", FAIL, f"{conn.namespace} has {managed}=true",
+                      "set the queue (kueue.x-k8s.io/queue-name) in settings: RHOAI's Kueue webhook denies an "
+                      "LLMInferenceService without it")]  # fmt: skip
+    ev = f"{conn.namespace}: {managed}=true" if managed else f"{conn.namespace} is not Kueue-managed"
+    return [Check("Kueue label on your project", PASS, ev)]
+
+
+def check_quota(conn: Connection, *, need_gpus: int = 0) -> list[Check]:
+    """ResourceQuota on GPUs in your project: what the planned deployment may take."""
+    rows = []
+    for q in k8s.list_objects(conn, "v1", "ResourceQuota", conn.namespace):
+        hard = (q.get("status") or {}).get("hard") or q.get("spec", {}).get("hard") or {}
+        used = (q.get("status") or {}).get("used") or {}
+        for key in ("requests.nvidia.com/gpu", "nvidia.com/gpu"):
+            if key in hard:
+                rows.append((q["metadata"]["name"], int(hard[key]), int(used.get(key, 0) or 0)))
+    if not rows:
+        return [Check(f"GPU quota in {conn.namespace}", PASS, "no ResourceQuota limits GPUs here")]
+    free = min(h - u for _, h, u in rows)
+    ev = "; ".join(f"{n}: {u}/{h} GPUs used" for n, h, u in rows)
+    if need_gpus and free < need_gpus:
+        return [Check(f"GPU quota in {conn.namespace}", FAIL, ev + f"; the plan needs {need_gpus}",
+                      "plan fewer replicas, delete a service you no longer need, or ask your instructor for more quota")]  # fmt: skip
+    return [Check(f"GPU quota in {conn.namespace}", PASS, ev)]
+
+
+def check_services(conn: Connection) -> list[Check]:
+    """Your own LLMInferenceServices and whether each is Ready (what is already using your quota)."""
+    if not k8s.has_kind(conn, "serving.kserve.io/v1alpha1", "LLMInferenceService"):
+        return []  # check_crds reports the missing CRD
+    items = k8s.list_objects(conn, "serving.kserve.io/v1alpha1", "LLMInferenceService", conn.namespace)
+    ready = {i["metadata"]["name"]: (_cond(i, "Ready") or {}).get("status", "Unknown") for i in items}
+    ev = ", ".join(f"{n} Ready={r}" for n, r in ready.items()) or "none yet"
+    return [Check(f"your services in {conn.namespace}", PASS, ev)]
 
 
 RBAC = (
@@ -351,53 +409,107 @@ RBAC = (
 )
 
 
-def check_rbac(conn: Any) -> list[Check]:
+def check_rbac(conn: Connection) -> list[Check]:
     denied, allowed = [], []
     for verb, res, group, sub in RBAC:
         label = f"{verb} {res}{'/' + sub if sub else ''}"
-        try:
-            ok, _ = k8s.can_i(conn, verb, res, group=group, namespace=conn.namespace, subresource=sub)
-        except ApiException as exc:
-            return [
-                Check("RBAC in " + conn.namespace, WARN, f"SelfSubjectAccessReview failed: {exc.status}", "")
-            ]
+        ok = k8s.can_i(conn, verb, res, group=group, namespace=conn.namespace, subresource=sub)
         (allowed if ok else denied).append(label)
     if denied:
-        return [Check(f"RBAC in {conn.namespace}", FAIL, "denied: " + ", ".join(denied),
-                      f"ask an admin: `oc adm policy add-role-to-user edit {conn.user} -n {conn.namespace}`")]  # fmt: skip
+        return [Check(f"RBAC in {conn.namespace}", FAIL, f"{conn.user} is denied: " + ", ".join(denied),
+                      f"ask an admin of {conn.namespace} (or your instructor): "
+                      f"`oc adm policy add-role-to-user edit {conn.user} -n {conn.namespace}`")]  # fmt: skip
     return [Check(f"RBAC in {conn.namespace}", PASS, "allowed: " + ", ".join(allowed))]
 
 
+@dataclass(frozen=True)
+class ClusterWide:
+    """What a cluster-scoped check reads, and the command the instructor runs for an attendee who cannot."""
+
+    needs: access.Permission
+    instructor_runs: str
+
+
+def _cluster(verb: str, resource: str, group: str, command: str) -> ClusterWide:
+    return ClusterWide(access.Permission(verb, resource, group, namespaced=False), command)
+
+
+CLUSTER_WIDE: dict[Callable[..., list[Check]], ClusterWide] = {
+    check_datasciencecluster: _cluster("list", "datascienceclusters", "datasciencecluster.opendatahub.io",
+                                       "oc get datasciencecluster -o jsonpath='{.items[0].spec.components.kserve}'"),
+    check_dsci: _cluster("list", "dscinitializations", "dscinitialization.opendatahub.io",
+                         "oc get dscinitialization -o jsonpath='{.items[0].spec.serviceMesh}'"),
+    check_operators: _cluster("list", "clusterserviceversions", "operators.coreos.com",
+                              "oc get csv -A | grep -E 'rhods|rhcl|leader-worker|kueue|cert-manager|nfd|gpu-operator'"),
+    check_presets: _cluster("list", "llminferenceserviceconfigs", "serving.kserve.io",
+                            "oc get llminferenceserviceconfig -A"),
+    check_gpus: _cluster("list", "nodes", "",
+                         "oc get nodes -l nvidia.com/gpu.present=true "
+                         "-o custom-columns=NODE:.metadata.name,GPUS:.status.allocatable.nvidia\\.com/gpu"),
+    check_gateway: _cluster("get", "gatewayclasses", "gateway.networking.k8s.io",
+                            f"oc get gatewayclass {GATEWAY_CLASS}; oc get gateway {GATEWAY_NAME} -n {GATEWAY_NS}"),
+    check_cluster_queues: _cluster("list", "clusterqueues", "kueue.x-k8s.io", "oc get clusterqueue -o wide"),
+}  # fmt: skip
+#: Checks of your own project: they run for everyone.
+NAMESPACED = (check_api, check_crds, check_rbac, check_quota, check_local_queue, check_kueue_label, check_services)
+
+
+def _ask(conn: Connection, fn: Callable[..., list[Check]], wide: ClusterWide) -> Check:
+    return Check(fn.__name__.removeprefix("check_"), ASK,
+                 f"{conn.user} cannot {wide.needs.label}: only the instructor sees this",
+                 f"ask your instructor to run: `{wide.instructor_runs}`")  # fmt: skip
+
+
+def _one(conn: Connection, fn: Callable[..., list[Check]], kwargs: dict, audience: str) -> list[Check]:
+    wide = CLUSTER_WIDE.get(fn)
+    if audience == ATTENDEE and wide and not access.access_review(conn.api, wide.needs, None):
+        return [_ask(conn, fn, wide)]  # not even tried: an attendee's notebook never lists cluster-wide objects
+    try:
+        return fn(conn, **kwargs)
+    except ApiException as exc:
+        if exc.status == 403 and audience == ATTENDEE and wide:
+            return [_ask(conn, fn, wide)]
+        why = access.explain(exc)
+        evidence = str(why) if isinstance(why, access.PermissionDenied) else f"API error {exc.status} {exc.reason}"
+        return [Check(fn.__name__.removeprefix("check_"), FAIL, evidence,
+                      "check your access to this API (`oc auth can-i --list -n " + conn.namespace + "`)")]  # fmt: skip
+
+
 def run(
-    conn: Any,
+    conn: Connection,
     *,
     replicas: int = 0,
     tensor: int = 1,
     multi_node: bool = False,
     queue: str | None = None,
+    audience: str | None = None,
     checks: Iterable[Callable[..., list[Check]]] | None = None,
 ) -> CheckTable:
-    """Run every check (or ``checks``) and return the table.
+    """Run every check (or ``checks``) for ``audience`` and return the table.
 
-    ``replicas`` × ``tensor`` is the GPU need the GPU check compares with free GPUs; ``queue`` is the
-    Kueue LocalQueue you plan to use; ``multi_node`` makes the LeaderWorkerSet operator required.
-    A check that crashes becomes a ``fail`` row with the error as evidence, so one broken API never
-    hides the others.
+    ``audience``: ``"instructor"`` (every check; a 403 is a failure) or ``"attendee"`` (cluster-wide
+    checks you cannot read become ``ask your instructor`` rows with the command to run); default: the
+    instructor when you are cluster-admin. ``replicas`` × ``tensor`` is the GPU need compared with free
+    GPUs and your project's quota; ``queue`` is the Kueue LocalQueue you plan to use; ``multi_node``
+    makes the LeaderWorkerSet operator required. A check that crashes becomes a ``fail`` row with the
+    error as evidence, so one broken API never hides the others.
     """
+    audience = audience or (INSTRUCTOR if conn.is_cluster_admin else ATTENDEE)
+    if audience not in (ATTENDEE, INSTRUCTOR):
+        raise ValueError(f"audience must be {ATTENDEE!r} or {INSTRUCTOR!r}, not {audience!r}")
     plan = {
         check_gpus: {"need_gpus": replicas * tensor, "tensor": tensor},
+        check_quota: {"need_gpus": replicas * tensor},
         check_operators: {"multi_node": multi_node},
-        check_kueue: {"queue": queue},
+        check_local_queue: {"queue": queue},
+        check_kueue_label: {"queue": queue},
     }
     chosen = list(checks) if checks is not None else [
         check_api, check_datasciencecluster, check_dsci, check_operators, check_crds, check_presets, check_gpus,
-        check_gateway, check_kueue, check_rbac,
+        check_gateway, check_cluster_queues, check_local_queue, check_kueue_label, check_quota, check_rbac,
+        check_services,
     ]  # fmt: skip
     rows: list[Check] = []
     for fn in chosen:
-        try:
-            rows.extend(fn(conn, **plan.get(fn, {})))
-        except ApiException as exc:
-            rows.append(Check(fn.__name__.removeprefix("check_"), FAIL, f"API error {exc.status} {exc.reason}",
-                              "check your access to this API (`oc auth can-i`)"))  # fmt: skip
+        rows.extend(_one(conn, fn, plan.get(fn, {}), audience))
     return table(rows)

@@ -8,6 +8,7 @@ and the course site.
 The routing explainer draws one EPP decision trace (per-pod raw and weighted score per scorer, the
 total, the pick). Traces come from the lab's EPP (``/debug/traces/<request-id>``); the EPP shipped
 with OpenShift AI has no such endpoint, so on a cluster the explainer says so instead of guessing.
+Fetching a trace is network I/O and lives in :func:`llmd_lab.doctor.route_trace`; this module only draws.
 """
 
 from __future__ import annotations
@@ -245,52 +246,6 @@ def trace_frame(trace: Mapping[str, Any]) -> pd.DataFrame:
                     "pod": pod, "raw": raw, "weighted": sc.get("weighted", {}).get(pod), "picked": pod in picked,
                 })  # fmt: skip
     return pd.DataFrame(rows, columns=["profile", "scorer", "weight", "pod", "raw", "weighted", "picked"])
-
-
-EPP_METRICS_PORT = 9090
-
-
-def route_trace(
-    conn: Any, name: str, request_id: str, namespace: str | None = None, *, port: int = EPP_METRICS_PORT
-) -> dict | None:
-    """The EPP's decision trace for ``request_id`` (the ``x-request-id`` the traffic client sends).
-
-    Asks every EPP pod of service ``name`` (``doctor.scheduler_selector``) for
-    ``/debug/traces/<request_id>`` on its metrics port through the API server's pod proxy, so it works
-    from a laptop with only API access. Returns the first trace found (a dict for :func:`explain_route`),
-    or None when no pod has one: the EPP forgot it (it keeps recent ones), or this EPP has no
-    ``/debug/traces`` at all — OpenShift AI's does not; pass ``on_cluster=True`` to :func:`explain_route`
-    then. Running pods are asked first, newest first, because a rollout leaves the old EPP's traces behind.
-    """
-    import json
-
-    from kubernetes.client.rest import ApiException
-
-    from llmd_lab import doctor
-
-    ns = namespace or conn.namespace
-    pods = conn.core.list_namespaced_pod(ns, label_selector=doctor.scheduler_selector(name)).items
-    pods = sorted(
-        pods,
-        key=lambda p: (p.status is not None and p.status.phase == "Running", str(p.metadata.creation_timestamp or "")),
-        reverse=True,
-    )
-    for pod in pods:
-        try:
-            resp = conn.core.connect_get_namespaced_pod_proxy_with_path(
-                f"{pod.metadata.name}:{port}", ns, f"debug/traces/{request_id}", _preload_content=False
-            )
-            trace = json.loads(resp.data)
-        except (ApiException, ValueError):
-            continue  # 404: not this pod's request (or no trace endpoint); 503: pod not serving
-        if isinstance(trace, dict):
-            return trace
-    return None
-
-
-def fetch_trace(conn: Any, name: str, request_id: str, namespace: str | None = None) -> dict | None:
-    """Former name of :func:`route_trace` (kept for notebooks written against it)."""
-    return route_trace(conn, name, request_id, namespace)
 
 
 def explain_route(trace: Mapping[str, Any] | None, *, on_cluster: bool = False) -> alt.Chart | str:

@@ -12,26 +12,50 @@
 # Kubernetes-compatible API server that runs simulated GPU pods. The cells are identical in both worlds.
 
 # %% tags=["parameters"]
-namespace = "private-ai"  # your project (on a workbench: the project the workbench lives in)
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"  # the LLMInferenceService the next notebooks create
 model = "Qwen/Qwen3-0.6B"  # Hugging Face id of the model
 replicas = 2  # vLLM copies notebook 02 will deploy
 requests = 0  # this notebook sends no traffic
+ca_file = None  # CA bundle that signs KServe's serving certificate (ask your instructor); None: system CAs
+insecure_skip_verify = None  # True: accept KServe's self-signed certificate unverified (a deliberate choice)
+allow_disruptive = None  # True: allow lessons that break things or take many GPUs on a shared cluster
+save = True  # remember these settings for every later notebook
 fast = False  # True in CI: shorter waits, fewer requests
 seed = 0
 
 # %% [markdown]
 # ## Where am I?
 #
-# `connect()` tries, in order: the workbench's service account, your kubeconfig, and finally the local lab.
-# The summary tells you which one it found. It never prints your token — if you ever see one in an output,
-# that is a bug.
+# `connect()` tries, in order: your kubeconfig (what `oc login` writes in the workbench terminal, so you act as
+# *yourself*), the workbench's own service account, and finally the local lab. The summary tells you which one
+# it found, who the cluster thinks you are (`oc whoami`) and a short `oc auth can-i` summary: as an attendee you
+# may create services in your project but not list nodes — anything cluster-wide, you ask your instructor. It
+# never prints your token — if you ever see one in an output, that is a bug.
 
 # %%
-from llmd_lab import connect, k8s, manifests, preflight
+from llmd_lab import connect, k8s, manifests, preflight, settings
 
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue, ca_file=ca_file, insecure_skip_verify=insecure_skip_verify,
+                    allow_disruptive=allow_disruptive)
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 conn
+
+# %% [markdown]
+# ## Your settings, set once
+#
+# Your project, the Kueue queue your services use, how to trust the model endpoint's TLS certificate and an
+# optional Hugging Face token differ between attendees and clusters. They are saved once here (a small YAML file
+# in your home, `~/.config/llmd-lab/settings.yaml`) and every later notebook loads them; a notebook's own
+# parameters still win. The token itself is never written there: set `HF_TOKEN` in the workbench's environment
+# variables, or put its *path* in `hf_token_file`.
+
+# %%
+if save:
+    print("saved to", settings.save(cfg))
+cfg
 
 # %% [markdown]
 # ## What is llm-d, in one picture
@@ -58,13 +82,14 @@ conn
 # ## What does this cluster offer?
 #
 # Two questions decide everything that follows: is the `LLMInferenceService` API served here, and how many GPUs
-# are free? (Notebook 01 asks many more questions; this is the quick look.)
+# may you use? Nodes are cluster-wide objects an attendee cannot list, so the GPU question has two answers: your
+# project's GPU quota (everyone) and the GPU nodes (the instructor's view; as an attendee you get the command to
+# ask for). Notebook 01 asks many more questions; this is the quick look.
 
 # %%
 served = k8s.has_kind(conn, manifests.API_VERSION, manifests.KIND)
-gpus = preflight.gpu_inventory(conn)
 print(f"LLMInferenceService API ({manifests.API_VERSION}) served: {served}")
-print(f"GPU nodes: {len(gpus)}, GPUs free now: {int(gpus['free'].sum()) if len(gpus) else 0}")
+gpus = preflight.run(conn, replicas=replicas, checks=[preflight.check_quota, preflight.check_gpus])
 gpus
 
 # %% [markdown]
@@ -81,8 +106,9 @@ print(f"{len(existing)} LLMInferenceService(s) in {conn.namespace}:",
 # %% [markdown]
 # > **Instructor talking points**
 # > * vLLM is the engine, llm-d the platform: routing, disaggregation and scale-out around many engines.
-# > * The business question of the workshop: more capacity without buying bigger GPUs — two small GPUs cost about
-# >   half of one four-GPU node ($1.70/h vs $3.40/h on AWS L4 instances).
+# > * The business question of the workshop: more capacity without buying bigger GPUs. Notebook 06 prices the
+# >   layouts from `llmd_lab/data/gpu_prices.yaml` (AWS on-demand, with source and date): quote those, for your
+# >   region, not remembered figures.
 # > * Everything here also runs against the local lab; numbers there are simulated, shapes are faithful.
 # > * Ask the room: "what would make two copies of a model answer the *same* question at different speeds?"
 
@@ -94,9 +120,9 @@ problems = []
 if not served:
     problems.append(f"{manifests.KIND} is not served by {conn.server}. Hint: OpenShift AI 3.0 with KServe must be "
                     "installed — run notebook 01 to see exactly what is missing.")
-if served and len(gpus) == 0:
-    problems.append("no GPU nodes found. Hint: scale a GPU MachineSet or ask your admin (notebook 01 shows the fix).")
+for row in gpus.failed().itertuples():
+    problems.append(f"{row.check}: {row.evidence}. Hint: {row.fix}")
 if problems:
     raise AssertionError("Notebook 00 check FAILED:\n- " + "\n- ".join(problems))
-print(f"✅ 00 passed: connected to {conn.kind} as {conn.user}, namespace {conn.namespace}, "
-      f"{int(gpus['allocatable'].sum())} GPUs in the cluster.")
+print(f"✅ 00 passed: connected to {conn.kind} as {conn.user}, namespace {conn.namespace}; "
+      f"GPUs: {'; '.join(gpus['evidence'])}.")

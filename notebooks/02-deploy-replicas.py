@@ -11,7 +11,8 @@
 # models that fit on one GPU and for chat traffic that reuses context — the shape the rest of the workshop uses.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"  # LLMInferenceService name; later notebooks find the service by it
 model = "Qwen/Qwen3-0.6B"  # any Hugging Face id the cluster can pull (the lab simulates a known list)
 replicas = 2
@@ -24,13 +25,17 @@ fast = False
 seed = 0
 
 # %%
+from pathlib import Path
+
 import pandas as pd
 
-from llmd_lab import connect, deploy, manifests, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     requests, ready_timeout_s = min(requests, 12), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 print(conn.summary())
 
 # %% [markdown]
@@ -50,62 +55,107 @@ print(conn.summary())
 
 # %%
 svc = manifests.llm_inference_service(
-    name, f"hf://{model}", replicas=replicas, gpu=gpu, max_model_len=max_model_len,
+    name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, max_model_len=max_model_len,
     vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details"),
     labels={"llmd-lab/workshop": "true"},
 )
-print(manifests.to_yaml(svc))
+manifest = Path(f"{name}.yaml")
+if not manifest.exists():  # your edits survive a re-run: delete the file to start from the builder again
+    manifest.write_text(manifests.to_yaml(svc))
+print(manifest.read_text())
 
 # %% [markdown]
-# ## Apply it and watch it become Ready
+# ## Your turn: edit the YAML and apply it yourself
 #
-# `apply` validates first (does the model fit the GPU? are there enough GPUs per node?), then does a
-# server-side apply — the same as `oc apply --server-side`, so running this cell again changes nothing.
-# `wait_ready` watches the conditions: the main workload, the router (EPP and route) and finally `Ready`. If the
-# deadline passes, it explains what is wrong instead of just timing out.
+# The cell above wrote the manifest to a file next to this notebook. Open it (File Browser → the `.yaml` file),
+# change something harmless — `spec.replicas`, or add a label under `metadata.labels` — save, and apply it the
+# way you will at work. `oc apply -f` sends the file as it is; the lab provides the same `oc` command your
+# workbench has. Running the cell again with an unchanged file changes nothing (`unchanged`).
 
 # %%
-deploy.apply(conn, svc)
+# !oc apply -f {manifest} -n {conn.namespace}
+
+# %% [markdown]
+# ## Watch it become Ready
+#
+# `wait_ready` watches the conditions: the main workload, the router (EPP and route) and finally `Ready`. If the
+# deadline passes, it explains what is wrong instead of just timing out. The same conditions are on the object
+# for `oc` to show.
+
+# %%
 obj = deploy.wait_ready(conn, name, timeout_s=ready_timeout_s)
 ep = deploy.endpoints(conn, name)
 print("status.url (through llm-d):      ", ep.gateway)
 print("workload Service (round-robin):  ", ep.service)
 print("served model name:               ", ep.model)
 
+# %%
+# !oc get llminferenceservice {name} -n {conn.namespace}
+# !oc get llminferenceservice {name} -n {conn.namespace} -o jsonpath='{{.status.url}}{{"\n"}}'
+
 # %% [markdown]
 # Where did the replicas land? One row per pod: the model's replicas (`role` both) and the endpoint picker
-# (`scheduler`), with the node each runs on and the GPUs it holds — the same as `oc get pods -o wide`.
+# (`scheduler`), with the node each runs on and the GPUs it holds — the same as `oc get pods -o wide`, which
+# follows. `oc describe` shows one pod's events and `oc logs` its vLLM start-up.
 
 # %%
 deploy.pods_frame(conn, name)
+
+# %%
+selector = doctor.workload_selector(name)
+# !oc get pods -n {conn.namespace} -l {selector} -o wide
+first_pod = deploy.pods_frame(conn, name).query("role != 'scheduler'")["pod"].iloc[0]
+# !oc describe pod {first_pod} -n {conn.namespace} | tail -n 8
+# !oc logs {first_pod} -n {conn.namespace} --tail=5
+
+# %% [markdown]
+# The model answers the OpenAI API. Ask it which models it serves, the way any client would — `curl` is in the
+# workbench image too. (`cfg.curl_tls` is the TLS choice from your settings: the CA file, or a deliberate `-k`
+# for KServe's self-signed certificate.)
+
+# %%
+tls = cfg.curl_tls
+# !curl -sS {tls} {ep.gateway}/v1/models
 
 # %% [markdown]
 # ## Talk to it
 #
 # The traffic helper streams each answer and records, per request, the **time to first token** (TTFT: queueing
-# plus *prefill*, the pass over your prompt) and the pod that answered (vLLM names itself in a response header).
-# We send prompts that share nothing, so the endpoint picker has no cache to exploit and simply balances load.
+# plus *prefill*, the pass over your prompt). Which pod answered is *not* in the response: vLLM names itself in
+# no header and the gateway adds none. What the cluster does provide is each pod's own counters
+# (`vllm:request_success_total` on its `/metrics`), so we read every pod before and after and count the requests
+# each one served. We send prompts that share nothing, so the endpoint picker has no cache to exploit and simply
+# balances load.
 
 # %%
-target = traffic.Target(ep.gateway, ep.model, name="llm-d")
+target = traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls)
+source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
 wl = traffic.random_prompts(requests, prompt_tokens=256, max_tokens=max_tokens, seed=seed)
+before = metrics.scrape(source)
 df = traffic.run(target, wl, concurrency=4, seed=seed)
-df[["turn", "pod", "ttft_s", "e2e_s", "prompt_tokens", "output_tokens", "ok"]].head(10)
+per_pod = metrics.deltas(before, metrics.scrape(source))
+df[["turn", "ttft_s", "e2e_s", "prompt_tokens", "output_tokens", "ok"]].head(10)
 
 # %%
 print(traffic.summary(df).round(3).T)
-traffic.requests_per_pod(df)
+per_pod[["pod", "requests", "prompt_tokens", "ttft_p50_s"]]
 
 # %% [markdown]
-# Each dot is a request; its colour is the pod that served it. With unique prompts the picker spreads the work,
-# and TTFT mostly reflects prompt length and how busy the chosen pod was.
+# Each bar is a pod and its length the requests it served, read from the pod's own counter. With unique prompts
+# the picker spreads the work, and TTFT mostly reflects prompt length and how busy the chosen pod was.
 
 # %%
-viz.timeline(df)
+import altair as alt
+
+alt.Chart(per_pod, title="Requests served per pod (vLLM's own counter)", width=380).mark_bar().encode(
+    x=alt.X("requests:Q", title="requests"), y=alt.Y("pod:N", title=None, axis=alt.Axis(labelLimit=300)),
+    color=alt.Color("pod:N", legend=None))
 
 # %% [markdown]
 # > **Instructor talking points**
 # > * One object in, many objects out: show `oc get deploy,svc,inferencepool,httproute -l app.kubernetes.io/name=<name>`.
+# > * Which pod answered is not in any response header on a cluster (vLLM sends none; the gateway adds none): the
+# >   pods' `vllm:request_success_total` counters are the evidence, as Prometheus would show them.
 # > * Replicas are *independent*: each has its own KV cache. That is the whole reason routing matters.
 # > * TTFT is what users feel in a chat UI; the rest of the answer streams at the inter-token rate.
 # > * The workarounds in the YAML are release-specific; check the release notes before copying them to 3.2+.
@@ -123,7 +173,10 @@ if len(bad):
                     "Hint: is the model name right (404) or the gateway returning 500 (see notebook 08)?")
 if df["ttft_s"].isna().all():
     problems.append("no request produced a first token. Hint: check the endpoint URL and streaming.")
+served = int((per_pod["requests"].fillna(0) > 0).sum())
+if per_pod["requests"].fillna(0).sum() < df["ok"].sum():
+    problems.append("the pods' counters saw fewer requests than were answered. Hint: did the scrape reach every pod?")
 if problems:
     raise AssertionError("Notebook 02 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 02 passed: {name} Ready with {replicas} replicas; {len(df)} requests answered by "
-      f"{df['pod'].nunique()} pod(s), TTFT p50 {df['ttft_s'].median() * 1000:.0f} ms.")
+      f"{served} pod(s), TTFT p50 {df['ttft_s'].median() * 1000:.0f} ms.")

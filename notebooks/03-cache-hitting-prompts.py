@@ -15,7 +15,8 @@
 # (`vllm:prefix_cache_queries_total`) and found (`vllm:prefix_cache_hits_total`); hits ÷ queries is the hit rate.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -40,23 +41,37 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     requests, prompt_tokens, system_tokens = min(requests, 8), min(prompt_tokens, 512), min(system_tokens, 600)
     conversations, turns, ready_timeout_s = min(conversations, 3), min(turns, 3), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 
 # The service from notebook 02: reuse it if it exists, create it the same way if not.
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
         max_model_len=max_model_len, vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
-target = traffic.Target(ep.gateway, ep.model, name="llm-d")
+target = traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls)
 source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
 print("sending to", ep.gateway, "model", ep.model)
+
+# %% [markdown]
+# The endpoint picker is a pod of its own, next to the vLLM pods. Look at it the way you would at work: its pod,
+# its configuration (the scorers and their weights are in the `--config-text` argument KServe gives it), and the
+# models the gateway serves behind it.
+
+# %%
+epp = doctor.scheduler_selector(name)
+tls = cfg.curl_tls
+# !oc get pods -n {conn.namespace} -l {epp}
+# !oc get deploy {name}-kserve-router-scheduler -n {conn.namespace} -o jsonpath='{{.spec.template.spec.containers[0].args}}' | tr ',' '\n' | grep -A1 -i config | head -n 20
+# !curl -sS {tls} {ep.gateway}/v1/models
 
 # %% [markdown]
 # A small helper: read every vLLM pod's counters, send a workload, read them again, and keep the difference.
@@ -143,9 +158,15 @@ print(f"hit rate: predicted {predicted_system:.2f}, measured {hit_system:.2f}, e
 # %% [markdown]
 # ## Step 4 — multi-turn conversations
 #
-# Each turn resends the whole conversation so far, so turn *k* can reuse everything turn *k − 1* sent and
-# received — **if it lands on the same pod**. The formula adds up, turn by turn, the previous turn's prompt plus
-# its answer (in full blocks) over the new prompt.
+# Each turn resends the whole conversation so far, so turn *k* can reuse what turn *k − 1* sent — **if it lands on
+# the same pod**. Not the previous *answer*, though: the server renders the conversation through the model's chat
+# template, and Qwen3's template writes earlier answers differently from how they were generated — it drops the
+# `<think>…</think>` block from history (and with thinking switched off, the generation prompt carried an empty
+# `<think>\n\n</think>` that history leaves out). The tokens diverge right after the previous prompt's
+# `<|im_start|>assistant` header, so the answer is recomputed. (Source: the `chat_template` in
+# Qwen/Qwen3-0.6B's `tokenizer_config.json`.) The formula therefore adds up, turn by turn, the previous turn's
+# *prompt* (in full blocks) over the new prompt. A model whose template re-renders answers verbatim would also
+# reuse the answer; a simulator that does so will measure above this prediction.
 
 # %%
 my_guess_multi = None  # ← your prediction
@@ -153,7 +174,7 @@ my_guess_multi = None  # ← your prediction
 # %%
 wl_multi = traffic.multi_turn(conversations, turns, system_tokens=300, turn_tokens=60, max_tokens=32, seed=seed)
 prompt_len = [300 + 60 * (t + 1) + 32 * t for t in range(turns)]  # system + questions + previous answers
-cached_len = [0] + [full_blocks(prompt_len[t - 1] + 32) for t in range(1, turns)]
+cached_len = [0] + [full_blocks(prompt_len[t - 1]) for t in range(1, turns)]  # the previous prompt, not its answer
 formula_multi = sum(cached_len) / sum(prompt_len)
 predicted_multi = my_guess_multi if my_guess_multi is not None else formula_multi
 df_multi, pods_multi, hit_multi = measure(wl_multi, concurrency=2)
@@ -207,11 +228,11 @@ precise = manifests.scheduler_config({"precise-prefix-cache-scorer": 3, "queue-s
 print(manifests.to_yaml(precise))
 if try_precise:
     deploy.apply(conn, manifests.llm_inference_service(
-        f"{name}-precise", f"hf://{model}", replicas=replicas, gpu=gpu, scheduler=precise,
+        f"{name}-precise", f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, scheduler=precise,
         labels={"llmd-lab/workshop": "true"}))
     deploy.wait_ready(conn, f"{name}-precise", timeout_s=ready_timeout_s)
     ep_p = deploy.endpoints(conn, f"{name}-precise")
-    df_p = traffic.run(traffic.Target(ep_p.gateway, ep_p.model, name="precise"), wl_multi, concurrency=2)
+    df_p = traffic.run(traffic.Target(ep_p.gateway, ep_p.model, name="precise", **cfg.tls), wl_multi, concurrency=2)
     print(traffic.summary(pd.concat([df_multi.assign(mode="approximate"), df_p])).round(3))
 
 # %% [markdown]

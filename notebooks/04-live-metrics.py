@@ -13,7 +13,8 @@
 # and from a laptop with nothing but API access.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -23,6 +24,8 @@ conversations = 16  # traffic while the panel runs: conversations × turns
 turns = 5
 workers = 4
 interval_s = 1.0  # panel refresh
+pressure_gpu_memory_utilization = 0.15  # the small-cache pod of the pressure step (one extra GPU, deleted after)
+pressure_requests = 10  # long prompts sent at once to it
 ready_timeout_s = 900
 fast = False
 seed = 0
@@ -31,14 +34,16 @@ seed = 0
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, k8s, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, k8s, manifests, metrics, settings, traffic, viz
 
 if fast:
     conversations, turns, interval_s, ready_timeout_s = min(conversations, 4), min(turns, 3), 0.25, 180
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
         max_model_len=max_model_len, vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
@@ -72,7 +77,7 @@ display(panel.widget)
 
 # %%
 before = metrics.scrape(source)
-df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d"),
+df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls),
                  traffic.multi_turn(conversations, turns, system_tokens=400, turn_tokens=80, max_tokens=48, seed=seed),
                  concurrency=workers, seed=seed, progress=not fast)
 after = metrics.scrape(source)
@@ -93,6 +98,40 @@ timeline = poller.frame()
 if not timeline.empty:
     display(viz.metric_timeline(timeline, "requests_per_s") | viz.metric_timeline(timeline, "kv_cache_usage"))
 viz.hit_rate_per_pod(window).properties(width=320)
+
+# %% [markdown]
+# ## Pressure: a cache that fills up
+#
+# A pod's KV cache is what is left of `--gpu-memory-utilization` × GPU memory after the weights and activations.
+# The `qwen` pods have room for well over a hundred thousand tokens, so workshop traffic never fills them. To see
+# what "above 80 %" looks like without a flood of traffic, deploy one replica that may use only 15 % of its GPU —
+# about ten thousand tokens of cache — and send a burst of long prompts with long answers at once. Watch KV use
+# climb past 80 %; when the cache is full vLLM makes requests wait (`num_requests_waiting`) or preempts running
+# ones (`vllm:num_preemptions_total`) and recomputes them later. The pod is deleted at the end of the step.
+
+# %%
+small = f"{name}-small-kv"
+deploy.apply(conn, manifests.llm_inference_service(
+    small, f"hf://{model}", queue=cfg.queue, replicas=1, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+    max_model_len=4096, vllm_args=("--disable-uvicorn-access-log", "--gpu-memory-utilization",
+                                   str(pressure_gpu_memory_utilization))))
+deploy.wait_ready(conn, small, timeout_s=ready_timeout_s, progress=not fast)
+small_ep = deploy.endpoints(conn, small)
+small_source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(small))
+pressure = metrics.Poller(small_source, interval_s=min(interval_s, 0.1)).start()
+small_before = metrics.scrape(small_source)
+burst = traffic.run(traffic.Target(small_ep.gateway, small_ep.model, name="small-kv", **cfg.tls),
+                    traffic.random_prompts(pressure_requests, prompt_tokens=1500, max_tokens=1024, seed=seed),
+                    concurrency=pressure_requests, seed=seed, progress=not fast)
+small_window = metrics.deltas(small_before, metrics.scrape(small_source))
+pressure.stop()
+pressure_timeline = pressure.frame()
+peak_kv = float(pressure_timeline["kv_cache_usage"].max()) if not pressure_timeline.empty else float("nan")
+preempted = float(small_window["preemptions"].fillna(0).sum())
+print(f"peak KV-cache use {peak_kv:.0%}; preemptions {preempted:.0f}; "
+      f"most requests waiting at once {pressure_timeline['waiting'].max() if not pressure_timeline.empty else 0:.0f}")
+deploy.delete(conn, small)
+viz.metric_timeline(pressure_timeline, "kv_cache_usage") if not pressure_timeline.empty else "no readings"
 
 # %% [markdown]
 # ## The same numbers in PromQL (on OpenShift)
@@ -142,6 +181,12 @@ if served != answered:
                     "other traffic on this service, or a pod restarted mid-run (see window['requests']).")
 if answered < len(df):
     problems.append(f"{len(df) - answered} requests failed; see df[~df.ok].")
+if not (peak_kv >= 0.8 or preempted > 0):
+    problems.append(f"the small-cache pod peaked at {peak_kv:.0%} KV use with no preemption. Hint: lower "
+                    "pressure_gpu_memory_utilization or raise pressure_requests.")
+if not burst["ok"].all():
+    problems.append(f"{int((~burst['ok']).sum())} requests of the burst failed: pressure should delay them, not fail them.")
 if problems:
     raise AssertionError("Notebook 04 check FAILED:\n- " + "\n- ".join(problems))
-print(f"✅ 04 passed: {answered} requests, counted by both sides; panel updated {panel.updates} times.")
+print(f"✅ 04 passed: {answered} requests, counted by both sides; panel updated {panel.updates} times; "
+      f"the small cache peaked at {peak_kv:.0%} ({preempted:.0f} preemptions).")

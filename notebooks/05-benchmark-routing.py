@@ -18,7 +18,8 @@
 # resends the history, so the pod that served turn *k* is the one that can answer turn *k + 1* fastest.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -41,22 +42,24 @@ import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     conversations, turns, rates, sweep_conversations = min(conversations, 6), min(turns, 3), [2.0, 8.0], 4
     ready_timeout_s = min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels={"llmd-lab/workshop": "true"},
         max_model_len=max_model_len, vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 obj = deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 n_pods = obj["spec"].get("replicas", 1)
 ep = deploy.endpoints(conn, name)
 source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selector(name))
-targets = {"round-robin": traffic.Target(ep.service, ep.model, name="round-robin", keepalive=False),
-           "llm-d": traffic.Target(ep.gateway, ep.model, name="llm-d")}
+targets = {"round-robin": traffic.Target(ep.service, ep.model, name="round-robin", keepalive=False, **cfg.tls),
+           "llm-d": traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls)}
 
 # %% [markdown]
 # ## Predict first
@@ -169,10 +172,19 @@ sweep_chart
 #
 # * **Few unique prefixes.** If every request shares one system prompt, every pod soon holds it; any pick hits.
 # * **Short prompts.** Little prefill to save; the first token is dominated by fixed overhead.
-# * **An overloaded replica.** In step-08's run of a 24B quantised model on L4 GPUs, one replica was saturated
-#   and TTFT was over ten seconds at the median. Adding a second routed replica improved the median (about
-#   11.0 s → 9.4 s) but p95 barely moved and p99 got worse (about 24 s → 43 s): queueing, not prefill, dominated,
-#   and a cache-preferring picker kept feeding the busy pod. Capacity comes first; routing second.
+# * **An overloaded replica.** The step-08 guide ran its multi-turn benchmark (20 conversations × 6 turns, 4
+#   parallel workers) against a quantised (INT4) Mistral Small 24B on L4 GPUs. Its table, quoted exactly:
+#
+#   | Metric | vLLM INT4 (1 replica) | llm-d (1 replica) | llm-d (2 replicas) |
+#   |---|---|---|---|
+#   | TTFT P50 | 10,980 ms | 12,507 ms | 9,448 ms |
+#   | TTFT P95 | 23,107 ms | 29,215 ms | 28,839 ms |
+#   | TTFT P99 | 24,358 ms | 31,684 ms | 42,591 ms |
+#
+#   (Source: step-08 "Benchmark Results (Multi-Turn Conversations)".) A first token after ten seconds at the
+#   median means requests were queueing: the replicas were overloaded. Two routed replicas beat one plain vLLM
+#   replica at the median, but P95 and P99 got *worse* (23.1 s → 28.8 s, 24.4 s → 42.6 s): queueing, not prefill,
+#   dominated, and a cache-preferring picker kept feeding the busy pod. Capacity comes first; routing second.
 # * **Prefill/decode disaggregation** trades a slower first token for steadier token streaming (notebook 07).
 
 # %% [markdown]
@@ -185,7 +197,7 @@ sweep_chart
 # %%
 llmd = df[(df["mode"] == "llm-d") & df["ok"]]
 worst = llmd.sort_values("ttft_s").iloc[-1]
-trace = viz.route_trace(conn, name, worst["request_id"])  # None where the EPP keeps no traces (a cluster)
+trace = doctor.route_trace(conn, name, worst["request_id"])  # None where the EPP keeps no traces (a cluster)
 print(f"worst llm-d request: TTFT {worst['ttft_s'] * 1000:.0f} ms on {worst['pod']}")
 print(viz.explain_route_text(trace, on_cluster=not conn.is_lab))
 viz.explain_route(trace, on_cluster=not conn.is_lab)

@@ -11,16 +11,21 @@
 # for the KV cache next to the weights. A 24-billion-parameter model in 16-bit weights needs about 44 GiB for the
 # weights alone: it cannot start on one L4, however many replicas you ask for. **Tensor parallelism** splits
 # every layer's matrices over N GPUs, which then work on each token together (and talk over NVLink/PCIe at every
-# layer). **Multi-node** goes further and spreads the model over several machines as one LeaderWorkerSet.
+# layer). **Multi-node** on OpenShift AI 3.0 means *data parallel*: a LeaderWorkerSet whose pods each run a full
+# copy of the model as one rank of a data-parallel group (KServe ships only the `*-worker-data-parallel` presets;
+# the pipeline-parallel ones are referenced but not shipped, so `parallelism.pipeline` with a `worker` fails).
+# It adds throughput (and, for mixture-of-experts models, expert parallelism), not room for a bigger dense model.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "llama-tp"  # the tensor-parallel service this notebook creates (and deletes)
-model = "meta-llama/Llama-3.1-8B-Instruct"
+model = "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8"  # an ungated FP8 build of Llama 3.1 8B (no access request)
 tensor = 2  # GPUs per replica, all on one node
 gpu = "g6.12xlarge"  # a node type with at least `tensor` GPUs
 big_model = "mistralai/Mistral-Small-24B-Instruct-2501"  # the one that does not fit one L4
-multi_node = True  # also deploy the 2-node LeaderWorkerSet layout
+multi_node = True  # also deploy the 2-node data-parallel LeaderWorkerSet layout
+dp_model = "Qwen/Qwen3-0.6B"  # the data-parallel layout's model: each rank holds a full copy on one GPU
 replicas = 1
 requests = 12
 slo_p95_ttft_ms = 500  # the planner's service-level objective
@@ -32,11 +37,15 @@ seed = 0
 # %%
 import pandas as pd
 
-from llmd_lab import connect, deploy, k8s, manifests, planner, traffic
+from llmd_lab import connect, deploy, k8s, manifests, planner, settings, traffic
 
 if fast:
     requests, ready_timeout_s = min(requests, 6), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
+# Tensor-parallel and multi-node layouts take several GPUs at once: on a shared cluster only with your opt-in.
+settings.require_opt_in(conn, cfg, "Notebook 06 (multi-GPU layouts)", need_gpus=replicas * tensor + (2 if multi_node else 0))
 label = {"llmd-lab/workshop": "true"}
 
 # %% [markdown]
@@ -58,11 +67,15 @@ print(refused or "accepted?!")
 # %% [markdown]
 # ## Step 2 — one replica over `tensor` GPUs of one node
 #
-# `parallelism.tensor: N` sets vLLM's `--tensor-parallel-size N` and asks for N GPUs in one pod, so the scheduler
-# must find a node with N free GPUs. The pod count does not change: one pod per replica.
+# One pod per replica with N GPUs, so the scheduler must find a node with N free GPUs. How the builder wires it is
+# how it must be wired on OpenShift AI 3.0: the single-node preset (`kserve-config-llm-template`) ignores
+# `parallelism.tensor`, so the pod itself passes `--tensor-parallel-size N` (in `VLLM_ADDITIONAL_ARGS`) and requests
+# N GPUs; `parallelism.tensor` stays set for readers and for KServe's validation. (Source:
+# red-hat-data-services/kserve@rhoai-3.0 `config/llmisvc/config-llm-template.yaml` and the
+# `config-*-worker-data-parallel.yaml` presets, which are the ones that read `parallelism.tensor`.)
 
 # %%
-tp = manifests.llm_inference_service(name, f"hf://{model}", replicas=replicas, tensor=tensor, gpu=gpu, labels=label)
+tp = manifests.llm_inference_service(name, f"hf://{model}", queue=cfg.queue, replicas=replicas, tensor=tensor, gpu=gpu, labels=label)
 print(manifests.to_yaml(tp))
 deploy.apply(conn, tp)
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
@@ -82,22 +95,23 @@ tp_pods
 
 # %%
 ep = deploy.endpoints(conn, name)
-df_tp = traffic.run(traffic.Target(ep.gateway, ep.model, name=f"tensor={tensor}"),
+df_tp = traffic.run(traffic.Target(ep.gateway, ep.model, name=f"tensor={tensor}", **cfg.tls),
                     traffic.random_prompts(requests, prompt_tokens=512, max_tokens=64, seed=seed),
                     concurrency=4, seed=seed, progress=not fast)
 traffic.summary(df_tp).round(3)
 
 # %% [markdown]
-# ## Step 3 — the same model over two nodes (LeaderWorkerSet)
+# ## Step 3 — two nodes, data parallel (LeaderWorkerSet)
 #
-# With `nodes: 2`, KServe adds a `worker` spec and creates a **LeaderWorkerSet**: a leader pod and a worker pod
-# that together hold one copy of the model (pipeline parallel across nodes, tensor parallel within each). It
-# needs the LeaderWorkerSet operator (notebook 01 checks it) and fast networking between the nodes in
-# production. Here we only look at its shape and that it becomes Ready.
+# With `nodes: 2` the builder sets `parallelism.data: 2`, `dataLocal: 1` and a `worker` spec; KServe picks the
+# `kserve-config-llm-worker-data-parallel` preset and creates a **LeaderWorkerSet** of two pods on two nodes. Each
+# pod is one data-parallel rank holding a *full* copy of the model on its GPU, coordinated by vLLM's
+# data-parallel RPC — so the model must fit one GPU; we use the small `dp_model` here. It needs the LeaderWorkerSet operator (notebook 01 checks it) and fast networking between
+# the nodes in production. Here we look at its shape and that it becomes Ready.
 
 # %%
 mn_name = f"{name}-mn"
-mn = manifests.llm_inference_service(mn_name, f"hf://{model}", replicas=1, tensor=1, nodes=2, gpu="g6.4xlarge",
+mn = manifests.llm_inference_service(mn_name, f"hf://{dp_model}", queue=cfg.queue, replicas=1, tensor=1, nodes=2, gpu="g6.4xlarge",
                                      labels=label)
 if multi_node:
     deploy.apply(conn, mn)
@@ -112,20 +126,22 @@ display_mn
 # ## Step 4 — what does each layout cost?
 #
 # First the memory arithmetic: GPU memory left for the KV cache after the weights (more KV cache = more
-# concurrent conversations), and whether the model fits at all. Prices are AWS on-demand list prices for the L4
-# instances the workshop uses.
+# concurrent conversations), and whether the model fits at all. Prices are data, with their source and date
+# (`llmd_lab/data/gpu_prices.yaml`): check them for your region before quoting them.
 
 # %%
 size = manifests.model_size(model) or manifests.ModelSize(8.0)  # unknown model: assume 8B
+print("prices:", planner.PRICES)
 rows = []
 for layout, node_type, nodes_needed, gpus in [
     (f"replicas: 1 × {model.split('/')[-1]} per g6.4xlarge", "g6.4xlarge", 1, 1),
     (f"tensor={tensor} on {gpu}", gpu, 1, tensor),
-    ("2 nodes × 1 GPU (LeaderWorkerSet)", "g6.4xlarge", 2, 2),
+    ("2 nodes × 1 GPU, data parallel (LeaderWorkerSet)", "g6.4xlarge", 2, 2),
 ]:
     g = manifests.GPU_TYPES[node_type]
-    usable = gpus * g.memory_gib * manifests.GPU_MEMORY_UTILIZATION
-    rows.append({"layout": layout, "gpus": gpus, "usd_per_hour": nodes_needed * g.hourly_usd,
+    per_copy = gpus // nodes_needed if "data parallel" in layout else gpus  # each DP rank holds a full copy
+    usable = per_copy * g.memory_gib * manifests.GPU_MEMORY_UTILIZATION
+    rows.append({"layout": layout, "gpus": gpus, "usd_per_hour": nodes_needed * planner.PRICES.usd_per_hour[node_type],
                  "weights_gib": round(size.weights_gib, 1), "kv_cache_gib": round(usable - size.weights_gib, 1),
                  "fits": usable - size.weights_gib > manifests.MIN_KV_FRACTION * usable})
 pd.DataFrame(rows)
@@ -142,7 +158,7 @@ candidates = [planner.Layout(2, 1, "g6.4xlarge"), planner.Layout(1, tensor, gpu)
 fitting = []
 for lay in candidates[: 2 if fast else 3]:
     try:
-        manifests.validate(manifests.llm_inference_service("probe", f"hf://{model}", replicas=lay.replicas,
+        manifests.validate(manifests.llm_inference_service("probe", f"hf://{model}", queue=cfg.queue, replicas=lay.replicas,
                                                            tensor=lay.tensor, gpu=lay.instance_type))
         fitting.append(lay)
     except manifests.ManifestError:
@@ -153,9 +169,14 @@ costs = planner.plan(model, layouts=fitting, slo_p95_ttft_s=slo_p95_ttft_ms / 10
 costs
 
 # %% [markdown]
-# Read it this way: if the model fits one GPU, replicas mode buys independent KV caches (and routing wins) at the
-# lowest price per GPU. Tensor parallelism buys *room* — for a bigger model or a longer context — and a 4-GPU
-# node costs as much as four small ones ($3.40/h vs 4 × $0.85/h) while giving one shared cache instead of four.
+# Read it this way: if the model fits one GPU, replicas mode buys independent KV caches (and routing wins).
+# Tensor parallelism buys *room* — for a bigger model or a longer context — with one shared cache instead of
+# several. Compare the price of one 4-GPU node with four 1-GPU nodes from the price data (next cell) rather than
+# from memory: list prices differ by region and change.
+
+# %%
+four_small, one_big = 4 * planner.PRICES.usd_per_hour["g6.4xlarge"], planner.PRICES.usd_per_hour["g6.12xlarge"]
+print(f"4 × g6.4xlarge ${four_small:.2f}/h vs 1 × g6.12xlarge ${one_big:.2f}/h ({planner.PRICES.as_of})")
 
 # %% [markdown]
 # > **Instructor talking points**
@@ -188,5 +209,5 @@ if cleanup:
 if problems:
     raise AssertionError("Notebook 06 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 06 passed: {model} on {tensor} GPUs of one node"
-      + (" and over 2 nodes (LeaderWorkerSet)" if multi_node else "") + f"; {big_model} refused on one L4. "
+      + (" and data parallel over 2 nodes (LeaderWorkerSet)" if multi_node else "") + f"; {big_model} refused on one L4. "
       + costs.summary().splitlines()[-1])

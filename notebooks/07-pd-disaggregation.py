@@ -14,7 +14,8 @@
 # decode. The endpoint picker decides per request whether to use a prefill pod.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"  # the baseline (replicas) service from notebook 02
 pd_name = "qwen-pd"  # the disaggregated service this notebook creates (and deletes)
 model = "Qwen/Qwen3-0.6B"
@@ -22,39 +23,57 @@ replicas = 2  # baseline replicas
 decode_replicas = 1
 prefill_replicas = 1
 gpu = "g6.4xlarge"
-requests = 16  # per prompt length
-prompt_lengths = [64, 2048]  # short vs long prompts
+requests = 16  # per prompt length, in the mixed load
+prompt_lengths = [64, 2048]  # short vs long prompts (tokens)
+pd_threshold = 1024  # the EPP sends a request to a prefill pod only if ≥ this many prompt bytes are uncached
 ready_timeout_s = 900
 cleanup = True
 fast = False
 seed = 0
 
 # %%
+import itertools
+
+import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     requests, ready_timeout_s = min(requests, 8), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
+# P/D runs a second service next to the baseline: on a shared cluster only with your opt-in and quota for both.
+settings.require_opt_in(conn, cfg, "Notebook 07 (a second, disaggregated service)",
+                        need_gpus=replicas + decode_replicas + prefill_replicas)
 label = {"llmd-lab/workshop": "true"}
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, labels=label,
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels=label,
         vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 
 # %% [markdown]
 # ## The disaggregated service
 #
 # A `prefill` section gives the prefill pods their own replicas and parallelism; both sides get the
-# `NixlConnector` setting that moves KV blocks between them, and KServe configures the endpoint picker with a
-# prefill profile and a decode profile.
+# `NixlConnector` setting that moves KV blocks between them (`--kv-transfer-config`, and the pod IP as
+# `VLLM_NIXL_SIDE_CHANNEL_HOST`), and the endpoint picker gets a prefill profile and a decode profile.
+#
+# The endpoint picker's configuration matters here. KServe's default P/D configuration in RHOAI 3.0 sets the
+# `pd-profile-handler` **threshold to 0** and leaves the prefix scorer out of both profiles, so *every* request,
+# however short, takes the prefill hop. We give it a threshold instead: the handler runs the prefill profile only
+# when the part of the prompt the decode pod has not cached is at least `pd_threshold` bytes
+# (`(1 − hit%) × len(prompt) ≥ threshold`), which needs the prefix-cache scorer in the decode profile. (Sources:
+# llm-d-inference-scheduler v0.3.1 `pkg/plugins/profile/pd_profile_handler.go`; KServe's P/D default in
+# red-hat-data-services/kserve@rhoai-3.0 `config/llmisvc/config-llm-scheduler.yaml`.)
 
 # %%
+pd_config = manifests.scheduler_config(pd_threshold=pd_threshold)  # prefix 2 / load 1 in both profiles
 pd_svc = manifests.llm_inference_service(
-    pd_name, f"hf://{model}", replicas=decode_replicas, gpu=gpu, labels=label,
-    prefill=manifests.Prefill(replicas=prefill_replicas))
+    pd_name, f"hf://{model}", queue=cfg.queue, replicas=decode_replicas, gpu=gpu, labels=label,
+    prefill=manifests.Prefill(replicas=prefill_replicas), scheduler=pd_config)
 print(manifests.to_yaml(pd_svc))
 deploy.apply(conn, pd_svc)
 for svc_name in (name, pd_name):
@@ -63,50 +82,95 @@ for svc_name in (name, pd_name):
 # %% [markdown]
 # ## Predict
 #
-# Before measuring, decide which way you expect each number to move compared with the replicas baseline:
-# TTFT for short prompts, TTFT for long prompts, and inter-token latency (ITL). Write it down.
+# P/D is meant to help **inter-token latency (ITL) of long prompts under mixed load**: with replicas, every pod
+# interleaves other requests' long prefills with its decode steps, so tokens stall; with P/D the decode pod never
+# runs a long prefill. Before measuring, decide which way each number moves with P/D compared with the replicas
+# baseline: TTFT of short prompts, TTFT of long prompts, ITL p95 of long prompts. Write it down.
 
 # %%
-my_prediction = {"short TTFT": None, "long TTFT": None, "ITL": None}  # ← "up", "down" or "same"
+my_prediction = {"short TTFT": None, "long TTFT": None, "long ITL p95": None}  # ← "up", "down" or "same"
 
 # %% [markdown]
-# ## Measure both layouts with short and long prompts
+# ## Measure both layouts under the same mixed load
+#
+# Short and long prompts arrive interleaved, several at a time, each streaming an answer: a chat service with
+# some document-sized requests. Each request is tagged `short` or `long`.
 
 # %%
+def mixed_load(seed):
+    short_n, long_n = prompt_lengths
+    short = traffic.random_prompts(requests, prompt_tokens=short_n, max_tokens=128, seed=seed)
+    long = traffic.random_prompts(requests, prompt_tokens=long_n, max_tokens=128, seed=seed + 1)
+    for kind, wl in (("short", short), ("long", long)):
+        for sess in wl.sessions:
+            sess.tags["kind"] = kind
+    sessions = [x for pair in itertools.zip_longest(long.sessions, short.sessions) for x in pair if x is not None]
+    return traffic.Workload("mixed", sessions, f"{requests} short + {requests} long prompts, interleaved")
+
 prefill_src = metrics.PodProxySource(conn.core, conn.namespace, doctor.role_selector(pd_name, "prefill"))
 runs = []
-before_prefill = metrics.scrape(prefill_src)
-for svc_name, mode in ((name, "replicas"), (pd_name, "P/D")):
+for i, (svc_name, mode) in enumerate(((name, "replicas"), (pd_name, "P/D"))):
     ep = deploy.endpoints(conn, svc_name)
-    for n in prompt_lengths:
-        wl = traffic.random_prompts(requests, prompt_tokens=n, max_tokens=64, seed=seed + n)
-        part = traffic.run(traffic.Target(ep.gateway, ep.model, name=mode), wl, concurrency=4, seed=seed,
-                           label=f"{mode} · {n} tokens", progress=not fast)
-        runs.append(part.assign(layout=mode, prompt=n))
-prefill_work = metrics.deltas(before_prefill, metrics.scrape(prefill_src))
+    before_prefill = metrics.scrape(prefill_src)
+    part = traffic.run(traffic.Target(ep.gateway, ep.model, name=mode, **cfg.tls), mixed_load(seed + 10 * i),
+                       concurrency=6, seed=seed, label=mode, progress=not fast)
+    runs.append(part.assign(layout=mode))
+    if mode == "P/D":
+        prefill_work = metrics.deltas(before_prefill, metrics.scrape(prefill_src))
 df = pd.concat(runs, ignore_index=True)
-table = traffic.summary(df)[["requests", "errors", "ttft_p50_ms", "ttft_p95_ms", "itl_mean_ms"]]
+
+def view(frame):
+    ok = frame[frame["ok"]]
+    return pd.Series({"requests": len(frame), "errors": int((~frame["ok"]).sum()),
+                      "ttft_p50_ms": ok["ttft_s"].quantile(0.5) * 1000,
+                      "itl_p95_ms": ok["itl_mean_s"].dropna().quantile(0.95) * 1000})
+
+table = df.groupby(["layout", "kind"]).apply(view, include_groups=False)
 table.round(1)
 
+# %% [markdown]
+# ## Score your prediction
+#
+# A change within ±5 % counts as "same".
+
 # %%
-viz.ttft_percentiles(df) & viz.timeline(df, y="itl_mean_s", color="mode")
+def direction(before, after):
+    change = (after - before) / before if before else 0.0
+    return "same" if abs(change) <= 0.05 else ("up" if change > 0 else "down")
+
+measured = {
+    "short TTFT": direction(table.loc[("replicas", "short"), "ttft_p50_ms"], table.loc[("P/D", "short"), "ttft_p50_ms"]),
+    "long TTFT": direction(table.loc[("replicas", "long"), "ttft_p50_ms"], table.loc[("P/D", "long"), "ttft_p50_ms"]),
+    "long ITL p95": direction(table.loc[("replicas", "long"), "itl_p95_ms"], table.loc[("P/D", "long"), "itl_p95_ms"]),
+}
+score = sum(my_prediction.get(k) == v for k, v in measured.items())
+print(pd.DataFrame({"you predicted": my_prediction, "measured": measured}))
+print(f"score: {score}/{len(measured)}" + ("  (fill in my_prediction above and re-run)" if not any(my_prediction.values()) else ""))
+
+# %%
+long_itl = table.xs("long", level="kind").reset_index()
+alt.Chart(long_itl, title="ITL p95 of long prompts under mixed load: what P/D is for", width=320).mark_bar().encode(
+    x=alt.X("itl_p95_ms:Q", title="inter-token latency p95 (ms)"), y=alt.Y("layout:N", title=None),
+    color=alt.Color("layout:N", legend=None))
 
 # %% [markdown]
 # ## Reading the result
 #
-# * For **short prompts**, P/D adds a hop: the prefill pod computes, then the KV cache travels to the decode pod.
-#   There was little prefill to offload, so TTFT can only get worse.
-# * For **long prompts**, a dedicated prefill pod keeps the long pass away from the decode loop.
-# * **ITL** is what P/D is for: decode pods never stop for someone else's prefill, so streaming is steadier —
-#   most visible when many long prompts arrive while others are streaming.
+# * For **short prompts**, the threshold keeps them off the prefill pods: they go straight to the decode pod, so
+#   the P/D hop costs them nothing but they queue with fewer decode pods than the replicas layout has.
+# * For **long prompts**, a dedicated prefill pod computes the long pass, then the KV cache travels to the decode
+#   pod: TTFT pays for the transfer.
+# * **ITL** is what P/D is for: the decode pod never stops for someone else's long prefill, so streaming is
+#   steadier — the chart above. The gain needs enough long prompts arriving while others stream; at low load
+#   there is nothing to protect.
 #
 # This is the fourth case of *when routing does not help*: P/D trades TTFT for ITL. It pays off for long prompts
 # with long answers at scale, and it needs fast networking between pods (RDMA/RoCE on a real cluster).
 
 # %%
-print("your prediction:", my_prediction)
+long_requests = int((df["layout"].eq("P/D") & df["kind"].eq("long")).sum())
 print(f"prefill pods processed {prefill_work['prompt_tokens'].fillna(0).sum():.0f} prompt tokens "
-      f"in {prefill_work['requests'].fillna(0).sum():.0f} requests")
+      f"in {prefill_work['requests'].fillna(0).sum():.0f} requests (long prompts sent to P/D: {long_requests})")
 display(prefill_work[["pod", "requests", "prompt_tokens"]])
 
 # %% [markdown]
@@ -114,8 +178,8 @@ display(prefill_work[["pod", "requests", "prompt_tokens"]])
 # > * Prefill is compute-bound, decode memory-bound: different hardware sweet spots, which is why splitting them
 # >   can pay at scale.
 # > * The price is a KV transfer per request and more pods to run; short chat turns rarely benefit.
-# > * The endpoint picker's P/D profile can skip the prefill pod for short prompts (a threshold); notebook 09
-# >   shows how its configuration is written.
+# > * The threshold is the difference between "P/D for everything" (RHOAI 3.0's default, threshold 0) and "P/D for
+# >   the requests that need it"; notebook 09 shows how the endpoint picker's configuration is written.
 
 # %% [markdown]
 # ## Did it work?
@@ -127,9 +191,13 @@ if not df["ok"].all():
 if not (prefill_work["prompt_tokens"].fillna(0).sum() > 0):
     problems.append("the prefill pods processed no prompt tokens, so requests never used them. Hint: check the EPP's "
                     f"P/D profile (`oc logs -l {doctor.scheduler_selector(pd_name)}`).")
+if prefill_work["requests"].fillna(0).sum() > long_requests:
+    problems.append(f"the prefill pods served {prefill_work['requests'].sum():.0f} requests but only {long_requests} "
+                    f"were long: short prompts should skip prefill below pd_threshold={pd_threshold}. Hint: is the "
+                    "prefix-cache scorer in the decode profile?")
 if cleanup:
     deploy.delete(conn, pd_name)
 if problems:
     raise AssertionError("Notebook 07 check FAILED:\n- " + "\n- ".join(problems))
-print("✅ 07 passed: " + "; ".join(f"{k}: TTFT p50 {v.ttft_p50_ms:.0f} ms, ITL {v.itl_mean_ms:.1f} ms"
-                                   for k, v in table.iterrows()))
+print("✅ 07 passed: " + "; ".join(f"{layout} {kind}: TTFT p50 {v.ttft_p50_ms:.0f} ms, ITL p95 {v.itl_p95_ms:.1f} ms"
+                                   for (layout, kind), v in table.iterrows()) + f"; prediction score {score}/3.")

@@ -12,7 +12,8 @@
 # same things you would collect with `oc describe` and `oc logs`, in one table.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"  # the healthy service from notebook 02 (used for the wrong-model-name case)
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -31,11 +32,15 @@ import pandas as pd
 from IPython.display import display
 
 # llmd_lab.viz is imported for its side effect: altair draws charts as SVG in the kernel (no CDN needed)
-from llmd_lab import connect, deploy, doctor, k8s, manifests, traffic, viz
+from llmd_lab import connect, deploy, doctor, k8s, manifests, settings, traffic, viz
 
 if fast:
     symptom_timeout_s, ready_timeout_s = min(symptom_timeout_s, 60), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
+# This lesson breaks services on purpose: on a shared cluster only with your explicit opt-in and room in your quota.
+settings.require_opt_in(conn, cfg, "Notebook 08 (breaks services on purpose)", need_gpus=replicas + 1)
 label = {"llmd-lab/workshop": "true"}
 timeline = []
 
@@ -64,12 +69,16 @@ def clean(case):
 # ## 1 · Pods Pending: not enough GPUs
 #
 # Ask for more replicas than there are free GPUs. The scheduler cannot place the extra pods and says why in an
-# event (`Insufficient nvidia.com/gpu`). Fix: fewer replicas, more GPU nodes, or free someone else's.
+# event (`Insufficient nvidia.com/gpu`). Fix: fewer replicas, more GPU nodes, or free someone else's. Below the
+# doctor's table, the same evidence the way you would collect it by hand: the Pending pods, and one pod's events.
 
 # %%
 case = "broken-gpus"
 ok_gpus = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", replicas=12, gpu=gpu, labels=label), expect=r"Insufficient nvidia\.com/gpu")
+    case, f"hf://{model}", queue=cfg.queue, replicas=12, gpu=gpu, labels=label), expect=r"Insufficient nvidia\.com/gpu")
+pod = deploy.pods_frame(conn, case).query("phase == 'Pending'")["pod"].iloc[0]
+# !oc get pods -n {conn.namespace} -l app.kubernetes.io/name={case} --field-selector=status.phase=Pending
+# !oc describe pod {pod} -n {conn.namespace} | grep -A5 Events
 clean(case)
 
 # %% [markdown]
@@ -95,22 +104,28 @@ clean(case)
 # %%
 case = "broken-workarounds"
 ok_workarounds = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", replicas=1, gpu=gpu, labels=label, workarounds=False),
+    case, f"hf://{model}", queue=cfg.queue, replicas=1, gpu=gpu, labels=label, workarounds=False),
     expect=r"kv-cache-usage-percentage-metric|enable-auth|AuthPolicy")
 clean(case)
 
 # %% [markdown]
 # ## 4 · A model that does not fit: out of memory
 #
-# Skip validation and put a 24B model in 16-bit weights on one 24 GB GPU. vLLM starts, runs out of memory while
-# loading, and Kubernetes restarts it again and again: `CrashLoopBackOff`. The last log lines say why. Fix: a
-# quantised model, or tensor parallelism (notebook 06).
+# vLLM reserves `--gpu-memory-utilization` of the GPU (default 0.9) for the weights, activations and the KV
+# cache. Give it far too little and the KV cache has no room left: vLLM stops at start-up with
+# `No available memory for the cache blocks`, and Kubernetes restarts it again and again: `CrashLoopBackOff`.
+# This is the same failure as a model too big for its GPU, triggered cheaply — the small model, nothing large
+# to download. The last log lines say why (`oc logs --previous`). Fix: a higher `gpu-memory-utilization`, a
+# shorter `--max-model-len`, a quantised model, or tensor parallelism (notebook 06).
 
 # %%
 case = "broken-oom"
 ok_oom = break_and_diagnose(case, manifests.llm_inference_service(
-    case, "hf://mistralai/Mistral-Small-24B-Instruct-2501", replicas=1, gpu=gpu, labels=label),
-    expect=r"out of memory|OOMKilled")
+    case, f"hf://{model}", queue=cfg.queue, replicas=1, gpu=gpu, labels=label,
+    vllm_args=("--disable-uvicorn-access-log", "--gpu-memory-utilization", "0.03")),
+    expect=r"out of memory|OOMKilled|no available memory for the cache")
+pod = deploy.pods_frame(conn, case).query("role != 'scheduler'")["pod"].iloc[0]
+# !oc logs {pod} -n {conn.namespace} --previous --tail=3
 clean(case)
 
 # %% [markdown]
@@ -121,13 +136,13 @@ clean(case)
 
 # %%
 if deploy.get(conn, name) is None:
-    deploy.apply(conn, manifests.llm_inference_service(name, f"hf://{model}", replicas=replicas, gpu=gpu, labels=label))
+    deploy.apply(conn, manifests.llm_inference_service(name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels=label))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
 start = time.monotonic()
-wrong = traffic.run(traffic.Target(ep.gateway, "not-" + ep.model), traffic.random_prompts(requests, seed=seed),
+wrong = traffic.run(traffic.Target(ep.gateway, "not-" + ep.model, **cfg.tls), traffic.random_prompts(requests, seed=seed),
                     concurrency=1, progress=False)
-right = traffic.run(traffic.Target(ep.gateway, ep.model), traffic.random_prompts(requests, seed=seed),
+right = traffic.run(traffic.Target(ep.gateway, ep.model, **cfg.tls), traffic.random_prompts(requests, seed=seed),
                     concurrency=1, progress=False)
 ok_name = bool((wrong["status"] == 404).all() and right["ok"].all())
 timeline.append({"case": "wrong-model-name", "seconds_to_diagnosis": time.monotonic() - start, "diagnosed": ok_name})

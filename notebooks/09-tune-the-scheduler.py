@@ -18,7 +18,8 @@
 # queue 2, KV-cache 2, prefix 3.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen-tune"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
@@ -35,11 +36,13 @@ import altair as alt
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, manifests, metrics, traffic, viz
+from llmd_lab import connect, deploy, doctor, manifests, metrics, settings, traffic, viz
 
 if fast:
     requests, workers, ready_timeout_s = min(requests, 16), min(workers, 4), min(ready_timeout_s, 180)
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 configs = {
     "prefix only": {"prefix-cache-scorer": 1},
     "queue only": {"queue-scorer": 1},
@@ -69,13 +72,13 @@ source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selec
 rows = []
 for i, (label, weights) in enumerate(configs.items()):
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", replicas=replicas, gpu=gpu, scheduler=weights, labels={"llmd-lab/workshop": "true"}))
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, scheduler=weights, labels={"llmd-lab/workshop": "true"}))
     deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
     # Ready stays True while the old picker still serves: wait until the new EndpointPickerConfig has rolled out.
     deploy.wait_rolled_out(conn, name, "scheduler", timeout_s=ready_timeout_s, progress=not fast)
     ep = deploy.endpoints(conn, name)
     before = metrics.scrape(source)
-    df = traffic.run(traffic.Target(ep.gateway, ep.model), traffic.rag(requests, documents=4, doc_tokens=800,
+    df = traffic.run(traffic.Target(ep.gateway, ep.model, **cfg.tls), traffic.rag(requests, documents=4, doc_tokens=800,
                      seed=seed + 10 * (i + 1)), concurrency=workers, seed=seed, label=label, progress=not fast)
     d = metrics.deltas(before, metrics.scrape(source))
     per_pod = d["requests"].fillna(0)

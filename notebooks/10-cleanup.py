@@ -11,7 +11,8 @@
 # are left alone.
 
 # %% tags=["parameters"]
-namespace = "private-ai"
+namespace = None  # your project; None: your saved settings (notebook 00), else your workbench / `oc login` project
+queue = None  # Kueue LocalQueue for your services; None: saved settings, else your project's only LocalQueue
 name = "qwen"
 model = "Qwen/Qwen3-0.6B"
 replicas = 0
@@ -25,9 +26,11 @@ import altair as alt
 import pandas as pd
 
 # llmd_lab.viz is imported for its side effect: altair draws charts as SVG in the kernel (no CDN needed)
-from llmd_lab import connect, deploy, doctor, k8s, manifests, viz
+from llmd_lab import connect, deploy, doctor, k8s, manifests, settings, viz
 
-conn = connect(namespace=namespace)
+cfg = settings.load(namespace=namespace, queue=queue)  # set once in notebook 00; parameters override
+conn = connect(namespace=cfg.namespace)
+cfg = settings.discover(conn, cfg)
 selector = f"{workshop_label}=true"
 
 def gpus_held():
@@ -62,6 +65,25 @@ after = gpus_held()
 usage = pd.DataFrame({"when": ["before", "after"], "gpus": [before, after]})
 alt.Chart(usage, title=f"GPUs held in {conn.namespace}").mark_bar().encode(
     x=alt.X("when:N", sort=None, title=None), y=alt.Y("gpus:Q", title="GPUs requested"))
+
+# %% [markdown]
+# ## After the workshop: give the GPU nodes back (instructor)
+#
+# Deleting the services frees the GPUs; the GPU *nodes* keep costing money until their MachineSet is scaled down.
+# That is cluster-wide and the instructor's job (an attendee cannot list MachineSets). On OpenShift the
+# instructor runs:
+#
+# ```bash
+# oc get machinesets -n openshift-machine-api                     # find the GPU MachineSets (e.g. *-g6-*)
+# oc scale machineset <gpu-machineset> -n openshift-machine-api --replicas=0
+# oc get machines -n openshift-machine-api -w                     # watch the GPU machines go away
+# ```
+#
+# A cluster autoscaler with a `MachineAutoscaler` (minReplicas 0) does the same by itself once the GPU nodes stay
+# idle; scale back up before the next session, since a new GPU node takes several minutes to join and the GPU
+# operator needs a few more to advertise `nvidia.com/gpu`. (Source: OpenShift documentation, "Manually scaling a
+# compute machine set" and "Applying autoscaling to an OpenShift Container Platform cluster".) The local lab has
+# no MachineSets: `llmd-lab down` stops it.
 
 # %% [markdown]
 # > **Instructor talking points**

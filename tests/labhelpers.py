@@ -97,9 +97,9 @@ def running_lab(home: Path, *up_args: str) -> Iterator[Lab]:
 
 @contextmanager
 def lab_connection(lab: Lab, namespace: str) -> Iterator:
-    """``llmd_lab.connect.connect(namespace)`` reaching ``lab`` the way a laptop notebook does: through
+    """``llmd_lab.connect(namespace)`` reaching ``lab`` the way a laptop notebook does: through
     ``KUBECONFIG``, outside any pod. The environment is restored on exit."""
-    from llmd_lab.connect import connect
+    from llmd_lab.connection import connect
 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("KUBERNETES_SERVICE_HOST", raising=False)

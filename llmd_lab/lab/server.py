@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -52,6 +51,7 @@ from llmd_lab.lab.pki import LabPki, ensure_pki
 from llmd_lab.lab.profiles import Profile, load_profile
 from llmd_lab.lab.scheduler.scheduler import KubeScheduler
 from llmd_lab.sim.http import RunningServer, start_server
+from llmd_lab.sim.tls import server_ssl_context
 
 log = logging.getLogger("llmd_lab.lab")
 
@@ -121,13 +121,6 @@ async def _create_or_update(store: Store, obj: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ serving
-def _serving_context(pki: LabPki) -> ssl.SSLContext:
-    """The API server's TLS: the lab CA's serving certificate for 127.0.0.1 (client-go sends tokens over TLS only)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
-    return context
-
-
 async def _wait_all(tasks: dict[asyncio.Task, str], timeout: float, what: str) -> None:
     """Await ``tasks`` for up to ``timeout`` s, logging failures; stragglers are cancelled and named.
 
@@ -216,9 +209,11 @@ async def run_lab(
         found = components(ctx)
         app = create_app(store, token=token, hooks=ctx.hooks,
                          access=lab_access(store, ((p.token, p.user) for p in people)))
+        # open watches and `logs -f` never finish by themselves: end them first on shutdown, or uvicorn waits
+        # out its graceful timeout and then cancels them mid-body
         api = await start_server(app, "127.0.0.1", bound, name="api-server", sockets=[sock],
-                                 ssl_context=_serving_context(pki), on_shutdown=app.state.streams.close,
-                                 log_level="warning")
+                                 ssl_context=server_ssl_context(str(pki.server_cert), str(pki.server_key)),
+                                 graceful_shutdown_s=1, on_shutdown=app.state.streams.close, log_level="warning")
         serve_task = api.task
         await wait_ready(url, token, pki, time.monotonic() + 30, alive=lambda: not serve_task.done())
         for component in found:

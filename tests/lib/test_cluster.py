@@ -7,10 +7,13 @@ import uuid
 
 import pytest
 import yaml
+from labhelpers import eventually
 
-from llmd_lab import connect as connect_mod
+from llmd_lab import connection as connect_mod
 from llmd_lab import deploy, doctor, k8s, manifests, preflight
-from llmd_lab.connect import ClusterUnreachableError, NamespaceForbiddenError, UnauthorizedError, connect
+from llmd_lab.connection import ClusterUnreachableError, NamespaceForbiddenError, UnauthorizedError, connect
+from llmd_lab.kserve import names
+from llmd_lab.kserve.names import child_name
 
 
 @pytest.fixture
@@ -139,6 +142,8 @@ def test_apply_is_idempotent_validated_and_delete_waits(conn):
     with pytest.raises(manifests.ManifestError, match="tensor=2"):
         deploy.apply(conn, bad)
     assert deploy.get(conn, f"{name}-x") is None  # nothing half-applied
+    epp = child_name(name, names.SCHEDULER)  # the KServe controller creates it asynchronously: wait for it
+    eventually(lambda: k8s.get(conn, "apps/v1", "Deployment", epp, conn.namespace), 60, f"Deployment {epp}")
     findings = doctor.run(conn, name, probe=False)
     assert findings.set_index("check").loc["EPP KV-cache metric", "status"] in ("pass", "warn")
     assert deploy.delete(conn, name, timeout_s=60) is True

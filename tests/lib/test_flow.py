@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from llmd_lab import deploy, doctor, manifests, metrics, preflight, traffic, viz
-from llmd_lab.connect import connect
+from llmd_lab.connection import connect
 
 MODEL = "Qwen/Qwen3-0.6B"
 
@@ -33,7 +33,7 @@ def test_connect_preflight_deploy_traffic_metrics_delete(fast_lab):
 
     checks = preflight.run(conn, replicas=2, queue="llmd").set_index("check")
     for name in ("GPUs for the planned deployment", "Gateway openshift-ingress/openshift-ai-inference",
-                 "Kueue queues", "KServe presets (LLMInferenceServiceConfig)"):  # fmt: skip
+                 "Kueue LocalQueue", "Kueue ClusterQueues", "KServe presets (LLMInferenceServiceConfig)"):  # fmt: skip
         assert checks.loc[name, "status"] == "pass", checks.loc[name, "evidence"]
 
     obj = manifests.llm_inference_service("qwen", f"hf://{MODEL}", model_name=MODEL, replicas=2, gpu="g6.4xlarge",
@@ -72,7 +72,7 @@ def test_connect_preflight_deploy_traffic_metrics_delete(fast_lab):
     assert frame.loc[frame["role"] == "both", "gpus"].tolist() == [1, 1]
 
     rid = df[df["mode"] == "llm-d"]["request_id"].iloc[-1]
-    trace = viz.route_trace(conn, "qwen", rid)
+    trace = doctor.route_trace(conn, "qwen", rid)
     assert trace is not None and trace["picked"]
     assert "→" in viz.explain_route_text(trace)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -93,7 +95,8 @@ def test_model_that_cannot_fit_says_how_many_gpus():
         m.validate(obj)
     msg = str(err.value)
     assert "needs ~132 GiB" in msg and "≥ 7 GPUs" in msg
-    # spread over two 4-GPU nodes (LeaderWorkerSet) it fits
+    # two nodes are data parallel on RHOAI 3.0 (the only multi-node presets it ships): each rank holds a full
+    # copy, so two 4-GPU nodes give no more room than one
     mn = m.llm_inference_service(
         "llama70",
         "hf://meta-llama/Llama-3.1-70B-Instruct",
@@ -103,8 +106,13 @@ def test_model_that_cannot_fit_says_how_many_gpus():
         gpu="g6.12xlarge",
     )
     assert mn["spec"]["worker"]["containers"][0]["name"] == "main"
-    assert mn["spec"]["parallelism"] == {"tensor": 4, "pipeline": 2}
-    m.validate(mn)
+    assert mn["spec"]["parallelism"] == {"tensor": 4, "data": 2, "dataLocal": 1}
+    # the data-parallel preset renders --tensor-parallel-size from parallelism.tensor; the pod does not repeat it
+    assert "--tensor-parallel-size" not in json.dumps(mn["spec"]["template"])
+    with pytest.raises(m.ManifestError, match="needs ~132 GiB"):
+        m.validate(mn)
+    single = m.llm_inference_service("tp4", "hf://Qwen/Qwen3-8B", tensor=4, gpu="g6.12xlarge")
+    assert "--tensor-parallel-size=4" in json.dumps(single["spec"]["template"])  # single-node presets ignore tensor
 
 
 def test_unknown_model_warns_and_schema_errors_name_the_field():
@@ -154,3 +162,12 @@ def test_epp_pool_args_are_concrete_and_namespace_is_filled_on_placement():
     assert placed["metadata"]["namespace"] == "private-ai"
     assert _epp_args(placed)[args.index("--pool-namespace") + 1] == "private-ai"
     assert "namespace" not in obj["metadata"]  # the original is untouched
+
+
+def test_to_yaml_writes_shared_values_out_in_full_without_anchors():
+    shared = {"nvidia.com/gpu": "1"}
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "resources": {"limits": shared, "requests": shared}}]}}  # fmt: skip
+    text = m.to_yaml(obj)
+    assert "&id" not in text and "*id" not in text
+    assert text.count("nvidia.com/gpu") == 2

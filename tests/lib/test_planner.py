@@ -11,8 +11,9 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 def test_layout_costs_use_step08_prices():
-    assert planner.Layout(2, 1, "g6.4xlarge").hourly_usd() == pytest.approx(1.70)
-    assert planner.Layout(1, 4, "g6.12xlarge").hourly_usd() == pytest.approx(3.40)
+    g6_4 = planner.PRICES.usd_per_hour["g6.4xlarge"]
+    assert planner.Layout(2, 1, "g6.4xlarge").hourly_usd() == pytest.approx(2 * g6_4)
+    assert planner.Layout(1, 4, "g6.12xlarge").hourly_usd() == pytest.approx(planner.PRICES.usd_per_hour["g6.12xlarge"])
     assert planner.Layout(4, 1, "g6.12xlarge").nodes == 1  # four 1-GPU replicas share one 4-GPU node
     assert planner.Layout(2, 1, "g6.4xlarge").hourly_usd({"g6.4xlarge": 1.0}) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="tensor 2 > 1 GPUs"):
@@ -39,7 +40,7 @@ def test_plan_compares_layouts_and_says_it_is_a_model():
         duration_s=8,
     )
     table = result.table.set_index("layout")
-    assert list(table["usd_per_hour"]) == pytest.approx([0.85, 3.40])
+    assert list(table["usd_per_hour"]) == pytest.approx([planner.PRICES.usd_per_hour["g6.4xlarge"], planner.PRICES.usd_per_hour["g6.12xlarge"]])
     caps = table["capacity_rps"]
     assert caps.notna().all()
     # four GPUs of tensor parallelism serve more at the same SLO than one GPU
@@ -52,3 +53,12 @@ def test_plan_compares_layouts_and_says_it_is_a_model():
     assert "roofline" in result.assumptions and "Assumptions" in result._repr_html_()
     with pytest.raises(ValueError, match="unknown policy"):
         planner.plan(MODEL, policies=["magic"], workload=wl)
+
+
+def test_prices_are_data_with_a_source_and_a_date():
+    prices = planner.load_prices()
+    assert prices.source.startswith("AWS EC2 On-Demand Pricing") and prices.as_of
+    assert set(prices.usd_per_hour) >= {"g6.4xlarge", "g6.12xlarge"}
+    assert "—" in str(prices) and "g6.4xlarge $" in str(prices)
+    with pytest.raises(ValueError, match=r"no price for p5\.48xlarge in gpu_prices\.yaml"):
+        planner.Layout(1, 8, "p5.48xlarge").hourly_usd()

@@ -85,7 +85,7 @@ def test_live_panel_updates_in_place():
 
 # ----------------------------------------------------------------------------------- LIBRARY_NEEDS 2, 7, 12
 class _FakeCore:
-    """The two CoreV1Api calls route_trace makes, with pods as the API returns them (attribute objects)."""
+    """The two CoreV1Api calls doctor.route_trace makes, with pods as the API returns them (attribute objects)."""
 
     def __init__(self, traces_by_pod: dict[str, dict], phases: dict[str, str]):
         self.traces_by_pod, self.asked, self.selectors = traces_by_pod, [], []
@@ -116,15 +116,14 @@ def test_route_trace_asks_each_epp_pod_through_the_pod_proxy():
     trace = {"request_id": "r1", "picked": "qwen-kserve-1", "profiles": []}
     core = _FakeCore({"epp-new": {"r1": trace}}, {"epp-old": "Succeeded", "epp-new": "Running"})
     conn = SimpleNamespace(core=core, namespace="private-ai")
-    assert viz.route_trace(conn, "qwen", "r1") == trace
+    assert doctor.route_trace(conn, "qwen", "r1") == trace
     assert core.selectors == [("private-ai", doctor.scheduler_selector("qwen"))]
     assert core.asked == [("epp-new", "9090", "debug/traces/r1")]  # the running EPP first, on its metrics port
     # a request no EPP remembers (or an EPP without /debug/traces, as on OpenShift AI): None, not an error
     core.asked.clear()
-    assert viz.route_trace(conn, "qwen", "gone") is None
+    assert doctor.route_trace(conn, "qwen", "gone") is None
     assert [a[0] for a in core.asked] == ["epp-new", "epp-old"]
     assert viz.explain_route(None, on_cluster=True) == viz.TRACES_LAB_ONLY
-    assert viz.fetch_trace(conn, "qwen", "r1") == trace  # the former name still works
 
 
 def test_predicted_vs_measured_draws_bars_and_prediction_ticks():

@@ -1,8 +1,11 @@
-"""Fixtures for executing the notebooks: one fresh lab in the CI shape, and per-notebook timings.
+"""Fixtures for executing the notebooks: one fresh lab in the CI shape, run as an attendee, and per-notebook timings.
 
-The lab runs as a real process (``llmd-lab up --profile rhoai-3.0 --time-scale 20``) in a temporary
-``LLMD_LAB_HOME``; kernels started by papermill and nbval inherit ``KUBECONFIG`` pointing at it, which is how a
-learner's kernel finds a cluster too (``connect()`` reads the kubeconfig).
+The lab runs as a real process (``llmd-lab up --profile rhoai-3.0 --time-scale 20 --attendees 2``) in a temporary
+``LLMD_LAB_HOME``. Kernels started by papermill and nbval inherit ``KUBECONFIG`` pointing at attendee ``user1``'s
+kubeconfig (``llmd-lab kubeconfig --user user1``), which is how a learner's kernel finds a cluster after ``oc login``;
+the instructor's (admin) kubeconfig is kept for the instructor's preflight. ``PATH`` gains the lab's ``oc`` shim
+(the workbench image ships ``oc``) and ``LLMD_LAB_SETTINGS`` a private settings file, so notebook 00's saved
+settings never touch the developer's home.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nbrun import LAB_ARGS, TIMINGS, NotebookLab
+from nbrun import LAB_ARGS, TIMINGS, FirstRuns, NotebookLab
+
+from llmd_lab.lab import ocshim
+
+ATTENDEE, OTHER_ATTENDEE = "user1", "user2"
 
 
 def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -23,26 +30,54 @@ def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedPr
                           timeout=timeout, check=False)  # fmt: skip
 
 
+def _settings(directory: Path) -> str:
+    """An attendee's settings file as notebook 00 leaves it, with the deliberate TLS choice the lab needs: KServe's
+    workload certificate is self-signed (no SANs), so the round-robin baseline skips verification on purpose."""
+    path = directory / "settings.yaml"
+    path.write_text("insecure_skip_verify: true\n")
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookLab]:
     home = tmp_path_factory.mktemp("nb-lab-home")
-    started = _cli(home, "up", "--port", "0", *LAB_ARGS)
+    started = _cli(home, "up", "--port", "0", "--attendees", "2", *LAB_ARGS)
     if started.returncode != 0:
-        pytest.fail(f"llmd-lab up {' '.join(LAB_ARGS)} failed:\n{started.stderr[-2000:]}")
-    out = tmp_path_factory.mktemp("executed")
-    exported = tmp_path_factory.mktemp("exported")
-    env = {"LLMD_LAB_HOME": str(home), "KUBECONFIG": str(home / "kubeconfig")}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # papermill's kernels inherit this environment
+        pytest.fail(f"llmd-lab up --attendees 2 {' '.join(LAB_ARGS)} failed:\n{started.stderr[-2000:]}")
     try:
-        yield NotebookLab(home, home / "kubeconfig", out, exported, {**os.environ, **env})
+        found, other = (_cli(home, "kubeconfig", "--user", user) for user in (ATTENDEE, OTHER_ATTENDEE))
+        for user, got in ((ATTENDEE, found), (OTHER_ATTENDEE, other)):
+            if got.returncode != 0 or not Path(got.stdout.strip()).exists():
+                pytest.fail(f"`llmd-lab kubeconfig --user {user}` gave no kubeconfig: {got.stderr[-1000:]}")
+        bin_dir = tmp_path_factory.mktemp("bin")
+        ocshim.install(bin_dir)
+        common = {"LLMD_LAB_HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                  "LLMD_LAB_SETTINGS": _settings(tmp_path_factory.mktemp("settings"))}  # fmt: skip
+        attendee = {**common, "KUBECONFIG": found.stdout.strip()}
+        instructor = {**common, "KUBECONFIG": str(home / "kubeconfig")}
+        second = {**common, "KUBECONFIG": other.stdout.strip(),
+                  "LLMD_LAB_SETTINGS": _settings(tmp_path_factory.mktemp("settings2"))}  # fmt: skip
+        out, exported = tmp_path_factory.mktemp("executed"), tmp_path_factory.mktemp("exported")
+        saved = {k: os.environ.get(k) for k in attendee}
+        os.environ.update(attendee)  # papermill's and nbval's kernels inherit this environment
+        try:
+            yield NotebookLab(home, Path(attendee["KUBECONFIG"]), out, exported, {**os.environ, **attendee},
+                              {**os.environ, **instructor}, {**os.environ, **second})  # fmt: skip
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         _cli(home, "down")
+
+
+@pytest.fixture(scope="session")
+def first_runs(notebook_lab: NotebookLab) -> FirstRuns:
+    """Each notebook's first (papermill) run, executed on first use and remembered: tests that need a notebook's
+    run ask for it by name, so they pass or fail the same in any order or alone."""
+    return FirstRuns(notebook_lab)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

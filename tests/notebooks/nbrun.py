@@ -6,9 +6,10 @@ definition of "CI parameters" and "looks like a secret".
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,6 @@ SLUGS = (
     "05-benchmark-routing", "06-tensor-parallelism", "07-pd-disaggregation", "08-troubleshooting",
     "09-tune-the-scheduler", "10-cleanup",
 )  # fmt: skip
-#: Notebooks that only read the cluster: they run as soon as the lab's API server and profiles exist.
-NO_MODEL_NEEDED = {"00-connect-and-orient", "01-preflight", "10-cleanup"}
 #: Parameters every notebook's `parameters` cell must define (papermill overrides them in CI).
 REQUIRED_PARAMETERS = {"namespace", "model", "fast", "seed"}
 #: Charts notebooks export for the course site (antora/modules/ROOT/images/NN-*.svg|png; see chart-slots.js).
@@ -52,16 +51,28 @@ class Executed:
     seconds: float
 
 
-def execute(slug: str, out_dir: Path, parameters: dict, *, tag: str = "", timeout_s: int = 240) -> Executed:
-    """Run one notebook with papermill (cwd = notebooks/, so relative paths resolve as in JupyterLab)."""
+def execute(slug: str, out_dir: Path, parameters: dict, *, tag: str = "", timeout_s: int = 240,
+            env: dict[str, str] | None = None) -> Executed:  # fmt: skip
+    """Run one notebook with papermill (cwd = a scratch copy of notebooks/, so relative paths resolve as in
+    JupyterLab and files a notebook writes, e.g. 02's YAML, stay out of the checkout). ``env``: the kernel's
+    environment for this run (another identity's ``KUBECONFIG``)."""
     import papermill
 
     out = out_dir / f"{slug}{tag}.ipynb"
+    cwd = out_dir / "cwd"
+    if not cwd.exists():
+        shutil.copytree(NOTEBOOK_DIR, cwd, ignore=shutil.ignore_patterns("*.ipynb", "*.py"))
+    saved = dict(os.environ)
+    os.environ.update(env or {})  # the kernel papermill starts inherits this process's environment
     start = time.monotonic()
-    papermill.execute_notebook(
-        str(notebook(slug)), str(out), parameters=parameters, cwd=str(NOTEBOOK_DIR), kernel_name="python3",
-        progress_bar=False, execution_timeout=timeout_s, log_output=False,
-    )  # fmt: skip
+    try:
+        papermill.execute_notebook(
+            str(notebook(slug)), str(out), parameters=parameters, cwd=str(cwd), kernel_name="python3",
+            progress_bar=False, execution_timeout=timeout_s, log_output=False,
+        )  # fmt: skip
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     return Executed(slug, out, time.monotonic() - start)
 
 
@@ -103,10 +114,12 @@ TIMINGS: dict[str, float] = {}
 @dataclass
 class NotebookLab:
     home: Path
-    kubeconfig: Path
+    kubeconfig: Path  # the attendee's (user1): every notebook runs as an attendee
     out: Path  # executed notebooks land here
     exported: Path  # charts notebook 05 exports
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # the attendee's kernel environment
+    instructor_env: dict[str, str] = field(default_factory=dict)  # the admin kubeconfig instead
+    other_attendee_env: dict[str, str] = field(default_factory=dict)  # user2, for the two-attendees run
 
     def secrets(self) -> list[str]:
         """The lab's bearer token (read from its 0600 file): must never appear in an output."""
@@ -114,11 +127,23 @@ class NotebookLab:
         return [token.read_text().strip()] if token.exists() else []
 
 
-def missing_for_models() -> str | None:
-    """Why the lab cannot make an LLMInferenceService Ready yet, or None when it can."""
-    needs = {
-        "llmd_lab.lab.kubelet": "the lab's kubelet (llmd_lab/lab/kubelet: runs simulated vLLM/EPP containers)",
-        "llmd_lab.sim.gateway.server": "the lab's gateway (llmd_lab/sim/gateway: status.url → EPP → pod)",
-    }
-    absent = [why for mod, why in needs.items() if importlib.util.find_spec(mod) is None]
-    return "; ".join(absent) + " not landed yet, so no model can become Ready" if absent else None
+class FirstRuns:
+    """Each notebook's first run with CI parameters, executed once on demand and remembered (result or error)."""
+
+    def __init__(self, lab: NotebookLab) -> None:
+        self.lab = lab
+        self._done: dict[str, Executed | BaseException] = {}
+
+    def get(self, slug: str) -> Executed:
+        if slug not in self._done:
+            start = time.monotonic()
+            try:
+                self._done[slug] = execute(slug, self.lab.out, ci_parameters(slug, self.lab.exported))
+                TIMINGS[f"{slug} (papermill)"] = self._done[slug].seconds  # type: ignore[union-attr]
+            except Exception as exc:  # papermill's PapermillExecutionError carries the failing cell's output
+                TIMINGS[f"{slug} (papermill, failed)"] = time.monotonic() - start
+                self._done[slug] = exc
+        done = self._done[slug]
+        if isinstance(done, BaseException):
+            raise done
+        return done

@@ -1,13 +1,15 @@
-"""The workshop, executed: every notebook in order against a fresh lab, its own check passing.
+"""The workshop, executed as an attendee (user1, not admin) against a fresh lab, each notebook's own check passing.
 
-How the three required runs fit the 5-minute budget on two cores:
+How the required runs fit the budget on two cores:
 
-1. papermill runs the sequence once with CI parameters (``fast=True``) — the first run, on a fresh lab;
+1. papermill runs each notebook once with CI parameters (``fast=True``) as ``user1`` — the first run. Runs are
+   made on demand and remembered (``first_runs``), so no test depends on another having run first: select one
+   notebook with ``-k 05-benchmark`` and only what it needs executes;
 2. nbval (``--nbval-lax``, in a pytest subprocess) re-executes *those executed notebooks* — they carry the
    injected CI parameters — on the same lab. That second execution is both the nbval run (any cell error
-   fails) and the idempotence run (the whole sequence again on a lab that already holds its objects), so
-   the sequence runs twice, not three times;
-3. two notebooks run again with non-default parameters (another model, replicas=3, tensor=4).
+   fails) and the idempotence run (the whole sequence again on a lab that already holds its objects);
+3. two notebooks run again with non-default parameters (another model, replicas=3, tensor=4);
+4. notebook 01 runs once more as the instructor (admin): the full preflight, no "ask your instructor" rows.
 
 Every executed notebook's outputs are scanned for anything that looks like a token or a kubeconfig.
 """
@@ -23,37 +25,23 @@ import time
 import pytest
 from nbrun import (
     EXPORTS,
-    NO_MODEL_NEEDED,
+    NOTEBOOK_DIR,
     SLUGS,
     TIMINGS,
+    FirstRuns,
     NotebookLab,
     ci_parameters,
     execute,
     find_secrets,
-    missing_for_models,
     output_text,
 )  # fmt: skip
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
-MISSING = missing_for_models()
-PASSED: list[str] = []  # notebooks whose first run passed, in order: the second run repeats exactly these
-
-
-def _skip_without_models(slug: str) -> None:
-    if slug not in NO_MODEL_NEEDED and MISSING:
-        pytest.skip(f"{slug} needs a Ready LLMInferenceService: {MISSING}")
 
 
 @pytest.mark.parametrize("slug", SLUGS)
-def test_first_run_in_order(notebook_lab: NotebookLab, slug: str) -> None:
-    _skip_without_models(slug)
-    start = time.monotonic()
-    try:
-        run = execute(slug, notebook_lab.out, ci_parameters(slug, notebook_lab.exported))
-    except Exception:  # papermill's PapermillExecutionError carries the failing cell's output
-        TIMINGS[f"{slug} (papermill, failed)"] = time.monotonic() - start
-        raise
-    TIMINGS[f"{slug} (papermill)"] = run.seconds
+def test_first_run_as_an_attendee(first_runs: FirstRuns, slug: str) -> None:
+    run = first_runs.get(slug)
     nb = json.loads(run.path.read_text())
     last = next(c for c in reversed(nb["cells"]) if c["cell_type"] == "code")
     text = "".join("".join(o.get("text", "")) for o in last.get("outputs", []))
@@ -62,13 +50,49 @@ def test_first_run_in_order(notebook_lab: NotebookLab, slug: str) -> None:
                 for c in nb["cells"])  # fmt: skip
     if draws:  # a chart the reader can look at, rendered offline (svg renderer), not a "<Chart ...>" repr
         assert '"image/svg+xml"' in output_text(run.path), f"{slug}: draws charts but no SVG output was saved"
-    PASSED.append(slug)
+
+
+def test_attendee_preflight_asks_instead_of_failing(first_runs: FirstRuns) -> None:
+    text = output_text(first_runs.get("01-preflight").path)
+    assert "as an attendee" in text and "ask your instructor" in text, "01 did not run with the attendee's view"
+
+
+def test_instructor_preflight_runs_every_check(notebook_lab: NotebookLab) -> None:
+    run = execute("01-preflight", notebook_lab.out, ci_parameters("01-preflight"), tag="-instructor",
+                  env=notebook_lab.instructor_env)  # fmt: skip
+    TIMINGS["01-preflight (instructor)"] = run.seconds
+    text = output_text(run.path)
+    assert "✅ 01 passed" in text and "as the instructor" in text and "0 to ask your instructor" in text
+
+
+def test_two_attendees_at_once_do_not_disturb_each_other(notebook_lab: NotebookLab) -> None:
+    """user2 runs notebook 02 in its own kernel while user1 runs it too: both pass, each in its own project (the
+    namespace comes from each one's kubeconfig; nothing is shared but the lab)."""
+    out = notebook_lab.out / "user2"
+    out.mkdir(exist_ok=True)
+    cwd = out / "cwd"
+    cwd.mkdir(exist_ok=True)
+    params = json.dumps(ci_parameters("02-deploy-replicas"))
+    code = ("import json, sys, papermill; papermill.execute_notebook(sys.argv[1], sys.argv[2], "
+            "parameters=json.loads(sys.argv[3]), cwd=sys.argv[4], kernel_name='python3', progress_bar=False, "
+            "execution_timeout=240)")  # fmt: skip
+    other = subprocess.Popen([sys.executable, "-c", code, str(NOTEBOOK_DIR / "02-deploy-replicas.ipynb"),
+                              str(out / "02-deploy-replicas.ipynb"), params, str(cwd)],
+                             env=notebook_lab.other_attendee_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)  # fmt: skip
+    try:
+        mine = execute("02-deploy-replicas", notebook_lab.out, ci_parameters("02-deploy-replicas"), tag="-concurrent")
+    finally:
+        log, _ = other.communicate(timeout=400)
+    assert other.returncode == 0, f"user2's run of 02 failed:\n{log[-3000:]}"
+    assert "✅ 02 passed" in output_text(mine.path) and "/user1/" in output_text(mine.path)
+    theirs = output_text(out / "02-deploy-replicas.ipynb")
+    assert "✅ 02 passed" in theirs and "/user2/" in theirs, "user2's service did not live in user2's project"
 
 
 @pytest.mark.parametrize("slug", sorted(EXPORTS))
-def test_exported_charts_for_the_course_site(notebook_lab: NotebookLab, slug: str) -> None:
-    if slug not in PASSED:
-        pytest.skip(f"{slug} did not pass its first run")
+def test_exported_charts_for_the_course_site(notebook_lab: NotebookLab, first_runs: FirstRuns, slug: str) -> None:
+    first_runs.get(slug)
     stem = EXPORTS[slug]
     png = (notebook_lab.exported / f"{stem}.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, "not a real PNG chart"
@@ -76,10 +100,8 @@ def test_exported_charts_for_the_course_site(notebook_lab: NotebookLab, slug: st
     assert svg.lstrip().startswith("<svg") and "<text" in svg, "SVG without text: chart did not render"
 
 
-def test_second_run_under_nbval_is_idempotent(notebook_lab: NotebookLab) -> None:
-    executed = [notebook_lab.out / f"{s}.ipynb" for s in PASSED]
-    if not executed:
-        pytest.skip("no notebook passed its first run")
+def test_second_run_under_nbval_is_idempotent(notebook_lab: NotebookLab, first_runs: FirstRuns) -> None:
+    executed = [first_runs.get(s).path for s in SLUGS]  # the whole sequence, in course order
     ini = notebook_lab.out / "pytest.ini"
     ini.write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     env = {**os.environ, **notebook_lab.env}
@@ -97,7 +119,7 @@ def test_second_run_under_nbval_is_idempotent(notebook_lab: NotebookLab) -> None
         if item and parts[0].endswith("s") and parts[0][:-1].replace(".", "", 1).isdigit():
             slug = item.split("::")[0].rsplit("/", 1)[-1].removesuffix(".ipynb")
             cell_times[slug] = cell_times.get(slug, 0.0) + float(parts[0][:-1])
-    for slug in PASSED:
+    for slug in SLUGS:
         if slug in cell_times:
             TIMINGS[f"  {slug} (nbval, cells only)"] = cell_times[slug]
     assert proc.returncode == 0, f"nbval second run failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
@@ -114,7 +136,6 @@ NON_DEFAULT = [
 
 @pytest.mark.parametrize(("slug", "overrides"), NON_DEFAULT, ids=[f"{s}-custom" for s, _ in NON_DEFAULT])
 def test_non_default_parameters(notebook_lab: NotebookLab, slug: str, overrides: dict) -> None:
-    _skip_without_models(slug if overrides else "02-deploy-replicas")
     run = execute(slug, notebook_lab.out, {**ci_parameters(slug), **overrides}, tag="-custom")
     TIMINGS[f"{slug} (custom parameters)"] = run.seconds
     text = output_text(run.path)
@@ -124,10 +145,10 @@ def test_non_default_parameters(notebook_lab: NotebookLab, slug: str, overrides:
             assert value.split("/")[-1] in text, f"{slug}: {value} does not show in the outputs"
 
 
-def test_outputs_hold_no_secrets(notebook_lab: NotebookLab) -> None:
+def test_outputs_hold_no_secrets(notebook_lab: NotebookLab, first_runs: FirstRuns) -> None:
+    for slug in SLUGS:
+        first_runs.get(slug)
     executed = sorted(notebook_lab.out.glob("*.ipynb"))
-    if not executed:
-        pytest.skip("no notebook was executed")
     assert notebook_lab.secrets(), "the lab wrote no token file to compare against"
     leaks = {p.name: found for p in executed if (found := find_secrets(output_text(p), notebook_lab.secrets()))}
     assert not leaks, f"outputs look like they hold secrets: {leaks}"

@@ -90,3 +90,47 @@ def test_uses_only_the_public_library(slug: str) -> None:
 def test_committed_notebook_holds_no_secret(slug: str) -> None:
     text = notebook(slug).read_text() + (NOTEBOOK_DIR / f"{slug}.py").read_text()
     assert find_secrets(text, []) == []
+
+
+# ------------------------------------------------------------------------------ safe for an attendee (issue 12/13)
+#: Reads an attendee cannot make: cluster-scoped kinds, every namespace at once, nodes.
+CLUSTER_WIDE = re.compile(
+    r"gpu_inventory|_for_all_namespaces|list_node\b|list_namespace\b|--all-namespaces|\s-A\b"
+    r"|\b(get|describe)\s+(nodes?|no|csv|clusterqueues?|datasciencecluster|dsc|namespaces?|ns)\b"
+    r'|"(Node|Namespace|ClusterQueue|ClusterServiceVersion|DataScienceCluster|DSCInitialization|ClusterRole)"'
+)
+#: Lessons that break things or take many GPUs: on a cluster only with `settings.require_opt_in` first.
+DISRUPTIVE = {"06-tensor-parallelism", "07-pd-disaggregation", "08-troubleshooting"}
+
+
+def _code(slug: str) -> list[str]:
+    return [c.source for c in _cells(slug) if c.cell_type == "code"]
+
+
+def test_lists_nothing_cluster_wide(slug: str) -> None:
+    for source in _code(slug):
+        found = CLUSTER_WIDE.search(source)
+        assert not found, f"{slug}: {found.group(0)!r} reads cluster-wide objects an attendee cannot read"
+        for call in ast.walk(ast.parse("\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith("!")))):
+            if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "list_objects":
+                scoped = len(call.args) >= 4 or any(k.arg == "namespace" for k in call.keywords)
+                assert scoped, f"{slug}: k8s.list_objects without a namespace lists every namespace"
+
+
+def test_hard_codes_no_namespace(slug: str) -> None:
+    params = next(c for c in _cells(slug) if "parameters" in c.metadata.get("tags", []))
+    values = {t.id: ast.literal_eval(n.value) for n in ast.parse(params.source).body for t in n.targets}
+    assert values["namespace"] is None, f"{slug}: namespace must default to None (your settings / workbench project)"
+    for source in _code(slug):
+        assert "private-ai" not in source, f"{slug}: hard-coded namespace private-ai"
+        literal = re.search(r"""namespace\s*=\s*["'][a-z0-9-]+["']|\s-n\s+[a-z][a-z0-9-]*\b""", source)
+        assert not literal, f"{slug}: hard-coded namespace {literal.group(0)!r}: use conn.namespace"
+
+
+def test_disruptive_lessons_ask_for_the_opt_in_first(slug: str) -> None:
+    code = "\n".join(_code(slug))
+    first_apply = min((i for i in (code.find("deploy.apply("), code.find("apply -f")) if i >= 0), default=-1)
+    if slug not in DISRUPTIVE:
+        return
+    opt_in = code.find("settings.require_opt_in(")
+    assert 0 <= opt_in < first_apply, f"{slug}: call settings.require_opt_in(conn, cfg, ...) before the first apply"
