@@ -141,8 +141,8 @@ class PodProxySource:
 
     ``core`` is a ``kubernetes.client.CoreV1Api``. Pods are listed by ``label_selector`` each time,
     so replicas that come and go are followed; only Running pods are scraped. ``scheme`` is
-    ``"https"`` for RHOAI's vLLM (TLS on 8000) and ``"http"`` in the lab; ``None`` picks it from the
-    container port's name (``https``…) and falls back to http.
+    ``"https"`` for RHOAI's vLLM (KServe serves TLS on 8000; the API server's proxy does not verify the
+    pod's certificate) or ``"http"``; ``None`` reads it from the pod, see :func:`_port_scheme`.
     """
 
     def __init__(
@@ -177,10 +177,21 @@ class PodProxySource:
 
 
 def _port_scheme(pod: Any, port: int) -> str:
-    for c in pod.spec.containers or []:
-        for p in c.ports or []:
-            if p.container_port == port and p.name and p.name.startswith("https"):
-                return "https"
+    """``https`` when the container serving ``port`` says it speaks TLS there: a port named ``https…``, an
+    ``httpGet`` probe with ``scheme: HTTPS`` on it (KServe's vLLM preset), or vLLM's ``--ssl-certfile``;
+    else ``http``. Plain HTTP to KServe's vLLM fails (the pod closes the connection), so this matters."""
+    for c in [*(pod.spec.init_containers or []), *(pod.spec.containers or [])]:
+        ports = [p for p in c.ports or [] if p.container_port == port]
+        if not ports:
+            continue
+        if any((p.name or "").startswith("https") for p in ports):
+            return "https"
+        probes = [pr.http_get for pr in (c.readiness_probe, c.liveness_probe, c.startup_probe)
+                  if pr is not None and pr.http_get is not None]
+        if any((g.scheme or "").upper() == "HTTPS" and str(g.port) in (str(port), ports[0].name) for g in probes):
+            return "https"
+        if any("--ssl-certfile" in str(a) for a in [*(c.command or []), *(c.args or [])]):
+            return "https"
     return "http"
 
 

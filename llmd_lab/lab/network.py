@@ -197,8 +197,10 @@ class GatewayComponent:
         from llmd_lab.sim.gateway.filters import AuthPolicyFilter, TlsOriginationFault
         from llmd_lab.sim.gateway.server import Gateway
 
+        # TLS to the pods as KServe's DestinationRules originate it (SIMPLE, insecureSkipVerify): vLLM serves
+        # HTTPS with the workload certificate the kubelet mounts, so plain HTTP would not get through
         self.gateway = Gateway(StoreSource(ctx.store), host="127.0.0.1", port=_free_port(previous),
-                               name=spec.name, namespace=spec.namespace)
+                               name=spec.name, namespace=spec.namespace, upstream_tls=True)
         # what OpenShift's gateway adds with RHCL (Authorino: 401 without a valid token), and the known issue
         reviewer = ctx.store.token_reviewer  # set by the API server's app, which starts before the gateway
         self.gateway.add_filter(AuthPolicyFilter(self.gateway.cache, reviewer or (lambda token: False)))

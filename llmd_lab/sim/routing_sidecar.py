@@ -3,12 +3,19 @@
 It listens on ``--port`` (8000) and forwards to vLLM on ``--vllm-port`` (8001) on the pod's own IP. When
 the EPP chose a prefill pod (header ``x-prefiller-host-port``) it first sends the request there with
 ``max_tokens: 1`` — the prefill hop of P/D disaggregation — and then lets the decode vLLM answer.
+
+TLS as llm-d-routing-sidecar's flags say (``cmd/llm-d-routing-sidecar/main.go``): ``--secure-proxy`` (default
+true) serves HTTPS with ``tls.crt``/``tls.key`` from ``--cert-path`` (KServe mounts its workload certificate
+there), ``--decoder-use-tls``/``--prefiller-use-tls`` make the two hops HTTPS. Neither hop verifies the
+certificate: KServe's has no SANs, so a verifying client would refuse it (upstream's skip-verify flags are
+not set by KServe's preset; what the rhoai-3.0 image does there is unconfirmed, see docs/fidelity.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from llmd_lab.sim.tls import insecure_client_context, ssl_context_from_pem
+
 PREFILL_HEADER = "x-prefiller-host-port"
 HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
@@ -28,25 +37,52 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--vllm-port", type=int, default=8001)
     parser.add_argument("--connector", default="nixlv2")
+    for flag, default in (("--secure-proxy", True), ("--decoder-use-tls", False), ("--prefiller-use-tls", False)):
+        parser.add_argument(flag, type=_go_bool, nargs="?", const=True, default=default)
+    parser.add_argument("--cert-path", default="")
     args, _ = parser.parse_known_args([a for a in argv if a.startswith("--")])
     return args
 
 
+def _go_bool(value: str) -> bool:
+    """Go's ``flag.Bool`` values (``--x``, ``--x=true``, ``--x=false``, ``1``/``0``)."""
+    lowered = value.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
+
+
 class RoutingSidecar:
-    def __init__(self, argv: list[str], host: str, log: Callable[[str], None]) -> None:
+    def __init__(self, argv: list[str], host: str, log: Callable[[str], None],
+                 read_file: Callable[[str], bytes] | None = None) -> None:
         self.args = parse(argv)
         self.host = host
         self.log = log
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
+        self.read_file = read_file
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), verify=insecure_client_context())
         self.server: Any = None
+
+    def _server_tls(self) -> ssl.SSLContext | None:
+        """``--secure-proxy``: the mounted ``--cert-path`` certificate (upstream self-signs one when unset)."""
+        if not self.args.secure_proxy:
+            return None
+        if self.args.cert_path and self.read_file is not None:
+            base = self.args.cert_path.rstrip("/")
+            return ssl_context_from_pem(self.read_file(f"{base}/tls.crt"), self.read_file(f"{base}/tls.key"))
+        from llmd_lab.sim.tls import self_signed_pem
+
+        return ssl_context_from_pem(*self_signed_pem())
 
     async def start(self) -> None:
         from llmd_lab.sim.http import start_server
 
         app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["GET", "POST", "PUT", "DELETE"])])
-        self.server = await start_server(app, self.host, self.args.port, name="routing-sidecar")
+        self.server = await start_server(app, self.host, self.args.port, name="routing-sidecar",
+                                         ssl_context=self._server_tls())
         self.log(f"routing sidecar listening on {self.host}:{self.args.port}, decoder on port {self.args.vllm_port}, "
-                 f"connector {self.args.connector}")
+                 f"connector {self.args.connector}, secure proxy {self.args.secure_proxy}")
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -65,14 +101,15 @@ class RoutingSidecar:
                 # vLLM rejects stream_options on a non-streaming request (400), as the real sidecar knows
                 for key in ("max_completion_tokens", "stream_options"):
                     prefill.pop(key, None)
-                r = await self.client.post(f"http://{prefiller}{request.url.path}", json=prefill,
+                prefill_scheme = "https" if self.args.prefiller_use_tls else "http"
+                r = await self.client.post(f"{prefill_scheme}://{prefiller}{request.url.path}", json=prefill,
                                            headers={k: v for k, v in headers.items() if k.lower() != PREFILL_HEADER})
                 detail = "" if r.status_code < 400 else f": {r.text[:200]}"
                 self.log(f"prefill on {prefiller}: HTTP {r.status_code}{detail}")
             except (ValueError, httpx.HTTPError) as exc:
                 self.log(f"prefill on {prefiller} failed: {exc}")
                 return JSONResponse({"error": {"message": f"prefill failed: {exc}"}}, status_code=502)
-        upstream = self.client.build_request(request.method, f"http://{self.host}:{self.args.vllm_port}{path}",
+        upstream = self.client.build_request(request.method, f"{'https' if self.args.decoder_use_tls else 'http'}://{self.host}:{self.args.vllm_port}{path}",
                                              headers=headers, content=body)
         try:
             response = await self.client.send(upstream, stream=True)

@@ -139,7 +139,38 @@ def test_step08_seed_is_ready_serves_and_matches_kserve(cluster: Cluster) -> Non
     assert all(p.status.pod_ip.startswith("127.1.") for p in pods)
     log = cluster.core.read_namespaced_pod_log(pods[0].metadata.name, NS, container="main")
     assert "Application startup complete" in log
+    _pods_serve_only_https(cluster, pods[0].metadata.name)
+    _epp_scrapes_the_https_pods(cluster, "mistral-3-distributed")
     cluster.delete_and_wait("mistral-3-distributed")
+
+
+def _pods_serve_only_https(cluster: Cluster, pod: str) -> None:
+    """KServe's vLLM serves TLS on 8000 (workload_tls_self_signed.go, the preset's --ssl-certfile): the API
+    server's pod proxy reaches it with kube-apiserver's ``https:`` prefix and without verifying the SAN-less
+    certificate; plain ``<pod>:8000`` gets no HTTP answer from it (uvicorn with TLS closes: EOF), a 503."""
+    from kubernetes.client.exceptions import ApiException
+
+    text = cluster.core.connect_get_namespaced_pod_proxy_with_path(f"https:{pod}:8000", NS, "metrics")
+    assert "vllm:num_requests_running" in text
+    with pytest.raises(ApiException) as plain:
+        cluster.core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:8000", NS, "metrics")
+    assert plain.value.status == 503 and "error trying to reach service: EOF" in plain.value.body
+
+
+def _epp_scrapes_the_https_pods(cluster: Cluster, name: str) -> None:
+    """The EPP runs with KServe's ``--model-server-metrics-scheme https`` (skip-verify by default): its pool
+    gauge exists only once a scrape of the HTTPS pods succeeded within the staleness threshold."""
+    epp = cluster.core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={name},"
+                                           "app.kubernetes.io/component=llminferenceservice-router-scheduler").items
+    assert epp, "no EPP pod"
+
+    def pool_gauge() -> bool:
+        text = cluster.core.connect_get_namespaced_pod_proxy_with_path(f"{epp[0].metadata.name}:9090", NS, "metrics")
+        return "inference_pool_average_kv_cache_utilization{" in text
+
+    cluster.wait(pool_gauge, 30, "the EPP's pool gauge from HTTPS scrapes")
+    log = cluster.core.read_namespaced_pod_log(epp[0].metadata.name, NS)
+    assert "scraping over http" not in log
 
 
 def test_70b_on_one_l4_crash_loops_with_oom_in_the_log(cluster: Cluster) -> None:
@@ -285,7 +316,7 @@ def test_prefill_decode_seed_becomes_ready(cluster: Cluster) -> None:
         NS, label_selector="app.kubernetes.io/name=my-model-pd,kserve.io/component=workload").items}
     assert sorted(pods) == ["decode", "prefill"]
     # the EPP's P/D profile sent the prompt to the prefill pod first (through the decode pod's routing sidecar)
-    metrics = httpx.get(f"http://{pods['prefill'].status.pod_ip}:8000/metrics").text
+    metrics = httpx.get(f"https://{pods['prefill'].status.pod_ip}:8000/metrics", verify=False).text
     served = [line for line in metrics.splitlines() if line.startswith("vllm:request_success_total")]
     assert served and sum(float(line.rsplit(" ", 1)[1]) for line in served) >= 2
     cluster.delete_and_wait("my-model-pd")
@@ -331,7 +362,7 @@ def test_prometheus_scrapes_every_vllm_series_from_the_generated_config(cluster:
     vllm_targets = config["scrape_configs"][0]["static_configs"]
     assert len(vllm_targets) == 1 and config["scrape_configs"][1]["static_configs"]
     target = vllm_targets[0]["targets"][0]
-    exposed = set(re.findall(r"^# TYPE (vllm:\S+) (\w+)", httpx.get(f"http://{target}/metrics").text, re.M))
+    exposed = set(re.findall(r"^# TYPE (vllm:\S+) (\w+)", httpx.get(f"https://{target}/metrics", verify=False).text, re.M))
     expected = set()
     for name, kind in exposed:
         expected |= {f"kserve_{name}_bucket"} if kind == "histogram" else (

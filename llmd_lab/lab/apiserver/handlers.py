@@ -37,6 +37,7 @@ from llmd_lab.lab.apiserver.responses import dumps, json_response, status_respon
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.apiserver.watch import watch_response
+from llmd_lab.sim.tls import insecure_client_context
 
 log = logging.getLogger(__name__)
 NAME_IS_NAMESPACE = {"": ("namespaces",), "project.openshift.io": ("projects",)}
@@ -57,7 +58,10 @@ class ResourceHandler:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), follow_redirects=False)
+            # kube-apiserver's proxy transport does not verify backends (InsecureSkipVerify), so an
+            # ``https:`` pod or Service proxy reaches KServe's SAN-less certificate
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), follow_redirects=False,
+                                           verify=insecure_client_context())
         return self._http
 
     async def aclose(self) -> None:
@@ -384,10 +388,10 @@ class ResourceHandler:
     # ------------------------------------------------------------------ proxy
     async def _proxy(self, request: Request, rt: ResourceType, target: Target) -> Response:
         assert target.name is not None
-        _, name, port = proxy.split_name(target.name)
+        scheme, name, port = proxy.split_name(target.name)
         obj = await self.store.get(rt.api_version, rt.kind, name, target.namespace, copy=False)
         host, number = await proxy.address_of(rt.kind, obj, port, self.hooks)
-        return await proxy.forward(request, self.http, host, number, target.rest)
+        return await proxy.forward(request, self.http, host, number, target.rest, scheme=proxy.checked_scheme(scheme))
 
 
 def request_verb(method: str, target: Target, query: Any) -> str:

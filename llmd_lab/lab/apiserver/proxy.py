@@ -1,8 +1,9 @@
 """``pods/{name[:port]}/proxy/{path}`` and ``services/{[scheme:]name[:port]}/proxy/{path}``.
 
-Forwards the HTTP request (streaming both ways) to the pod's or the Service's address. The lab serves
-plain HTTP, so an ``https:`` scheme prefix is accepted and served over HTTP. The client's bearer token is
-never forwarded.
+Forwards the HTTP request (streaming both ways) to the pod's or the Service's address, over TLS when the
+name carries kube-apiserver's ``https:`` scheme prefix (without verifying the backend's certificate, as
+kube-apiserver's proxy transport does not). Plain HTTP to a TLS port fails as it does through kube-apiserver:
+the backend closes the connection (``EOF``). The client's bearer token is never forwarded.
 """
 
 from __future__ import annotations
@@ -100,8 +101,27 @@ async def address_of(kind: str, obj: dict, port: str, hooks: ApiHooks | None) ->
     return found
 
 
-async def forward(request: Request, client: httpx.AsyncClient, host: str, port: int, path: str) -> Response:
-    url = f"http://{host}:{port}/{path}"
+def checked_scheme(scheme: str) -> str:
+    """The proxy name's scheme prefix: ``http`` (also when absent) or ``https``; anything else is refused."""
+    if scheme in ("", "http", "https"):
+        return scheme or "http"
+    raise errors.bad_request(f"unsupported proxy scheme {scheme!r}: use http or https")
+
+
+def _dial_error(exc: httpx.HTTPError) -> str:
+    """Go's wording for what the proxy met: a TLS port closing on plain HTTP (``EOF``), a plain-HTTP port
+    answering a TLS handshake, else httpx's own description."""
+    text = str(exc)
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and "disconnected" in text.lower():
+        return "EOF"
+    if isinstance(exc, httpx.ConnectError) and ("WRONG_VERSION_NUMBER" in text or "record layer" in text.lower()):
+        return "tls: first record does not look like a TLS handshake"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def forward(request: Request, client: httpx.AsyncClient, host: str, port: int, path: str, *,
+                  scheme: str = "http") -> Response:
+    url = f"{scheme}://{host}:{port}/{path}"
     if request.url.query:
         url += "?" + request.url.query
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
@@ -113,7 +133,7 @@ async def forward(request: Request, client: httpx.AsyncClient, host: str, port: 
         upstream = await client.send(outgoing, stream=True)
     except httpx.HTTPError as exc:
         raise errors.ApiError(
-            503, "ServiceUnavailable", f"error trying to reach service: {type(exc).__name__}: {exc} ({host}:{port})"
+            503, "ServiceUnavailable", f"error trying to reach service: {_dial_error(exc)} ({host}:{port})"
         ) from None
     out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
     return StreamingResponse(

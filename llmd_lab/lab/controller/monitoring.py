@@ -66,7 +66,9 @@ def scrape_config(pods: Iterable[Mapping[str, Any]], *, interval: str = "5s", re
     return {
         "global": {"scrape_interval": interval, "scrape_timeout": timeout},
         "scrape_configs": [
-            {"job_name": "kserve-llm-isvc-vllm-engine", "metrics_path": "/metrics", "scheme": "http",
+            # KServe's PodMonitor: https, insecureSkipVerify (vLLM serves the SAN-less workload certificate)
+            {"job_name": "kserve-llm-isvc-vllm-engine", "metrics_path": "/metrics", "scheme": "https",
+             "tls_config": {"insecure_skip_verify": True},
              "static_configs": vllm, "metric_relabel_configs": relabel},
             {"job_name": "kserve-llm-isvc-scheduler", "metrics_path": "/metrics", "scheme": "http",
              "static_configs": epp, "metric_relabel_configs": relabel},

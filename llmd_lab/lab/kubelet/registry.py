@@ -9,6 +9,7 @@ the cluster's DNS and objects. A container whose program is not registered idles
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,6 +44,8 @@ class Launch:
     log: Callable[[str], None]
     resolve_host: Callable[[str], Awaitable[str | None]]
     source: ResourceSource
+    read_file: Callable[[str], bytes] | None = None
+    """The container's view of its Secret/ConfigMap volumes (``--ssl-certfile`` and the like)."""
 
 
 Started = Callable[[Running], None]
@@ -60,7 +63,7 @@ async def run_vllm(launch: Launch, started: Started) -> None:
 
     try:
         replica = await serve(launch.argv, host=launch.host, port=None, env=launch.env, log=launch.log,
-                              resolve_host=launch.resolve_host)
+                              resolve_host=launch.resolve_host, read_file=launch.read_file)
     except StartupError as exc:
         raise ProcessExitError(exc.exit_code, "Error", exc.message) from exc
     started(replica)
@@ -73,7 +76,8 @@ async def run_epp(launch: Launch, started: Started) -> None:
 
     args = launch.argv[1:] if launch.argv and not launch.argv[0].startswith("-") else launch.argv
     try:
-        handle = await serve(args, host=launch.host, env=launch.env, source=launch.source, log=launch.log)
+        handle = await serve(args, host=launch.host, env=launch.env, source=launch.source, log=launch.log,
+                             model_servers_tls=True)
     except Exception as exc:
         raise ProcessExitError(1, "Error", str(exc)) from exc
     started(handle)
@@ -83,8 +87,12 @@ async def run_epp(launch: Launch, started: Started) -> None:
 async def run_routing_sidecar(launch: Launch, started: Started) -> None:
     from llmd_lab.sim.routing_sidecar import RoutingSidecar
 
-    sidecar = RoutingSidecar(launch.argv, launch.host, launch.log)
-    await sidecar.start()
+    sidecar = RoutingSidecar(launch.argv, launch.host, launch.log, read_file=launch.read_file)
+    try:
+        await sidecar.start()
+    except (OSError, ssl.SSLError, ValueError) as exc:  # Go's tls.LoadX509KeyPair failing: the proxy exits
+        launch.log(f"failed to start proxy server: {exc}")
+        raise ProcessExitError(1, "Error", str(exc)) from exc
     started(sidecar)
     await _forever()
 

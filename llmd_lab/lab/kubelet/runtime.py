@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.kubelet import dns, programs, registry, stages
+from llmd_lab.lab.kubelet import dns, programs, registry, stages, volumes
 from llmd_lab.lab.kubelet.logs import LogBuffer
+from llmd_lab.sim.tls import insecure_client_context
 
 if TYPE_CHECKING:
     from llmd_lab.lab.kubelet.kubelet import Kubelet
@@ -55,6 +56,7 @@ class ContainerRunner:
     handle: Running | None = None
     program: str = ""
     serving: asyncio.Event = field(default_factory=asyncio.Event)  # set once the program listens
+    files: dict[str, bytes] = field(default_factory=dict)  # its Secret/ConfigMap volumes, as last projected
 
     def set_handle(self, handle: Running) -> None:
         self.handle = handle
@@ -181,6 +183,7 @@ class PodWorker:
 
     async def _run(self) -> None:
         try:
+            await self._mount_volumes()
             for r in self.inits:
                 await self._pull(r)
                 if r.sidecar:
@@ -198,6 +201,23 @@ class PodWorker:
             raise
         except Exception:
             log.exception("pod %s/%s: kubelet worker failed", self.namespace, self.name)
+
+    async def _mount_volumes(self) -> None:
+        """Wait until every Secret/ConfigMap volume can be set up (``FailedMount`` events meanwhile): no
+        container starts before, as the kubelet's volume manager holds the pod in ContainerCreating."""
+        while not self._stopping:
+            try:
+                await volumes.check_pod_volumes(self.ctx.store, self.pod)
+                return
+            except volumes.MountError as exc:
+                await self._events([{"type": "Warning", "reason": "FailedMount", "message": str(exc)}])
+            await self.ctx.clock.sleep(_MOUNT_RETRY_S)
+
+    async def _project_files(self, r: ContainerRunner) -> None:
+        """Refresh the container's mounted files at each start; a Secret deleted since keeps its last
+        content, as the kubelet leaves an already set-up volume in place."""
+        with contextlib.suppress(volumes.MountError):
+            r.files = await volumes.container_files(self.ctx.store, self.pod, r.spec)
 
     async def _wait_started(self, r: ContainerRunner) -> None:
         while not r.started and not self._stopping:
@@ -251,6 +271,7 @@ class PodWorker:
             self.phase = "Running"
             await self._events(started.events)
             self._dirty.set()
+            await self._project_files(r)
             launch = self._launch(r)  # before the probe task: it must know whether the program listens
             probe = asyncio.create_task(self._readiness(r))
             program = asyncio.create_task(self._run_program(r, launch))
@@ -316,7 +337,7 @@ class PodWorker:
         r.program = programs.program_for(r.spec, argv, init=r.init)
         r.serving.clear()
         return Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
-                      source=self.kubelet.source)
+                      source=self.kubelet.source, read_file=volumes.reader(r.files))
 
     async def _run_program(self, r: ContainerRunner, launch: Launch | ProcessExitError) -> None:
         if isinstance(launch, ProcessExitError):
@@ -352,7 +373,7 @@ class PodWorker:
         period = float(probe.get("periodSeconds", 10))
         threshold = int(probe.get("failureThreshold", 3))
         failures = 0
-        async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0) as client:
+        async with _probe_client(probe) as client:
             while True:
                 ok, detail = await self._probe_once(client, r, probe)
                 if ok:
@@ -377,7 +398,7 @@ class PodWorker:
         period = float(probe.get("periodSeconds", 10))
         threshold = int(probe.get("failureThreshold", 3))
         failures = 0
-        async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0) as client:
+        async with _probe_client(probe) as client:
             while not program.done():
                 ok, detail = await self._probe_once(client, r, probe)
                 failures = 0 if ok else failures + 1
@@ -394,14 +415,11 @@ class PodWorker:
             if "httpGet" in probe:
                 g = probe["httpGet"]
                 port = self._probe_port(r, g.get("port", 80))
-                scheme = str(g.get("scheme", "HTTP")).lower()
-                url = f"http://{self.ip}:{port}{g.get('path', '/')}"
-                shown = f"{scheme}://{self.ip}:{port}{g.get('path', '/')}"
+                url = f"{str(g.get('scheme', 'HTTP')).lower()}://{self.ip}:{port}{g.get('path', '/')}"
                 try:
                     resp = await client.get(url)
                 except httpx.HTTPError as exc:
-                    return False, f'Get "{shown}": dial tcp {self.ip}:{port}: connect: connection refused' if isinstance(
-                        exc, httpx.ConnectError) else f'Get "{shown}": {exc}'
+                    return False, f'Get "{url}": {_probe_error(exc, self.ip, port)}'
                 if 200 <= resp.status_code < 400:
                     return True, ""
                 return False, f"HTTP probe failed with statuscode: {resp.status_code}"
@@ -502,6 +520,29 @@ class PodWorker:
         for e in events:
             with contextlib.suppress(ApiError):
                 await self.ctx.events.record(self.pod, e["type"], e["reason"], e["message"], "kubelet")
+
+
+_MOUNT_RETRY_S = 2.0
+"""How often a pod whose Secret/ConfigMap is missing retries the mount (lab seconds)."""
+
+
+def _probe_client(probe: dict) -> httpx.AsyncClient:
+    """The prober's client: ``scheme: HTTPS`` probes do not verify the certificate (kubernetes
+    ``pkg/probe/http/http.go``: ``InsecureSkipVerify: true``), so KServe's SAN-less certificate passes."""
+    return httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0, verify=insecure_client_context())
+
+
+def _probe_error(exc: httpx.HTTPError, ip: str, port: int) -> str:
+    """Go's wording for what the probe met: a refused dial, a TLS port closing on plain HTTP (``EOF``), or
+    a plain-HTTP server answering the TLS handshake."""
+    text = str(exc)
+    if isinstance(exc, httpx.ConnectError) and ("SSL" in text or "record layer" in text.lower()):
+        return "http: server gave HTTP response to HTTPS client"
+    if isinstance(exc, httpx.ConnectError):
+        return f"dial tcp {ip}:{port}: connect: connection refused"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return "EOF"
+    return text
 
 
 def _without_times(status: dict[str, Any]) -> dict[str, Any]:

@@ -224,10 +224,10 @@ async def serve(
 ) -> EppHandle:
     """Start the EPP on ``host``; raise (with the reason logged) if the flags or the config are bad.
 
-    ``model_servers_tls``: whether the pods really serve HTTPS. On a cluster they do (KServe's certificate);
-    the lab's kubelet does not yet hand vLLM its mounted certificate, so its pods serve HTTP and the EPP
-    scrapes them over HTTP whatever ``--model-server-metrics-scheme`` says (logged). The mini cluster
-    (``sim.gateway.testbed``) serves HTTPS and passes True."""
+    ``model_servers_tls``: whether the pods really serve HTTPS. On a cluster they do (KServe's certificate),
+    and so do the lab's (its kubelet mounts the certificate) and the mini cluster's: both pass True and
+    ``--model-server-metrics-scheme`` decides. False is for plain-HTTP test pods only: the EPP then scrapes
+    over HTTP whatever the flag says (logged)."""
     logger = _as_logger(log)
     env = dict(env or {})
     try:

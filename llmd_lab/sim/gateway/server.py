@@ -103,7 +103,8 @@ class Gateway:
         self.epp_timeout_s = epp_timeout_s
         self.max_request_body = max_request_body
         # TLS origination as KServe's DestinationRules configure it (pool pods, appProtocol https Services).
-        # False in the lab until its kubelet hands vLLM the mounted certificate (pods serve HTTP there).
+        # The lab's gateway and the mini cluster pass True (their pods serve HTTPS); False only for plain-HTTP
+        # test backends.
         self.upstream_tls = upstream_tls
         self.rng = random.Random(seed)
         self.stats = GatewayStats()

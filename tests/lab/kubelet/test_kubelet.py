@@ -33,7 +33,7 @@ def vllm_pod(name: str, model: str, *, gpus: int = 1, extra: str = "") -> dict:
                 "env": [{"name": "VLLM_ADDITIONAL_ARGS", "value": extra}],
                 "ports": [{"containerPort": 8000}],
                 "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
-                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000, "scheme": "HTTPS"},
+                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000, "scheme": "HTTP"},
                                    "initialDelaySeconds": 1, "periodSeconds": 1},
             }],
         },

@@ -22,6 +22,7 @@ from llmd_lab.lab.kubelet import dns
 from llmd_lab.lab.kubelet.kubelet import Kubelet
 from llmd_lab.sim.epp.plugins.precise_prefix import PrecisePrefixCacheScorer
 from llmd_lab.sim.epp.types import LLMRequest
+from llmd_lab.sim.tls import insecure_client_context
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[3]
@@ -76,8 +77,9 @@ async def _serve_one_prompt(kubelet: Kubelet, endpoint: str):
 
     async def send(i: int) -> None:
         prompt = f"{i}: The quick brown fox jumps over the lazy dog. " * 40
-        async with httpx.AsyncClient(timeout=30) as client:
-            r = await client.post(f"http://{pod_ip}:8000/v1/completions",
+        # vLLM serves HTTPS with KServe's SAN-less certificate: skip verification, as the gateway does
+        async with httpx.AsyncClient(timeout=30, verify=insecure_client_context()) as client:
+            r = await client.post(f"https://{pod_ip}:8000/v1/completions",
                                   json={"model": "qwen", "prompt": prompt, "max_tokens": 4})
             assert r.status_code == 200, r.text
 
