@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.kubelet import dns, programs, registry, stages, volumes
+from llmd_lab.lab.kubelet import dns, probes, programs, registry, stages, volumes
 from llmd_lab.lab.kubelet.logs import LogBuffer
-from llmd_lab.sim.tls import insecure_client_context
 
 if TYPE_CHECKING:
     from llmd_lab.lab.kubelet.kubelet import Kubelet
@@ -353,14 +352,6 @@ class PodWorker:
         return await dns.resolve(self.ctx.store, name, self.pod["metadata"]["namespace"])
 
     # ---- readiness
-    def _probe_port(self, r: ContainerRunner, port: Any) -> int:
-        if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
-            return int(port)
-        for p in r.spec.get("ports") or []:
-            if p.get("name") == port:
-                return int(p["containerPort"])
-        raise ValueError(f"unknown named port {port!r}")
-
     async def _readiness(self, r: ContainerRunner) -> None:
         probe = r.spec.get("readinessProbe")
         if not probe:
@@ -373,7 +364,7 @@ class PodWorker:
         period = float(probe.get("periodSeconds", 10))
         threshold = int(probe.get("failureThreshold", 3))
         failures = 0
-        async with _probe_client(probe) as client:
+        async with probes.probe_client(probe) as client:
             while True:
                 ok, detail = await self._probe_once(client, r, probe)
                 if ok:
@@ -398,7 +389,7 @@ class PodWorker:
         period = float(probe.get("periodSeconds", 10))
         threshold = int(probe.get("failureThreshold", 3))
         failures = 0
-        async with _probe_client(probe) as client:
+        async with probes.probe_client(probe) as client:
             while not program.done():
                 ok, detail = await self._probe_once(client, r, probe)
                 failures = 0 if ok else failures + 1
@@ -411,37 +402,7 @@ class PodWorker:
                 await self.ctx.clock.sleep(period)
 
     async def _probe_once(self, client: httpx.AsyncClient, r: ContainerRunner, probe: dict) -> tuple[bool, str]:
-        try:
-            if "httpGet" in probe:
-                g = probe["httpGet"]
-                port = self._probe_port(r, g.get("port", 80))
-                url = f"{str(g.get('scheme', 'HTTP')).lower()}://{self.ip}:{port}{g.get('path', '/')}"
-                try:
-                    resp = await client.get(url)
-                except httpx.HTTPError as exc:
-                    return False, f'Get "{url}": {_probe_error(exc, self.ip, port)}'
-                if 200 <= resp.status_code < 400:
-                    return True, ""
-                return False, f"HTTP probe failed with statuscode: {resp.status_code}"
-            if "grpc" in probe:
-                port = self._probe_port(r, probe["grpc"].get("port"))
-                try:
-                    resp = await client.get(f"http://{self.ip}:{port}/")
-                except httpx.HTTPError:
-                    return False, f'timeout: failed to connect service "{self.ip}:{port}" within 1s: context deadline exceeded'
-                return (resp.status_code == 200), "service unhealthy (responded with \"NOT_SERVING\")"
-            if "tcpSocket" in probe:
-                port = self._probe_port(r, probe["tcpSocket"].get("port"))
-                try:
-                    async with asyncio.timeout(1.0):
-                        _, writer = await asyncio.open_connection(self.ip, port)
-                except (OSError, TimeoutError):
-                    return False, f"dial tcp {self.ip}:{port}: connect: connection refused"
-                writer.close()
-                return True, ""
-        except ValueError as exc:
-            return False, str(exc)
-        return True, ""
+        return await probes.probe_once(client, self.ip, r.spec, probe)
 
     # ---- status
     def status(self) -> dict[str, Any]:
@@ -524,25 +485,6 @@ class PodWorker:
 
 _MOUNT_RETRY_S = 2.0
 """How often a pod whose Secret/ConfigMap is missing retries the mount (lab seconds)."""
-
-
-def _probe_client(probe: dict) -> httpx.AsyncClient:
-    """The prober's client: ``scheme: HTTPS`` probes do not verify the certificate (kubernetes
-    ``pkg/probe/http/http.go``: ``InsecureSkipVerify: true``), so KServe's SAN-less certificate passes."""
-    return httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0, verify=insecure_client_context())
-
-
-def _probe_error(exc: httpx.HTTPError, ip: str, port: int) -> str:
-    """Go's wording for what the probe met: a refused dial, a TLS port closing on plain HTTP (``EOF``), or
-    a plain-HTTP server answering the TLS handshake."""
-    text = str(exc)
-    if isinstance(exc, httpx.ConnectError) and ("SSL" in text or "record layer" in text.lower()):
-        return "http: server gave HTTP response to HTTPS client"
-    if isinstance(exc, httpx.ConnectError):
-        return f"dial tcp {ip}:{port}: connect: connection refused"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        return "EOF"
-    return text
 
 
 def _without_times(status: dict[str, Any]) -> dict[str, Any]:
