@@ -389,9 +389,10 @@ class ResourceHandler:
     async def _proxy(self, request: Request, rt: ResourceType, target: Target) -> Response:
         assert target.name is not None
         scheme, name, port = proxy.split_name(target.name)
+        scheme = proxy.checked_scheme(scheme)
         obj = await self.store.get(rt.api_version, rt.kind, name, target.namespace, copy=False)
         host, number = await proxy.address_of(rt.kind, obj, port, self.hooks)
-        return await proxy.forward(request, self.http, host, number, target.rest, scheme=proxy.checked_scheme(scheme))
+        return await proxy.forward(request, self.http, host, number, target.rest, scheme=scheme)
 
 
 def request_verb(method: str, target: Target, query: Any) -> str:

@@ -211,8 +211,13 @@ def test_pod_and_service_proxy(hooked):
     r = hooked.request("POST", "/api/v1/namespaces/default/pods/p:8000/proxy/v1/completions?x=1", content=b"hi")
     assert r.status_code == 200
     assert r.json() == {"path": "/v1/completions", "query": "x=1", "auth": None, "body": "hi"}
-    r = hooked.request("GET", "/api/v1/namespaces/default/services/https:svc:http/proxy/metrics")
+    r = hooked.request("GET", "/api/v1/namespaces/default/services/http:svc:http/proxy/metrics")
     assert r.status_code == 200 and r.json()["path"] == "/metrics"
+    # the https: prefix really speaks TLS: a plain-HTTP backend fails the handshake (no longer served as HTTP)
+    r = hooked.request("GET", "/api/v1/namespaces/default/services/https:svc:http/proxy/metrics")
+    assert r.status_code == 503 and "tls: first record does not look like a TLS handshake" in r.json()["message"]
+    r = hooked.request("GET", "/api/v1/namespaces/default/pods/ftp:p:8000/proxy/metrics")
+    assert r.status_code == 400 and "unsupported proxy scheme 'ftp'" in r.json()["message"]
     r = hooked.request("GET", "/api/v1/namespaces/default/services/svc:9999/proxy/")
     assert r.status_code == 503 and "no port" in r.json()["message"]
 
