@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_kubelet import vllm_pod  # the same plain pod, given KServe's certificate below
 
 from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
 from llmd_lab.lab.kubelet import volumes
@@ -20,32 +21,19 @@ from llmd_lab.lab.server import LabPaths, install_profile
 from llmd_lab.sim.tls import insecure_client_context, self_signed_pem
 
 pytestmark = pytest.mark.anyio
-TOLERATE = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 CERTS = "/var/run/kserve/tls"
 
 
 def tls_pod(name: str, secret: str, *, probe_scheme: str = "HTTPS", ssl_args: bool = True) -> dict:
     """A vLLM pod as KServe's preset renders it: unnamed 8000, the certificate Secret at /var/run/kserve/tls."""
-    ssl = f" --ssl-certfile {CERTS}/tls.crt --ssl-keyfile {CERTS}/tls.key" if ssl_args else ""
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "tolerations": TOLERATE,
-            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"},
-            "containers": [{
-                "name": "main", "image": "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.3",
-                "command": ["/bin/bash", "-c"],
-                "args": [f"vllm serve Qwen/Qwen3-0.6B --port 8000 --max-model-len=4096{ssl}"],
-                "ports": [{"containerPort": 8000, "protocol": "TCP"}],
-                "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000, "scheme": probe_scheme},
-                                   "initialDelaySeconds": 1, "periodSeconds": 1},
-                "volumeMounts": [{"name": "tls-certs", "mountPath": CERTS, "readOnly": True}],
-            }],
-            "volumes": [{"name": "tls-certs", "secret": {"secretName": secret}}],
-        },
-    }
+    pod = vllm_pod(name, "Qwen/Qwen3-0.6B", extra="--max-model-len=4096")
+    main = pod["spec"]["containers"][0]
+    if ssl_args:
+        main["args"][0] += f" --ssl-certfile {CERTS}/tls.crt --ssl-keyfile {CERTS}/tls.key"
+    main["readinessProbe"]["httpGet"]["scheme"] = probe_scheme
+    main["volumeMounts"] = [{"name": "tls-certs", "mountPath": CERTS, "readOnly": True}]
+    pod["spec"]["volumes"] = [{"name": "tls-certs", "secret": {"secretName": secret}}]
+    return pod
 
 
 def cert_secret(name: str) -> dict:
