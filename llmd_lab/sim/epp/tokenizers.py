@@ -5,7 +5,7 @@ llm-d-kv-cache-manager v0.3.1 (the version llm-d-inference-scheduler v0.3.1 pins
 v1.22.1): it downloads ``https://huggingface.co/<model>/resolve/main/tokenizer.json``, with ``HF_TOKEN`` from the
 EPP's environment as the bearer token (pkg/plugins/scorer/precise_prefix_cache.go). So the *served model name*
 must be a Hugging Face id: ``qwen`` is not a repository, and the Hub answers 401. The lab's "Hub" is offline:
-the model ids in ``sim/vllm/data/models.yaml`` have a tokenizer (the simulator's one); a gated id needs a token.
+the model ids in ``llmd_lab/facts/models.yaml`` have a tokenizer (the simulator's one); a gated id needs a token.
 Failures are not cached (upstream caches only loaded tokenizers), so every request tries again and logs again.
 """
 
