@@ -15,12 +15,8 @@ from pathlib import Path
 import pytest
 
 from llmd_lab.kserve import hf
-from llmd_lab.lab.controller.testing import eventually, make_ctx
+from llmd_lab.lab.controller.testing import eventually
 from llmd_lab.lab.kubelet import programs
-from llmd_lab.lab.kubelet.kubelet import Kubelet
-from llmd_lab.lab.profiles import load_profile
-from llmd_lab.lab.scheduler.scheduler import KubeScheduler
-from llmd_lab.lab.server import LabPaths, install_profile
 from llmd_lab.sim import storage_initializer
 from llmd_lab.sim.vllm.profiles import resolve_model
 
@@ -28,21 +24,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def node_env(tmp_path: Path):
-    profile = load_profile("rhoai-3.0")
-    ctx = make_ctx(tmp_path, profile, time_scale=200.0)
-    await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    parts = [KubeScheduler(interval=0.05), Kubelet(ctx.network)]
-    for p in parts:
-        await p.start(ctx)
-    yield ctx, parts[1]
-    for p in reversed(parts):
-        await p.stop()
+async def node_env(start_lab):
+    return await start_lab()
 
 
 def model_pod(name: str, uri: str, *, token_secret: str | None = None) -> dict:
