@@ -89,6 +89,19 @@ async def run_routing_sidecar(launch: Launch, started: Started) -> None:
     await _forever()
 
 
+async def run_storage_initializer(launch: Launch, started: Started) -> None:
+    from llmd_lab.sim.storage_initializer import InitializerExitError, run
+
+    try:
+        await run(launch.argv, launch.env, launch.log)
+    except InitializerExitError as exc:
+        # no terminationMessagePolicy on KServe's init container: the reason is in its log, not the status
+        raise ProcessExitError(exc.code, "Error", "") from exc
+
+
+JOBS: dict[str, ProgramMain] = {programs.STORAGE_INITIALIZER: run_storage_initializer}
+"""Programs that run to completion (init containers): returning is exit 0."""
+
 PROGRAMS: dict[str, ProgramMain] = {
     programs.VLLM: run_vllm,
     programs.EPP: run_epp,
