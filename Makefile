@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_STAMP := $(VENV)/.installed-lab
 
-.PHONY: lab test venv lint unit down site clean help
+.PHONY: lab test venv lint unit down site reference screenshots clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +57,21 @@ clean:  ## remove the venv and caches
 antora/node_modules/.package-lock.json: antora/package.json antora/package-lock.json
 	cd antora && npm ci --no-audit --no-fund
 
-site: antora/node_modules/.package-lock.json  ## build the Antora course site into antora/build/site (offline)
+site: antora/node_modules/.package-lock.json $(STAMP)  ## generate the notebook pages, build the course site (offline)
+	$(BIN)/python -m llmd_lab.course.site
 	cd antora && node_modules/.bin/antora antora-playbook.yml
 	@echo "site: file://$(abspath antora/build/site/index.html)"
+
+# The executed reference notebooks the site publishes (and takes each page's key chart from): the CI notebook
+# run, first pass, on a fresh lab. Slow (every notebook in order); run it when a notebook's output changed.
+REFERENCE := antora/modules/ROOT/attachments/reference
+reference: $(STAMP)  ## re-run the notebooks on a fresh lab and keep the executed copies for the site
+	LLMD_LAB_REFERENCE_DIR="$(abspath $(REFERENCE))" $(BIN)/pytest tests/notebooks/test_execute_notebooks.py \
+	  -k test_first_run_as_an_attendee -p no:cacheprovider
+
+# Screenshots for review (docs/screenshots/): every page of the built site, and every reference notebook as
+# JupyterLab renders it. Needs chromium (apt-get install -y chromium).
+screenshots: $(STAMP) antora/node_modules/.package-lock.json  ## headless-Chromium screenshots of the site and JupyterLab
+	$(BIN)/python -m llmd_lab.course.site
+	$(BIN)/python tests/site/site_screenshots.py docs/screenshots
+	$(BIN)/python tests/notebooks/screenshots.py docs/screenshots $(REFERENCE)/*.ipynb

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Build the full parser; subcommand modules add their own arguments."""
     from llmd_lab.bench import register as register_bench
+    from llmd_lab.instructor.cli import register as register_instructor
     from llmd_lab.lab.cli import register as register_lab
 
     parser = argparse.ArgumentParser(
@@ -24,6 +25,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_lab(sub)
+    register_instructor(sub)
     register_bench(sub, list(sys.argv[1:] if argv is None else argv))
     return parser
 

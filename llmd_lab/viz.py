@@ -1,4 +1,4 @@
-"""Charts and live views for the workshop: altair specs, an ipywidgets panel, the routing explainer.
+"""Charts for the workshop: altair specs and the routing explainer (the live panel is :mod:`llmd_lab.live`).
 
 Every chart function takes the DataFrames the library produces (``traffic.run``/``compare`` rows,
 ``metrics.deltas`` rows, a rate-sweep table) and returns an ``altair.Chart`` that renders in Jupyter
@@ -13,7 +13,6 @@ Fetching a trace is network I/O and lives in :func:`llmd_lab.doctor.route_trace`
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,28 @@ TRACES_LAB_ONLY = (
     "does not expose per-request decisions; on a cluster, read routing from requests per pod and the "
     "prefix-cache hit rate per pod instead."
 )
+
+
+#: Human axis titles for the columns the library's frames carry. Seconds are drawn in ms and fractions in %, so
+#: one quantity has one unit on every chart of the course (the live panel, :mod:`llmd_lab.live`, does the same).
+TITLES: dict[str, str] = {
+    "ttft_s": "TTFT (ms)", "itl_mean_s": "mean inter-token latency (ms)", "ttft_p50_s": "TTFT p50 (ms)",
+    "ttft_p95_s": "TTFT p95 (ms)", "ttft_p99_s": "TTFT p99 (ms)", "ttft_p95_ms": "TTFT p95 (ms)",
+    "engine_ttft_p95_ms": "engine TTFT p95 (ms)", "requests_per_s": "requests per second",
+    "kv_cache_usage": "KV-cache use (%)", "hit_rate": "prefix-cache hit rate (%)", "waiting": "requests waiting",
+    "running": "requests running", "rate": "offered load (conversations started per second)",
+}  # fmt: skip
+_PERCENT = {"kv_cache_usage", "hit_rate"}
+
+
+def _human(data: pd.DataFrame, column: str) -> tuple[pd.DataFrame, str, str]:
+    """``data`` with ``column`` converted for display (s → ms, fraction → %), the field to plot, its title."""
+    if column.endswith("_s") and column in TITLES:
+        field = column[:-2] + "_ms"
+        return data.assign(**{field: data[column] * 1000}), field, TITLES[column]
+    if column in _PERCENT:
+        return data.assign(**{f"{column}_pct": data[column] * 100}), f"{column}_pct", TITLES[column]
+    return data, column, TITLES.get(column, column.replace("_", " "))
 
 
 def _ms(df: pd.DataFrame, col: str = "ttft_s") -> pd.DataFrame:
@@ -117,14 +138,16 @@ def rate_sweep(
     slo_ms: float | None = None,
 ) -> alt.Chart:
     """Latency vs offered load, one line per ``by`` group; a dashed rule marks the SLO if given."""
+    table, y_field, y_title = _human(table, y)
+    x_title = TITLES.get(x, x)
     lines = (
-        alt.Chart(table, title=f"{y} vs {x}")
+        alt.Chart(table, title=f"{y_title} against {x_title.split(' (')[0]}")
         .mark_line(point=True)
         .encode(
-            x=alt.X(f"{x}:Q", title=x),
-            y=alt.Y(f"{y}:Q", title=y),
+            x=alt.X(f"{x}:Q", title=x_title),
+            y=alt.Y(f"{y_field}:Q", title=y_title),
             color=alt.Color(f"{by}:N"),
-            tooltip=[by, x, y],
+            tooltip=[by, x, y_field],
         )
     )
     if slo_ms is None:
@@ -137,15 +160,14 @@ def rate_sweep(
 
 def timeline(df: pd.DataFrame, *, y: str = "ttft_s", color: str = "pod") -> alt.Chart:
     """Each request as a point: send time (s from start) vs ``y`` (TTFT ms by default), coloured by pod."""
-    data = _ms(df) if y == "ttft_s" else df.copy()
-    field = "ttft_ms" if y == "ttft_s" else y
+    data, field, y_title = _human(_ms(df) if y == "ttft_s" else df.copy(), y)
     data[color] = data[color].fillna("(unknown)") if color in data else "(all)"
     return (
         alt.Chart(data, title="Requests over time")
         .mark_circle(size=30, opacity=0.7)
         .encode(
-            x=alt.X("t_s:Q", title="seconds since start"),
-            y=alt.Y(f"{field}:Q", title="TTFT (ms)" if y == "ttft_s" else y),
+            x=alt.X("t_s:Q", title="time since start (s)"),
+            y=alt.Y(f"{field}:Q", title=y_title),
             color=alt.Color(f"{color}:N"),
             tooltip=["request_id", color, field],
         )
@@ -154,10 +176,11 @@ def timeline(df: pd.DataFrame, *, y: str = "ttft_s", color: str = "pod") -> alt.
 
 def metric_timeline(frame: pd.DataFrame, metric: str = "kv_cache_usage") -> alt.Chart:
     """A per-pod line of one column of :meth:`llmd_lab.metrics.Poller.frame` over time."""
+    data, field, title = _human(frame.dropna(subset=[metric]), metric)
     return (
-        alt.Chart(frame.dropna(subset=[metric]), title=metric)
+        alt.Chart(data, title=title[0].upper() + title[1:])
         .mark_line()
-        .encode(x=alt.X("time:T"), y=alt.Y(f"{metric}:Q"), color="pod:N")
+        .encode(x=alt.X("time:T", title="time (clock)"), y=alt.Y(f"{field}:Q", title=title), color="pod:N")
     )
 
 
@@ -304,54 +327,6 @@ def explain_route_text(trace: Mapping[str, Any] | None, *, on_cluster: bool = Fa
             raw = ", ".join(f"{p} {v:.2f}" for p, v in sc.get("raw", {}).items())
             lines.append(f"    {sc.get('plugin')} ×{sc.get('weight')}: {raw}")
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------- live panel
-class LivePanel:
-    """An ipywidgets panel that refreshes in place from a :class:`llmd_lab.metrics.Poller`.
-
-    ``panel = LivePanel(); poller = metrics.Poller(source, on_update=panel.update).start();
-    display(panel.widget)``. Each update redraws a per-pod table (requests/s, hit rate, KV use, queue,
-    TTFT p95) and, if ``chart_metric`` is set, a timeline chart of that column.
-
-    Saved notebooks keep only the first state. Updates made by the poller's thread after the cell
-    finished are widget messages that nbclient (papermill, nbconvert ``--execute``, CI) records only for
-    the cell that is executing, so an executed notebook shows the panel as it was when its cell ended.
-    This is a Jupyter limitation, not the panel's: in a live kernel the panel updates as expected. To
-    leave the final numbers in the saved file, call ``panel.update(window)`` from a later cell (for
-    example with ``metrics.deltas(first, last)`` once the traffic has finished).
-    """
-
-    COLUMNS = ("requests_per_s", "hit_rate", "kv_cache_usage", "running", "waiting", "ttft_p95_s")
-
-    def __init__(self, title: str = "vLLM pods", chart_metric: str | None = "kv_cache_usage"):
-        import ipywidgets as widgets
-
-        self.title = title
-        self.chart_metric = chart_metric
-        self.header = widgets.HTML(f"<b>{html.escape(title)}</b> — waiting for the first reading…")
-        self.table = widgets.HTML()
-        self.chart = widgets.Output()
-        self.widget = widgets.VBox([self.header, self.table, self.chart])
-        self.history: list[pd.DataFrame] = []
-        self.updates = 0
-
-    def update(self, frame: pd.DataFrame, snapshot: Any = None) -> None:
-        """Redraw with one interval's deltas (the Poller's ``on_update`` signature)."""
-        self.updates += 1
-        self.history.append(frame)
-        errors = getattr(snapshot, "errors", {}) or {}
-        note = f" — unreadable: {', '.join(sorted(errors))}" if errors else ""
-        self.header.value = f"<b>{html.escape(self.title)}</b> — update {self.updates}{html.escape(note)}"
-        cols = [c for c in ("pod", *self.COLUMNS) if c in frame]
-        self.table.value = frame[cols].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="–")
-        if self.chart_metric and self.chart_metric in frame and "time" in frame:
-            from IPython.display import display
-
-            data = pd.concat(self.history[-200:], ignore_index=True)
-            self.chart.clear_output(wait=True)
-            with self.chart:
-                display(metric_timeline(data, self.chart_metric))
 
 
 if alt.renderers.active == "default":  # respect a renderer the user already chose

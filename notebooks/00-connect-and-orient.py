@@ -7,6 +7,26 @@
 # **Time:** 10 minutes · **Needs:** an OpenShift AI 3.0 workbench, a `KUBECONFIG`, or nothing at all (the
 # local lab starts by itself).
 #
+# **What this notebook does:**
+#
+# 1. Connects with `connect()` and prints where it runs, as whom, and in which project.
+# 2. Draws llm-d in one picture: gateway, endpoint picker, vLLM pods.
+# 3. Lists what the cluster offers: whether `LLMInferenceService` is served, your project's GPU quota and the GPU
+#    nodes (the instructor's view; as an attendee, the command to ask for).
+# 4. Lists the services already in your project.
+# 5. Ends with a check: connected, the API is served, and the project is readable.
+#
+# **Instructor talking points:**
+#
+# * vLLM is the engine, llm-d the platform: routing, disaggregation and scale-out around many engines.
+# * The business question of the workshop: more capacity without buying bigger GPUs. Notebook 06 prices the
+#   layouts from `llmd_lab/data/gpu_prices.yaml` (AWS on-demand, with source and date): quote those, for your
+#   region, not remembered figures.
+# * Everything here also runs against the local lab; numbers there are simulated, shapes are faithful.
+# * Ask the room: "what would make two copies of a model answer the *same* question at different speeds?"
+#
+# **Chart:** the quick look's checks (GPU quota, GPU nodes) and their results.
+#
 # Every notebook in this workshop talks to Kubernetes through the same small library, `llmd_lab`. On a real
 # cluster it uses your workbench's service account or your kubeconfig; on a laptop it uses the *local lab*, a
 # Kubernetes-compatible API server that runs simulated GPU pods. The cells are identical in both worlds.
@@ -92,6 +112,16 @@ print(f"LLMInferenceService API ({manifests.API_VERSION}) served: {served}")
 gpus = preflight.run(conn, replicas=replicas, checks=[preflight.check_quota, preflight.check_gpus])
 gpus
 
+# %% tags=["key-chart"]
+import altair as alt
+
+from llmd_lab import viz  # sets the offline SVG renderer
+
+alt.Chart(gpus.assign(n=1), title="The quick look: what this cluster offers you", width=420).mark_bar().encode(
+    y=alt.Y("check:N", title=None, axis=alt.Axis(labelLimit=320)),
+    x=alt.X("n:Q", title="checks (count)", axis=alt.Axis(tickMinStep=1, format="d")),
+    color=alt.Color("status:N", title="Result"), tooltip=["check", "status", "evidence"])
+
 # %% [markdown]
 # ## What is already running in my project?
 #
@@ -102,15 +132,6 @@ gpus
 existing = k8s.list_objects(conn, manifests.API_VERSION, manifests.KIND, conn.namespace) if served else []
 print(f"{len(existing)} LLMInferenceService(s) in {conn.namespace}:",
       ", ".join(o["metadata"]["name"] for o in existing) or "none")
-
-# %% [markdown]
-# > **Instructor talking points**
-# > * vLLM is the engine, llm-d the platform: routing, disaggregation and scale-out around many engines.
-# > * The business question of the workshop: more capacity without buying bigger GPUs. Notebook 06 prices the
-# >   layouts from `llmd_lab/data/gpu_prices.yaml` (AWS on-demand, with source and date): quote those, for your
-# >   region, not remembered figures.
-# > * Everything here also runs against the local lab; numbers there are simulated, shapes are faithful.
-# > * Ask the room: "what would make two copies of a model answer the *same* question at different speeds?"
 
 # %% [markdown]
 # ## Did it work?
@@ -126,3 +147,7 @@ if problems:
     raise AssertionError("Notebook 00 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 00 passed: connected to {conn.kind} as {conn.user}, namespace {conn.namespace}; "
       f"GPUs: {'; '.join(gpus['evidence'])}.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "00-connect-and-orient")  # for the instructor's class view (`llmd-lab class`)

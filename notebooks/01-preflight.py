@@ -3,7 +3,25 @@
 #
 # **Goal:** check every prerequisite of llm-d on OpenShift AI 3.0 and know the fix for each one that fails.
 #
-# **Time:** 10 minutes · **Needs:** notebook 00 (a connection); cluster-reader rights help but are not required.
+# **Time:** 10 minutes · **Needs:** notebook 00 (a connection); cluster-reader rights help but are not
+# required.
+#
+# **What this notebook does:**
+#
+# 1. Runs every preflight check (`preflight.run`) for the GPUs this workshop needs.
+# 2. Shows the checks people trip over, with the evidence and the fix for each.
+# 3. Ends with a check: no check failed.
+#
+# **Instructor talking points:**
+#
+# * Preflight turns a two-hour debugging session into a two-minute table: run it before the workshop, and
+#   again at its start.
+# * The two RHOAI 3.0 known issues the next notebook works around (auth annotation, KV-cache metric name) are
+#   *not* preflight failures: they are fixed in the manifest.
+# * On the lab's `fresh` profile (`llmd-lab up --profile fresh`) this table is mostly red — a good way to show
+#   what each fix looks like without breaking a real cluster.
+#
+# **Chart:** Preflight checks by status (pass, warn, fail).
 #
 # A distributed model touches many moving parts: OpenShift itself, the OpenShift AI operator and its
 # DataScienceCluster, Connectivity Link for auth policies, cert-manager, the GPU operator and Node Feature
@@ -47,6 +65,17 @@ print(conn.summary())
 checks = preflight.run(conn, replicas=replicas, tensor=tensor, queue=cfg.queue)
 checks
 
+# %% tags=["key-chart"]
+import altair as alt
+import pandas as pd
+
+from llmd_lab import viz  # sets the offline SVG renderer
+
+alt.Chart(pd.DataFrame(checks), title="Preflight checks by status", width=360).mark_bar().encode(
+    y=alt.Y("status:N", title="Status", sort=["fail", "warn", "pass"]), x=alt.X("count():Q", title="Checks (count)"),
+    color=alt.Color("status:N", title="Status", scale=alt.Scale(domain=["pass", "warn", "fail"],
+                                                                range=["#3e8635", "#f0ab00", "#c9190b"])))
+
 # %% [markdown]
 # ## The checks people trip over
 #
@@ -71,15 +100,6 @@ failed = checks.failed()
 failed[["check", "evidence", "fix"]] if len(failed) else print("nothing failed")
 
 # %% [markdown]
-# > **Instructor talking points**
-# > * Preflight turns a two-hour debugging session into a two-minute table: run it before the workshop, and again
-# >   at its start.
-# > * The two RHOAI 3.0 known issues the next notebook works around (auth annotation, KV-cache metric name) are
-# >   *not* preflight failures: they are fixed in the manifest.
-# > * On the lab's `fresh` profile (`llmd-lab up --profile fresh`) this table is mostly red — a good way to show
-# >   what each fix looks like without breaking a real cluster.
-
-# %% [markdown]
 # ## Did it work?
 
 # %%
@@ -90,3 +110,7 @@ if not checks.ok:
 asks = checks[checks["status"] == preflight.ASK]
 print(f"✅ 01 passed: {len(checks)} checks as {'the instructor' if conn.is_cluster_admin else 'an attendee'}, "
       f"none failed ({summary}); {len(asks)} to ask your instructor about.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "01-preflight")  # for the instructor's class view (`llmd-lab class`)

@@ -7,6 +7,26 @@
 # **Time:** 15 minutes (model download on a real cluster: up to 10 more) · **Needs:** notebook 01 green,
 # `replicas` free GPUs.
 #
+# **What this notebook does:**
+#
+# 1. Builds the `LLMInferenceService` (with the OpenShift AI 3.0 workarounds) and shows its YAML.
+# 2. Applies it and waits until it is Ready, showing the pods and objects KServe made from it.
+# 3. Sends `requests` requests through the gateway and charts, per request, which pod answered and its time to
+#    first token.
+# 4. Ends with a check: the service is Ready, every request succeeded, and more than one pod answered.
+#
+# **Instructor talking points:**
+#
+# * One object in, many objects out: show `oc get deploy,svc,inferencepool,httproute -l
+#   app.kubernetes.io/name=<name>`.
+# * Which pod answered is not in any response header on a cluster (vLLM sends none; the gateway adds none): the
+#   pods' `vllm:request_success_total` counters are the evidence, as Prometheus would show them.
+# * Replicas are *independent*: each has its own KV cache. That is the whole reason routing matters.
+# * TTFT is what users feel in a chat UI; the rest of the answer streams at the inter-token rate.
+# * The workarounds in the YAML are release-specific; check the release notes before copying them to 3.2+.
+#
+# **Chart:** Time to first token of each request over time, coloured by the pod that answered.
+#
 # *Replicas mode* (`replicas: N`, `tensor: 1`) runs N full copies of the model, one GPU each. It is the shape for
 # models that fit on one GPU and for chat traffic that reuses context — the shape the rest of the workshop uses.
 
@@ -144,21 +164,12 @@ per_pod[["pod", "requests", "prompt_tokens", "ttft_p50_s"]]
 # Each bar is a pod and its length the requests it served, read from the pod's own counter. With unique prompts
 # the picker spreads the work, and TTFT mostly reflects prompt length and how busy the chosen pod was.
 
-# %%
+# %% tags=["key-chart"]
 import altair as alt
 
 alt.Chart(per_pod, title="Requests served per pod (vLLM's own counter)", width=380).mark_bar().encode(
     x=alt.X("requests:Q", title="requests"), y=alt.Y("pod:N", title=None, axis=alt.Axis(labelLimit=300)),
     color=alt.Color("pod:N", legend=None))
-
-# %% [markdown]
-# > **Instructor talking points**
-# > * One object in, many objects out: show `oc get deploy,svc,inferencepool,httproute -l app.kubernetes.io/name=<name>`.
-# > * Which pod answered is not in any response header on a cluster (vLLM sends none; the gateway adds none): the
-# >   pods' `vllm:request_success_total` counters are the evidence, as Prometheus would show them.
-# > * Replicas are *independent*: each has its own KV cache. That is the whole reason routing matters.
-# > * TTFT is what users feel in a chat UI; the rest of the answer streams at the inter-token rate.
-# > * The workarounds in the YAML are release-specific; check the release notes before copying them to 3.2+.
 
 # %% [markdown]
 # ## Did it work?
@@ -180,3 +191,7 @@ if problems:
     raise AssertionError("Notebook 02 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 02 passed: {name} Ready with {replicas} replicas; {len(df)} requests answered by "
       f"{served} pod(s), TTFT p50 {df['ttft_s'].median() * 1000:.0f} ms.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "02-deploy-replicas")  # for the instructor's class view (`llmd-lab class`)

@@ -6,6 +6,25 @@
 #
 # **Time:** 20 minutes · **Needs:** the service from notebook 02 (this notebook creates it if it is missing).
 #
+# **What this notebook does:**
+#
+# 1. Calibrates the cost of a prefill token from a few cold requests.
+# 2. Predicts, then measures, the hit rate of an exact repeated prompt.
+# 3. Predicts, then measures, a shared system prompt with different questions.
+# 4. Predicts, then measures, multi-turn conversations that resend their history.
+# 5. Charts predicted against measured hit rate and the TTFT of each pattern; ends with a check that each
+#    prediction was close.
+#
+# **Instructor talking points:**
+#
+# * The cache works in blocks of 16 tokens, chained: one different token early in the prompt and nothing after
+#   it is reused.
+# * Put what is shared first (system prompt, documents) and what varies last (the question).
+# * Predict before you measure: the formula is two lines, and where it is wrong is the lesson.
+#
+# **Chart:** Predicted against measured prefix-cache hit rate per prompt pattern, and the time to first token
+# of each pattern.
+#
 # ## How the prefix cache works
 #
 # vLLM stores the attention state of a prompt in fixed-size **blocks** of tokens (16 by default). Each full
@@ -196,7 +215,7 @@ print(f"8-token prompt repeated {requests}×: hit rate {hit_short:.2f}")
 # Bars are the measured hit rate, black ticks your prediction; the right panel shows client TTFT per pattern
 # (log scale).
 
-# %%
+# %% tags=["key-chart"]
 results = pd.DataFrame([
     {"pattern": "repeat", "predicted": predicted_repeat, "measured": hit_repeat},
     {"pattern": "system prompt", "predicted": predicted_system, "measured": hit_system},
@@ -236,13 +255,6 @@ if try_precise:
     print(traffic.summary(pd.concat([df_multi.assign(mode="approximate"), df_p])).round(3))
 
 # %% [markdown]
-# > **Instructor talking points**
-# > * A cache hit is prefill you do not pay for: it costs GPU memory, not compute.
-# > * Hashes chain: a one-token change at the top invalidates everything after it. Put the stable part first.
-# > * Hit rate is counted in tokens, not requests: one long cached prompt outweighs many short misses.
-# > * Ask for two or three guesses aloud before each measurement; the error is the discussion.
-
-# %% [markdown]
 # ## Did it work?
 
 # %%
@@ -262,3 +274,7 @@ if (~all_requests["ok"].astype(bool)).any():
 if problems:
     raise AssertionError("Notebook 03 check FAILED:\n- " + "\n- ".join(problems))
 print("✅ 03 passed: " + ", ".join(f"{r.pattern} {r.measured:.0%} (error {r.error:+.2f})" for r in results.itertuples()))
+
+from llmd_lab.course import progress
+
+progress.record(conn, "03-cache-hitting-prompts")  # for the instructor's class view (`llmd-lab class`)

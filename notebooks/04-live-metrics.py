@@ -1,11 +1,34 @@
 # %% [markdown]
 # # 04 · Live metrics: watch the fleet while it works
 #
-# **Goal:** read the numbers that tell you whether llm-d is doing its job — per-pod request rate, prefix-cache
-# hit rate, KV-cache use and queue depth — live while traffic runs, and know the PromQL for the same numbers on a
-# cluster.
+# **Goal:** read the numbers that tell you whether llm-d is doing its job — time to first token, prefix-cache
+# hit rate, KV-cache use and queue depth — live while traffic runs, and know the PromQL for the same numbers
+# on a cluster.
 #
 # **Time:** 15 minutes · **Needs:** the service from notebook 02 (created here if missing).
+#
+# **What this notebook does:**
+#
+# 1. Takes one reading of every pod's metrics and shows the ones this workshop uses.
+# 2. Starts the live panel (sparklines of TTFT p50/p95, hit rate, KV-cache use and queue depth) and runs
+#    multi-turn traffic while it updates.
+# 3. Charts the same story over time: requests per second and KV-cache use per pod, and the hit rate per pod.
+# 4. Prints the PromQL for each number (the `kserve_` names) and, on a cluster, links the shipped Grafana
+#    dashboard.
+# 5. Ends with a check: the panel updated, and the pods counted as many finished requests as the client
+#    received.
+#
+# **Instructor talking points:**
+#
+# * Counters need two readings; gauges need one. Most "the metric is wrong" questions are about this.
+# * Hit rate per pod tells you whether routing is working; requests per pod tells you whether load is
+#   balanced. You want both.
+# * KV-cache use above 80 % is pressure; a growing waiting queue is saturation — the point where routing can
+#   no longer help (notebook 05).
+# * On OpenShift AI 3.0 the old name `vllm:gpu_cache_usage_perc` is gone; dashboards built on it show nothing.
+#
+# **Chart:** The live panel's final state: TTFT p50/p95, prefix-cache hit rate, KV-cache use and queue depth
+# over the run.
 #
 # Every vLLM pod exposes Prometheus metrics at `/metrics`. A *counter* (requests, prompt tokens, cache hits) only
 # goes up, so what matters is its change between two readings; a *gauge* (KV-cache use, requests waiting) is a
@@ -34,7 +57,7 @@ seed = 0
 import pandas as pd
 from IPython.display import display
 
-from llmd_lab import connect, deploy, doctor, k8s, manifests, metrics, settings, traffic, viz
+from llmd_lab import connect, deploy, doctor, k8s, live, manifests, metrics, settings, traffic, viz
 
 if fast:
     conversations, turns, interval_s, ready_timeout_s = min(conversations, 4), min(turns, 3), 0.25, 180
@@ -63,14 +86,13 @@ pd.DataFrame({pod: {n: snap.value(pod, n) for n in names} for pod in snap.pods})
 # %% [markdown]
 # ## The live panel
 #
-# The poller takes a reading every `interval_s` seconds in the background and the panel redraws in place: one row
-# per pod with requests per second, hit rate, KV-cache use, queue, and TTFT p95 (from the histogram's change),
-# and a KV-cache timeline under it. Start it, then start traffic in the next cell and watch the numbers move.
+# The poller takes a reading every `interval_s` seconds in the background and the panel redraws in place: four
+# sparklines for the whole pool — TTFT p50 and p95 (from the histogram's change), prefix-cache hit rate, KV-cache
+# use of the fullest pod, and requests waiting. Start it, then start traffic in the next cell and watch them move.
 
 # %%
-panel = viz.LivePanel(title=f"{name}: vLLM pods", chart_metric="kv_cache_usage")
-poller = metrics.Poller(source, interval_s=interval_s, on_update=panel.update).start()
-display(panel.widget)
+panel = live.LivePanel(f"{name}: vLLM pods, pool-wide")
+poller = panel.watch(source, interval_s=interval_s)  # shows the panel and starts the poller that feeds it
 
 # %% [markdown]
 # Multi-turn chat: each conversation resends its history, so hit rates climb as conversations progress.
@@ -84,8 +106,14 @@ after = metrics.scrape(source)
 k8s.wait_for(lambda: panel.updates >= 1, timeout_s=10 * interval_s)  # a short run may end before the 2nd reading
 poller.stop()
 window = metrics.deltas(before, after)
-panel.update(window)  # freeze the panel on the numbers of the whole run
 window[["pod", "requests", "prompt_tokens", "hit_rate", "kv_cache_usage", "waiting", "ttft_p95_s"]]
+
+# %% [markdown]
+# The panel above now holds its last state; here it is again as a still picture of the whole run, which is also
+# what a saved copy of this notebook shows.
+
+# %% tags=["key-chart"]
+panel.finish()
 
 # %% [markdown]
 # ## The same story over time
@@ -154,15 +182,7 @@ for title, q in promql.items():
 if conn.kind == "OpenShift":
     prom = metrics.PromQLSource(conn.bearer_token(), {"namespace": conn.namespace}, namespace=conn.namespace)
     display(metrics.deltas(before, metrics.scrape(prom)).head())  # Prometheus scrapes every 30 s: coarser
-
-# %% [markdown]
-# > **Instructor talking points**
-# > * Counters need two readings; gauges need one. Most "the metric is wrong" questions are about this.
-# > * Hit rate per pod tells you whether routing is working; requests per pod tells you whether load is balanced.
-# >   You want both.
-# > * KV-cache use above 80 % is pressure; a growing waiting queue is saturation — the point where routing can no
-# >   longer help (notebook 05).
-# > * On OpenShift AI 3.0 the old name `vllm:gpu_cache_usage_perc` is gone; dashboards built on it show nothing.
+    print(live.grafana_dashboard(conn))  # the shipped dashboard has the same panels
 
 # %% [markdown]
 # ## Did it work?
@@ -190,3 +210,7 @@ if problems:
     raise AssertionError("Notebook 04 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 04 passed: {answered} requests, counted by both sides; panel updated {panel.updates} times; "
       f"the small cache peaked at {peak_kv:.0%} ({preempted:.0f} preemptions).")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "04-live-metrics")  # for the instructor's class view (`llmd-lab class`)

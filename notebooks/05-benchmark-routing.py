@@ -6,6 +6,28 @@
 #
 # **Time:** 25 minutes · **Needs:** the service from notebook 02 (created here if missing).
 #
+# **What this notebook does:**
+#
+# 1. Predicts the hit rate of llm-d and of round-robin from the conversation shape.
+# 2. Runs the same multi-turn benchmark through the gateway (llm-d) and through the Service (round-robin), and
+#    compares TTFT and hit rate.
+# 3. Sweeps the request rate to find where routing stops helping.
+# 4. Shows when routing does not help (unrelated prompts) and explains one routing decision scorer by scorer.
+# 5. Exports the comparison chart for the course site; ends with a check that llm-d beat round-robin on hit
+#    rate.
+#
+# **Instructor talking points:**
+#
+# * Same pods, same traffic, one change: the router. Anything else makes the comparison unfair.
+# * A Kubernetes Service balances connections, not requests: the round-robin client opens one connection per
+#   request.
+# * Routing helps most when the traffic reuses context and the pods are not saturated; the sweep shows where
+#   it stops.
+# * The explainer shows *why* a pod was picked: the prefix scorer's raw score usually decides.
+#
+# **Chart:** Time to first token (p50/p95/p99) and prefix-cache hit rate with llm-d routing against
+# round-robin on the same pods.
+#
 # A fair comparison changes one thing. Both runs use the same pods and the same kind of traffic:
 #
 # * **llm-d**: requests go to `status.url`; the endpoint picker chooses the pod;
@@ -128,7 +150,7 @@ table[["requests", "errors", "ttft_p50_ms", "ttft_p95_ms", "engine_ttft_p50_ms",
 # Look at the tail (p95, p99), not just the median: a request that misses the cache pays the full prefill, and
 # under load it also waits behind others doing the same. That is where routing shows first.
 
-# %%
+# %% tags=["key-chart"]
 per_mode = table.reset_index()
 pct = per_mode.melt(id_vars="mode", value_vars=["engine_ttft_p50_ms", "engine_ttft_p95_ms", "engine_ttft_p99_ms"],
                     var_name="percentile", value_name="ms")
@@ -215,14 +237,6 @@ if export_dir and Path(export_dir).is_dir():
 print("exported:", [p.name for p in exported] or "nothing (export_dir not found)")
 
 # %% [markdown]
-# > **Instructor talking points**
-# > * Same pods, same model, same workload shape: only the routing differs.
-# > * The enterprise argument is the tail: in the published four-replica run, p95 TTFT fell from about 745 ms to
-# >   about 272 ms while p50 moved much less. The median user barely notices; the unlucky one does.
-# > * Show the overloaded-Mistral numbers honestly: routing is not a throughput multiplier.
-# > * Ask: "with 4 replicas, how often does round-robin find the warm pod on turn 2?" (about one in four).
-
-# %% [markdown]
 # ## Did it work?
 #
 # The check compares hit rates (benchmark and sweep together), the mechanism, because they are stable even on a
@@ -245,3 +259,7 @@ if problems:
 print(f"✅ 05 passed: hit rate llm-d {hit['llm-d']:.0%} vs round-robin {hit['round-robin']:.0%} "
       f"(predicted {predicted['llm-d']:.0%} / {predicted['round-robin']:.0%}); TTFT p95 "
       f"(engine) {table.loc['llm-d', 'engine_ttft_p95_ms']:.0f} vs {table.loc['round-robin', 'engine_ttft_p95_ms']:.0f} ms.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "05-benchmark-routing")  # for the instructor's class view (`llmd-lab class`)

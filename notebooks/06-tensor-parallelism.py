@@ -7,6 +7,25 @@
 # **Time:** 20 minutes · **Needs:** notebook 01 green; a multi-GPU node (`g6.12xlarge`, 4 × L4) and two free
 # single-GPU nodes. This notebook deletes what it creates at the end, to give the GPUs back.
 #
+# **What this notebook does:**
+#
+# 1. Asks for a model that does not fit one L4, on purpose, and reads why it is refused.
+# 2. Deploys one replica over `tensor` GPUs of one node and shows its pod and GPUs.
+# 3. Deploys the same model over two nodes as a LeaderWorkerSet (when `multi_node`).
+# 4. Compares the layouts' KV capacity, concurrency and hourly cost with the planner.
+# 5. Ends with a check: the pods match each requested layout; then deletes its services.
+#
+# **Instructor talking points:**
+#
+# * Replicas for throughput and cache reuse; tensor parallelism when the model (or its context) does not fit.
+# * Tensor parallelism needs fast links between GPUs: inside one node is the easy case; across nodes needs
+#   RDMA-class networking in production.
+# * The step-08 demo chose replicas because its quantised Mistral (~12 GB) fits one L4.
+# * Ask: "what would you do with a 70B model on L4s?" (quantise, or tensor=4 on a 4-GPU node, or both).
+#
+# **Chart:** KV-cache room left after the weights, and the hourly price, of each layout: replicas, tensor
+# parallelism on one node, two nodes.
+#
 # Replicas mode copies the *whole* model onto each GPU. An L4 has 24 GB; vLLM uses 90 % of it and needs room
 # for the KV cache next to the weights. A 24-billion-parameter model in 16-bit weights needs about 44 GiB for the
 # weights alone: it cannot start on one L4, however many replicas you ask for. **Tensor parallelism** splits
@@ -144,7 +163,20 @@ for layout, node_type, nodes_needed, gpus in [
     rows.append({"layout": layout, "gpus": gpus, "usd_per_hour": nodes_needed * planner.PRICES.usd_per_hour[node_type],
                  "weights_gib": round(size.weights_gib, 1), "kv_cache_gib": round(usable - size.weights_gib, 1),
                  "fits": usable - size.weights_gib > manifests.MIN_KV_FRACTION * usable})
-pd.DataFrame(rows)
+layouts = pd.DataFrame(rows)
+layouts
+
+# %% tags=["key-chart"]
+import altair as alt
+
+from llmd_lab import viz  # sets the offline SVG renderer
+
+kv = alt.Chart(layouts, title="KV-cache room per layout", width=260).mark_bar().encode(
+    y=alt.Y("layout:N", title=None), x=alt.X("kv_cache_gib:Q", title="KV cache after weights (GiB)"),
+    color=alt.Color("fits:N", title="model fits"))
+price = alt.Chart(layouts, title="Price per layout", width=180).mark_bar().encode(
+    y=alt.Y("layout:N", axis=None), x=alt.X("usd_per_hour:Q", title="Price (USD per hour)"))
+kv | price
 
 # %% [markdown]
 # Then capacity and price per token, from the **planner**: it replays step-08's multi-turn traffic through the
@@ -178,13 +210,6 @@ costs
 four_small, one_big = 4 * planner.PRICES.usd_per_hour["g6.4xlarge"], planner.PRICES.usd_per_hour["g6.12xlarge"]
 print(f"4 × g6.4xlarge ${four_small:.2f}/h vs 1 × g6.12xlarge ${one_big:.2f}/h ({planner.PRICES.as_of})")
 
-# %% [markdown]
-# > **Instructor talking points**
-# > * Replicas for throughput and cache reuse; tensor parallelism when the model (or its context) does not fit.
-# > * Tensor parallelism needs fast links between GPUs: inside one node is the easy case; across nodes needs
-# >   RDMA-class networking in production.
-# > * The step-08 demo chose replicas because its quantised Mistral (~12 GB) fits one L4.
-# > * Ask: "what would you do with a 70B model on L4s?" (quantise, or tensor=4 on a 4-GPU node, or both).
 
 # %% [markdown]
 # ## Did it work?
@@ -211,3 +236,7 @@ if problems:
 print(f"✅ 06 passed: {model} on {tensor} GPUs of one node"
       + (" and data parallel over 2 nodes (LeaderWorkerSet)" if multi_node else "") + f"; {big_model} refused on one L4. "
       + costs.summary().splitlines()[-1])
+
+from llmd_lab.course import progress
+
+progress.record(conn, "06-tensor-parallelism")  # for the instructor's class view (`llmd-lab class`)

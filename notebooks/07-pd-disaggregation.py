@@ -1,11 +1,31 @@
 # %% [markdown]
 # # 07 · Prefill/decode disaggregation: a trade, not a free lunch
 #
-# **Goal:** split the two phases of inference onto different pods, and measure what that buys (steadier
-# token streaming) and what it costs (a later first token for short prompts).
+# **Goal:** split the two phases of inference onto different pods, and measure what that buys (steadier token
+# streaming) and what it costs (a later first token for short prompts).
 #
 # **Time:** 20 minutes · **Needs:** the service from notebook 02 as the baseline (created here if missing) and
 # two more free GPUs. This notebook deletes its disaggregated service at the end.
+#
+# **What this notebook does:**
+#
+# 1. Deploys a disaggregated service: prefill pods and decode pods.
+# 2. Asks for your prediction: does short-prompt TTFT, long-prompt TTFT and inter-token latency go up or down?
+# 3. Measures both layouts with short and long prompts.
+# 4. Charts TTFT and inter-token latency side by side, and reads the trade.
+# 5. Ends with a check: both services answered and the prefill pods did work; then deletes the disaggregated
+#    service.
+#
+# **Instructor talking points:**
+#
+# * Prefill is compute-bound, decode memory-bound: different hardware sweet spots, which is why splitting them
+#   can pay at scale.
+# * The price is a KV transfer per request and more pods to run; short chat turns rarely benefit.
+# * The threshold is the difference between "P/D for everything" (RHOAI 3.0's default, threshold 0) and "P/D for
+#   the requests that need it"; notebook 09 shows how the endpoint picker's configuration is written.
+#
+# **Chart:** Time to first token and inter-token latency for replicas against prefill/decode, with short and
+# long prompts.
 #
 # Every request has two phases. **Prefill** reads the whole prompt in one big, compute-bound pass and produces
 # the first token. **Decode** then produces one token at a time, a memory-bound loop. On one GPU they interfere:
@@ -147,7 +167,7 @@ score = sum(my_prediction.get(k) == v for k, v in measured.items())
 print(pd.DataFrame({"you predicted": my_prediction, "measured": measured}))
 print(f"score: {score}/{len(measured)}" + ("  (fill in my_prediction above and re-run)" if not any(my_prediction.values()) else ""))
 
-# %%
+# %% tags=["key-chart"]
 long_itl = table.xs("long", level="kind").reset_index()
 alt.Chart(long_itl, title="ITL p95 of long prompts under mixed load: what P/D is for", width=320).mark_bar().encode(
     x=alt.X("itl_p95_ms:Q", title="inter-token latency p95 (ms)"), y=alt.Y("layout:N", title=None),
@@ -174,14 +194,6 @@ print(f"prefill pods processed {prefill_work['prompt_tokens'].fillna(0).sum():.0
 display(prefill_work[["pod", "requests", "prompt_tokens"]])
 
 # %% [markdown]
-# > **Instructor talking points**
-# > * Prefill is compute-bound, decode memory-bound: different hardware sweet spots, which is why splitting them
-# >   can pay at scale.
-# > * The price is a KV transfer per request and more pods to run; short chat turns rarely benefit.
-# > * The threshold is the difference between "P/D for everything" (RHOAI 3.0's default, threshold 0) and "P/D for
-# >   the requests that need it"; notebook 09 shows how the endpoint picker's configuration is written.
-
-# %% [markdown]
 # ## Did it work?
 
 # %%
@@ -201,3 +213,7 @@ if problems:
     raise AssertionError("Notebook 07 check FAILED:\n- " + "\n- ".join(problems))
 print("✅ 07 passed: " + "; ".join(f"{layout} {kind}: TTFT p50 {v.ttft_p50_ms:.0f} ms, ITL p95 {v.itl_p95_ms:.1f} ms"
                                    for (layout, kind), v in table.iterrows()) + f"; prediction score {score}/3.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "07-pd-disaggregation")  # for the instructor's class view (`llmd-lab class`)

@@ -7,6 +7,25 @@
 # **Time:** 25 minutes · **Needs:** notebook 01 green and a few free GPUs. Every broken service is deleted
 # again at the end of its step; safe to re-run.
 #
+# **What this notebook does:**
+#
+# 1. Pods Pending: asks for more GPUs than a node has, and lets the doctor name the cause.
+# 2. A Kueue queue that does not exist.
+# 3. Forgetting the OpenShift AI 3.0 workarounds (auth annotation, KV-cache metric name).
+# 4. A model that does not fit: out of memory.
+# 5. The wrong model name in a request.
+# 6. Charts how long each breakage took to diagnose; ends with a check that the doctor found every one.
+#
+# **Instructor talking points:**
+#
+# * Read events before logs: Pending is a scheduling problem, CrashLoopBackOff a container problem.
+# * Both 3.0 workarounds are silent failures: nothing errors, things just never get Ready or never balance.
+# * A gateway answering 500 while a passthrough Route works is the known TLS-origination issue of 3.0; the
+#   doctor probes both on a real cluster (`doctor.run(conn, name)` with probing on).
+# * Let the room guess the cause from the symptom before showing the doctor's table.
+#
+# **Chart:** Seconds from breaking each service to the doctor's diagnosis, per breakage.
+#
 # The doctor (`llmd_lab.doctor.run`) reads the service's conditions, its pods and their scheduling events, Kueue's
 # view, container logs and the endpoint picker's flags, and turns them into rows of *evidence* and *fix* — the
 # same things you would collect with `oc describe` and `oc logs`, in one table.
@@ -155,20 +174,12 @@ print("right name →", right["status"].unique().tolist())
 # Some failures are instant (a refused request), others take minutes on a real cluster (a crash loop's back-off
 # grows). Knowing which is which tells you how long to wait before you start digging.
 
-# %%
+# %% tags=["key-chart"]
 tl = pd.DataFrame(timeline)
 alt.Chart(tl, title="Time from breaking to diagnosis", width=420).mark_bar().encode(
     x=alt.X("seconds_to_diagnosis:Q", title="seconds"),
     y=alt.Y("case:N", sort=None, title=None, axis=alt.Axis(labelLimit=300)),
     color=alt.Color("diagnosed:N", scale=alt.Scale(domain=[True, False], range=["#188038", "#d93025"])))
-
-# %% [markdown]
-# > **Instructor talking points**
-# > * Read events before logs: Pending is a scheduling problem, CrashLoopBackOff a container problem.
-# > * Both 3.0 workarounds are silent failures: nothing errors, things just never get Ready or never balance.
-# > * A gateway answering 500 while a passthrough Route works is the known TLS-origination issue of 3.0; the doctor
-# >   probes both on a real cluster (`doctor.run(conn, name)` with probing on).
-# > * Let the room guess the cause from the symptom before showing the doctor's table.
 
 # %% [markdown]
 # ## Did it work?
@@ -181,3 +192,7 @@ if missed:
     raise AssertionError(f"Notebook 08 check FAILED: the doctor did not diagnose {missed} within "
                          f"{symptom_timeout_s}s. Hint: raise symptom_timeout_s on a slow cluster, and read the tables above.")
 print(f"✅ 08 passed: all {len(results)} breakages diagnosed; longest took {tl['seconds_to_diagnosis'].max():.1f}s.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "08-troubleshooting")  # for the instructor's class view (`llmd-lab class`)

@@ -1,11 +1,28 @@
 # %% [markdown]
 # # 09 · Tune the scheduler: predict, then measure
 #
-# **Goal:** change the endpoint picker's scorer weights, predict what each change does to cache hit rate and to
-# load balance, and measure it.
+# **Goal:** change the endpoint picker's scorer weights, predict what each change does to cache hit rate and
+# to load balance, and measure it.
 #
 # **Time:** 25 minutes · **Needs:** two free GPUs. This notebook creates its own service (`<name>-tune`) and
 # deletes it at the end.
+#
+# **What this notebook does:**
+#
+# 1. Asks for your prediction of hit rate and load balance for each scorer weighting.
+# 2. Measures each weighting with the same multi-turn traffic.
+# 3. Charts hit rate against load imbalance, one point per weighting.
+# 4. Ends with a check: every weighting was measured; then deletes its service.
+#
+# **Instructor talking points:**
+#
+# * There is no best weighting, only a best one for a workload: chat with long histories wants prefix weight;
+#   short unrelated requests want load weight.
+# * A scorer reading a metric that does not exist scores every pod the same — the 3.0 KV-metric bug in
+#   notebook 08 silently turns "course" into "prefix + queue".
+# * Change one weight at a time and measure; predictions are usually right in direction, wrong in size.
+#
+# **Chart:** Prefix-cache hit rate against load imbalance, one point per scorer weighting.
 #
 # The endpoint picker (EPP) scores every candidate pod with each configured *scorer* and picks the highest
 # weighted sum. Two forces pull against each other:
@@ -92,7 +109,7 @@ results.round(3)
 # Up and right is the trade-off: more hits usually cost balance. The course's weights aim for the corner with
 # most of the hits and little of the imbalance.
 
-# %%
+# %% tags=["key-chart"]
 alt.Chart(results, title="Hit rate against load imbalance").mark_circle(size=200).encode(
     x=alt.X("imbalance:Q", title="busiest pod ÷ fair share", scale=alt.Scale(zero=False)),
     y=alt.Y("hit_rate:Q", title="prefix-cache hit rate", scale=alt.Scale(domain=[0, 1])),
@@ -105,14 +122,6 @@ if my_ranking_hit_rate:
     right = sum(a == b for a, b in zip(my_ranking_hit_rate, measured, strict=False))
     print(f"your ranking got {right} of {len(measured)} positions right")
 print("measured ranking by hit rate:", measured)
-
-# %% [markdown]
-# > **Instructor talking points**
-# > * There is no best weighting, only a best one for a workload: chat with long histories wants prefix weight;
-# >   short unrelated requests want load weight.
-# > * A scorer reading a metric that does not exist scores every pod the same — the 3.0 KV-metric bug in
-# >   notebook 08 silently turns "course" into "prefix + queue".
-# > * Change one weight at a time and measure; predictions are usually right in direction, wrong in size.
 
 # %% [markdown]
 # ## Did it work?
@@ -130,3 +139,7 @@ if cleanup:
 if problems:
     raise AssertionError("Notebook 09 check FAILED:\n- " + "\n- ".join(problems))
 print("✅ 09 passed: " + "; ".join(f"{r.config}: hit {r.hit_rate:.0%}, imbalance {r.imbalance:.2f}" for r in results.itertuples()))
+
+from llmd_lab.course import progress
+
+progress.record(conn, "09-tune-the-scheduler")  # for the instructor's class view (`llmd-lab class`)

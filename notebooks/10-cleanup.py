@@ -5,6 +5,20 @@
 #
 # **Time:** 5 minutes · **Needs:** nothing; safe to run at any time and as often as you like.
 #
+# **What this notebook does:**
+#
+# 1. Lists the workshop's services (label `llmd-lab/workshop=true`) and the GPUs they hold.
+# 2. Deletes them and waits until KServe has removed their pods.
+# 3. Ends with a check: no workshop service is left and the project holds no GPUs.
+#
+# **Instructor talking points:**
+#
+# * Delete the LLMInferenceService, not its Deployment: KServe would recreate children you delete by hand.
+# * On a shared cluster, label what you create; clean-up by label is safe, clean-up by name pattern is not.
+# * If a delete hangs, look for finalizers on the object (`oc get llmisvc <name> -o yaml`).
+#
+# **Chart:** GPUs held in your project before and after the clean-up.
+#
 # GPUs are the expensive part: an idle L4 node costs the same per hour as a busy one. Every object the
 # notebooks created carries the label `llmd-lab/workshop=true`, so this notebook deletes exactly those
 # LLMInferenceServices and waits until KServe has removed their pods. Other people's services in the same project
@@ -20,6 +34,12 @@ requests = 0
 workshop_label = "llmd-lab/workshop"  # the label every workshop object carries (value "true")
 fast = False
 seed = 0
+
+# %% [markdown]
+# ## What the workshop left behind
+#
+# First look, then delete: the services carrying the workshop label, the pods they run and the GPUs those pods
+# hold. Services without the label are listed too — they are someone else's, and this notebook leaves them alone.
 
 # %%
 import altair as alt
@@ -57,14 +77,14 @@ pd.concat(frames, ignore_index=True)[["service", "pod", "role", "node", "gpus", 
 # Deletion is in the foreground: the call returns when the service *and* its pods are gone, not when the delete
 # was accepted. That is the moment the GPUs are really free.
 
-# %%
+# %% tags=["key-chart"]
 for o in ours:
     deploy.delete(conn, o["metadata"]["name"])
     print("deleted", o["metadata"]["name"])
 after = gpus_held()
 usage = pd.DataFrame({"when": ["before", "after"], "gpus": [before, after]})
 alt.Chart(usage, title=f"GPUs held in {conn.namespace}").mark_bar().encode(
-    x=alt.X("when:N", sort=None, title=None), y=alt.Y("gpus:Q", title="GPUs requested"))
+    x=alt.X("when:N", sort=None, title=None), y=alt.Y("gpus:Q", title="GPUs requested (count)", axis=alt.Axis(tickMinStep=1, format="d")))
 
 # %% [markdown]
 # ## After the workshop: give the GPU nodes back (instructor)
@@ -85,11 +105,6 @@ alt.Chart(usage, title=f"GPUs held in {conn.namespace}").mark_bar().encode(
 # compute machine set" and "Applying autoscaling to an OpenShift Container Platform cluster".) The local lab has
 # no MachineSets: `llmd-lab down` stops it.
 
-# %% [markdown]
-# > **Instructor talking points**
-# > * Delete the LLMInferenceService, not its Deployment: KServe would recreate children you delete by hand.
-# > * On a shared cluster, label what you create; clean-up by label is safe, clean-up by name pattern is not.
-# > * If a delete hangs, look for finalizers on the object (`oc get llmisvc <name> -o yaml`).
 
 # %% [markdown]
 # ## Did it work?
@@ -105,3 +120,7 @@ if left_pods:
 if problems:
     raise AssertionError("Notebook 10 check FAILED:\n- " + "\n- ".join(problems))
 print(f"✅ 10 passed: deleted {len(ours)} service(s); GPUs held in {conn.namespace}: {before} → {after}.")
+
+from llmd_lab.course import progress
+
+progress.record(conn, "10-cleanup")  # for the instructor's class view (`llmd-lab class`)

@@ -84,8 +84,7 @@ async def install_profile(store: Store, profile: Profile | None, paths: LabPaths
     Objects are created only the first time a profile is installed into this state directory, so objects a
     learner deleted or changed stay that way across ``down``/``up``.
     """
-    names = list(profile.crds) if profile is not None else None
-    for crd in crd_data.load(names):
+    for crd in profile.crd_objects() if profile is not None else crd_data.load(None):
         await _create_or_update(store, crd)
     profile_name = profile.name if profile is not None else "none"
     marker = paths.profile_marker

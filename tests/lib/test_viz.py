@@ -75,14 +75,6 @@ def test_explain_route_from_epp_trace_shape():
     assert "lab" in viz.explain_route(None, on_cluster=True)
 
 
-def test_live_panel_updates_in_place():
-    panel = viz.LivePanel(chart_metric=None)
-    frame = pd.DataFrame({"pod": ["a"], "requests_per_s": [2.0], "hit_rate": [0.5], "kv_cache_usage": [0.1]})
-    panel.update(frame)
-    panel.update(frame.assign(hit_rate=0.75))
-    assert panel.updates == 2 and "0.75" in panel.table.value and "update 2" in panel.header.value
-
-
 # ----------------------------------------------------------------------------------- LIBRARY_NEEDS 2, 7, 12
 class _FakeCore:
     """The two CoreV1Api calls doctor.route_trace makes, with pods as the API returns them (attribute objects)."""

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from nbrun import (
@@ -36,6 +38,8 @@ from nbrun import (
     output_text,
 )  # fmt: skip
 
+from llmd_lab.course import site
+
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 
@@ -50,6 +54,11 @@ def test_first_run_as_an_attendee(first_runs: FirstRuns, slug: str) -> None:
                 for c in nb["cells"])  # fmt: skip
     if draws:  # a chart the reader can look at, rendered offline (svg renderer), not a "<Chart ...>" repr
         assert '"image/svg+xml"' in output_text(run.path), f"{slug}: draws charts but no SVG output was saved"
+    site.key_chart(run.path)  # the course page's chart: the cell tagged key-chart drew an SVG with text
+    publish = os.environ.get("LLMD_LAB_REFERENCE_DIR")  # `make reference`: the course site publishes these runs
+    if publish:
+        Path(publish).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run.path, Path(publish) / run.path.name)
 
 
 def test_attendee_preflight_asks_instead_of_failing(first_runs: FirstRuns) -> None:

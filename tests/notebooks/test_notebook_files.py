@@ -74,7 +74,7 @@ def test_teaches_and_carries_instructor_notes(slug: str) -> None:
     cells = _cells(slug)
     prose = [c for c in cells if c.cell_type == "markdown"]
     assert len(prose) >= 4, f"{slug}: teach between cells (only {len(prose)} markdown cells)"
-    assert any("Instructor talking points" in c.source for c in prose), f"{slug}: no instructor talking points"
+    assert "**Instructor talking points:**" in prose[0].source, f"{slug}: no instructor talking points in its header"
 
 
 def test_uses_only_the_public_library(slug: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sitebuild import ANTORA, SiteBuild, ensure_antora_installed, run_antora
+from sitebuild import SiteBuild, course_checkout, ensure_antora_installed, run_antora
 
 
 @pytest.fixture(scope="session")
@@ -16,4 +16,4 @@ def antora_bin() -> Path:
 @pytest.fixture(scope="session")
 def built_site(antora_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> SiteBuild:
     out = tmp_path_factory.mktemp("site")
-    return run_antora(antora_bin, ANTORA / "antora-playbook.yml", out)
+    return run_antora(antora_bin, course_checkout(tmp_path_factory.mktemp("course")), out)

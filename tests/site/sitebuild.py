@@ -6,6 +6,7 @@ The build is skipped (with the reason) when Node.js or npm is missing; every oth
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -60,3 +61,20 @@ def run_antora(antora_bin: Path, playbook: Path, to_dir: Path) -> SiteBuild:
         if line.startswith("{"):
             records.append(json.loads(line))
     return SiteBuild(site_dir=to_dir, returncode=proc.returncode, log=records, stderr=proc.stderr)
+
+
+def course_checkout(tmp: Path) -> Path:
+    """A throwaway git repository holding a copy of antora/ (node_modules linked); returns its playbook.
+
+    Antora reads a local content source only from a plain git repository, and an engineer's checkout may be a
+    linked worktree (``.git`` is a file there). Antora reads the files of the worktree, tracked or not, so the
+    copy builds exactly what ``make site`` builds in a plain clone.
+    """
+    repo = tmp / "repo"
+    shutil.copytree(ANTORA, repo / "antora", ignore=shutil.ignore_patterns("node_modules", "build"))
+    (repo / "antora" / "node_modules").symlink_to(ANTORA / "node_modules", target_is_directory=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "antora/antora.yml"], ["git", "commit", "-qm", "c"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
+    return repo / "antora" / "antora-playbook.yml"

@@ -22,7 +22,7 @@ DEFAULT_PROFILE = "rhoai-3.0"
 
 _TOP_KEYS = {
     "name", "description", "openshift", "gateway", "nodeTypes", "nodes", "crds", "operators", "knownIssues", "include",
-    "extends", "vllm", "modelDownload",
+    "extends", "vllm", "modelDownload", "crdDir",
 }
 _VLLM_KEYS = {"image", "version", "source"}
 _REQUIRED = ("name", "openshift", "nodeTypes", "nodes", "crds")
@@ -63,6 +63,14 @@ class Profile:
     gateway: GatewaySpec | None
     known_issues: dict[str, bool]
     manifests: list[dict[str, Any]] = field(default_factory=list)
+    #: CRD definitions read from the profile's ``crdDir`` (a captured cluster's own schemas), by name.
+    crd_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def crd_objects(self) -> list[dict[str, Any]]:
+        """The CRDs to serve: the profile's own definition where it has one, else the lab's (llmd_lab/lab/crds)."""
+        from llmd_lab.lab import crds as crd_data
+
+        return [copy.deepcopy(self.crd_files[n]) if n in self.crd_files else crd_data.load([n])[0] for n in self.crds]
     vllm: dict[str, str] = field(default_factory=dict)  # image, version, source: what the cluster's vLLM is
     # the storage-initializer's download rate from Hugging Face, MB/s (the kubelet times model pulls with it)
     model_download_mbps: float = 0.0
@@ -268,6 +276,10 @@ def _parse(data: Any, path: Path) -> Profile:
     for op in data.get("operators") or []:
         if not {"name", "namespace"} <= set(op):
             raise ProfileError(f"{where}: each operator needs name and namespace, got {op!r}")
+    crd_files = _crd_files(data, path)
+    missing_crds = [n for n in data["crds"] or [] if n not in crd_files and n not in _shipped_crds()]
+    if missing_crds:
+        raise ProfileError(f"{where}: crds {missing_crds} are neither in llmd_lab/lab/crds nor in crdDir")
     vllm = data.get("vllm") or {}
     if not isinstance(vllm, dict) or set(vllm) - _VLLM_KEYS:
         raise ProfileError(f"{where}: vllm is a mapping with keys {sorted(_VLLM_KEYS)}, got {vllm!r}")
@@ -283,6 +295,33 @@ def _parse(data: Any, path: Path) -> Profile:
         gateway=gateway,
         known_issues=issues,
         manifests=manifests,
+        crd_files=crd_files,
         vllm={k: str(v) for k, v in vllm.items()},
         model_download_mbps=_download_mbps(data, where),
     )
+
+
+def _shipped_crds() -> set[str]:
+    from llmd_lab.lab import crds as crd_data
+
+    return set(crd_data.available())
+
+
+def _crd_files(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """``crdDir``: one ``<plural>.<group>.yaml`` CRD per file, relative to the profile (written by capture)."""
+    if not data.get("crdDir"):
+        return {}
+    crd_dir = (path.parent / str(data["crdDir"])).resolve()
+    if not crd_dir.is_dir():
+        raise ProfileError(f"{path}: crdDir {data['crdDir']!r} is not a directory next to the profile")
+    out = {}
+    for file in sorted(crd_dir.glob("*.yaml")):
+        try:
+            doc = yaml.safe_load(file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ProfileError(f"{path}: crdDir file {file.name}: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition" \
+                or doc.get("metadata", {}).get("name") != file.stem:
+            raise ProfileError(f"{path}: {file.name} must be one CustomResourceDefinition named {file.stem!r}")
+        out[file.stem] = doc
+    return out
