@@ -17,6 +17,7 @@ from typing import Any
 VLLM = "vllm"
 EPP = "epp"
 ROUTING_SIDECAR = "routing-sidecar"
+GUIDELLM = "guidellm"
 IDLE = "idle"
 INIT = "init"
 
@@ -60,6 +61,8 @@ def program_for(container: Mapping[str, Any], argv: list[str], *, init: bool = F
             return VLLM
     if "--pool-name" in argv:
         return EPP
+    if argv and os.path.basename(argv[0]) == "guidellm":
+        return GUIDELLM
     if init and container.get("restartPolicy") != "Always":
         return INIT
     return IDLE
