@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
+import yaml
+from labhelpers import eventually
 
 from llmd_lab import deploy, manifests, metrics, viz
 from llmd_lab.benchtools import SCENARIOS, GuideLLMError, GuideLLMRun, chart, load_report, run
@@ -13,6 +17,7 @@ from llmd_lab.doctor import workload_selector
 from llmd_lab.tokenizer import TOKENIZER_DIR
 
 MODEL = "Qwen/Qwen3-0.6B"
+REPO = Path(__file__).resolve().parents[2]
 URL = "http://127.0.0.1:9/ns/qwen"
 CHATML_TOKENS = 8  # "<|im_start|>user\n" + "<|im_end|>\n<|im_start|>assistant\n" around GuideLLM's prompt
 
@@ -102,4 +107,34 @@ def test_guidellm_against_a_lab_service_counts_tokens_like_the_pods(fast_lab, tm
     assert per_request == 128 + CHATML_TOKENS
     assert frame.attrs["guidellm_version"] == "0.8.1"
     assert viz.to_svg(chart(frame)).startswith("<svg")
+
+    _run_the_jobs_pod_template(conn, url)
     assert deploy.delete(conn, "qwen", timeout_s=60)
+
+
+def _run_the_jobs_pod_template(conn, url: str) -> None:
+    """assets/jobs/guidellm-job.yaml's pod, created as a Job controller would (the lab has none yet): the
+    kubelet runs the real GuideLLM in it, against status.url, and its report is a GuideLLM report."""
+    job = yaml.safe_load((REPO / "assets" / "jobs" / "guidellm-job.yaml").read_text())
+    template = job["spec"]["template"]
+    [container] = template["spec"]["containers"]
+    values = {"TARGET_URL": url, "STREAMS": "1", "MAX_REQUESTS": "4", "DATA": "kind=synthetic_text,prompt_tokens=64,output_tokens=8"}
+    for item in container["env"]:
+        if item["name"] in values:
+            item["value"] = values[item["name"]]
+    name = f"llmd-guidellm-{uuid.uuid4().hex[:5]}"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": template["metadata"]["labels"]},
+           "spec": template["spec"]}  # fmt: skip
+    conn.core.create_namespaced_pod("private-ai", pod)
+    try:
+        def first_exit():
+            statuses = conn.core.read_namespaced_pod(name, "private-ai").status.container_statuses or []
+            return statuses and (statuses[0].last_state.terminated or statuses[0].state.terminated)
+
+        exited = eventually(first_exit, 280, "the GuideLLM container's first exit")
+        assert (exited.exit_code, exited.reason) == (0, "Completed")
+        report = Path(tempfile.gettempdir()) / "llmd-lab-files" / "private-ai" / name / "results" / f"guidellm-{name}.json"
+        frame = load_report(report)
+        assert frame["requests"].tolist() == [4] and (frame["prompt_tokens_p50"] == 64 + CHATML_TOKENS).all()
+    finally:
+        conn.core.delete_namespaced_pod(name, "private-ai", grace_period_seconds=0)
