@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labhelpers import eventually
+from labhelpers import eventually, running_lab
 
 from llmd_lab import deploy, manifests, metrics, viz
 from llmd_lab.benchtools import SCENARIOS, GuideLLMError, GuideLLMRun, chart, load_report, run
@@ -67,18 +67,13 @@ def test_a_file_that_is_no_report_says_so(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fast_lab(tmp_path, lab_cli, monkeypatch):
-    """A lab of its own at --time-scale 200 (model loading well under a second)."""
-    home = tmp_path / "lab"
-    started = lab_cli(home, "up", "--port", "0", "--time-scale", "200")
-    if started.returncode != 0:
-        pytest.fail(f"llmd-lab up failed:\n{started.stderr}")
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("LLMD_LAB_HOME", str(home))
-    yield home
-    lab_cli(home, "down")
+def fast_lab(tmp_path, monkeypatch):
+    """A lab of its own at --time-scale 200 (model loading well under a second), reached through LLMD_LAB_HOME."""
+    with running_lab(tmp_path / "lab", "--time-scale", "200") as lab:
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        for key, value in {"KUBECONFIG": tmp_path / "none", "HOME": tmp_path, "LLMD_LAB_HOME": lab.home}.items():
+            monkeypatch.setenv(key, str(value))
+        yield lab
 
 
 @pytest.mark.slow
