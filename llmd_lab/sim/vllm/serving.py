@@ -232,8 +232,10 @@ class OpenAIServing:
 
         consumer = asyncio.ensure_future(consume())
         watcher = asyncio.ensure_future(_wait_disconnect(request))
+        left = False
         try:
             await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            left = not consumer.done()  # the client went away first: the request is aborted, not answered
         finally:
             watcher.cancel()
             if not consumer.done():
@@ -243,7 +245,7 @@ class OpenAIServing:
                 await gen.aclose()
         if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
             raise consumer.exception()  # type: ignore[misc]
-        return "".join(parts), last
+        return "".join(parts), None if left else last
 
     # -- endpoints -------------------------------------------------------------------------------------------
     async def models(self, request: Request) -> Response:

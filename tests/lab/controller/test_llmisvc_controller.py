@@ -198,7 +198,7 @@ async def test_spec_edits_roll_the_children(lab, step08) -> None:
 
 
 async def test_pipeline_parallel_layout_gets_combine_base_error_and_no_children(lab) -> None:
-    """``nodes=2`` (manifests) asks for kserve-config-llm-worker-pipeline-parallel, which RHOAI 3.0 does not ship:
+    """A worker with ``parallelism.pipeline`` asks for kserve-config-llm-worker-pipeline-parallel, which RHOAI 3.0 does not ship:
     red-hat-data-services/kserve@rhoai-3.0 config_merge.go getConfig fails, controller.go marks
     PresetsCombined=False/CombineBaseError, records a Warning event and reconciles no children."""
     from llmd_lab import manifests
@@ -207,6 +207,7 @@ async def test_pipeline_parallel_layout_gets_combine_base_error_and_no_children(
     svc = manifests.with_namespace(manifests.llm_inference_service(
         "pp", "hf://Qwen/Qwen3-0.6B", nodes=2, annotations={"security.opendatahub.io/enable-auth": "false"}),
         "private-ai")
+    svc["spec"]["parallelism"] = {"pipeline": 2}  # the layout the builder no longer writes (it picks data-parallel)
     await store.create(svc)
 
     async def presets_failed():
