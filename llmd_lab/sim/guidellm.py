@@ -26,6 +26,14 @@ def _executable() -> str | None:
     return str(beside) if beside.exists() else shutil.which("guidellm")
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the lab process dies, the benchmark gets SIGTERM (Linux prctl)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _rewrite_kv(value: str, key: str, rewrite: Callable[[str], str]) -> str:
     parts = value.split(",")
     return ",".join(f"{key}={rewrite(p.split('=', 1)[1])}" if p.startswith(f"{key}=") else p for p in parts)
@@ -55,8 +63,10 @@ async def run(argv: list[str], env: Mapping[str, str], log: Callable[[str], None
             path.parent.mkdir(parents=True, exist_ok=True)
     log(f"lab: tokenizer = {TOKENIZER_DIR} (the simulated models' own); volumes are not mounted, files go under {scratch}")
     child_env = {**os.environ, **env, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    proc = await asyncio.create_subprocess_exec(exe, *args, env=child_env, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        exe, *args, env=child_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )  # a lab that goes down takes its benchmarks with it
     assert proc.stdout is not None
     try:
         async for line in proc.stdout:
