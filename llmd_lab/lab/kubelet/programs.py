@@ -18,6 +18,7 @@ VLLM = "vllm"
 EPP = "epp"
 ROUTING_SIDECAR = "routing-sidecar"
 STORAGE_INITIALIZER = "storage-initializer"
+GUIDELLM = "guidellm"
 IDLE = "idle"
 INIT = "init"
 
@@ -63,6 +64,8 @@ def program_for(container: Mapping[str, Any], argv: list[str], *, init: bool = F
         return EPP
     if init and container.get("name") == STORAGE_INITIALIZER:  # KServe's name for it (workload_storage.go)
         return STORAGE_INITIALIZER
+    if argv and os.path.basename(argv[0]) == "guidellm":
+        return GUIDELLM
     if init and container.get("restartPolicy") != "Always":
         return INIT
     return IDLE
