@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from kubernetes.client.rest import ApiException
 
-from llmd_lab import k8s
+from llmd_lab import access, k8s
 from llmd_lab.connection import Connection
 from llmd_lab.kserve import names
 from llmd_lab.kserve.labels import (  # the KServe vocabulary, re-exported for notebooks and deploy
@@ -158,8 +158,13 @@ def diagnose_kueue(conn: Connection, obj: dict) -> list[Check]:
     if not k8s.has_kind(conn, "kueue.x-k8s.io/v1beta1", "LocalQueue"):
         return []
     ns = obj["metadata"].get("namespace") or conn.namespace
-    queues = _local_queues(conn, ns)
     label = (obj["metadata"].get("labels") or {}).get(KUEUE_QUEUE_LABEL)
+    try:
+        queues = _local_queues(conn, ns)
+    except access.PermissionDenied as why:  # an attendee may not list LocalQueues: show the label, name the grant
+        return [Check("Kueue queue label", WARN,
+                      f"{KUEUE_QUEUE_LABEL}={label or '(none)'}; cannot check it: {str(why).split('. Ask ')[0]}",
+                      f"ask {why.granted_by} to run `{why.grant}`, or ask your instructor which LocalQueue to use")]  # fmt: skip
     out = []
     if label and label not in queues:
         out.append(Check("Kueue queue label", FAIL, f"{KUEUE_QUEUE_LABEL}={label} but LocalQueues in {ns}: {queues or 'none'}",
@@ -311,7 +316,7 @@ def run(
     if obj is None:
         missing = [Check("LLMInferenceService", FAIL, f"{ns}/{name} not found",
                          "apply it first (`llmd_lab.deploy.apply`), or check the name and namespace")]  # fmt: skip
-        missing += diagnose_refused_kueue(conn, ns)
+        missing += _readable(diagnose_refused_kueue, conn, ns)
         return table(missing)
     rows: list[Check] = []
     ready = next((c for c in _conditions(obj) if c.get("type") == "Ready"), None)
@@ -334,10 +339,20 @@ def run(
     except ApiException:
         pods = []
     rows += diagnose_scheduling(conn, name, pods)
-    rows += diagnose_kueue(conn, obj)
-    rows += diagnose_auth(conn, obj)
+    rows += _readable(diagnose_kueue, conn, obj)
+    rows += _readable(diagnose_auth, conn, obj)
     rows += diagnose_crashes(conn, pods)
-    rows += diagnose_epp_metric(conn, name, ns)
+    rows += _readable(diagnose_epp_metric, conn, name, ns)
     if probe and is_ready:
         rows += diagnose_endpoint(conn, obj, verify=verify)
     return table(rows)
+
+
+def _readable(diagnose: Any, conn: Connection, *args: Any) -> list[Check]:
+    """One diagnosis, or — when it needs a read you are not granted (an attendee and Kueue's LocalQueues) — a
+    row saying which permission is missing and who grants it, so the other findings still show."""
+    try:
+        return diagnose(conn, *args)
+    except access.PermissionDenied as why:
+        return [Check(diagnose.__name__.removeprefix("diagnose_"), WARN, str(why).split(". Ask ")[0],
+                      f"ask {why.granted_by} to run: `{why.grant}`")]  # fmt: skip

@@ -36,6 +36,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from llmd_lab import facts
 from llmd_lab.kserve import names
 from llmd_lab.kserve.epp import EPP_CONFIG_API_VERSION as EPP_CONFIG_API_VERSION
 from llmd_lab.kserve.names import child_name
@@ -77,12 +78,20 @@ class GpuType:
     memory: str = "60Gi"
 
 
-#: Node types the workshop uses (step-08 prices: g6.4xlarge $0.85/h, g6.12xlarge $3.40/h).
+def _gpu_gib(product: str) -> float:
+    """GPU memory as the driver reports it (what ``--gpu-memory-utilization`` multiplies), from llmd_lab.facts."""
+    return round(facts.gpu_by_product(product)[1]["memory_mib"] / 1024, 1)
+
+
+#: Node types the workshop uses (step-08 prices: g6.4xlarge $0.85/h, g6.12xlarge $3.40/h); GPU memory per
+#: GPU from llmd_lab/facts/gpus.yaml (the simulator's numbers).
 GPU_TYPES: dict[str, GpuType] = {
-    "g6.4xlarge": GpuType("g6.4xlarge", "NVIDIA-L4", 1, 24, 0.85, cpu=16, memory="60Gi"),
-    "g6.12xlarge": GpuType("g6.12xlarge", "NVIDIA-L4", 4, 24, 3.40, cpu=48, memory="180Gi"),
-    "p4d.24xlarge": GpuType("p4d.24xlarge", "NVIDIA-A100-SXM4-40GB", 8, 40, None, cpu=96, memory="1000Gi"),
-    "p5.48xlarge": GpuType("p5.48xlarge", "NVIDIA-H100-80GB-HBM3", 8, 80, None, cpu=192, memory="2000Gi"),
+    "g6.4xlarge": GpuType("g6.4xlarge", "NVIDIA-L4", 1, _gpu_gib("NVIDIA-L4"), 0.85, cpu=16, memory="60Gi"),
+    "g6.12xlarge": GpuType("g6.12xlarge", "NVIDIA-L4", 4, _gpu_gib("NVIDIA-L4"), 3.40, cpu=48, memory="180Gi"),
+    "p4d.24xlarge": GpuType("p4d.24xlarge", "NVIDIA-A100-SXM4-40GB", 8, _gpu_gib("NVIDIA-A100-SXM4-40GB"), None,
+                            cpu=96, memory="1000Gi"),
+    "p5.48xlarge": GpuType("p5.48xlarge", "NVIDIA-H100-80GB-HBM3", 8, _gpu_gib("NVIDIA-H100-80GB-HBM3"), None,
+                           cpu=192, memory="2000Gi"),
 }
 
 
@@ -92,24 +101,28 @@ class ModelSize:
 
     params_b: float
     bytes_per_param: float = 2.0  # bf16
+    weight_bytes: int | None = None  # exact, for models in llmd_lab/facts/models.yaml (the simulator's figure)
 
     @property
     def weights_gib(self) -> float:
+        if self.weight_bytes is not None:
+            return self.weight_bytes / 2**30
         return self.params_b * 1e9 * self.bytes_per_param / 2**30
 
 
-#: Models the workshop and seeds mention. Quantized w4a16 checkpoints store ~0.5 byte/param plus scales.
-MODEL_SIZES: dict[str, ModelSize] = {
-    "Qwen/Qwen3-0.6B": ModelSize(0.6),
-    "Qwen/Qwen3-8B": ModelSize(8.2),
-    "Qwen/Qwen2.5-7B-Instruct": ModelSize(7.6),
-    "meta-llama/Llama-3.1-8B-Instruct": ModelSize(8.0),
-    "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8": ModelSize(8.0, 1.0),  # FP8 linear layers: ~1 byte/param
-    "meta-llama/Llama-3.1-70B-Instruct": ModelSize(70.6),
-    "mistralai/Mistral-Small-24B-Instruct-2501": ModelSize(23.6),
-    "mistral-small-24b-w4a16": ModelSize(23.6, 0.55),
-    "ibm-granite/granite-3.3-8b-instruct": ModelSize(8.2),
-}
+def _sizes() -> dict[str, ModelSize]:
+    """Every model of llmd_lab/facts/models.yaml, by Hugging Face id and by its aliases (the simulator's table)."""
+    out: dict[str, ModelSize] = {}
+    for model_id, entry in facts.models().items():
+        size = ModelSize(facts.num_parameters(model_id) / 1e9,
+                         facts.BYTES_PER_PARAM[entry.get("weight_format", "bf16")], facts.model_weight_bytes(model_id))
+        for key in (model_id, *entry.get("aliases", ())):
+            out.setdefault(key, size)
+    return out
+
+
+#: Models the workshop and seeds mention, from llmd_lab/facts/models.yaml (add a model there, with its source).
+MODEL_SIZES: dict[str, ModelSize] = _sizes()
 
 #: vLLM's default --gpu-memory-utilization, and the share of that we insist stays free for the KV cache.
 GPU_MEMORY_UTILIZATION = 0.9
@@ -117,13 +130,13 @@ MIN_KV_FRACTION = 0.1
 
 
 def model_size(model: str) -> ModelSize | None:
-    """Look a model up in :data:`MODEL_SIZES` by name, URI tail or a ``w4a16``-style hint; None if unknown."""
-    key = model.split("://", 1)[-1]
-    for name, size in MODEL_SIZES.items():
-        if key == name or key.endswith(name) or name.lower() in key.lower():
+    """Look a model up in :data:`MODEL_SIZES` by name, alias or URI tail (an OCI modelcar image names its
+    model); None if unknown."""
+    key = model.split("://", 1)[-1].lower()
+    by_length = sorted(MODEL_SIZES.items(), key=lambda item: -len(item[0]))  # the most specific name wins
+    for name, size in by_length:
+        if key == name.lower() or key.endswith(name.lower()) or name.lower() in key:
             return size
-    if "mistral-small-24b" in key.lower() and "w4a16" in key.lower():
-        return MODEL_SIZES["mistral-small-24b-w4a16"]
     return None
 
 

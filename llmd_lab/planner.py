@@ -43,9 +43,6 @@ ASSUMPTIONS = (
     __doc__.split("Assumptions, stated so they can be challenged:", 1)[1].split("Use it to", 1)[0].strip()
 )
 
-#: product label (manifests.GPU_TYPES) → simulator GPU profile name
-GPU_PROFILE = {"NVIDIA-L4": "L4", "NVIDIA-A100-SXM4-40GB": "A100-40GB", "NVIDIA-H100-80GB-HBM3": "H100-80GB"}
-
 POLICIES: dict[str, Callable[[int], object]] = {
     "round-robin": lambda seed: RoundRobinRouter(),
     "llm-d (KServe default)": lambda seed: EppRouter(KSERVE_DEFAULT_CONFIG, seed=seed),
@@ -190,7 +187,7 @@ def simulate(
 ) -> dict:
     """One simulated run: P50/P95 TTFT (s), hit rate, output tokens/s, achieved request rate."""
     layout.check()
-    gpu = resolve_gpu(GPU_PROFILE.get(layout.node.product, layout.node.product))
+    gpu = resolve_gpu(layout.node.product)  # the node label names the GPU in llmd_lab/facts/gpus.yaml
     config = EngineConfig(resolve_model(model), gpu, tensor_parallel_size=layout.tensor, python_hash_seed="0")
     sim = Simulation(config, layout.replicas, POLICIES[policy](seed), seed=seed)
     records = sim.run(_sessions(workload, rate_rps, duration_s, seed))

@@ -470,6 +470,9 @@ def _one(conn: Connection, fn: Callable[..., list[Check]], kwargs: dict, audienc
         if exc.status == 403 and audience == ATTENDEE and wide:
             return [_ask(conn, fn, wide)]
         why = access.explain(exc)
+        if isinstance(why, access.PermissionDenied) and audience == ATTENDEE:  # your project, but not your right
+            return [Check(fn.__name__.removeprefix("check_"), ASK, str(why).split(". Ask ")[0],
+                          f"ask {why.granted_by} to run: `{why.grant}`")]  # fmt: skip
         evidence = str(why) if isinstance(why, access.PermissionDenied) else f"API error {exc.status} {exc.reason}"
         return [Check(fn.__name__.removeprefix("check_"), FAIL, evidence,
                       "check your access to this API (`oc auth can-i --list -n " + conn.namespace + "`)")]  # fmt: skip

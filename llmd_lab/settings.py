@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from llmd_lab import k8s
+from llmd_lab import access, k8s
 from llmd_lab.connection import Connection
 
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
@@ -100,7 +100,11 @@ def discover(conn: Connection, cfg: Settings) -> Settings:
     """Fill what the cluster can tell: the project's LocalQueue when there is exactly one (Kueue label)."""
     if cfg.queue is not None or not k8s.has_kind(conn, KUEUE_API, "LocalQueue"):
         return cfg
-    queues = [q["metadata"]["name"] for q in k8s.list_objects(conn, KUEUE_API, "LocalQueue", conn.namespace)]
+    try:
+        found = k8s.list_objects(conn, KUEUE_API, "LocalQueue", conn.namespace)
+    except access.PermissionDenied:
+        return cfg  # may not list LocalQueues here: the queue stays unset (set it in your settings); preflight says so
+    queues = [q["metadata"]["name"] for q in found]
     return replace(cfg, queue=queues[0]) if len(queues) == 1 else cfg
 
 

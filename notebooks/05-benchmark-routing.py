@@ -225,6 +225,39 @@ print(viz.explain_route_text(trace, on_cluster=not conn.is_lab))
 viz.explain_route(trace, on_cluster=not conn.is_lab)
 
 # %% [markdown]
+# ## The real benchmark: GuideLLM
+#
+# The kit's runner above replays *conversations* (what routing is about) and reads the pods' own metrics.
+# GuideLLM is the tool you will use at work (Red Hat AI Inference Server ships scenarios for it): it measures
+# TTFT, inter-token latency and throughput per concurrency level from the client, with prompts of an exact
+# token count. Use the runner to explain routing; use GuideLLM to size and compare deployments with numbers your
+# colleagues recognise. Here it sweeps 1, 2 and 4 concurrent streams through `status.url` (llm-d). In the lab
+# the tokenizer is the lab's shared one (`llmd_lab.tokenizer.TOKENIZER_DIR`, nothing downloads); on a cluster
+# pass the model's (`tokenizer=model`, or a local copy on a disconnected cluster). The same run as a Job:
+# `assets/jobs/guidellm-job.yaml`; the built-in presets: `GuideLLMRun(..., scenario="rhaiis/...")`.
+
+# %%
+import importlib.util
+
+if importlib.util.find_spec("guidellm") is None:
+    print("GuideLLM is not installed here: pip install 'llmd_lab[bench]' (the lab's `make lab` has it)")
+else:
+    from llmd_lab import benchtools
+    from llmd_lab.tokenizer import TOKENIZER_DIR
+
+    guidellm_run = benchtools.GuideLLMRun(ep.gateway, ep.model, streams=(1, 2) if fast else (1, 2, 4),
+                                          prompt_tokens=256, output_tokens=32 if fast else 64,
+                                          max_requests=8 if fast else 30, max_seconds=120,
+                                          tokenizer=TOKENIZER_DIR if conn.is_lab else model)
+    guidellm_report = benchtools.run(guidellm_run, Path("results") / "05-guidellm.json")
+    display(guidellm_report[["concurrency", "requests", "prompt_tokens_p50", "ttft_p50_ms", "ttft_p95_ms",
+                             "itl_p50_ms", "output_tokens_per_s"]].round(1))
+    guidellm_chart = benchtools.chart(guidellm_report, y="ttft_p50_ms")
+    display(guidellm_chart)
+    if export_dir and Path(export_dir).is_dir():  # the course site shows it beside the runner's chart
+        viz.save(guidellm_chart, Path(export_dir) / "05-guidellm-ttft.svg")
+
+# %% [markdown]
 # ## Export the charts for the course site
 #
 # The course's page for this notebook shows the chart from the last CI run; this cell writes it.

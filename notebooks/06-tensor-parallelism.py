@@ -56,7 +56,7 @@ seed = 0
 # %%
 import pandas as pd
 
-from llmd_lab import connect, deploy, k8s, manifests, planner, settings, traffic
+from llmd_lab import connect, deploy, doctor, k8s, manifests, planner, settings, traffic
 
 if fast:
     requests, ready_timeout_s = min(requests, 6), min(ready_timeout_s, 180)
@@ -136,7 +136,9 @@ if multi_node:
     deploy.apply(conn, mn)
     deploy.wait_ready(conn, mn_name, timeout_s=ready_timeout_s, progress=not fast)
     display_mn = pod_table(mn_name)
-    print(k8s.list_objects(conn, "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", conn.namespace)[0]["metadata"]["name"])
+    lws_names = {p["metadata"]["labels"].get("leaderworkerset.sigs.k8s.io/name")
+                 for p in k8s.pods(conn, conn.namespace, doctor.workload_selector(mn_name))}  # fmt: skip
+    print("LeaderWorkerSet:", ", ".join(sorted(n for n in lws_names if n)))
 else:
     display_mn = pd.DataFrame()
 display_mn

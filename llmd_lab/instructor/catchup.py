@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,9 +56,14 @@ def catch_up(number: str, out_dir: Path, *, kubeconfig: Path | None = None, name
     params: dict = {"fast": True} if fast else {}
     if namespace:
         params["namespace"] = namespace
-    saved = os.environ.get("KUBECONFIG")
+    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PATH")}
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig)  # papermill's kernels inherit the environment
+    if shutil.which("oc") is None:  # the notebooks' `!oc` cells: a workbench ships oc; the lab gives a shim
+        from llmd_lab.lab import ocshim
+
+        bin_dir = ocshim.install(out_dir / "bin").parent
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     ran: list[Ran] = []
     try:
         for i, slug in enumerate(todo, 1):
@@ -66,7 +72,7 @@ def catch_up(number: str, out_dir: Path, *, kubeconfig: Path | None = None, name
             start = time.monotonic()
             try:
                 papermill.execute_notebook(str(notebook_dir / f"{slug}.ipynb"), str(executed), parameters=params,
-                                           cwd=str(notebook_dir), kernel_name="python3", progress_bar=False)
+                                           cwd=str(out_dir), kernel_name="python3", progress_bar=False)
             except Exception as exc:
                 raise CatchUpError(f"{slug} failed ({type(exc).__name__}); open {executed} to see the cell and "
                                    "its hint, fix it, and run catch-up again (finished notebooks re-run safely)"
@@ -76,6 +82,6 @@ def catch_up(number: str, out_dir: Path, *, kubeconfig: Path | None = None, name
             ran.append(Ran(slug, time.monotonic() - start, executed))
             progress(f"[{i}/{len(todo)}] {slug} passed in {ran[-1].seconds:.0f} s")
     finally:
-        if kubeconfig is not None:
-            os.environ.pop("KUBECONFIG", None) if saved is None else os.environ.__setitem__("KUBECONFIG", saved)
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     return ran

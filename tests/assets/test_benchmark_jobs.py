@@ -87,9 +87,8 @@ def _run_job_script(
     return proc, calls
 
 
-@pytest.mark.parametrize("name", ["traffic-runner-job.yaml", "guidellm-job.yaml"])
-def test_job_refuses_to_run_without_a_target_url(name: str, tmp_path: Path) -> None:
-    proc, calls = _run_job_script(_load(name), tmp_path, LLMD_LAB_SOURCE="/src")
+def test_job_refuses_to_run_without_a_target_url(tmp_path: Path) -> None:
+    proc, calls = _run_job_script(_load("traffic-runner-job.yaml"), tmp_path, LLMD_LAB_SOURCE="/src")
     assert proc.returncode == 2
     assert "TARGET_URL" in proc.stderr
     assert calls == [], "nothing may be installed or run before the target is known"
@@ -113,22 +112,46 @@ def test_traffic_runner_needs_to_know_where_the_repo_is(tmp_path: Path) -> None:
     assert calls == []
 
 
-@pytest.mark.parametrize("processor", ["", "/models/qwen"])
-def test_guidellm_job_runs_a_sweep_against_the_target(tmp_path: Path, processor: str) -> None:
-    proc, calls = _run_job_script(
-        _load("guidellm-job.yaml"), tmp_path, TARGET_URL=URL, GUIDELLM_PROCESSOR=processor
-    )
-    assert proc.returncode == 0, proc.stderr
-    pip, guidellm = calls
-    assert pip == ["pip", "install", "--quiet", "guidellm==0.3.0"]
-    args = guidellm[1:]
-    assert args[0] == "benchmark"
-    flags = dict(zip(args[1::2], args[2::2], strict=True))
-    assert flags["--target"] == URL
-    assert flags["--rate-type"] == "sweep" and flags["--rate"] == "10" and flags["--max-seconds"] == "60"
-    assert flags["--data"] == "prompt_tokens=256,output_tokens=256"
-    assert flags["--output-path"].startswith("/results/guidellm-")
-    assert flags.get("--processor") == (processor or None)
+def _guidellm_argv(**env: str) -> list[str]:
+    """The GuideLLM Job's argv as the kubelet expands ``$(VAR)`` (the lab's kubelet does it the same way)."""
+    from llmd_lab.lab.kubelet.programs import container_argv, container_env
+
+    job = _load("guidellm-job.yaml")
+    container = _container(job)
+    for item in container["env"]:
+        if item["name"] in env:
+            item["value"] = env[item["name"]]
+    pod = {"metadata": {"name": "llmd-guidellm-abcde", "namespace": "ns"}, "spec": job["spec"]["template"]["spec"]}
+    return container_argv(container, container_env(pod, container, pod_ip="10.0.0.9", node=None, time_scale=1.0))
+
+
+@pytest.mark.parametrize("tokenizer", ["Qwen/Qwen3-0.6B", "/results/tokenizer"])
+def test_guidellm_job_runs_the_current_cli_like_the_kits_helper(tokenizer: str) -> None:
+    from llmd_lab.benchtools import GuideLLMRun
+
+    argv = _guidellm_argv(TARGET_URL=URL, TOKENIZER=tokenizer)
+    helper = GuideLLMRun(URL, "Qwen/Qwen3-0.6B", streams=(1, 2, 4, 8), prompt_tokens=256, output_tokens=128,
+                         max_requests=200, max_seconds=120, tokenizer=tokenizer)  # fmt: skip
+    expected = helper.command(Path("/results/guidellm-llmd-guidellm-abcde.json"))
+    expected.remove("--disable-progress")
+    assert argv[:2] == ["guidellm", "run"]
+
+    def options(args: list[str]) -> list[tuple[str, ...]]:
+        out, i = [], 2
+        while i < len(args):
+            width = 3 if args[i] == "--override" else 1 if args[i] == "--disable-progress" else 2
+            out.append(tuple(args[i : i + width]))
+            i += width
+        return sorted(out)
+
+    assert set(options(expected)) <= set(options(argv))
+    assert ("--output", "kind=console") in options(argv)
+
+
+def test_guidellm_job_needs_no_pip_at_run_time() -> None:
+    container = _container(_load("guidellm-job.yaml"))
+    assert container["image"].startswith("ghcr.io/vllm-project/guidellm:v0.8.1")
+    assert container["command"] == ["guidellm", "run"]  # nothing installed in the pod: mirrorable offline
 
 
 def test_traffic_module_entry_point_accepts_the_jobs_arguments() -> None:

@@ -69,7 +69,10 @@ async def _run(tmp_path: Path, prometheus: str) -> dict[str, int]:
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "900ms"},
         "scrape_configs": [
-            {"job_name": "vllm", "static_configs": targets},
+            # as assets/monitoring/podmonitor-vllm.yaml: vLLM serves /metrics over HTTPS with KServe's self-signed
+            # workload certificate, which verifies against nothing
+            {"job_name": "vllm", "scheme": "https", "tls_config": {"insecure_skip_verify": True},
+             "static_configs": targets},
             {"job_name": "epp", "static_configs": [{"targets": [f"{cluster.epp_ip}:9090"],
                                                     "labels": {"namespace": NS, "pod": f"{NAME}-epp"}}]},
         ],

@@ -41,11 +41,18 @@ def test_runtime_is_a_python_the_project_supports() -> None:
     )
 
 
+def _lab_requirements() -> list[Requirement]:
+    """What a Binder image needs: the library plus the `lab` extra (which pulls in `sim`), without self-references."""
+    extras = PYPROJECT["optional-dependencies"]
+    wanted = [*PYPROJECT["dependencies"], *extras["sim"], *extras["lab"]]
+    return [r for r in map(Requirement, wanted) if canonicalize_name(r.name) != canonicalize_name(PYPROJECT["name"])]
+
+
 def test_requirements_are_exactly_the_project_dependencies() -> None:
-    """The cached dependency layer cannot drift from pyproject.toml."""
+    """The cached dependency layer cannot drift from pyproject.toml (the library and its `lab` extra)."""
     binder = {canonicalize_name(r.name): r for r in _requirements(BINDER / "requirements.txt")}
-    project = {canonicalize_name(r.name): r for r in map(Requirement, PYPROJECT["dependencies"])}
-    hint = "copy [project].dependencies of pyproject.toml into binder/requirements.txt"
+    project = {canonicalize_name(r.name): r for r in _lab_requirements()}
+    hint = "copy [project].dependencies and the sim/lab extras of pyproject.toml into binder/requirements.txt"
     assert set(binder) == set(project), f"differ: {sorted(set(binder) ^ set(project))}; {hint}"
     for name, requirement in project.items():
         assert binder[name].specifier == requirement.specifier, f"{name}: {hint}"

@@ -178,6 +178,9 @@ def test_70b_on_one_l4_crash_loops_with_oom_in_the_log(cluster: Cluster) -> None
     big["metadata"]["name"] = "llama-70b"
     big["spec"]["model"] = {"uri": "hf://meta-llama/Llama-3.1-70B-Instruct", "name": "meta-llama/Llama-3.1-70B-Instruct"}
     big["spec"]["template"]["nodeSelector"] = {"node.kubernetes.io/instance-type": "g6.4xlarge"}
+    # a gated repository: the storage-initializer needs HF_TOKEN from the Secret KServe attaches
+    cluster.core.create_namespaced_secret(NS, {"metadata": {"name": "hf-token"}, "stringData": {"HF_TOKEN": "hf_test"}})
+    big["metadata"].setdefault("annotations", {})["serving.kserve.io/storageSecretName"] = "hf-token"
     cluster.apply(big)
 
     def crash_looping() -> Any:
@@ -188,13 +191,14 @@ def test_70b_on_one_l4_crash_loops_with_oom_in_the_log(cluster: Cluster) -> None
                     return pod
         return None
 
-    pod = cluster.wait(crash_looping, 60, "CrashLoopBackOff")
+    pod = cluster.wait(crash_looping, 90, "CrashLoopBackOff")  # after 141 GB at the profile's bandwidth
     previous = cluster.core.read_namespaced_pod_log(pod.metadata.name, NS, container="main", previous=True)
     assert "out of memory" in previous.lower()
     obj = cluster.get("llama-70b")
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     cluster.delete_and_wait("llama-70b")
+    cluster.core.delete_namespaced_secret("hf-token", NS)
 
 
 def test_five_replicas_leave_the_extra_pending_with_failed_scheduling(cluster: Cluster) -> None:

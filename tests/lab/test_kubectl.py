@@ -23,8 +23,8 @@ SEED_NAMESPACE = "seeds"  # for guide objects that name no namespace
 # What a real RHOAI 3.0 cluster answers for the guides' YAML that is wrong for it (kubectl validates strictly).
 # Kinds whose CRD the lab's profile does not install (MetalLB on an AWS cluster, MaaS InferenceGateway) fail
 # with kubectl's "no matches for kind" instead; see `_expected_failure`.
+# (09, a fragment of the P/D example without spec.model, is accepted: the rhoai-3.0 CRD requires no spec field.)
 KNOWN_FAILURES = {
-    "playbook-03-advanced-deployment-09.yaml": "spec.model: Required value",  # a fragment of the P/D example
     "playbook-03-advanced-deployment-07.yaml": 'unknown field "spec.router.gateway.ref"',
     "playbook-03-advanced-deployment-10.yaml": 'unknown field "spec.router.scheduler.endpointPickerConfig"',
     "playbook-03-advanced-deployment-13.yaml": 'unknown field "spec.router.scheduler.endpointPickerConfig"',

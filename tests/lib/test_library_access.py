@@ -141,3 +141,15 @@ def test_headless_raw_deployment_service_config_is_the_default_and_passes(monkey
     monkeypatch.setattr(k8s, "list_objects", lambda *a, **k: [dsc])
     [row] = preflight.check_datasciencecluster(None)  # type: ignore[arg-type]
     assert row.status == preflight.PASS and "rawDeploymentServiceConfig Headless" in row.evidence
+
+
+def test_a_project_check_the_attendee_may_not_read_asks_with_the_grant(monkeypatch):
+    def local_queue(conn, **kw):
+        raise access.explain(_forbidden('localqueues.kueue.x-k8s.io is forbidden: User "user1" cannot list resource '
+                                        '"localqueues" in API group "kueue.x-k8s.io" in the namespace "user1"'))
+
+    conn = type("C", (), {"namespace": "user1", "user": "user1", "is_cluster_admin": False})()
+    [row] = preflight._one(conn, local_queue, {}, preflight.ATTENDEE)  # type: ignore[arg-type]
+    assert row.status == preflight.ASK and "user1 may not list localqueues" in row.evidence
+    assert row.fix == "ask an admin of project user1 (its owner, or your instructor) to run: " \
+                      "`oc adm policy add-role-to-user edit user1 -n user1`"

@@ -62,3 +62,22 @@ def test_disruptive_lessons_need_an_opt_in_and_quota_on_a_cluster_but_not_in_the
         settings.require_opt_in(cluster, opted, "06", need_gpus=4)  # type: ignore[arg-type]
     assert asked == [2, 4]
     settings.require_opt_in(SimpleNamespace(is_lab=True), settings.Settings(), "08")  # type: ignore[arg-type]
+
+
+def test_discover_leaves_the_queue_unset_when_localqueues_are_not_readable(monkeypatch):
+    import json
+
+    from kubernetes.client.rest import ApiException
+
+    from llmd_lab import access, k8s
+
+    def forbidden(*a, **k):
+        exc = ApiException(status=403, reason="Forbidden")
+        exc.body = json.dumps({"message": 'localqueues.kueue.x-k8s.io is forbidden: User "user1" cannot list resource '
+                                          '"localqueues" in API group "kueue.x-k8s.io" in the namespace "user1"'})
+        raise access.explain(exc)
+
+    monkeypatch.setattr(k8s, "has_kind", lambda *a: True)
+    monkeypatch.setattr(k8s, "list_objects", forbidden)
+    cfg = settings.Settings()
+    assert settings.discover(SimpleNamespace(namespace="user1"), cfg) is cfg  # type: ignore[arg-type]

@@ -17,6 +17,8 @@ from typing import Any
 VLLM = "vllm"
 EPP = "epp"
 ROUTING_SIDECAR = "routing-sidecar"
+STORAGE_INITIALIZER = "storage-initializer"
+GUIDELLM = "guidellm"
 IDLE = "idle"
 INIT = "init"
 
@@ -60,6 +62,10 @@ def program_for(container: Mapping[str, Any], argv: list[str], *, init: bool = F
             return VLLM
     if "--pool-name" in argv:
         return EPP
+    if init and container.get("name") == STORAGE_INITIALIZER:  # KServe's name for it (workload_storage.go)
+        return STORAGE_INITIALIZER
+    if argv and os.path.basename(argv[0]) == "guidellm":
+        return GUIDELLM
     if init and container.get("restartPolicy") != "Always":
         return INIT
     return IDLE
@@ -106,9 +112,11 @@ def _field_ref(path: str, pod: Mapping[str, Any], pod_ip: str) -> str:
 
 
 def container_env(pod: Mapping[str, Any], container: Mapping[str, Any], *, pod_ip: str, node: Mapping[str, Any] | None,
-                  time_scale: float) -> dict[str, str]:
-    """The container's environment: its ``env`` (values and fieldRefs, in order, with ``$(VAR)`` expansion)
-    plus what the simulators read to know their hardware and identity."""
+                  time_scale: float, secrets: Mapping[tuple[str, str], str] | None = None,
+                  download_mbps: float = 0.0) -> dict[str, str]:
+    """The container's environment: its ``env`` (values, fieldRefs and the ``secretKeyRef`` values in
+    ``secrets``, keyed by (Secret name, key), in order, with ``$(VAR)`` expansion) plus what the simulators read
+    to know their hardware, identity and the profile's model download bandwidth."""
     meta = pod.get("metadata") or {}
     labels = ((node or {}).get("metadata") or {}).get("labels") or {}
     gpus = gpu_limit(container)
@@ -119,6 +127,7 @@ def container_env(pod: Mapping[str, Any], container: Mapping[str, Any], *, pod_i
         "POD_IP": pod_ip,
         "LLMD_LAB_TIME_SCALE": repr(float(time_scale)),
         "LLMD_LAB_GPU_COUNT": str(gpus),
+        "LLMD_LAB_MODEL_DOWNLOAD_MBPS": repr(float(download_mbps)),
     }
     if gpus and labels.get("nvidia.com/gpu.product"):
         env["LLMD_LAB_GPU_PRODUCT"] = labels["nvidia.com/gpu.product"]
@@ -134,9 +143,17 @@ def container_env(pod: Mapping[str, Any], container: Mapping[str, Any], *, pod_i
             env[name] = expand_k8s(str(item["value"]), env)
         elif (item.get("valueFrom") or {}).get("fieldRef"):
             env[name] = _field_ref(item["valueFrom"]["fieldRef"].get("fieldPath", ""), pod, pod_ip)
+        elif (ref := (item.get("valueFrom") or {}).get("secretKeyRef")) and secrets is not None:
+            env[name] = secrets.get((ref.get("name", ""), ref.get("key", "")), "")
         else:
-            env.setdefault(name, "")  # secretKeyRef/configMapKeyRef: not simulated
+            env.setdefault(name, "")  # configMapKeyRef: not simulated
     return env
+
+
+def secret_key_refs(container: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (Secret name, key) pairs a container's env reads, for the kubelet to fetch before it starts."""
+    refs = [((i.get("valueFrom") or {}).get("secretKeyRef") or {}) for i in container.get("env") or []]
+    return [(r.get("name", ""), r.get("key", "")) for r in refs if r.get("name")]
 
 
 def container_port(container: Mapping[str, Any], argv: list[str], default: int = 8000) -> int:

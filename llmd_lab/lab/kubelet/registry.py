@@ -97,14 +97,40 @@ async def run_routing_sidecar(launch: Launch, started: Started) -> None:
     await _forever()
 
 
+async def run_guidellm(launch: Launch, started: Started) -> None:
+    """The real GuideLLM CLI (a benchmark Job's container); it exits, so the pod completes or fails."""
+    import tempfile
+    from pathlib import Path
+
+    from llmd_lab.sim import guidellm
+
+    scratch = Path(tempfile.gettempdir()) / "llmd-lab-files" / launch.env.get("POD_NAMESPACE", "") / launch.env.get("POD_NAME", "")
+    code = await guidellm.run(launch.argv, launch.env, launch.log, scratch)
+    raise ProcessExitError(code, "Completed" if code == 0 else "Error")
+
+
+async def run_storage_initializer(launch: Launch, started: Started) -> None:
+    from llmd_lab.sim.storage_initializer import InitializerExitError, run
+
+    try:
+        await run(launch.argv, launch.env, launch.log)
+    except InitializerExitError as exc:
+        # no terminationMessagePolicy on KServe's init container: the reason is in its log, not the status
+        raise ProcessExitError(exc.code, "Error", "") from exc
+
+
+JOBS: dict[str, ProgramMain] = {programs.STORAGE_INITIALIZER: run_storage_initializer}
+"""Programs that run to completion (init containers): returning is exit 0."""
+
 PROGRAMS: dict[str, ProgramMain] = {
     programs.VLLM: run_vllm,
     programs.EPP: run_epp,
     programs.ROUTING_SIDECAR: run_routing_sidecar,
+    programs.GUIDELLM: run_guidellm,
 }
 """Program name → how to run it; anything else (``idle``, ``init``) has no process of its own."""
 
 
 def serves(program: str) -> bool:
     """Whether ``program`` listens (its container is ready only once it does, unless a probe says otherwise)."""
-    return program in PROGRAMS
+    return program in PROGRAMS and program != programs.GUIDELLM  # a client: ready as soon as it runs

@@ -11,6 +11,7 @@ one set of tasks; what a container runs is already apart (``registry``, ``progra
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -237,24 +238,79 @@ class PodWorker:
         await self._events(rendered.events[1:])
 
     async def _run_init(self, r: ContainerRunner) -> None:
-        started = stages.render("container-started", self._fields(r))
-        r.state, r.started = started.container, True
-        r.container_id = f"cri-o://{uuid.uuid4().hex}{uuid.uuid4().hex}"
-        await self._events(started.events)
-        self._dirty.set()
-        uri = programs.model_uri(self.pod)
-        if r.name == "storage-initializer":
-            r.logs.write(f"INFO:root:Initializing, args: src_uri [{uri}] dest_path [/mnt/models]")
-            r.logs.write(f"INFO:root:Copying contents of {uri} to local")
-        else:
+        """Run an init container to completion; a failure restarts it after the CrashLoopBackOff delay
+        (Init:Error, then Init:CrashLoopBackOff in ``kubectl get``), as the kubelet does for restartPolicy
+        Always/OnFailure pods."""
+        while not self._stopping:
+            if r.restart_count:
+                await self._events(stages.render("image-present", self._fields(r)).events)
+            started = stages.render("container-started", self._fields(r))
+            r.state, r.started = started.container, True
+            r.container_id = f"cri-o://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+            await self._events(started.events)
+            self._dirty.set()
+            try:
+                await self._init_program(r, started.delay_seconds)
+            except ProcessExitError as failure:
+                r.started = False
+                await self._fail_and_back_off(r, failure)
+                continue
+            done = stages.render("container-completed",
+                                 self._fields(r, started_at=r.state["running"]["startedAt"]))
+            r.state, r.started, r.completed, r.ready = done.container, False, True, False
+            r.logs.close()
+            self._dirty.set()
+            return
+
+    async def _init_program(self, r: ContainerRunner, delay_seconds: float) -> None:
+        """The init container's process: a registered job (the storage-initializer) or the modelcar's echo."""
+        launch = self._launch(r, await self._secrets(r))
+        job = registry.JOBS.get(r.program)
+        if isinstance(launch, ProcessExitError):
+            raise launch
+        if job is None:
             r.logs.write(f"Pre-fetching modelcar {r.spec.get('image', '')}: Done!")
-        await self.ctx.clock.sleep(started.delay_seconds)
-        if r.name == "storage-initializer":
-            r.logs.write("INFO:root:Successfully copied " + uri + " to /mnt/models")
-        done = stages.render("container-completed", self._fields(r, started_at=r.state["running"]["startedAt"]))
-        r.state, r.started, r.completed, r.ready = done.container, False, True, False
+        await self.ctx.clock.sleep(delay_seconds)
+        if job is not None:
+            await job(launch, r.set_handle)
+
+    async def _secrets(self, r: ContainerRunner) -> dict[tuple[str, str], str]:
+        """The values of the Secret keys the container's env reads (base64-decoded as the kubelet mounts them);
+        a missing Secret or key leaves the variable empty (*not modelled*: CreateContainerConfigError)."""
+        values: dict[tuple[str, str], str] = {}
+        for name, key in programs.secret_key_refs(r.spec):
+            try:
+                secret = await self.ctx.store.get("v1", "Secret", name, self.namespace)
+            except ApiError:
+                continue
+            raw = (secret.get("data") or {}).get(key)
+            if raw is not None:
+                values[(name, key)] = base64.b64decode(raw).decode(errors="replace")
+        return values
+
+    async def _fail_and_back_off(self, r: ContainerRunner, failure: ProcessExitError) -> None:
+        """A container exited: show it terminated (Error), then waiting in CrashLoopBackOff for the delay."""
+        r.handle = None
+        r.ready = False
+        r.started = False
+        failed = stages.render("container-failed", self._fields(
+            r, reason=failure.reason, exit_code=failure.code, message=failure.message[-1024:],
+            started_at=(r.state.get("running") or {}).get("startedAt", self._now())))
+        if not failed.container["terminated"].get("message"):
+            failed.container["terminated"].pop("message", None)
+        r.state = failed.container
         r.logs.close()
+        r.previous, r.logs = r.logs, LogBuffer()
         self._dirty.set()
+        r.restart_count += 1
+        r.last_state = failed.container
+        backoff = stages.backoff_seconds(r.restart_count)
+        waiting = stages.render("crash-loop-back-off", self._fields(r, backoff=stages.format_duration(backoff)))
+        await asyncio.sleep(0.05)  # let clients see Error before CrashLoopBackOff
+        r.state = waiting.container
+        self._dirty.set()
+        await self._events(waiting.events)
+        await self.ctx.clock.sleep(backoff)
 
     # ---- a container: start, run, crash, back off, restart
     async def _container_loop(self, r: ContainerRunner) -> None:
@@ -301,33 +357,16 @@ class PodWorker:
                     await task
             if self._stopping:
                 return
-            r.handle = None
-            r.ready = False
-            r.started = False
-            failed = stages.render("container-failed", self._fields(
-                r, reason=failure.reason, exit_code=failure.code, message=failure.message[-1024:],
-                started_at=(r.state.get("running") or {}).get("startedAt", self._now())))
-            if not failed.container["terminated"].get("message"):
-                failed.container["terminated"].pop("message", None)
-            r.state = failed.container
-            r.logs.close()
-            r.previous, r.logs = r.logs, LogBuffer()
-            self._dirty.set()
-            r.restart_count += 1
-            r.last_state = failed.container
-            backoff = stages.backoff_seconds(r.restart_count)
-            waiting = stages.render("crash-loop-back-off", self._fields(r, backoff=stages.format_duration(backoff)))
-            await asyncio.sleep(0.05)  # let clients see Error before CrashLoopBackOff
-            r.state = waiting.container
-            self._dirty.set()
-            await self._events(waiting.events)
-            await self.ctx.clock.sleep(backoff)
+            await self._fail_and_back_off(r, failure)
 
-    def _launch(self, r: ContainerRunner) -> Launch | ProcessExitError:
+    def _launch(self, r: ContainerRunner,
+                secrets: dict[tuple[str, str], str] | None = None) -> Launch | ProcessExitError:
         """The process a container start runs: its argv and env, and which program that is (``r.program``);
         a command that cannot even be parsed (``sh -c`` with an unbalanced quote) exits 1 like a shell would."""
+        profile = self.ctx.profile
         env = programs.container_env(self.pod, r.spec, pod_ip=self.ip, node=self.node,
-                                     time_scale=self.ctx.time_scale)
+                                     time_scale=self.ctx.time_scale, secrets=secrets,
+                                     download_mbps=profile.model_download_mbps if profile else 0.0)
         try:
             argv = programs.container_argv(r.spec, env)
         except ValueError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 from llmd_lab.sim.epp.config import LoadedConfig
 from llmd_lab.sim.epp.scheduler import DecisionTrace
+from llmd_lab.sim.epp.tokenizers import TokenizerLoadError
 from llmd_lab.sim.epp.types import Endpoint, LLMRequest, SchedulingError, SchedulingResult
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
@@ -194,6 +195,11 @@ class Director:
         except SchedulingError as exc:
             raise EppError("InferencePoolResourceExhausted", f"failed to find target pod: {exc}",
                            getattr(exc, "trace", trace)) from None
+        except TokenizerLoadError as exc:  # upstream the request waits for ever; the lab refuses it (fidelity.md)
+            trace.error = f"precise-prefix-cache-scorer: {exc}"
+            raise EppError("ServiceUnavailable", f"request not scheduled: the precise-prefix-cache-scorer cannot "
+                           f"tokenize: {exc} (serve the model under its Hugging Face id: spec.model.name)",
+                           trace) from None
         port = self.target_port()
         headers: dict[str, str] = {}
         removed: list[str] = [OBJECTIVE_HEADER, FAIRNESS_HEADER, MODEL_REWRITE_HEADER]

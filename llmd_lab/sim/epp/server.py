@@ -40,6 +40,7 @@ from llmd_lab.sim.epp.plugins.base import PluginHandle
 from llmd_lab.sim.epp.plugins.precise_prefix import PrecisePrefixCacheScorer
 from llmd_lab.sim.epp.plugins.prefix import PrefixCacheScorer
 from llmd_lab.sim.epp.scraper import MetricNames, Scraper
+from llmd_lab.sim.epp.tokenizers import HFTokenizers
 from llmd_lab.sim.extproc import IMMEDIATE_RESPONSE_HEADER, RequestVerdict
 from llmd_lab.sim.extproc import register as register_extproc
 from llmd_lab.sim.extproc import unregister as unregister_extproc
@@ -238,10 +239,8 @@ async def serve(
             text = opts.config_text or GIE_DEFAULT_CONFIG
         datastore = Datastore(source, opts.pool_name, opts.pool_namespace, opts.pool_group, logger)
         metrics = EppMetrics(opts.pool_name, datastore.candidates, clock, opts.metrics_staleness_threshold)
-        from llmd_lab.sim.vllm.tokenizer import Tokenizer  # the model's tokenizer, for the precise scorer
-
-        tokenizer = Tokenizer()
-        handle = PluginHandle(clock=clock, rng=random.Random(seed), tokenizer_for=lambda model: tokenizer, env=env,
+        tokenizers = HFTokenizers(env, logger)  # by Hugging Face id, for the precise scorer
+        handle = PluginHandle(clock=clock, rng=random.Random(seed), tokenizer_for=tokenizers.tokenizer_for, env=env,
                               observer=metrics)
         config = load_config(text, handle)
     except Exception as exc:

@@ -321,8 +321,8 @@ class LLMEngine:
         rng = self._rngs[request.request_id]
         word = rng.choice(_WORDS)
         piece = (" " if n_out else "") + word
-        if rng.random() < 0.08:
-            piece += rng.choice((".", ",", "."))
+        if rng.random() < 0.08:  # punctuation is a token of its own, as the shared tokenizer splits it
+            piece = rng.choice((".", ",", "."))
         return self.tokenizer.token_id(piece), piece
 
     def _check_stop(self, request: Request, token_id: int) -> RequestStatus | None:

@@ -1,6 +1,6 @@
 """GPU and model profiles: the published numbers the simulated vLLM's physics and memory plan use.
 
-The numbers live in ``data/gpus.yaml`` and ``data/models.yaml`` (each with its source) so that learners can
+The numbers live in ``llmd_lab/facts/gpus.yaml`` and ``models.yaml``, shared with the library (each with its source), so that learners can
 read and change them; this module only loads and resolves them. Quantised variants name a ``base`` model
 and inherit its architecture.
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
-import yaml
+from llmd_lab import facts
 
 _ARCH_FIELDS = (
     "num_hidden_layers",
@@ -88,14 +87,9 @@ class ModelProfile:
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes of weights on the GPU(s) in total (divide by TP for one rank)."""
-        if self.weight_format == "bf16":
-            return self.num_parameters * 2
-        emb = self.embedding_parameters * 2
-        if self.weight_format == "fp8":
-            return emb + self.linear_parameters  # 1 byte/param; per-channel scales are negligible
-        # w4a16: half a byte per weight plus one BF16 scale per group
-        return emb + int(self.linear_parameters * (0.5 + 2 / self.group_size))
+        """Bytes of weights on the GPU(s) in total (divide by TP for one rank); the library sizes models with the
+        same function (llmd_lab.facts.weight_bytes)."""
+        return facts.weight_bytes(self.num_parameters, self.embedding_parameters, self.weight_format, self.group_size)
 
     def kv_bytes_per_token(self, tensor_parallel_size: int = 1) -> int:
         """KV-cache bytes one token needs on one rank: layers × kv heads × head dim × 2 (K and V) × dtype.
@@ -107,24 +101,19 @@ class ModelProfile:
         return self.num_hidden_layers * kv_heads * self.head_dim * 2 * self.dtype_bytes
 
 
-def _data(name: str) -> dict:
-    text = resources.files("llmd_lab.sim.vllm").joinpath("data", name).read_text()
-    return yaml.safe_load(text)
-
-
 @cache
 def gpus() -> dict[str, GPUProfile]:
     """All GPU profiles by name (L4, A10G, A100-80GB, H100-80GB)."""
     return {
         name: GPUProfile(name=name, **{**spec, "aliases": tuple(spec.get("aliases", ()))})
-        for name, spec in _data("gpus.yaml").items()
+        for name, spec in facts.gpus().items()
     }
 
 
 @cache
 def models() -> dict[str, ModelProfile]:
     """All model profiles by Hugging Face id; quantised variants inherit their ``base`` architecture."""
-    raw = _data("models.yaml")
+    raw = facts.models()  # one source with the library
     out: dict[str, ModelProfile] = {}
     for name, spec in raw.items():
         base = raw[spec["base"]] if "base" in spec else spec
@@ -191,5 +180,5 @@ def resolve_model(name_or_uri: str, *, served_model_names: tuple[str, ...] | lis
     tried = ", ".join(repr(r) for r in refs)
     raise UnknownProfileError(
         f"no model profile matches {tried}; the simulated vLLM knows: {known} "
-        "(add one to llmd_lab/sim/vllm/data/models.yaml, or serve one of these names)"
+        "(add one to llmd_lab/facts/models.yaml, or serve one of these names)"
     )

@@ -1,23 +1,22 @@
-"""A deterministic, offline tokenizer and a ChatML chat template.
+"""The simulated vLLM's tokenizer: the lab's shared Hugging Face tokenizer, plus Qwen's ChatML chat template.
 
-No real tokenizer file ships in a PyPI package we may use without a download, so this is a documented
-approximation in the style of llm-d-inference-sim's regex tokenizer: text is split GPT-2-style into words
-(with their leading space), numbers (up to 3 digits), punctuation runs and whitespace; each piece's id is a
-stable hash of its bytes (xxhash64), so the same text always gives the same ids in every process. What matters
-for the lab holds exactly: the split is prefix-stable at piece boundaries, so a shared system prompt or an
-earlier turn of a conversation encodes to a real token prefix of the next request, and the chat template's
-special tokens are single ids. Token counts are close to a BPE tokenizer's for English (≈1.3 tokens/word).
-
-``decode`` inverts ``encode`` for every piece this process has seen (encoded or generated); ids it never saw
-decode to "".
+A real vLLM counts tokens with the model's tokenizer, and so do the benchmark tools a learner points at it
+(GuideLLM, inference-perf). The lab ships one offline tokenizer directory (:mod:`llmd_lab.tokenizer`: a
+byte-level BPE over the lab's piece split, built by ``llmd_lab/tokenizer/build.py``) and the simulated vLLM
+loads exactly that file, so ``prompt_tokens`` agree between the tools, the kit's runner and the pods' metrics.
+What the lab relies on holds exactly: encoding is prefix-stable at piece boundaries (a shared system prompt or
+an earlier turn is a real token prefix of the next request), ChatML's special tokens are single ids at Qwen's
+ids, and ``decode`` is lossless for any text (GuideLLM builds prompts by encode, truncate, decode).
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Iterable, Mapping
 
-import xxhash
+from tokenizers import Tokenizer as HFTokenizer
+
+from llmd_lab.tokenizer import TOKENIZER_DIR
 
 # Qwen2/Qwen3 special-token ids, so that the chat markers look like the real ones in /tokenize output.
 SPECIAL_TOKENS: dict[str, int] = {
@@ -26,62 +25,48 @@ SPECIAL_TOKENS: dict[str, int] = {
     "<|im_end|>": 151645,
 }
 EOS_TOKEN = "<|im_end|>"
-_FIRST_PIECE_ID = 1 << 20  # ordinary pieces live above every special id
-_PIECE_ID_SPACE = (1 << 31) - _FIRST_PIECE_ID  # ids fit a u32 (KV events carry token ids as u32)
 
-_SPECIAL = re.compile(
-    r"(<\|[a-z_]+\|>)"
-)  # special tokens are cut out first so punctuation can't swallow them
-_PIECES = re.compile(
-    r" ?[^\W\d_]+"  # a word with its leading space
-    r"| ?\d{1,3}"  # numbers in chunks of up to 3 digits, like Qwen/Llama
-    r"| ?(?:[^\s\w]|_)+"  # punctuation run (underscore included) with its leading space
-    r"|\s+(?!\S)|\s+"  # whitespace (trailing run kept separate from the next word's space)
-)
+
+@functools.cache
+def _load() -> HFTokenizer:
+    """The shipped tokenizer.json, loaded once per process (it is immutable once loaded)."""
+    tok = HFTokenizer.from_file(str(TOKENIZER_DIR / "tokenizer.json"))
+    for text, token_id in SPECIAL_TOKENS.items():
+        if tok.token_to_id(text) != token_id:
+            raise RuntimeError(f"{TOKENIZER_DIR}/tokenizer.json: {text} is not id {token_id}; rebuild it")
+    return tok
 
 
 class Tokenizer:
-    """Stable-id regex tokenizer with a ChatML (Qwen-style) chat template."""
+    """The shared tokenizer with a ChatML (Qwen-style) chat template."""
 
-    def __init__(self, special_tokens: Mapping[str, int] | None = None) -> None:
-        self.special_tokens = dict(special_tokens or SPECIAL_TOKENS)
-        self._id_to_piece: dict[int, str] = {i: t for t, i in self.special_tokens.items()}
-        self._piece_to_id: dict[str, int] = dict(self.special_tokens)
+    def __init__(self) -> None:
+        self._tok = _load()
+        self.special_tokens = dict(SPECIAL_TOKENS)
         self.eos_token_id = self.special_tokens[EOS_TOKEN]
 
     def token_id(self, piece: str) -> int:
-        """The id of one piece (special tokens keep their fixed ids)."""
-        found = self._piece_to_id.get(piece)
-        if found is None:
-            found = _FIRST_PIECE_ID + xxhash.xxh64_intdigest(piece.encode()) % _PIECE_ID_SPACE
-            self._piece_to_id[piece] = found
-            self._id_to_piece[found] = piece
-        return found
-
-    def split(self, text: str) -> list[str]:
-        """The pieces of ``text``; joining them gives ``text`` back."""
-        pieces: list[str] = []
-        for i, segment in enumerate(_SPECIAL.split(text)):
-            if i % 2:
-                pieces.append(segment)
-            elif segment:
-                pieces.extend(_PIECES.findall(segment))
-        return pieces
+        """The id of ``piece``, which must be exactly one token (the engine samples whole tokens)."""
+        ids = self._tok.encode(piece, add_special_tokens=False).ids
+        if len(ids) != 1:
+            raise ValueError(f"{piece!r} is {len(ids)} tokens, not one")
+        return ids[0]
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no BOS is added, as for Qwen)."""
-        return [self.token_id(p) for p in self.split(text)]
+        return self._tok.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ``ids``; ids never produced by this process decode to ""."""
-        return "".join(self._id_to_piece.get(i, "") for i in ids)
+        """Text of ``ids`` (special tokens included, as vLLM's detokenizer shows them in /detokenize)."""
+        return self._tok.decode(list(ids), skip_special_tokens=False)
 
     def apply_chat_template(
         self, messages: list[Mapping[str, object]], *, add_generation_prompt: bool = True
     ) -> str:
         """ChatML as Qwen's template renders it: ``<|im_start|>role\\ncontent<|im_end|>\\n`` per message.
 
-        Content may be a string or a list of OpenAI content parts (the text parts are joined).
+        Content may be a string or a list of OpenAI content parts (the text parts are joined). The shipped
+        tokenizer_config.json carries the same template for the tools that render it themselves.
         """
         out: list[str] = []
         for message in messages:

@@ -29,17 +29,23 @@ ROOT = Path(__file__).resolve().parents[3]
 PATCH = ROOT / "assets/gitops/overlays/precise-prefix/patch-llminferenceservice.yaml"
 FIX = ROOT / "assets/gitops/overlays/precise-prefix/service.yaml"
 KSERVE_SAMPLE_ENDPOINT = "tcp://qwen-epp-service:5557"
+# the precise scorer loads its tokenizer by the served name (kv-cache-manager v0.3.1 tokenizer.go FromPretrained):
+# the model must be served under its Hugging Face id, and vLLM's KV-event topic must carry that name
+SERVED = "Qwen/Qwen3-0.6B"
 
 
 def precise_prefix_llmisvc() -> dict:
     """The workshop's LLMInferenceService with the precise-prefix overlay's containers (as the library renders)."""
     ops = {op["path"]: op["value"] for op in yaml.safe_load(PATCH.read_text())}
+    for var in ops["/spec/template/containers"][0]["env"]:
+        if var["name"] == "VLLM_ADDITIONAL_ARGS":
+            var["value"] = var["value"].replace("@qwen\"", f"@{SERVED}\"")
     return {
         "apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService",
         "metadata": {"name": "qwen", "namespace": "private-ai",
                      "annotations": {"security.opendatahub.io/enable-auth": "false"}},
         "spec": {
-            "model": {"uri": "hf://Qwen/Qwen3-0.6B", "name": "qwen"},
+            "model": {"uri": "hf://Qwen/Qwen3-0.6B", "name": SERVED},
             "replicas": 1,
             "template": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                          "containers": ops["/spec/template/containers"]},
@@ -80,7 +86,7 @@ async def _serve_one_prompt(kubelet: Kubelet, endpoint: str):
         # vLLM serves HTTPS with KServe's SAN-less certificate: skip verification, as the gateway does
         async with httpx.AsyncClient(timeout=30, verify=insecure_client_context()) as client:
             r = await client.post(f"https://{pod_ip}:8000/v1/completions",
-                                  json={"model": "qwen", "prompt": prompt, "max_tokens": 4})
+                                  json={"model": SERVED, "prompt": prompt, "max_tokens": 4})
             assert r.status_code == 200, r.text
 
     return scorer, pod_ip, send
@@ -133,7 +139,7 @@ async def test_kserve_sample_endpoint_leaves_the_index_empty(cluster) -> None:
     await eventually(_async(lambda: _published(kubelet) >= 3), what="vLLM to publish KV events")
     assert scorer.index.admissions == 0 and not scorer.index.blocks
     prompt = "0: The quick brown fox jumps over the lazy dog. " * 40
-    assert scorer.pod_scores(LLMRequest("r-1", "qwen", prompt)) == {}  # the precise scorer scores nothing
+    assert scorer.pod_scores(LLMRequest("r-1", SERVED, prompt)) == {}  # the precise scorer scores nothing
 
 
 async def _service(store):

@@ -56,7 +56,8 @@ def test_shell_wrapped_vllm_command_is_expanded() -> None:
     assert programs.program_for(epp, programs.container_argv(epp, {})) == programs.EPP
     sidecar = {"name": "llm-d-routing-sidecar", "args": ["--port=8000", "--vllm-port=8001"], "restartPolicy": "Always"}
     assert programs.program_for(sidecar, sidecar["args"], init=True) == programs.ROUTING_SIDECAR
-    assert programs.program_for({"name": "storage-initializer"}, ["hf://x", "/mnt/models"], init=True) == programs.INIT
+    assert programs.program_for({"name": "storage-initializer"}, ["hf://x", "/mnt/models"], init=True) == programs.STORAGE_INITIALIZER
+    assert programs.program_for({"name": "modelcar-init"}, ["sh"], init=True) == programs.INIT
 
 
 def test_env_gives_the_simulator_its_gpu_and_model() -> None:

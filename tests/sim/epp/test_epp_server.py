@@ -90,7 +90,7 @@ async def test_precise_scorer_learns_from_kv_events_over_zmq():
                      "      tokenProcessorConfig: {blockSize: 16, hashSeed: '42'}\n")
     epp = await serve(["--pool-name", "pool", "--grpc-port", "0", "--grpc-health-port", "0", "--metrics-port", "0",
                        "--config-text", config], host=host, source=StaticSource(), log=lambda line: None)
-    publisher = ZmqEventPublisher(f"tcp://{host}:5557", "kv@10.9.9.9@m")
+    publisher = ZmqEventPublisher(f"tcp://{host}:5557", "kv@10.9.9.9@Qwen/Qwen3-0.6B")  # served under its HF id
     try:
         scorer = epp.config.plugins["precise-prefix-cache-scorer"]
         tokens = Tokenizer().encode("word " * 64)
@@ -102,7 +102,7 @@ async def test_precise_scorer_learns_from_kv_events_over_zmq():
                 break
             await asyncio.sleep(0.01)
         from llmd_lab.sim.epp.types import LLMRequest
-        assert scorer.pod_scores(LLMRequest("r", "m", "word " * 64)) == {"10.9.9.9": len(keys)}
+        assert scorer.pod_scores(LLMRequest("r", "Qwen/Qwen3-0.6B", "word " * 64)) == {"10.9.9.9": len(keys)}
     finally:
         publisher.close()
         await epp.stop()

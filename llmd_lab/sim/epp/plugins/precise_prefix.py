@@ -81,9 +81,12 @@ class PrecisePrefixCacheScorer(Scorer):
 
     # --- scoring ---------------------------------------------------------------------------------------
     def tokenize(self, model: str, prompt: str) -> list[int]:
+        """The prompt's tokens by the tokenizer of the request's target model, loaded by that name as a Hugging
+        Face id. Upstream (kv-cache-manager v0.3.1 pool.go) a tokenizer that cannot load fails the task, which is
+        re-queued with backoff while ``Tokenize`` waits: the request is never scheduled."""
         if self.tokenizer_for is None:
             raise RuntimeError("precise-prefix-cache-scorer has no tokenizer (PluginHandle.tokenizer_for is unset)")
-        tokenizer = self.tokenizer_for(model)
+        tokenizer = self.tokenizer_for(model)  # TokenizerLoadError: the director refuses the request
         return list(tokenizer.encode(prompt) if hasattr(tokenizer, "encode") else tokenizer(prompt))
 
     def pod_scores(self, request: LLMRequest) -> dict[str, int]:
