@@ -43,19 +43,24 @@ def test_pending_on_gpus(conn):
 
 
 def test_crashloop_when_the_model_cannot_fit(conn):
+    # a gated repository: the storage-initializer needs HF_TOKEN from the Secret KServe reads (workload_storage.go)
+    conn.core.create_namespaced_secret(conn.namespace, {"metadata": {"name": "hf-token"},
+                                                        "stringData": {"HF_TOKEN": "hf_test"}})  # fmt: skip
     obj = manifests.llm_inference_service("huge", "hf://meta-llama/Llama-3.1-70B-Instruct",
-                                          model_name="meta-llama/Llama-3.1-70B-Instruct", gpu="g6.4xlarge")  # fmt: skip
+                                          model_name="meta-llama/Llama-3.1-70B-Instruct", gpu="g6.4xlarge",
+                                          annotations={"serving.kserve.io/storageSecretName": "hf-token"})  # fmt: skip
     with pytest.raises(manifests.ManifestError):
         deploy.apply(conn, obj)  # our validation refuses it first …
     deploy.apply(conn, obj, validate=False)  # … forced through, vLLM fails to start
     try:
         row = _until_finding(conn, "huge", lambda r: "huge-kserve" in r["check"] and "Pending" not in r["check"]
-                             and r["status"] == "fail")  # fmt: skip
+                             and r["status"] == "fail", timeout_s=180)  # fmt: skip
         assert "restarts" in row["evidence"] or "OOMKilled" in row["check"]
         assert "tensor" in row["fix"] or "memory" in row["fix"]
         assert "huge-kserve" in deploy.explain(conn, "huge", probe=False)
     finally:
         deploy.delete(conn, "huge", timeout_s=60)
+        conn.core.delete_namespaced_secret("hf-token", conn.namespace)
 
 
 def test_kv_metric_flag_and_model_name_404(conn):

@@ -79,9 +79,8 @@ def _weight(value: Any, where: str) -> int | None:
     return int(value)
 
 
-def load_config(text: str | bytes, handle: PluginHandle | None = None) -> LoadedConfig:
-    """Parse, instantiate and default an EndpointPickerConfig; raise :class:`ConfigError` naming the problem."""
-    handle = handle or PluginHandle()
+def _parse_root(text: str | bytes) -> dict[str, Any]:
+    """The decoded top level, with apiVersion/kind checked and unknown fields refused (strict, as upstream)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -93,10 +92,13 @@ def load_config(text: str | bytes, handle: PluginHandle | None = None) -> Loaded
             f"and kind {raw.get('kind')!r}"
         )
     _unknown("", raw, _TOP_FIELDS)
-    plugin_specs = raw.get("plugins")
+    return raw
+
+
+def _instantiate_plugins(plugin_specs: Any, handle: PluginHandle) -> dict[str, Plugin]:
+    """Each ``plugins[]`` entry built by its registered factory; names default to the type, as upstream."""
     if not isinstance(plugin_specs, list) or not plugin_specs:
         raise ConfigError("'plugins' is required and must be a non-empty list")
-
     plugins: dict[str, Plugin] = {}
     for i, spec in enumerate(plugin_specs):
         spec = _mapping(spec, f"plugins[{i}]")
@@ -115,85 +117,117 @@ def load_config(text: str | bytes, handle: PluginHandle | None = None) -> Loaded
                 f"plugin type '{type_name}' is not found in registry (known types: {', '.join(sorted(REGISTRY))})"
             )
         plugins[name] = factory(name, spec.get("parameters") or {}, handle)
+    return plugins
 
-    profile_specs = raw.get("schedulingProfiles")
-    if profile_specs is None:
-        profile_specs = [{"name": "default", "plugins": [
-            {"pluginRef": n} for n, p in plugins.items() if isinstance(p, Filter | Scorer | Picker)]}]
-    if not isinstance(profile_specs, list) or not profile_specs:
-        raise ConfigError("'schedulingProfiles' must be a non-empty list")
 
+def _profile_handler(plugins: dict[str, Plugin], profile_count: int, handle: PluginHandle) -> ProfileHandler:
+    """Exactly one profile handler; a single profile without one gets single-profile-handler (GIE defaulting)."""
     handlers = [p for p in plugins.values() if isinstance(p, ProfileHandler)]
-    if len(profile_specs) == 1 and not handlers:
+    if profile_count == 1 and not handlers:
         auto = REGISTRY["single-profile-handler"]("single-profile-handler", {}, handle)
         plugins.setdefault(auto.name, auto)
-        handlers = [auto]
+        handlers = [auto]  # type: ignore[list-item]
     if len(handlers) > 1:
         raise ConfigError(f"only one profile handler is allowed, found {', '.join(repr(h.name) for h in handlers)}")
     if not handlers:
         raise ConfigError("no profile handler was specified (add single-profile-handler or pd-profile-handler)")
-    handler = handlers[0]
+    return handlers[0]
 
-    profiles: dict[str, SchedulerProfile] = {}
-    for i, spec in enumerate(profile_specs):
-        spec = _mapping(spec, f"schedulingProfiles[{i}]")
-        _unknown(f"schedulingProfiles[{i}].", spec, _PROFILE_FIELDS)
-        pname = spec.get("name")
-        if not pname or not isinstance(pname, str):
-            raise ConfigError(f"schedulingProfiles[{i}] needs a name")
-        if pname in profiles:
-            raise ConfigError(f"duplicate scheduling profile name '{pname}'")
-        refs = spec.get("plugins") or []
-        if not isinstance(refs, list):
-            raise ConfigError(f"scheduling profile '{pname}': 'plugins' must be a list")
-        filters: list[Filter] = []
-        scorers: list[tuple[Scorer, int]] = []
-        picker: Picker | None = None
-        for j, ref in enumerate(refs):
-            ref = _mapping(ref, f"schedulingProfiles[{i}].plugins[{j}]")
-            _unknown(f"schedulingProfiles[{i}].plugins[{j}].", ref, _REF_FIELDS)
-            ref_name = ref.get("pluginRef")
-            if not ref_name:
-                raise ConfigError(f"scheduling profile '{pname}': plugins[{j}] is missing 'pluginRef'")
-            plugin = plugins.get(ref_name)
-            if plugin is None:
-                raise ConfigError(
-                    f"scheduling profile '{pname}' references plugin '{ref_name}', which is not defined in 'plugins'"
-                )
-            weight = _weight(ref.get("weight"), f"scheduling profile '{pname}', plugin '{ref_name}'")
-            matched = False
-            if isinstance(plugin, Filter):
-                filters.append(plugin)
-                matched = True
-            if isinstance(plugin, Scorer):
-                scorers.append((plugin, DEFAULT_SCORER_WEIGHT if weight is None else weight))
-                matched = True
-            if isinstance(plugin, Picker):
-                if picker is not None:
-                    raise ConfigError(
-                        f"scheduling profile '{pname}' has two pickers ('{picker.name}', '{plugin.name}'); only one"
-                    )
-                picker = plugin
-                matched = True
-            if not matched:
-                raise ConfigError(
-                    f"scheduling profile '{pname}': plugin '{ref_name}' (type {plugin.type_name}) is not a filter, "
-                    "scorer or picker and cannot be listed in a profile"
-                )
-        if picker is None:
-            existing = next((p for p in plugins.values() if p.type_name == "max-score-picker"), None)
-            if existing is None:
-                existing = REGISTRY["max-score-picker"]("max-score-picker", {}, handle)
-                plugins[existing.name] = existing
-            picker = existing  # type: ignore[assignment]
-        profiles[pname] = SchedulerProfile(pname, filters, scorers, picker, handle.observer)  # type: ignore[arg-type]
 
+def _build_profile(i: int, spec: Any, plugins: dict[str, Plugin], handle: PluginHandle) -> SchedulerProfile:
+    """One scheduling profile: its filters, weighted scorers and one picker (max-score-picker by default)."""
+    spec = _mapping(spec, f"schedulingProfiles[{i}]")
+    _unknown(f"schedulingProfiles[{i}].", spec, _PROFILE_FIELDS)
+    pname = spec.get("name")
+    if not pname or not isinstance(pname, str):
+        raise ConfigError(f"schedulingProfiles[{i}] needs a name")
+    refs = spec.get("plugins") or []
+    if not isinstance(refs, list):
+        raise ConfigError(f"scheduling profile '{pname}': 'plugins' must be a list")
+    filters: list[Filter] = []
+    scorers: list[tuple[Scorer, int]] = []
+    pickers: list[Picker] = []
+    for j, ref in enumerate(refs):
+        plugin, weight = _resolve_ref(i, j, pname, ref, plugins)
+        _place(pname, plugin, weight, filters, scorers, pickers)
+    picker = pickers[0] if pickers else _default_picker(plugins, handle)
+    return SchedulerProfile(pname, filters, scorers, picker, handle.observer)  # type: ignore[arg-type]
+
+
+def _resolve_ref(i: int, j: int, pname: str, ref: Any, plugins: dict[str, Plugin]) -> tuple[Plugin, int | None]:
+    ref = _mapping(ref, f"schedulingProfiles[{i}].plugins[{j}]")
+    _unknown(f"schedulingProfiles[{i}].plugins[{j}].", ref, _REF_FIELDS)
+    ref_name = ref.get("pluginRef")
+    if not ref_name:
+        raise ConfigError(f"scheduling profile '{pname}': plugins[{j}] is missing 'pluginRef'")
+    plugin = plugins.get(ref_name)
+    if plugin is None:
+        raise ConfigError(
+            f"scheduling profile '{pname}' references plugin '{ref_name}', which is not defined in 'plugins'"
+        )
+    return plugin, _weight(ref.get("weight"), f"scheduling profile '{pname}', plugin '{ref_name}'")
+
+
+def _place(pname: str, plugin: Plugin, weight: int | None, filters: list[Filter],
+           scorers: list[tuple[Scorer, int]], pickers: list[Picker]) -> None:
+    """Put a referenced plugin in every role it plays (one plugin may be both filter and scorer)."""
+    matched = False
+    if isinstance(plugin, Filter):
+        filters.append(plugin)
+        matched = True
+    if isinstance(plugin, Scorer):
+        scorers.append((plugin, DEFAULT_SCORER_WEIGHT if weight is None else weight))
+        matched = True
+    if isinstance(plugin, Picker):
+        if pickers:
+            raise ConfigError(
+                f"scheduling profile '{pname}' has two pickers ('{pickers[0].name}', '{plugin.name}'); only one"
+            )
+        pickers.append(plugin)
+        matched = True
+    if not matched:
+        raise ConfigError(
+            f"scheduling profile '{pname}': plugin '{plugin.name}' (type {plugin.type_name}) is not a filter, "
+            "scorer or picker and cannot be listed in a profile"
+        )
+
+
+def _default_picker(plugins: dict[str, Plugin], handle: PluginHandle) -> Picker:
+    existing = next((p for p in plugins.values() if p.type_name == "max-score-picker"), None)
+    if existing is None:
+        existing = REGISTRY["max-score-picker"]("max-score-picker", {}, handle)
+        plugins[existing.name] = existing
+    return existing  # type: ignore[return-value]
+
+
+def _check_handler_fits(handler: ProfileHandler, profiles: dict[str, SchedulerProfile]) -> None:
     if handler.type_name == "single-profile-handler" and len(profiles) > 1:
         raise ConfigError("single-profile-handler cannot support multiple scheduling profiles "
                           f"({', '.join(profiles)}); use pd-profile-handler or one profile")
     if isinstance(handler, PdProfileHandler) and handler.decode_profile not in profiles:
         raise ConfigError(f"pd-profile-handler '{handler.name}' needs a scheduling profile named "
                           f"'{handler.decode_profile}' (profiles: {', '.join(profiles)})")
+
+
+def load_config(text: str | bytes, handle: PluginHandle | None = None) -> LoadedConfig:
+    """Parse, instantiate and default an EndpointPickerConfig; raise :class:`ConfigError` naming the problem."""
+    handle = handle or PluginHandle()
+    raw = _parse_root(text)
+    plugins = _instantiate_plugins(raw.get("plugins"), handle)
+    profile_specs = raw.get("schedulingProfiles")
+    if profile_specs is None:
+        profile_specs = [{"name": "default", "plugins": [
+            {"pluginRef": n} for n, p in plugins.items() if isinstance(p, Filter | Scorer | Picker)]}]
+    if not isinstance(profile_specs, list) or not profile_specs:
+        raise ConfigError("'schedulingProfiles' must be a non-empty list")
+    handler = _profile_handler(plugins, len(profile_specs), handle)
+    profiles: dict[str, SchedulerProfile] = {}
+    for i, spec in enumerate(profile_specs):
+        profile = _build_profile(i, spec, plugins, handle)
+        if profile.name in profiles:
+            raise ConfigError(f"duplicate scheduling profile name '{profile.name}'")
+        profiles[profile.name] = profile
+    _check_handler_fits(handler, profiles)
 
     scheduler = Scheduler(handler, profiles, handle.observer)
     return LoadedConfig(

@@ -190,52 +190,63 @@ class _Connection(asyncio.Protocol):
         if self.pending:
             data, self.pending = self.pending + data, b""
         pos, end = 0, len(data)
-        out = []
+        out: list[bytes] = []
+        steps = {"data": self._chunk_data, "crlf": self._chunk_crlf, "size": self._chunk_size,
+                 "trailer": self._chunk_trailer}  # fmt: skip
         while pos < end:
-            if self.chunk_state == "data":
-                take = min(self.remaining, end - pos)
-                out.append(data[pos:pos + take])
-                pos += take
-                self.remaining -= take
-                if self.remaining == 0:
-                    self.chunk_state = "crlf"
-            elif self.chunk_state == "crlf":
-                if end - pos < 2:
-                    self.pending = data[pos:]
-                    break
-                if data[pos:pos + 2] != b"\r\n":
-                    raise ValueError("chunk data not followed by CRLF")
-                pos += 2
-                self.chunk_state = "size"
-            elif self.chunk_state == "size":
-                eol = data.find(b"\r\n", pos)
-                if eol < 0:
-                    if end - pos > MAX_CHUNK_LINE:
-                        raise ValueError("chunk size line too long")
-                    self.pending = data[pos:]
-                    break
-                size = int(data[pos:eol].split(b";", 1)[0].strip(), 16)
-                pos = eol + 2
-                if size:
-                    self.remaining, self.chunk_state = size, "data"
-                else:
-                    self.chunk_state = "trailer"
-            else:  # trailer section: header lines, ended by an empty line
-                if data.startswith(b"\r\n", pos):
-                    pos += 2
-                    self._finish()
-                    if pos < end:
-                        raise ValueError("bytes after the end of the response")
-                    break
-                eol = data.find(b"\r\n", pos)
-                if eol < 0:
-                    if end - pos > MAX_CHUNK_LINE:
-                        raise ValueError("trailer line too long")
-                    self.pending = data[pos:]
-                    break
-                pos = eol + 2
+            after = steps[self.chunk_state](data, pos, end, out)
+            if after is None:  # needs more bytes (kept in self.pending) or the response ended
+                break
+            pos = after
         if out:
             self._emit(out[0] if len(out) == 1 else b"".join(out))
+
+    def _chunk_data(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
+        take = min(self.remaining, end - pos)
+        out.append(data[pos:pos + take])
+        self.remaining -= take
+        if self.remaining == 0:
+            self.chunk_state = "crlf"
+        return pos + take
+
+    def _chunk_crlf(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
+        if end - pos < 2:
+            self.pending = data[pos:]
+            return None
+        if data[pos:pos + 2] != b"\r\n":
+            raise ValueError("chunk data not followed by CRLF")
+        self.chunk_state = "size"
+        return pos + 2
+
+    def _line_end(self, data: bytes, pos: int, end: int, what: str) -> int | None:
+        """The CRLF ending the line at ``pos``; None (bytes kept pending) while the line is incomplete."""
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            if end - pos > MAX_CHUNK_LINE:
+                raise ValueError(f"{what} too long")
+            self.pending = data[pos:]
+        return eol if eol >= 0 else None
+
+    def _chunk_size(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
+        eol = self._line_end(data, pos, end, "chunk size line")
+        if eol is None:
+            return None
+        size = int(data[pos:eol].split(b";", 1)[0].strip(), 16)
+        if size:
+            self.remaining, self.chunk_state = size, "data"
+        else:
+            self.chunk_state = "trailer"
+        return eol + 2
+
+    def _chunk_trailer(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
+        """Trailer section: header lines, ended by an empty line (the end of the response)."""
+        if data.startswith(b"\r\n", pos):
+            self._finish()
+            if pos + 2 < end:
+                raise ValueError("bytes after the end of the response")
+            return None
+        eol = self._line_end(data, pos, end, "trailer line")
+        return None if eol is None else eol + 2
 
     def _fail(self, message: str) -> None:
         if self.error is None:

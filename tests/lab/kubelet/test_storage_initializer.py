@@ -86,7 +86,7 @@ async def test_gated_model_without_token_goes_init_crash_loop_with_gated_repo_er
                 return pod
         return None
 
-    pod = await eventually(crash_looping, timeout=30, what="Init:CrashLoopBackOff")
+    pod = await eventually(crash_looping, timeout=120, what="Init:CrashLoopBackOff")
     cs = pod["status"]["initContainerStatuses"][0]
     assert cs["lastState"]["terminated"]["reason"] == "Error" and cs["lastState"]["terminated"]["exitCode"] == 1
     assert pod["status"]["phase"] == "Pending"
@@ -112,7 +112,7 @@ async def test_gated_model_with_the_token_from_the_secret_downloads(node_env) ->
         cs = ((pod.get("status") or {}).get("initContainerStatuses") or [{}])[0]
         return pod if (cs.get("state") or {}).get("terminated", {}).get("reason") == "Completed" else None
 
-    pod = await eventually(initialized, timeout=30, what="storage-initializer Completed")
+    pod = await eventually(initialized, timeout=120, what="storage-initializer Completed")
     assert pod["status"]["initContainerStatuses"][0]["restartCount"] == 0
     log = "".join([c async for c in kubelet.read_logs("default", "llama", "storage-initializer", None, False, False)])
     assert "Successfully copied hf://meta-llama/Llama-3.1-8B-Instruct to /mnt/models" in log

@@ -132,37 +132,50 @@ def parse_go_duration(text: str) -> float:
     return total
 
 
+def _as_int(value: Any) -> int:
+    # YAML `2.0` arrives as a float; Go's JSON decoder sees `2` after YAML→JSON and accepts it.
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _checked(test: Callable[[Any], bool], expected: str) -> Callable[[Any], Any]:
+    """A coercer that keeps the value as it is when ``test`` holds and names what was expected otherwise."""
+
+    def coerce(value: Any) -> Any:
+        if not test(value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return list(value) if isinstance(value, list) else value
+
+    return coerce
+
+
+def _as_duration(value: Any) -> float:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration string such as '2m', got {value!r}")
+    return parse_go_duration(value)
+
+
+_COERCERS: dict[str, Callable[[Any], Any]] = {
+    "int": _as_int,
+    "float": _as_float,
+    "bool": _checked(lambda v: isinstance(v, bool), "true or false"),
+    "str": _checked(lambda v: isinstance(v, str), "a string"),
+    "duration": _as_duration,
+    "strlist": _checked(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
+    "map": _checked(lambda v: isinstance(v, dict), "a mapping"),
+}
+"""Parameter kinds → how Go's typed JSON decoding accepts or refuses a value of that kind."""
+
+
 def _coerce(kind: str, value: Any) -> Any:
-    if kind == "int":
-        # YAML `2.0` arrives as a float; Go's JSON decoder sees `2` after YAML→JSON and accepts it.
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise ValueError(f"expected an integer, got {value!r}")
-        return int(value)
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number, got {value!r}")
-        return float(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {value!r}")
-        return value
-    if kind == "str":
-        if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {value!r}")
-        return value
-    if kind == "duration":
-        if not isinstance(value, str):
-            raise ValueError(f"expected a duration string such as '2m', got {value!r}")
-        return parse_go_duration(value)
-    if kind == "strlist":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"expected a list of strings, got {value!r}")
-        return list(value)
-    if kind == "map":
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a mapping, got {value!r}")
-        return value
-    raise AssertionError(kind)
+    return _COERCERS[kind](value)
 
 
 def decode_parameters(
