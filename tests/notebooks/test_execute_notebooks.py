@@ -135,8 +135,8 @@ def test_second_run_under_nbval_is_idempotent(notebook_lab: NotebookLab, first_r
 
 
 NON_DEFAULT = [
-    ("02-deploy-replicas", {"name": "llama3", "model": "meta-llama/Llama-3.1-8B-Instruct", "replicas": 3,
-                            "max_model_len": 16384}),
+    # another model that fits one L4 and needs no Hugging Face token (meta-llama/* is gated: see 08)
+    ("02-deploy-replicas", {"name": "qwen8b", "model": "Qwen/Qwen3-8B", "replicas": 3, "max_model_len": 16384}),
     ("06-tensor-parallelism", {"name": "mistral-tp", "model": "mistralai/Mistral-Small-24B-Instruct-2501",
                                "tensor": 4, "gpu": "g6.12xlarge", "multi_node": False}),
     ("10-cleanup", {}),
