@@ -93,6 +93,7 @@ def test_two_attendees_at_once_do_not_disturb_each_other(notebook_lab: NotebookL
         mine = execute("02-deploy-replicas", notebook_lab.out, ci_parameters("02-deploy-replicas"), tag="-concurrent")
     finally:
         log, _ = other.communicate(timeout=400)
+        _free_gpus(notebook_lab.other_attendee_env, "user2")  # user2 gives its GPUs back, as notebook 10 would
     assert other.returncode == 0, f"user2's run of 02 failed:\n{log[-3000:]}"
     assert "✅ 02 passed" in output_text(mine.path) and "/user1/" in output_text(mine.path)
     theirs = output_text(out / "02-deploy-replicas.ipynb")
@@ -107,6 +108,14 @@ def test_exported_charts_for_the_course_site(notebook_lab: NotebookLab, first_ru
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, "not a real PNG chart"
     svg = (notebook_lab.exported / f"{stem}.svg").read_text()
     assert svg.lstrip().startswith("<svg") and "<text" in svg, "SVG without text: chart did not render"
+
+
+def _free_gpus(env: dict[str, str], namespace: str) -> None:
+    """Delete every LLMInferenceService in the attendee's project (the kubeconfig's namespace) and wait."""
+    proc = subprocess.run(["kubectl", "delete", "llminferenceservices", "--all", "-n", namespace, "--wait=true",
+                           "--timeout=300s"],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=330, check=False)  # fmt: skip
+    assert proc.returncode == 0, f"could not free the project's GPUs: {proc.stderr[-1000:]}"
 
 
 @pytest.mark.timeout(2400)  # a failure deadline for eleven notebooks on a busy 2-core machine, not a budget
@@ -146,6 +155,7 @@ NON_DEFAULT = [
 
 @pytest.mark.parametrize(("slug", "overrides"), NON_DEFAULT, ids=[f"{s}-custom" for s, _ in NON_DEFAULT])
 def test_non_default_parameters(notebook_lab: NotebookLab, slug: str, overrides: dict) -> None:
+    _free_gpus(notebook_lab.env, "user1")  # start from an empty project: no dependence on what ran before
     run = execute(slug, notebook_lab.out, {**ci_parameters(slug), **overrides}, tag="-custom")
     TIMINGS[f"{slug} (custom parameters)"] = run.seconds
     text = output_text(run.path)
