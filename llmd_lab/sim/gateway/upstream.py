@@ -17,6 +17,7 @@ import asyncio
 import collections
 import ssl as _ssl
 from collections.abc import AsyncIterator
+from typing import cast
 
 MAX_BUFFERED = 1 << 20  # stop reading from the upstream socket while this much is waiting for the client
 MAX_CHUNK_LINE = 4096
@@ -78,6 +79,7 @@ class _Connection(asyncio.Protocol):
     """One TCP connection; serves one request at a time."""
 
     def __init__(self) -> None:
+        # Typed by what it can do, not its class: uvloop's TLS transport is not an ``asyncio.Transport``.
         self.transport: asyncio.Transport | None = None
         self.method = "GET"
         self.head: asyncio.Future[ResponseHead] | None = None
@@ -99,8 +101,7 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True

@@ -117,5 +117,6 @@ async def test_gated_model_with_the_token_from_the_secret_downloads(node_env) ->
     log = "".join([c async for c in kubelet.read_logs("default", "llama", "storage-initializer", None, False, False)])
     assert "Successfully copied hf://meta-llama/Llama-3.1-8B-Instruct to /mnt/models" in log
     seconds = float(log.split("Model downloaded in ")[1].split(" seconds")[0])
-    assert seconds >= storage_initializer.download_seconds("hf://meta-llama/Llama-3.1-8B-Instruct", 150)
+    # Timer granularity (uvloop rounds to a millisecond, times the lab's speed-up) may end the sleep a hair early.
+    assert seconds >= 0.99 * storage_initializer.download_seconds("hf://meta-llama/Llama-3.1-8B-Instruct", 150)
     assert "hf_secret" not in log
