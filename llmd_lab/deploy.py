@@ -150,6 +150,22 @@ def explain(conn: Connection, name: str, namespace: str | None = None, *, probe:
     return "\n".join(lines)
 
 
+WORKSHOP_LABEL = "llmd-lab/workshop"  # value "true": everything the notebooks create carries it
+
+
+@access.explains_forbidden
+def delete_workshop_services(conn: Connection, *, keep: tuple[str, ...] = (), namespace: str | None = None) -> list[str]:
+    """Delete every workshop LLMInferenceService in the project except ``keep`` and wait until their pods are
+    gone; returns the names deleted. A notebook that needs GPUs of its own calls this first, so a run with
+    more replicas never leaves its pods Pending (or gated by Kueue) behind an earlier notebook's service."""
+    ns = namespace or conn.namespace
+    found = k8s.list_objects(conn, API_VERSION, KIND, ns, label_selector=f"{WORKSHOP_LABEL}=true")
+    names = [o["metadata"]["name"] for o in found if o["metadata"]["name"] not in keep]
+    for name in names:
+        delete(conn, name, ns)
+    return names
+
+
 @access.explains_forbidden
 def delete(
     conn: Connection, name: str, namespace: str | None = None, *, timeout_s: float = 180, wait: bool = True

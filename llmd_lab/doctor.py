@@ -8,7 +8,11 @@ Each diagnosis is one of the failure modes the workshop guides' troubleshooting 
 * the ``kuadrant.io`` AuthPolicy CRD missing while auth is enabled (RHOAI 3.0 needs ``enable-auth: "false"``);
 * the gateway answering 500 (TLS origination to the HTTPS vLLM) where a passthrough Route works;
 * the EPP reading the wrong KV-cache metric name (``--kv-cache-usage-percentage-metric``);
-* vLLM in CrashLoopBackOff (OOMKilled, or the last log lines);
+* vLLM in CrashLoopBackOff (OOMKilled, or the last log lines), or the storage-initializer in
+  ``Init:CrashLoopBackOff`` on a gated Hugging Face model without a token (``GatedRepoError``);
+* KServe unable to combine the presets (``PresetsCombined=False``, ``CombineBaseError``: no children at all);
+* pods refused by the project's ResourceQuota (``FailedCreate``: ``exceeded quota``);
+* a 403: the service is in a project you have no role in (the row names the grant and who gives it);
 * a model name mismatch: the endpoint answers 404 for the name clients send.
 
 :func:`run` returns a :class:`~llmd_lab.preflight.CheckTable` with one row per finding.
@@ -120,17 +124,26 @@ def diagnose_scheduling(conn: Connection, name: str, pods: list[dict]) -> list[C
             out.append(Check(f"pod {pname}: Pending", WARN, "no scheduling decision yet (no PodScheduled condition or event)",
                              "wait a little; if it stays, `oc get events -n <ns>` and check the scheduler"))  # fmt: skip
             continue
-        if "Insufficient nvidia.com/gpu" in msg:
-            fix = ("not enough free GPUs: scale the GPU MachineSet, delete other GPU workloads, or lower replicas/tensor "
-                   "(`llmd_lab.preflight.gpu_inventory(conn)` shows what is free)")  # fmt: skip
-        elif "untolerated taint" in msg:
-            fix = "add the GPU toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} to spec.template"
-        elif "node affinity/selector" in msg:
-            fix = "no node matches spec.template.nodeSelector: check instance-type labels (`oc get nodes -L node.kubernetes.io/instance-type`)"
-        else:
-            fix = "read the scheduler's message; `oc describe pod` shows the same"
-        out.append(Check(f"pod {pname}: Pending", FAIL, msg, fix))
+        out.append(Check(f"pod {pname}: Pending", FAIL, msg, _pending_fix(msg)))
     return out
+
+
+def _pending_fix(msg: str) -> str:
+    """What to change for a scheduler's (or Kueue's) reason to keep a pod Pending."""
+    if "Insufficient nvidia.com/gpu" in msg:
+        return ("not enough free GPUs: scale the GPU MachineSet, delete other GPU workloads, or lower replicas/tensor "
+                "(`llmd_lab.preflight.gpu_inventory(conn)` shows what is free)")  # fmt: skip
+    if "insufficient unused quota" in msg:  # Kueue: the ClusterQueue behind your LocalQueue is full
+        return ("Kueue holds the pod until its ClusterQueue has quota: delete services you no longer need "
+                "(`deploy.delete_workshop_services(conn)`, notebook 10), lower replicas/tensor, or ask your instructor "
+                "to raise the ClusterQueue's nominalQuota (`oc get workloads -n <ns>`)")  # fmt: skip
+    if "LocalQueue" in msg and "doesn't exist" in msg:
+        return f"the {KUEUE_QUEUE_LABEL} label names no LocalQueue here: set queue to one that exists (ask your instructor)"
+    if "untolerated taint" in msg:
+        return "add the GPU toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} to spec.template"
+    if "node affinity/selector" in msg:
+        return "no node matches spec.template.nodeSelector: check instance-type labels (`oc get nodes -L node.kubernetes.io/instance-type`)"
+    return "read the scheduler's message; `oc describe pod` shows the same"
 
 
 def diagnose_refused_kueue(conn: Connection, ns: str) -> list[Check]:
@@ -179,6 +192,40 @@ def diagnose_kueue(conn: Connection, obj: dict) -> list[Check]:
     return out
 
 
+def diagnose_presets(conn: Connection, obj: dict) -> list[Check]:
+    """``PresetsCombined=False``: KServe could not merge the service's presets/baseRefs (config_merge.go,
+    reason ``CombineBaseError``) and creates no children at all, so there are no pods to look at."""
+    bad = next((c for c in _conditions(obj) if c.get("type") == "PresetsCombined" and c.get("status") == "False"), None)
+    if bad is None:
+        return []
+    return [Check("KServe presets", FAIL, f"PresetsCombined=False {bad.get('reason', '')}: {bad.get('message', '')}",
+                  "a baseRef or the preset this layout needs is not installed: RHOAI 3.0 ships the single-node, "
+                  "data-parallel (worker + parallelism.data/dataLocal) and P/D presets, not pipeline parallelism "
+                  "(`oc get llminferenceserviceconfig -n <ns>` and in the RHOAI applications namespace); fix "
+                  "spec.baseRefs or the parallelism fields and re-apply")]  # fmt: skip
+
+
+def diagnose_quota(conn: Connection, name: str, ns: str) -> list[Check]:
+    """Pods the ReplicaSet could not create because the project's ResourceQuota is used up: kube-apiserver's
+    quota admission refuses them (``exceeded quota: …``) and the controller reports ``FailedCreate``."""
+    out = []
+    for rs in k8s.list_objects(conn, "apps/v1", "ReplicaSet", ns, label_selector=all_pods_selector(name)):
+        events = k8s.events_for(conn, {**rs, "kind": "ReplicaSet"})
+        refused = next((e["message"] for e in reversed(events)
+                        if e["reason"] == "FailedCreate" and "exceeded quota" in (e["message"] or "")), None)  # fmt: skip
+        if refused:
+            out.append(Check(f"ReplicaSet {rs['metadata']['name']}: quota", FAIL, refused,
+                             f"your project's ResourceQuota is used up (`oc describe quota -n {ns}`): delete services "
+                             "you no longer need (notebook 10), lower replicas/tensor, or ask your instructor for more"))  # fmt: skip
+    return out
+
+
+def _denied(conn: Connection, ns: str, name: str, why: access.PermissionDenied) -> CheckTable:
+    return table([Check("LLMInferenceService", FAIL, f"{ns}/{name}: {str(why).split('. Ask ')[0]}",
+                        f"work in your own project (settings / notebook 00), or ask {why.granted_by} to run "
+                        f"`{why.grant}`")])  # fmt: skip
+
+
 def diagnose_auth(conn: Connection, obj: dict) -> list[Check]:
     enabled = (obj["metadata"].get("annotations") or {}).get(ENABLE_AUTH_ANNOTATION, "true") != "false"
     has_crd = k8s.has_kind(conn, "kuadrant.io/v1", "AuthPolicy")
@@ -202,10 +249,13 @@ def diagnose_auth(conn: Connection, obj: dict) -> list[Check]:
 
 
 def diagnose_crashes(conn: Connection, pods: list[dict]) -> list[Check]:
+    """Containers that crash or restart — the storage-initializer init container too (a gated model fails there:
+    ``Init:CrashLoopBackOff`` with ``GatedRepoError`` in its log) — with the log tail and what to change."""
     out = []
     for pod in pods:
         pname = pod["metadata"]["name"]
-        for cs in pod.get("status", {}).get("containerStatuses", []) or []:
+        status = pod.get("status", {})
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
             waiting = (cs.get("state") or {}).get("waiting") or {}
             last = (cs.get("lastState") or {}).get("terminated") or {}
             if waiting.get("reason") != "CrashLoopBackOff" and not last:
@@ -230,8 +280,16 @@ def diagnose_crashes(conn: Connection, pods: list[dict]) -> list[Check]:
     return out
 
 
+GATED_FIX = ("the model is gated on Hugging Face: accept its licence on the model page, then give KServe your token "
+             "the way its storage-initializer reads it — a Secret with key HF_TOKEN and the annotation "
+             "serving.kserve.io/storageSecretName: <secret> on the LLMInferenceService (settings.hf_token_file) — or "
+             "pick an ungated build (e.g. RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8)")  # fmt: skip
+
+
 def _log_hint(logs: str) -> str:
     low = logs.lower()
+    if "gatedrepoerror" in low or "cannot access gated repo" in low:
+        return GATED_FIX
     if "out of memory" in low or "cuda out of memory" in low or "no available memory for the cache" in low:
         return "the model does not fit: raise tensor (more GPUs), lower --max-model-len or --gpu-memory-utilization"
     if "max_model_len" in low or "max model len" in low:
@@ -312,7 +370,10 @@ def run(
 ) -> CheckTable:
     """Run every diagnosis for one LLMInferenceService; a healthy service gives only ``pass`` rows."""
     ns = namespace or conn.namespace
-    obj = k8s.get(conn, API_VERSION, KIND, name, ns)
+    try:
+        obj = k8s.get(conn, API_VERSION, KIND, name, ns)
+    except access.PermissionDenied as why:  # 403: not your project (or no role in it)
+        return _denied(conn, ns, name, why)
     if obj is None:
         missing = [Check("LLMInferenceService", FAIL, f"{ns}/{name} not found",
                          "apply it first (`llmd_lab.deploy.apply`), or check the name and namespace")]  # fmt: skip
@@ -338,7 +399,9 @@ def run(
         pods = k8s.pods(conn, ns, all_pods_selector(name))
     except ApiException:
         pods = []
+    rows += diagnose_presets(conn, obj)
     rows += diagnose_scheduling(conn, name, pods)
+    rows += _readable(diagnose_quota, conn, name, ns)
     rows += _readable(diagnose_kueue, conn, obj)
     rows += _readable(diagnose_auth, conn, obj)
     rows += diagnose_crashes(conn, pods)

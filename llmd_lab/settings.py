@@ -97,15 +97,42 @@ def save(cfg: Settings, path: Path | None = None) -> Path:
 
 
 def discover(conn: Connection, cfg: Settings) -> Settings:
-    """Fill what the cluster can tell: the project's LocalQueue when there is exactly one (Kueue label)."""
-    if cfg.queue is not None or not k8s.has_kind(conn, KUEUE_API, "LocalQueue"):
-        return cfg
-    try:
-        found = k8s.list_objects(conn, KUEUE_API, "LocalQueue", conn.namespace)
-    except access.PermissionDenied:
-        return cfg  # may not list LocalQueues here: the queue stays unset (set it in your settings); preflight says so
-    queues = [q["metadata"]["name"] for q in found]
-    return replace(cfg, queue=queues[0]) if len(queues) == 1 else cfg
+    """Fill what the cluster can tell: the project's LocalQueue when there is exactly one (Kueue label); then say
+    whether the project is Kueue-managed and, if it is, which queue label every service will carry."""
+    if cfg.queue is None and k8s.has_kind(conn, KUEUE_API, "LocalQueue"):
+        try:
+            found = k8s.list_objects(conn, KUEUE_API, "LocalQueue", conn.namespace)
+        except access.PermissionDenied:
+            found = []  # may not list LocalQueues here: the queue stays unset (set it in your settings); preflight says so
+        queues = [q["metadata"]["name"] for q in found]
+        cfg = replace(cfg, queue=queues[0]) if len(queues) == 1 else cfg
+    note = kueue_note(conn, cfg)
+    if note:
+        print(note)
+    return cfg
+
+
+def kueue_managed(conn: Connection, namespace: str) -> str | None:
+    """The label that makes ``namespace`` Kueue-managed on RHOAI (``kueue.openshift.io/managed=true`` or the
+    legacy ``kueue-managed=true``, rhods-operator ``pkg/cluster/const.go``), or None (also when unreadable)."""
+    from llmd_lab.preflight import KUEUE_MANAGED_LABELS  # one list of the operator's labels
+
+    labels = k8s.namespace_labels(conn, namespace) or {}
+    return next((key for key in KUEUE_MANAGED_LABELS if labels.get(key) == "true"), None)
+
+
+def kueue_note(conn: Connection, cfg: Settings) -> str | None:
+    """One sentence for a Kueue-managed project: the queue label its services get, or what to set when none is
+    known (RHOAI's Kueue webhook refuses an LLMInferenceService without it). None elsewhere."""
+    managed = kueue_managed(conn, conn.namespace)
+    if managed is None:
+        return None
+    if cfg.queue:
+        return (f"Project {conn.namespace} is Kueue-managed ({managed}=true): your services get the label "
+                f"kueue.x-k8s.io/queue-name={cfg.queue} (from {cfg.source}).")  # fmt: skip
+    return (f"⚠ Project {conn.namespace} is Kueue-managed ({managed}=true) but no queue is set: RHOAI's Kueue webhook "
+            "will refuse your services (missing required label \"kueue.x-k8s.io/queue-name\"). Ask your instructor "
+            "for your LocalQueue's name and set queue=<name> in notebook 00 (it saves it for every notebook).")  # fmt: skip
 
 
 def require_opt_in(conn: Connection, cfg: Settings, lesson: str, *, need_gpus: int = 0) -> None:

@@ -47,7 +47,8 @@ conversations = 16  # traffic while the panel runs: conversations × turns
 turns = 5
 workers = 4
 interval_s = 1.0  # panel refresh
-pressure_gpu_memory_utilization = 0.15  # the small-cache pod of the pressure step (one extra GPU, deleted after)
+pressure_cache_gib = 1.25  # KV cache of the pressure step's small-cache pod (one extra GPU, deleted after)
+pressure_gpu_memory_utilization = None  # None: the model's weights + overhead + pressure_cache_gib, as a GPU share
 pressure_requests = 10  # long prompts sent at once to it
 ready_timeout_s = 900
 fast = False
@@ -132,12 +133,20 @@ viz.hit_rate_per_pod(window).properties(width=320)
 #
 # A pod's KV cache is what is left of `--gpu-memory-utilization` × GPU memory after the weights and activations.
 # The `qwen` pods have room for well over a hundred thousand tokens, so workshop traffic never fills them. To see
-# what "above 80 %" looks like without a flood of traffic, deploy one replica that may use only 15 % of its GPU —
-# about ten thousand tokens of cache — and send a burst of long prompts with long answers at once. Watch KV use
-# climb past 80 %; when the cache is full vLLM makes requests wait (`num_requests_waiting`) or preempts running
+# what "above 80 %" looks like without a flood of traffic, deploy one replica whose `--gpu-memory-utilization`
+# leaves only about 1.25 GiB for the cache once the weights are loaded — about ten thousand tokens for Qwen3
+# (0.15 of an L4 for Qwen3-0.6B; the cell computes it for your model) — and send a burst of long prompts with
+# long answers at once. Watch KV use climb past 80 %; when the cache is full vLLM makes requests wait (`num_requests_waiting`) or preempts running
 # ones (`vllm:num_preemptions_total`) and recomputes them later. The pod is deleted at the end of the step.
 
 # %%
+if pressure_gpu_memory_utilization is None:  # weights + ~0.75 GiB activations/CUDA overhead + the cache we want
+    weights = manifests.model_size(model)
+    if weights is None:
+        raise ValueError(f"no weight size known for {model}: set pressure_gpu_memory_utilization yourself")
+    pressure_gpu_memory_utilization = round(
+        (weights.weights_gib + 0.75 + pressure_cache_gib) / manifests.GPU_TYPES[gpu].memory_gib, 3)
+print(f"--gpu-memory-utilization {pressure_gpu_memory_utilization} for {model} on {gpu}")
 small = f"{name}-small-kv"
 deploy.apply(conn, manifests.llm_inference_service(
     small, f"hf://{model}", queue=cfg.queue, replicas=1, gpu=gpu, labels={"llmd-lab/workshop": "true"},

@@ -68,6 +68,17 @@ settings.require_opt_in(conn, cfg, "Notebook 06 (multi-GPU layouts)", need_gpus=
 label = {"llmd-lab/workshop": "true"}
 
 # %% [markdown]
+# ## Free the GPUs first
+#
+# This notebook needs GPUs of its own (`tensor` on one node, and two nodes for the data-parallel layout). The service from notebook 02 is not used here, and on a shared cluster
+# (or under a Kueue quota) its GPUs are exactly what your new pods would wait for: delete the workshop's other
+# services first, and wait until their pods are gone. Notebooks 07 and 08 create it again when they need it.
+
+# %%
+freed = deploy.delete_workshop_services(conn)
+print(f"deleted {freed}: their GPUs are free" if freed else "no other workshop service holds GPUs here")
+
+# %% [markdown]
 # ## Step 1 — ask for the impossible, on purpose
 #
 # The builder knows roughly how big well-known models are and how much memory each GPU type has. It refuses a

@@ -43,6 +43,7 @@ replicas = 2  # baseline replicas
 decode_replicas = 1
 prefill_replicas = 1
 gpu = "g6.4xlarge"
+pd_gpu = None  # node type of the P/D pods; None: `gpu`. Set another (e.g. "g6.12xlarge") when the baseline fills `gpu`
 requests = 16  # per prompt length, in the mixed load
 prompt_lengths = [64, 2048]  # short vs long prompts (tokens)
 pd_threshold = 1024  # the EPP sends a request to a prefill pod only if ≥ this many prompt bytes are uncached
@@ -92,7 +93,7 @@ if deploy.get(conn, name) is None:
 # %%
 pd_config = manifests.scheduler_config(pd_threshold=pd_threshold)  # prefix 2 / load 1 in both profiles
 pd_svc = manifests.llm_inference_service(
-    pd_name, f"hf://{model}", queue=cfg.queue, replicas=decode_replicas, gpu=gpu, labels=label,
+    pd_name, f"hf://{model}", queue=cfg.queue, replicas=decode_replicas, gpu=pd_gpu or gpu, labels=label,
     prefill=manifests.Prefill(replicas=prefill_replicas), scheduler=pd_config)
 print(manifests.to_yaml(pd_svc))
 deploy.apply(conn, pd_svc)

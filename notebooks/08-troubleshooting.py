@@ -88,13 +88,17 @@ def clean(case):
 # ## 1 · Pods Pending: not enough GPUs
 #
 # Ask for more replicas than there are free GPUs. The scheduler cannot place the extra pods and says why in an
-# event (`Insufficient nvidia.com/gpu`). Fix: fewer replicas, more GPU nodes, or free someone else's. Below the
-# doctor's table, the same evidence the way you would collect it by hand: the Pending pods, and one pod's events.
+# event (`Insufficient nvidia.com/gpu`). Fix: fewer replicas, more GPU nodes, or free someone else's. In a
+# Kueue-managed project Kueue stops them first: the pods stay gated (`SchedulingGated`) with
+# `insufficient unused quota for nvidia.com/gpu` until the ClusterQueue behind your LocalQueue has room, and the
+# scheduler never sees them. Below the doctor's table, the same evidence the way you would collect it by hand: the Pending pods, and one
+# pod's events.
 
 # %%
 case = "broken-gpus"
 ok_gpus = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", queue=cfg.queue, replicas=12, gpu=gpu, labels=label), expect=r"Insufficient nvidia\.com/gpu")
+    case, f"hf://{model}", queue=cfg.queue, replicas=12, gpu=gpu, labels=label),
+    expect=r"Insufficient nvidia\.com/gpu|insufficient unused quota")
 pod = deploy.pods_frame(conn, case).query("phase == 'Pending'")["pod"].iloc[0]
 # !oc get pods -n {conn.namespace} -l app.kubernetes.io/name={case} --field-selector=status.phase=Pending
 # !oc describe pod {pod} -n {conn.namespace} | grep -A5 Events
@@ -167,6 +171,26 @@ ok_name = bool((wrong["status"] == 404).all() and right["ok"].all())
 timeline.append({"case": "wrong-model-name", "seconds_to_diagnosis": time.monotonic() - start, "diagnosed": ok_name})
 print("wrong name →", wrong["status"].unique().tolist(), wrong["error"].iloc[0][:120])
 print("right name →", right["status"].unique().tolist())
+
+# %% [markdown]
+# ## More failures you can meet (the doctor explains them too)
+#
+# These are not broken on purpose here — each costs a download, someone else's project or a quota — but they are
+# the ones attendees hit on a real OpenShift AI 3.0 cluster, and `doctor.run(conn, name)` names each with its fix:
+#
+# | symptom | what the cluster says | fix |
+# |---|---|---|
+# | a gated model (`meta-llama/*`) without a token | pod `Init:CrashLoopBackOff`; the `storage-initializer` log ends in `GatedRepoError: 401 … Cannot access gated repo` | accept the licence on Hugging Face, put the token in a Secret (key `HF_TOKEN`) and annotate the service `serving.kserve.io/storageSecretName: <secret>`; or use an ungated build (`RedHatAI/…`) |
+# | KServe cannot combine its presets | condition `PresetsCombined=False`, reason `CombineBaseError` (e.g. a `baseRefs` name that does not exist, or a layout whose preset RHOAI 3.0 does not ship such as pipeline parallelism); *no* pods at all | fix `spec.baseRefs` / the parallelism fields (notebook 06 shows the layouts 3.0 can deploy) |
+# | the Kueue queue label is missing in a Kueue-managed project | `apply` is refused: `admission webhook "kserve-llmisvc-kueuelabels-validator.opendatahub.io" denied the request: Kueue label validation failed: missing required label "kueue.x-k8s.io/queue-name"`; nothing is created | set `queue` once in notebook 00 (ask your instructor for the LocalQueue); every notebook adds the label |
+# | 403 Forbidden | `… is forbidden: User "…" cannot … in the namespace "…"` | work in your own project (`oc project -q`), or ask its admin for the `edit` role; the doctor prints the exact `oc adm policy` command |
+# | the project's quota is used up | the ReplicaSet's `FailedCreate` event: `exceeded quota: …, requested: requests.nvidia.com/gpu=1, used: …, limited: …` | delete services you no longer need (notebook 10), lower replicas, or ask for more quota |
+# | no GPU free (or none of that type) | pod `Pending`: `0/N nodes are available: … Insufficient nvidia.com/gpu` (step 1 above) | fewer replicas/tensor, free GPUs, or scale the GPU MachineSet |
+#
+# (Sources: red-hat-data-services/kserve@rhoai-3.0 `pkg/controller/llmisvc/workload_storage.go` and
+# `config_merge.go`; red-hat-data-services/rhods-operator@rhoai-3.0 `internal/webhook/kueue/validating.go`;
+# kubernetes `plugin/pkg/admission/resourcequota/controller.go`. The lab reproduces all of them except the
+# ResourceQuota refusal, which it does not enforce — see docs/fidelity.md.)
 
 # %% [markdown]
 # ## How long each took to show

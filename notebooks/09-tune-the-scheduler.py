@@ -68,6 +68,17 @@ configs = {
 print(manifests.to_yaml(manifests.scheduler_config(configs["course (queue 2, kv 2, prefix 3)"])))
 
 # %% [markdown]
+# ## Free the GPUs first
+#
+# This notebook needs GPUs of its own (`replicas` for the service it tunes). The service from notebook 02 is not used here, and on a shared cluster
+# (or under a Kueue quota) its GPUs are exactly what your new pods would wait for: delete the workshop's other
+# services first, and wait until their pods are gone. Notebook 02 creates it again if you go back.
+
+# %%
+freed = deploy.delete_workshop_services(conn, keep=(name,))
+print(f"deleted {freed}: their GPUs are free" if freed else "no other workshop service holds GPUs here")
+
+# %% [markdown]
 # ## Predict
 #
 # The workload mixes a few long shared documents (RAG-style: many questions about 4 documents). Rank the three

@@ -79,5 +79,25 @@ def test_discover_leaves_the_queue_unset_when_localqueues_are_not_readable(monke
 
     monkeypatch.setattr(k8s, "has_kind", lambda *a: True)
     monkeypatch.setattr(k8s, "list_objects", forbidden)
+    monkeypatch.setattr(k8s, "namespace_labels", lambda conn, ns: {})
     cfg = settings.Settings()
     assert settings.discover(SimpleNamespace(namespace="user1"), cfg) is cfg  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("label", ["kueue.openshift.io/managed", "kueue-managed"])
+def test_discover_says_which_queue_label_a_kueue_managed_project_gets(monkeypatch, capsys, label):
+    """rhods-operator@rhoai-3.0 pkg/cluster/const.go: either label set to "true" makes a namespace Kueue-managed,
+    and internal/webhook/kueue/validating.go then refuses a workload without kueue.x-k8s.io/queue-name."""
+    from llmd_lab import k8s
+
+    monkeypatch.setattr(k8s, "has_kind", lambda *a: False)
+    monkeypatch.setattr(k8s, "namespace_labels", lambda conn, ns: {label: "true"} if ns == "team-a" else {})
+    conn = SimpleNamespace(namespace="team-a")
+    settings.discover(conn, settings.Settings(queue="workshop", source="settings.yaml"))  # type: ignore[arg-type]
+    said = capsys.readouterr().out
+    assert f"team-a is Kueue-managed ({label}=true)" in said and "kueue.x-k8s.io/queue-name=workshop" in said
+    settings.discover(conn, settings.Settings())  # type: ignore[arg-type]
+    said = capsys.readouterr().out
+    assert "no queue is set" in said and "set queue=<name> in notebook 00" in said
+    settings.discover(SimpleNamespace(namespace="user1"), settings.Settings(queue="q"))  # type: ignore[arg-type]
+    assert capsys.readouterr().out == "", "an unmanaged project gets no Kueue sentence"

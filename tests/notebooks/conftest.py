@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nbrun import LAB_ARGS, TIMINGS, FirstRuns, NotebookLab
+from nbrun import CUSTOM_PROJECT, CUSTOM_QUEUE, LAB_ARGS, TIMINGS, FirstRuns, NotebookLab
 
 from llmd_lab.lab import ocshim
 
@@ -71,6 +71,38 @@ def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookL
                     os.environ[k] = v
     finally:
         _cli(home, "down")
+
+
+def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run kubectl with ``env``'s kubeconfig; fail the test with kubectl's own error."""
+    proc = subprocess.run(["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)}: {proc.stderr[-1500:]}")
+    return proc.stdout
+
+
+PROJECT_REQUEST = f"""apiVersion: project.openshift.io/v1
+kind: ProjectRequest
+metadata: {{name: {CUSTOM_PROJECT}}}
+displayName: llm-d workshop, custom parameters
+"""
+LOCAL_QUEUE = f"""apiVersion: kueue.x-k8s.io/v1beta1
+kind: LocalQueue
+metadata: {{name: {CUSTOM_QUEUE}, namespace: {CUSTOM_PROJECT}}}
+spec: {{clusterQueue: rhoai-main-queue}}
+"""
+
+
+@pytest.fixture(scope="session")
+def custom_project(notebook_lab: NotebookLab) -> str:
+    """Attendee user2's second project, as on RHOAI: user2 requests it (ProjectRequest, as `oc new-project` does),
+    the instructor makes it Kueue-managed (the operator's ``kueue.openshift.io/managed=true`` label) and gives it
+    a LocalQueue. From then on RHOAI's Kueue webhook refuses any LLMInferenceService there without the queue label."""
+    kubectl(notebook_lab.other_attendee_env, "create", "-f", "-", stdin=PROJECT_REQUEST)
+    kubectl(notebook_lab.instructor_env, "label", "namespace", CUSTOM_PROJECT, "kueue.openshift.io/managed=true")
+    kubectl(notebook_lab.instructor_env, "apply", "-f", "-", stdin=LOCAL_QUEUE)
+    return CUSTOM_PROJECT
 
 
 @pytest.fixture(scope="session")

@@ -134,3 +134,23 @@ def test_disruptive_lessons_ask_for_the_opt_in_first(slug: str) -> None:
         return
     opt_in = code.find("settings.require_opt_in(")
     assert 0 <= opt_in < first_apply, f"{slug}: call settings.require_opt_in(conn, cfg, ...) before the first apply"
+
+
+#: Issue 11: each cluster failure an attendee can meet, as 08's text must name it (the doctor's tests pin the
+#: diagnosis: tests/lib/test_doctor.py, tests/lab/controller/test_kueue_webhook.py).
+FAILURES_08_NAMES = {
+    "gated model without a token": ("GatedRepoError", "Init:CrashLoopBackOff", "storageSecretName"),
+    "presets not combined": ("PresetsCombined=False", "CombineBaseError"),
+    "missing Kueue queue label": ('missing required label "kueue.x-k8s.io/queue-name"',),
+    "403": ("403 Forbidden", "oc adm policy"),
+    "quota exceeded": ("exceeded quota", "insufficient unused quota"),
+    "unschedulable": ("Insufficient nvidia.com/gpu",),
+}
+
+
+def test_troubleshooting_names_every_failure_an_attendee_can_meet(slug: str) -> None:
+    if slug != "08-troubleshooting":
+        return
+    prose = "\n".join(c.source for c in _cells(slug) if c.cell_type == "markdown")
+    missing = {case: [w for w in words if w not in prose] for case, words in FAILURES_08_NAMES.items()}
+    assert not any(missing.values()), f"08's text does not explain: {({k: v for k, v in missing.items() if v})}"
