@@ -43,6 +43,7 @@ replicas = 2  # baseline replicas
 decode_replicas = 1
 prefill_replicas = 1
 gpu = "g6.4xlarge"
+max_model_len = 8192  # longest prompt + answer vLLM accepts (a model's native length may not fit one L4)
 pd_gpu = None  # node type of the P/D pods; None: `gpu`. Set another (e.g. "g6.12xlarge") when the baseline fills `gpu`
 requests = 16  # per prompt length, in the mixed load
 prompt_lengths = [64, 2048]  # short vs long prompts (tokens)
@@ -72,7 +73,7 @@ settings.require_opt_in(conn, cfg, "Notebook 07 (a second, disaggregated service
 label = {"llmd-lab/workshop": "true"}
 if deploy.get(conn, name) is None:
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels=label,
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels=label, max_model_len=max_model_len,
         vllm_args=("--disable-uvicorn-access-log", "--enable-prompt-tokens-details")))
 
 # %% [markdown]
@@ -94,6 +95,7 @@ if deploy.get(conn, name) is None:
 pd_config = manifests.scheduler_config(pd_threshold=pd_threshold)  # prefix 2 / load 1 in both profiles
 pd_svc = manifests.llm_inference_service(
     pd_name, f"hf://{model}", queue=cfg.queue, replicas=decode_replicas, gpu=pd_gpu or gpu, labels=label,
+    max_model_len=max_model_len,
     prefill=manifests.Prefill(replicas=prefill_replicas), scheduler=pd_config)
 print(manifests.to_yaml(pd_svc))
 deploy.apply(conn, pd_svc)

@@ -37,6 +37,7 @@ name = "qwen"  # the healthy service from notebook 02 (used for the wrong-model-
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
 gpu = "g6.4xlarge"
+max_model_len = 8192  # longest prompt + answer vLLM accepts (a model's native length may not fit one L4)
 requests = 3
 symptom_timeout_s = 120  # how long to wait for each breakage to show
 ready_timeout_s = 900
@@ -97,7 +98,7 @@ def clean(case):
 # %%
 case = "broken-gpus"
 ok_gpus = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", queue=cfg.queue, replicas=12, gpu=gpu, labels=label),
+    case, f"hf://{model}", queue=cfg.queue, replicas=12, gpu=gpu, labels=label, max_model_len=max_model_len),
     expect=r"Insufficient nvidia\.com/gpu|insufficient unused quota")
 pod = deploy.pods_frame(conn, case).query("phase == 'Pending'")["pod"].iloc[0]
 # !oc get pods -n {conn.namespace} -l app.kubernetes.io/name={case} --field-selector=status.phase=Pending
@@ -114,7 +115,8 @@ clean(case)
 # %%
 case = "broken-queue"
 ok_queue = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", replicas=1, gpu=gpu, labels=label, queue="no-such-queue"), expect=r"no-such-queue")
+    case, f"hf://{model}", replicas=1, gpu=gpu, labels=label, queue="no-such-queue", max_model_len=max_model_len),
+    expect=r"no-such-queue")
 clean(case)
 
 # %% [markdown]
@@ -127,7 +129,7 @@ clean(case)
 # %%
 case = "broken-workarounds"
 ok_workarounds = break_and_diagnose(case, manifests.llm_inference_service(
-    case, f"hf://{model}", queue=cfg.queue, replicas=1, gpu=gpu, labels=label, workarounds=False),
+    case, f"hf://{model}", queue=cfg.queue, replicas=1, gpu=gpu, labels=label, workarounds=False, max_model_len=max_model_len),
     expect=r"kv-cache-usage-percentage-metric|enable-auth|AuthPolicy")
 clean(case)
 
@@ -159,7 +161,8 @@ clean(case)
 
 # %%
 if deploy.get(conn, name) is None:
-    deploy.apply(conn, manifests.llm_inference_service(name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, labels=label))
+    deploy.apply(conn, manifests.llm_inference_service(name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu,
+                                                       labels=label, max_model_len=max_model_len))
 deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
 ep = deploy.endpoints(conn, name)
 start = time.monotonic()

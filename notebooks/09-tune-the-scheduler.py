@@ -41,6 +41,7 @@ name = "qwen-tune"
 model = "Qwen/Qwen3-0.6B"
 replicas = 2
 gpu = "g6.4xlarge"
+max_model_len = 8192  # longest prompt + answer vLLM accepts (a model's native length may not fit one L4)
 requests = 48  # requests per configuration
 workers = 6
 ready_timeout_s = 900
@@ -100,7 +101,8 @@ source = metrics.PodProxySource(conn.core, conn.namespace, doctor.workload_selec
 rows = []
 for i, (label, weights) in enumerate(configs.items()):
     deploy.apply(conn, manifests.llm_inference_service(
-        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, scheduler=weights, labels={"llmd-lab/workshop": "true"}))
+        name, f"hf://{model}", queue=cfg.queue, replicas=replicas, gpu=gpu, scheduler=weights, max_model_len=max_model_len,
+        labels={"llmd-lab/workshop": "true"}))
     deploy.wait_ready(conn, name, timeout_s=ready_timeout_s, progress=not fast)
     # Ready stays True while the old picker still serves: wait until the new EndpointPickerConfig has rolled out.
     deploy.wait_rolled_out(conn, name, "scheduler", timeout_s=ready_timeout_s, progress=not fast)
