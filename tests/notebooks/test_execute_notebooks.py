@@ -170,6 +170,7 @@ def test_whole_suite_twice_with_custom_parameters_in_a_kueue_managed_project(
     another project (one user2 requested, Kueue-managed by the instructor, so every service needs the queue label
     the notebooks take from the settings 00 saved), another model that fits one L4, 3 replicas, another service
     name — twice in a row (papermill, then nbval re-running those executed notebooks), leaving no pods behind."""
+    _free_gpus(notebook_lab.env, "user1")  # user1's runs give their GPUs back first: no dependence on what ran before
     out = notebook_lab.out / "custom"
     out.mkdir(exist_ok=True)
     env = notebook_lab.other_attendee_env
