@@ -366,7 +366,8 @@ def check_kueue_label(conn: Connection, *, queue: str | None = None) -> list[Che
         return [Check("Kueue label on your project", FAIL, f"{conn.namespace} has {managed}=true",
                       "set the queue (kueue.x-k8s.io/queue-name) in settings: RHOAI's Kueue webhook denies an "
                       "LLMInferenceService without it")]  # fmt: skip
-    ev = f"{conn.namespace}: {managed}=true" if managed else f"{conn.namespace} is not Kueue-managed"
+    ev = (f"{conn.namespace}: {managed}=true; your services get the label kueue.x-k8s.io/queue-name={queue}"
+          if managed else f"{conn.namespace} is not Kueue-managed")
     return [Check("Kueue label on your project", PASS, ev)]
 
 

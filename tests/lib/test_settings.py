@@ -101,3 +101,19 @@ def test_discover_says_which_queue_label_a_kueue_managed_project_gets(monkeypatc
     assert "no queue is set" in said and "set queue=<name> in notebook 00" in said
     settings.discover(SimpleNamespace(namespace="user1"), settings.Settings(queue="q"))  # type: ignore[arg-type]
     assert capsys.readouterr().out == "", "an unmanaged project gets no Kueue sentence"
+
+
+def test_preflight_fails_a_kueue_managed_project_without_a_queue_and_names_the_label_with_one(monkeypatch):
+    """rhods-operator@rhoai-3.0 internal/webhook/kueue/validating.go denies a workload without the queue label in a
+    managed namespace, so preflight fails before the first apply would, and says which label services will carry."""
+    from llmd_lab import k8s, preflight
+
+    monkeypatch.setattr(k8s, "namespace_labels", lambda conn, ns: {"kueue-managed": "true"})
+    conn = SimpleNamespace(namespace="team-a")
+    [row] = preflight.check_kueue_label(conn)  # type: ignore[arg-type]
+    assert row.status == preflight.FAIL and "kueue-managed=true" in row.evidence and "settings" in row.fix
+    [row] = preflight.check_kueue_label(conn, queue="workshop")  # type: ignore[arg-type]
+    assert row.status == preflight.PASS and "kueue.x-k8s.io/queue-name=workshop" in row.evidence
+    monkeypatch.setattr(k8s, "namespace_labels", lambda conn, ns: {"kueue-managed": "false"})
+    [row] = preflight.check_kueue_label(conn)  # type: ignore[arg-type]
+    assert row.status == preflight.PASS and "not Kueue-managed" in row.evidence
