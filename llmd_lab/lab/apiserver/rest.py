@@ -329,7 +329,8 @@ class RestVerbs:
         """Delete an object; returns its last state (with ``deletionTimestamp`` while finalizers hold it)."""
         rt = self.type_of(api_version, kind)
         self._stored_type(rt)
-        propagation = propagation or "Background"
+        # batch/v1 Jobs orphan their pods unless told otherwise (job strategy DefaultGarbageCollectionPolicy)
+        propagation = propagation or ("Orphan" if rt.group_kind == ("batch", "Job") else "Background")
         if propagation not in PROPAGATIONS:
             raise errors.bad_request(f"invalid propagationPolicy {propagation!r}: use one of {', '.join(PROPAGATIONS)}")
         key = self.key(rt, name, namespace)
