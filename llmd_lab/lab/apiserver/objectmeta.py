@@ -213,6 +213,27 @@ def _job_defaults(obj: dict[str, Any], spec: Any) -> None:
     spec["selector"] = selector
 
 
+def _pvc_defaults(obj: dict[str, Any], spec: Any) -> None:
+    """core/v1 SetDefaults_PersistentVolumeClaimSpec (volumeMode Filesystem) and a new claim's Pending phase."""
+    if isinstance(spec, dict):
+        spec.setdefault("volumeMode", "Filesystem")
+    obj["status"] = {"phase": "Pending"}
+
+
+def _pv_defaults(obj: dict[str, Any], spec: Any) -> None:
+    """core/v1 SetDefaults_PersistentVolume: reclaim policy Retain, Filesystem; a new volume is Pending."""
+    if isinstance(spec, dict):
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        spec.setdefault("volumeMode", "Filesystem")
+    obj["status"] = {"phase": "Pending"}
+
+
+def _storage_class_defaults(obj: dict[str, Any], spec: Any) -> None:
+    """storage/v1 SetDefaults_StorageClass: reclaimPolicy Delete, volumeBindingMode Immediate."""
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
 def _secret_defaults(obj: dict[str, Any], spec: Any) -> None:
     obj.setdefault("type", "Opaque")
 
@@ -226,6 +247,9 @@ _CREATE_DEFAULTS = {
     ("", "Service"): _service_defaults,
     ("batch", "Job"): _job_defaults,
     ("", "Secret"): _secret_defaults,
+    ("", "PersistentVolumeClaim"): _pvc_defaults,
+    ("", "PersistentVolume"): _pv_defaults,
+    ("storage.k8s.io", "StorageClass"): _storage_class_defaults,
 }
 
 

@@ -15,14 +15,15 @@ from llmd_lab.lab.controller.leaderworkerset import LeaderWorkerSetController
 from llmd_lab.lab.controller.llmisvc.presets import GlobalConfig
 from llmd_lab.lab.controller.llmisvc.reconciler import LLMInferenceServiceController
 from llmd_lab.lab.controller.llmisvc.webhook import LLMInferenceServiceValidator
+from llmd_lab.lab.controller.persistentvolume import PersistentVolumeController
 from llmd_lab.lab.controller.ttlafterfinished import TTLAfterFinishedController
 from llmd_lab.lab.controller.workloads import DeploymentController, ReplicaSetController
 
 
 def controller_manager(ctx: LabContext) -> list[LabComponent]:
     """The controller-manager: workload (Deployment, ReplicaSet, LeaderWorkerSet, Job, TTL-after-finished),
-    endpoint, gateway-status and KServe llmisvc controllers, and the RHOAI operator's Kueue label webhook
-    where the profile enforces it, and KServe's llmisvc webhook."""
+    PV binder (with the CSI provisioner), endpoint, gateway-status and KServe llmisvc controllers, and the
+    RHOAI operator's Kueue label webhook where the profile enforces it, and KServe's llmisvc webhook."""
     gw = ctx.profile.gateway if ctx.profile is not None else None
     global_config = GlobalConfig(gw.name, gw.namespace) if gw is not None else GlobalConfig()
     return [
@@ -33,6 +34,7 @@ def controller_manager(ctx: LabContext) -> list[LabComponent]:
         LeaderWorkerSetController(),
         JobController(),
         TTLAfterFinishedController(),
+        PersistentVolumeController(),
         EndpointsController(),
         GatewayStatusController(),
         HTTPRouteStatusController(),

@@ -17,12 +17,13 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.kubelet import dns, probes, programs, registry, stages, volumes
+from llmd_lab.lab.kubelet import claims, dns, probes, programs, registry, stages, volumes
 from llmd_lab.lab.kubelet.logs import LogBuffer
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class ContainerRunner:
     program: str = ""
     serving: asyncio.Event = field(default_factory=asyncio.Event)  # set once the program listens
     files: dict[str, bytes] = field(default_factory=dict)  # its Secret/ConfigMap volumes, as last projected
+    mounts: dict[str, Path] = field(default_factory=dict)  # mountPath → the lab directory of a claim it mounts
     exit_code: int | None = None  # set once it exited for good (the pod's restartPolicy does not restart it)
 
     def set_handle(self, handle: Running) -> None:
@@ -211,6 +213,7 @@ class PodWorker:
         while not self._stopping:
             try:
                 await volumes.check_pod_volumes(self.ctx.store, self.pod)
+                await claims.check_claims(self.ctx.store, self.pod)
                 return
             except volumes.MountError as exc:
                 await self._events([{"type": "Warning", "reason": "FailedMount", "message": str(exc)}])
@@ -221,6 +224,7 @@ class PodWorker:
         content, as the kubelet leaves an already set-up volume in place."""
         with contextlib.suppress(volumes.MountError):
             r.files = await volumes.container_files(self.ctx.store, self.pod, r.spec)
+        r.mounts = await claims.container_mounts(self.ctx.store, self.ctx.home, self.pod, r.spec)
 
     async def _wait_started(self, r: ContainerRunner) -> None:
         while not r.started and not self._stopping:
@@ -401,7 +405,7 @@ class PodWorker:
         r.program = programs.program_for(r.spec, argv, init=r.init)
         r.serving.clear()
         return Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
-                      source=self.kubelet.source, read_file=volumes.reader(r.files))
+                      source=self.kubelet.source, read_file=volumes.reader(r.files), mounts=dict(r.mounts))
 
     async def _run_program(self, r: ContainerRunner, launch: Launch | ProcessExitError) -> None:
         if isinstance(launch, ProcessExitError):
