@@ -5,7 +5,8 @@ Per sync: the Job's pods (its selector, owned by it) are counted; a terminal pod
 ``batch.kubernetes.io/job-tracking`` finalizer is added to ``status.succeeded``/``failed`` and let go, so
 counts survive pod deletion. Then the Job either finishes — ``failed > backoffLimit`` (or, for
 ``restartPolicy: OnFailure``, container restarts reaching it) → ``BackoffLimitExceeded``, running past
-``activeDeadlineSeconds`` → ``DeadlineExceeded``, enough successes → complete — or gets pods created up to
+``activeDeadlineSeconds`` (wall-clock seconds: what a Job's container does runs in real time) →
+``DeadlineExceeded``, enough successes → complete — or gets pods created up to
 ``parallelism`` (never more than the completions left), each replacement of a failed pod delayed by the
 pod-failure back-off (10 s × 2^(failures−1), at most 10 min). With JobPodReplacementPolicy on (1.32's
 default), the terminal condition is delayed: ``FailureTarget``/``SuccessCriteriaMet`` first, then ``Failed``/
@@ -181,12 +182,12 @@ class JobController(Reconciler):
             return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
         deadline = spec.get("activeDeadlineSeconds")
         if deadline is not None:
-            # just started: 0 (the stamp has whole seconds, which a fast time scale would turn into minutes)
-            elapsed = 0.0 if starting else \
-                (self.ctx.clock.now() - parse_time(status["startTime"])).total_seconds() * self.ctx.time_scale
+            # wall-clock seconds, not divided by the time scale: the containers that finish (GuideLLM) run
+            # in real time, so a scaled deadline would cut a benchmark a cluster lets finish
+            elapsed = 0.0 if starting else (self.ctx.clock.now() - parse_time(status["startTime"])).total_seconds()
             if elapsed >= float(deadline):
                 return "DeadlineExceeded", "Job was active longer than specified deadline"
-            self._requeue_after(job, self.ctx.clock.real_seconds(float(deadline) - elapsed))
+            self._requeue_after(job, float(deadline) - elapsed)
         failure = condition(job, "FailureTarget")
         return (failure["reason"], failure.get("message", "")) if failure else None
 

@@ -166,7 +166,7 @@ async def test_completions_and_parallelism(cluster) -> None:
 
 async def test_active_deadline_deletes_running_pods_and_fails(cluster) -> None:
     store = cluster
-    await store.create(job(activeDeadlineSeconds=100))  # 0.1 s at time scale 1000
+    await store.create(job(activeDeadlineSeconds=1))  # wall-clock seconds, whatever the time scale
 
     async def failed():
         j = await store.get("batch/v1", "Job", "bench", "default")

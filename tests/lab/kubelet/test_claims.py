@@ -25,7 +25,7 @@ def pod(name: str, claim: str = "results") -> dict:
 
 
 async def test_claim_waits_for_first_consumer_then_binds_in_the_nodes_zone(start_lab) -> None:
-    ctx, kubelet = await start_lab()
+    ctx, _ = await start_lab()
     store = ctx.store
     created = await store.create(PVC)
     assert created["spec"]["storageClassName"] == "gp3-csi"  # DefaultStorageClass admission
