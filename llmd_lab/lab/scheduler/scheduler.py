@@ -17,11 +17,11 @@ import contextlib
 import logging
 
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.context import LabContext
 from llmd_lab.lab.informer import Informer
 from llmd_lab.lab.scheduler import kueue, volumebinding
 from llmd_lab.lab.scheduler.fit import NOT_HELPFUL, Snapshot, pod_requests, schedule
+from llmd_lab.lab.scheduler.volumebinding import get_or_none as _get
 
 log = logging.getLogger("llmd_lab.lab.scheduler")
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
@@ -195,11 +195,3 @@ class KubeScheduler:
         with contextlib.suppress(ApiError):
             await self.ctx.events.record(obj, type_, reason, message, "default-scheduler")
 
-
-async def _get(store: Store, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
-    try:
-        return await store.get(api_version, kind, name, namespace)
-    except ApiError as exc:
-        if exc.code == 404:
-            return None
-        raise

@@ -52,7 +52,8 @@ class PodVolumes:
         return []
 
 
-async def _get(store: Any, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
+async def get_or_none(store: Any, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
+    """The object, or None where it does not exist (other API errors raise)."""
     try:
         return await store.get(api_version, kind, name, namespace)
     except ApiError as exc:
@@ -66,7 +67,7 @@ async def pre_filter(store: Any, pod: Mapping[str, Any]) -> PodVolumes:
     out = PodVolumes()
     namespace = pod["metadata"]["namespace"]
     for name in claim_names(pod):
-        claim = await _get(store, "v1", "PersistentVolumeClaim", name, namespace)
+        claim = await get_or_none(store, "v1", "PersistentVolumeClaim", name, namespace)
         if claim is None:
             out.unschedulable = f'persistentvolumeclaim "{name}" not found'
             return out
@@ -75,12 +76,12 @@ async def pre_filter(store: Any, pod: Mapping[str, Any]) -> PodVolumes:
             return out
         volume_name = (claim.get("spec") or {}).get("volumeName")
         if volume_name:
-            pv = await _get(store, "v1", "PersistentVolume", volume_name, None)
+            pv = await get_or_none(store, "v1", "PersistentVolume", volume_name, None)
             if pv is not None:
                 out.volumes.append(pv)
             continue
         class_name = (claim.get("spec") or {}).get("storageClassName") or ""
-        sc = await _get(store, "storage.k8s.io/v1", "StorageClass", class_name, None) if class_name else None
+        sc = await get_or_none(store, "storage.k8s.io/v1", "StorageClass", class_name, None) if class_name else None
         if sc is not None and sc.get("volumeBindingMode") == "WaitForFirstConsumer":
             out.delayed.append(claim)
         else:

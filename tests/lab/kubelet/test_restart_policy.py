@@ -4,16 +4,10 @@ even a clean exit. The containers run the real ``guidellm`` CLI (``--version`` e
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from llmd_lab.lab.controller.testing import eventually, make_ctx
-from llmd_lab.lab.kubelet.kubelet import Kubelet
+from llmd_lab.lab.controller.testing import eventually
 from llmd_lab.lab.kubelet.runtime import restarts
-from llmd_lab.lab.profiles import load_profile
-from llmd_lab.lab.scheduler.scheduler import KubeScheduler
-from llmd_lab.lab.server import LabPaths, install_profile
 
 pytestmark = pytest.mark.anyio
 
@@ -25,16 +19,9 @@ def pod(name: str, policy: str, args: list[str]) -> dict:
 
 
 @pytest.fixture
-async def node_env(tmp_path: Path):
-    profile = load_profile("rhoai-3.0")
-    ctx = make_ctx(tmp_path, profile, time_scale=200.0)
-    await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    parts = [KubeScheduler(interval=0.05), Kubelet(ctx.network)]
-    for p in parts:
-        await p.start(ctx)
-    yield ctx.store
-    for p in reversed(parts):
-        await p.stop()
+async def node_env(start_lab):
+    ctx, _ = await start_lab()
+    return ctx.store
 
 
 async def status_when(store, name: str, check) -> dict:
