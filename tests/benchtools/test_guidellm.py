@@ -151,3 +151,18 @@ def _run_the_shipped_job_as_attendee(lab, url: str) -> None:
     assert frame["requests"].tolist() == [4] and (frame["prompt_tokens_p50"] == 64 + CHATML_TOKENS).all()
     assert "Request Latency" in log or "TTFT" in log  # GuideLLM's console table, readable with oc logs
     batch.delete_namespaced_job("llmd-guidellm", "user1", propagation_policy="Background")
+
+
+def test_container_paths_land_on_the_claims_volume_or_the_pods_scratch(tmp_path: Path) -> None:
+    from llmd_lab.sim.guidellm import host_path, lab_argv
+
+    mounts = {"/results": tmp_path / "pv-a", "/results/deep": tmp_path / "pv-b"}
+    scratch = tmp_path / "scratch"
+    assert host_path("/results/g.json", scratch, mounts) == str(tmp_path / "pv-a" / "g.json")
+    assert host_path("/results/deep/x/g.json", scratch, mounts) == str(tmp_path / "pv-b" / "x" / "g.json")
+    assert host_path("/resultsX/g.json", scratch, mounts) == str(scratch / "resultsX" / "g.json")
+    assert host_path("rel.json", scratch, mounts) == "rel.json"
+    argv = lab_argv(["--tokenizer", "kind=hf_auto,model=Qwen/Qwen3-0.6B", "--output", "kind=json,path=/results/r.json"],
+                    scratch, mounts)  # fmt: skip
+    assert argv[1] == f"kind=hf_auto,model={TOKENIZER_DIR}"
+    assert argv[3] == f"kind=json,path={tmp_path / 'pv-a' / 'r.json'}"
