@@ -4,8 +4,9 @@ A worker walks the pod through the lifecycle stages (stages.yaml): sandbox + IP,
 containers to completion, then each container's program with restarts and CrashLoopBackOff, readiness
 from its probe, and a status written back to the API server whenever what ``kubectl`` shows changes.
 
-Just over 500 lines on purpose: the lifecycle, the probes and the status writer share one pod's state and
-one set of tasks; what a container runs is already apart (``registry``, ``programs``, ``stages``).
+About 580 lines on purpose: the lifecycle (restarts as ``restartPolicy`` says), the probes and the status
+writer share one pod's state and one set of tasks; what a container runs is already apart (``registry``,
+``programs``, ``stages``, ``claims``, ``volumes``).
 """
 
 from __future__ import annotations
