@@ -212,3 +212,25 @@ async def test_delete_without_propagation_orphans_pods_as_batch_v1_does(cluster)
 
     orphan = await eventually(released, what="the pod orphaned and its tracking finalizer released")
     assert orphan["metadata"]["name"] == pod["metadata"]["name"]
+
+
+async def test_kubectl_get_jobs_columns_follow_kubectl(cluster) -> None:
+    from llmd_lab.lab.apiserver.tables import columns_and_row
+
+    store = cluster
+    columns, row = columns_and_row(store.registry.lookup_kind("batch/v1", "Job"))
+    assert [c["name"] for c in columns] == ["Status", "Completions", "Duration", "Age"]
+    await store.create(job())
+    [pod] = await eventually(lambda: pods_of(store), what="pod")
+    assert row(await store.get("batch/v1", "Job", "bench", "default"))[:2] == ["Running", "0/1"]
+    await finish(store, pod, "Succeeded")
+
+    async def complete():
+        j = await store.get("batch/v1", "Job", "bench", "default")
+        return j if cond(j, "Complete") else None
+
+    cells = row(await eventually(complete, what="Complete"))
+    assert cells[:2] == ["Complete", "1/1"] and cells[2].endswith("s")
+    unbounded = job(parallelism=3)
+    unbounded["metadata"]["name"] = "three"
+    assert row(await store.create(unbounded))[:2] == ["Running", "0/1 of 3"]

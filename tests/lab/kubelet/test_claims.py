@@ -89,3 +89,23 @@ async def test_pod_with_a_missing_claim_is_unschedulable(start_lab) -> None:
     cond = await eventually(failed, what="PodScheduled False")
     assert 'persistentvolumeclaim "nope" not found' in cond["message"]
     assert cond["message"].startswith("0/")
+
+
+async def test_kubectl_get_pvc_shows_capacity_once_bound(start_lab) -> None:
+    from llmd_lab.lab.apiserver.tables import columns_and_row
+
+    ctx, _ = await start_lab()
+    store = ctx.store
+    columns, row = columns_and_row(store.registry.lookup_kind("v1", "PersistentVolumeClaim"))
+    assert [c["name"] for c in columns][:6] == ["Status", "Volume", "Capacity", "Access Modes", "StorageClass",
+                                                "VolumeAttributesClass"]
+    pending = await store.create(PVC)
+    assert row(pending)[:6] == ["Pending", "", "", "", "gp3-csi", "<unset>"]
+    await store.create(pod("consumer"))
+
+    async def bound():
+        claim = await store.get("v1", "PersistentVolumeClaim", "results", "default")
+        return claim if claim["status"].get("phase") == "Bound" else None
+
+    claim = await eventually(bound, what="claim Bound")
+    assert row(claim)[:5] == ["Bound", claim["spec"]["volumeName"], "1Gi", "RWO", "gp3-csi"]
