@@ -13,9 +13,11 @@ Only what a pod has and the lab does not is translated, each said in the pod's l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import posixpath
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,11 +31,11 @@ def _executable() -> str | None:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: if the lab process dies, the benchmark gets SIGTERM (Linux prctl)."""
+    """Runs in the child before exec: if the lab process dies, the benchmark is killed (Linux prctl). SIGKILL,
+    not SIGTERM: a GuideLLM whose backend vanished was seen ignoring SIGTERM and running on for good."""
     import ctypes
-    import signal
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _rewrite_kv(value: str, key: str, rewrite: Callable[[str], str]) -> str:
@@ -82,15 +84,16 @@ async def run(argv: list[str], env: Mapping[str, str], log: Callable[[str], None
     child_env = {**os.environ, **env, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     proc = await asyncio.create_subprocess_exec(
         exe, *args, env=child_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )  # a lab that goes down takes its benchmarks with it
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None, start_new_session=True,
+    )  # a lab that goes down takes its benchmarks with it; its own process group, so a kill reaches its workers
     assert proc.stdout is not None
     try:
         async for line in proc.stdout:
             log(line.decode(errors="replace").rstrip("\n"))
         return await proc.wait()
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # the container is stopped: the whole process group goes
         if proc.returncode is None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
         raise

@@ -166,3 +166,48 @@ def test_container_paths_land_on_the_claims_volume_or_the_pods_scratch(tmp_path:
                     scratch, mounts)  # fmt: skip
     assert argv[1] == f"kind=hf_auto,model={TOKENIZER_DIR}"
     assert argv[3] == f"kind=json,path={tmp_path / 'pv-a' / 'r.json'}"
+
+
+@pytest.mark.anyio
+async def test_stopping_the_container_kills_the_benchmark_and_its_workers(tmp_path: Path, monkeypatch) -> None:
+    """A GuideLLM stuck on a vanished backend must not outlive its pod: the kubelet's cancel kills the whole
+    process group (GuideLLM's worker processes too)."""
+    import asyncio
+    import os
+
+    from llmd_lab.sim import guidellm as sim_guidellm
+
+    pids = tmp_path / "pids"
+    fake = tmp_path / "guidellm"
+    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $$ $! > {pids}\necho started\nwait\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sim_guidellm, "_executable", lambda: str(fake))
+    lines: list[str] = []
+    task = asyncio.create_task(sim_guidellm.run(["guidellm", "run"], {}, lines.append, tmp_path / "scratch"))
+
+    async def started() -> None:
+        while "started" not in lines:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(started(), 30)  # a failure deadline: the fake prints at once
+    main, worker = (int(p) for p in pids.read_text().split())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state != "Z"  # a zombie has exited; only its parent (sleep's: init) has not reaped it yet
+
+    async def both_gone() -> None:
+        while alive(main) or alive(worker):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(both_gone(), 30)
