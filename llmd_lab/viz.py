@@ -178,12 +178,18 @@ def timeline(df: pd.DataFrame, *, y: str = "ttft_s", color: str = "pod") -> alt.
 
 
 def metric_timeline(frame: pd.DataFrame, metric: str = "kv_cache_usage") -> alt.Chart:
-    """A per-pod line of one column of :meth:`llmd_lab.metrics.Poller.frame` over time."""
+    """A per-pod line of one column of :meth:`llmd_lab.metrics.Poller.frame` over time.
+
+    Time is drawn as seconds since the first reading, not the clock: a short run spans less than a second of
+    clock time, which a time axis labels ".800 .800"."""
     data, field, title = _human(frame.dropna(subset=[metric]), metric)
+    times = pd.to_datetime(data["time"])
+    data = data.assign(t_s=(times - times.min()).dt.total_seconds())
     return (
         alt.Chart(data, title=title[0].upper() + title[1:])
-        .mark_line()
-        .encode(x=alt.X("time:T", title="time (clock)"), y=alt.Y(f"{field}:Q", title=title), color="pod:N")
+        .mark_line(point=True)
+        .encode(x=alt.X("t_s:Q", title="time since the first reading (s)"), y=alt.Y(f"{field}:Q", title=title),
+                color=alt.Color("pod:N", legend=alt.Legend(labelLimit=400)))
     )
 
 

@@ -190,6 +190,14 @@ def test_rates_are_drawn_in_percent_with_the_unit_in_the_title(column):
     assert [r[y["field"]] for r in rows] == [25.0, 50.0] and y["title"].endswith("(%)")
 
 
+def test_timelines_count_seconds_from_the_first_reading():
+    frame = pd.DataFrame({"time": pd.to_datetime([100.0, 100.4, 101.5], unit="s"), "pod": "a", "waiting": [0, 1, 2]})
+    spec = viz.metric_timeline(frame, "waiting").to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert [r["t_s"] for r in rows] == [0.0, pytest.approx(0.4), pytest.approx(1.5)]
+    assert spec["encoding"]["x"]["title"] == "time since the first reading (s)"
+
+
 def test_seconds_columns_are_drawn_in_milliseconds():
     frame = pd.DataFrame({"time": pd.to_datetime([1], unit="s"), "pod": "a", "ttft_p95_s": [0.25]})
     rows, y = _plotted(viz.metric_timeline(frame, "ttft_p95_s"))
