@@ -75,7 +75,7 @@ def chart(history: pd.DataFrame, title: str = "vLLM pods") -> alt.VConcatChart:
     for column, name, y_title in SPARKLINES[1:]:
         domain = [0, 100] if column.endswith("_pct") else alt.Undefined
         rows.append(alt.Chart(data[["time_s", column]].dropna(), title=name, height=60, width=420)
-                    .mark_area(line=True, opacity=0.3)
+                    .mark_area(line=True, point=True, opacity=0.3)  # points: one reading still shows
                     .encode(x=x, y=alt.Y(f"{column}:Q", title=y_title, scale=alt.Scale(domain=domain))))
     return alt.vconcat(*rows, title=title).resolve_scale(color="independent")
 

@@ -103,7 +103,7 @@ df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls),
                  traffic.multi_turn(conversations, turns, system_tokens=400, turn_tokens=80, max_tokens=48, seed=seed),
                  concurrency=workers, seed=seed, progress=not fast)
 after = metrics.scrape(source)
-k8s.wait_for(lambda: panel.updates >= 1, timeout_s=10 * interval_s)  # a short run may end before the 2nd reading
+k8s.wait_for(lambda: panel.updates >= 2, timeout_s=30)  # a short run may end before the 2nd reading
 poller.stop()
 window = metrics.deltas(before, after)
 window[["pod", "requests", "prompt_tokens", "hit_rate", "kv_cache_usage", "waiting", "ttft_p95_s"]]
