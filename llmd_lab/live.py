@@ -63,7 +63,8 @@ def chart(history: pd.DataFrame, title: str = "vLLM pods") -> alt.VConcatChart:
     """The panel's four sparklines over ``history`` (rows from :func:`reading`); empty rows draw empty axes."""
     data = history if len(history) else pd.DataFrame(columns=["time_s", "ttft_p50_ms", "ttft_p95_ms",
                                                                "hit_rate_pct", "kv_cache_pct", "waiting"])
-    x = alt.X("time_s:Q", title="time since the panel started (s)")
+    x = alt.X("time_s:Q", title="time since the panel started (s)",
+              axis=alt.Axis(tickCount=6, labelOverlap="greedy"))  # a short run: ticks 0.05 s apart ran together
     ttft = data.melt(id_vars=["time_s"], value_vars=["ttft_p50_ms", "ttft_p95_ms"], var_name="percentile",
                      value_name="ttft_ms").dropna()
     ttft["percentile"] = ttft["percentile"].str.extract(r"_(p\d+)_")[0]

@@ -188,7 +188,8 @@ def metric_timeline(frame: pd.DataFrame, metric: str = "kv_cache_usage") -> alt.
     return (
         alt.Chart(data, title=title[0].upper() + title[1:])
         .mark_line(point=True)
-        .encode(x=alt.X("t_s:Q", title="time since the first reading (s)"), y=alt.Y(f"{field}:Q", title=title),
+        .encode(x=alt.X("t_s:Q", title="time since the first reading (s)",
+                        axis=alt.Axis(tickCount=6, labelOverlap="greedy")), y=alt.Y(f"{field}:Q", title=title),
                 color=alt.Color("pod:N", legend=alt.Legend(labelLimit=400)))
     )
 
