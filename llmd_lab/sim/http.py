@@ -60,6 +60,7 @@ class RunningServer:
         """``graceful=False``: stop like a killed process (stop listening, cut every open connection: clients
         see a reset). ``graceful=True``: uvicorn's shutdown, waiting for open responses up to its timeout."""
         self.server.should_exit = True
+        self.close_listeners()
         if not graceful:
             self.server.force_exit = True
             for conn in list(self.server.server_state.connections):
@@ -70,6 +71,12 @@ class RunningServer:
             await asyncio.wait_for(asyncio.shield(self.task), timeout=None if graceful else 5)
         if not self.task.done():
             self.task.cancel()
+
+    def close_listeners(self) -> None:
+        """Stop accepting now, as a stopping process does before anything else: the address is free to bind
+        again even if the shutdown that follows is cut short (cancelled, or past its timeout)."""
+        for srv in getattr(self.server, "servers", []):
+            srv.close()
 
 
 async def start_server(app: Any, host: str, port: int, *, name: str,
@@ -92,6 +99,10 @@ async def start_server(app: Any, host: str, port: int, *, name: str,
     except SystemExit as exc:  # uvicorn logs the OSError and exits when it cannot bind
         raise BindError(f"{name}: could not listen on {host}:{port}: address already in use or not "
                         "available") from exc
+    except BaseException:  # cancelled part-way through start-up: leave no listener behind
+        for srv in getattr(server, "servers", []):
+            srv.close()
+        raise
 
     async def run() -> None:
         await server.main_loop()
