@@ -24,7 +24,7 @@ EPP_COMPONENT = "app.kubernetes.io/component=llminferenceservice-router-schedule
 SCHEDULER_E2E = "inference_extension_scheduler_e2e_duration_seconds"
 
 
-def _quantile(values: list[float], q: float) -> float | None:
+def quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
@@ -94,8 +94,8 @@ class ApiProbe:
     def summary(self) -> dict[str, Any]:
         ms = [1000 * x for x in self.lists]
         wm = [1000 * x for x in self.watch]
-        return {"api_lists": len(ms), "api_list_p50_ms": _quantile(ms, 0.5), "api_list_p99_ms": _quantile(ms, 0.99),
-                "watch_events": len(wm), "watch_p50_ms": _quantile(wm, 0.5), "watch_p99_ms": _quantile(wm, 0.99),
+        return {"api_lists": len(ms), "api_list_p50_ms": quantile(ms, 0.5), "api_list_p99_ms": quantile(ms, 0.99),
+                "watch_events": len(wm), "watch_p50_ms": quantile(wm, 0.5), "watch_p99_ms": quantile(wm, 0.99),
                 "api_failures": self.failures[:3]}  # fmt: skip
 
 
@@ -152,4 +152,4 @@ def run_conversations(url: str, model: str, conversations: int, turns: int, seco
             "wall_s": wall, "requests_per_s": len(df) / wall if wall else 0.0,
             "errors": sorted({str(e) for e in df["error"].dropna()})[:3] if not df.empty else [],
             "client_ttft_p50_ms": statistics.median(ttft) if ttft else None,
-            "client_ttft_p99_ms": _quantile(ttft, 0.99)}  # fmt: skip
+            "client_ttft_p99_ms": quantile(ttft, 0.99)}  # fmt: skip
