@@ -13,7 +13,6 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from llmd_lab.sim.exposition import ExpositionRenderer
-
 from llmd_lab.sim.vllm.engine import EngineStats, LLMEngine, RequestOutput, StepResult
 
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
