@@ -11,39 +11,16 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from labpods import vllm_pod
 from uvicorn.config import STARTUP_FAILURE
 
-from llmd_lab.lab.controller.testing import eventually, make_ctx
+from llmd_lab.lab.controller.testing import eventually
 from llmd_lab.lab.ipam import POD_CIDR, IPAllocator, addresses_in_use
 from llmd_lab.lab.kubelet import programs, registry
 from llmd_lab.lab.kubelet.kubelet import Kubelet
-from llmd_lab.lab.profiles import load_profile
-from llmd_lab.lab.scheduler.scheduler import KubeScheduler
-from llmd_lab.lab.server import LabPaths, install_profile
 
 pytestmark = pytest.mark.anyio
-TOLERATE = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-
-
-def _vllm_pod(name: str) -> dict:
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-        "spec": {
-            "tolerations": TOLERATE,
-            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"},
-            "containers": [{
-                "name": "main", "image": "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.3",
-                "command": ["vllm", "serve", "Qwen/Qwen3-0.6B", "--port", "8000", "--max-model-len", "4096"],
-                "ports": [{"containerPort": 8000}],
-                "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000, "scheme": "HTTP"},
-                                   "initialDelaySeconds": 1, "periodSeconds": 1},
-            }],
-        },
-    }
-
-
+MODEL = "Qwen/Qwen3-0.6B"
 def _offset() -> int:
     """A random host of the pod CIDR (not .0/.255), so parallel test runs do not pick the same one."""
     while True:
@@ -90,20 +67,6 @@ def test_allocator_skips_an_address_a_socket_on_this_host_still_holds() -> None:
     assert IPAllocator(POD_CIDR, start=offset - 1).allocate() == held  # free again once closed
 
 
-@pytest.fixture
-async def node_env(tmp_path: Path):
-    profile = load_profile("rhoai-3.0")
-    ctx = make_ctx(tmp_path, profile, time_scale=200.0)
-    ctx.store.graceful_pod_deletion = True
-    await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    parts = [KubeScheduler(interval=0.05), Kubelet(ctx.network)]
-    for p in parts:
-        await p.start(ctx)
-    yield ctx, parts[1]
-    for p in reversed(parts):
-        await p.stop()
-
-
 async def _crash_looping(store, name: str) -> dict | None:
     pod = await store.get("v1", "Pod", name, "default")
     for cs in pod["status"].get("containerStatuses", []):
@@ -123,7 +86,7 @@ async def test_vllm_that_cannot_bind_its_pod_ip_crash_loops(node_env) -> None:
     # the kubelet is handed an address something else holds (no host check, as if the IPAM had not seen it)
     ctx.network.pods = IPAllocator(POD_CIDR, start=offset - 1, in_use=set)
     with _listening(ip, 8000):
-        await ctx.store.create(_vllm_pod("squatted"))
+        await ctx.store.create(vllm_pod("squatted", MODEL, extra="--max-model-len=4096"))
         cs = await eventually(lambda: _crash_looping(ctx.store, "squatted"), what="CrashLoopBackOff")
         assert cs["lastState"]["terminated"]["exitCode"] == 1
         assert cs["lastState"]["terminated"]["reason"] == "Error"
@@ -147,7 +110,7 @@ async def test_a_program_calling_sys_exit_ends_its_container_not_the_lab(node_en
 
     monkeypatch.setitem(registry.PROGRAMS, programs.VLLM, bare_uvicorn)
     with _listening(ip, 8000):
-        await ctx.store.create(_vllm_pod("exits"))
+        await ctx.store.create(vllm_pod("exits", MODEL, extra="--max-model-len=4096"))
         cs = await eventually(lambda: _crash_looping(ctx.store, "exits"), what="CrashLoopBackOff")
     assert cs["lastState"]["terminated"]["exitCode"] == STARTUP_FAILURE  # uvicorn's own exit status
     assert f"process exited with status {STARTUP_FAILURE}" in await _previous_log(kubelet, "exits")
@@ -165,7 +128,7 @@ async def test_a_deleted_pods_ip_is_released_only_after_its_listener_closed(node
         release(ip)
 
     pods.release = record  # type: ignore[method-assign]
-    await ctx.store.create(_vllm_pod("short-lived"))
+    await ctx.store.create(vllm_pod("short-lived", MODEL, extra="--max-model-len=4096"))
 
     async def ready() -> str | None:
         pod = await ctx.store.get("v1", "Pod", "short-lived", "default")
