@@ -190,7 +190,10 @@ def _load_phase(args: argparse.Namespace, info: Any, custom: Any, core: Any, nam
                                    args.load_seconds, info.raw.get("ca_file"))  # fmt: skip
     result.update(busy.summary())
     result["idle"] = idle.summary()
-    result.update(epp_decision_latency(core, NS))
+    result.update(epp_decision_latency(core, NS, name))
+    pods = core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={name}").items
+    result["container_restarts_during_load"] = sum(cs.restart_count for p in pods
+                                                   for cs in p.status.container_statuses or [])  # fmt: skip
     result["lab_cpu_s_during_load"] = round(_cpu_s(info.pid) - cpu0, 1)
     result["lab_rss_growth_mib"] = round((_rss_bytes(info.pid) - rss0) / 2**20, 1)
     return result
@@ -221,4 +224,5 @@ def _print_load(load: dict[str, Any]) -> None:
     else:
         print(f"  EPP decision latency: mean {load['epp_mean_ms']:.2f} ms, p99 ≤ {_fmt(load['epp_p99_bucket_ms'], '.1f')}"
               f" ms over {load['epp_decisions']} decisions")  # fmt: skip
-    print(f"  lab process during load: {load['lab_cpu_s_during_load']} CPU s, RSS +{load['lab_rss_growth_mib']} MiB")
+    print(f"  lab process during load: {load['lab_cpu_s_during_load']} CPU s, RSS +{load['lab_rss_growth_mib']} MiB; "
+          f"container restarts in the service: {load['container_restarts_during_load']}")
