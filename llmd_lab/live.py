@@ -63,7 +63,8 @@ def chart(history: pd.DataFrame, title: str = "vLLM pods") -> alt.VConcatChart:
     """The panel's four sparklines over ``history`` (rows from :func:`reading`); empty rows draw empty axes."""
     data = history if len(history) else pd.DataFrame(columns=["time_s", "ttft_p50_ms", "ttft_p95_ms",
                                                                "hit_rate_pct", "kv_cache_pct", "waiting"])
-    x = alt.X("time_s:Q", title="time since the panel started (s)")
+    x = alt.X("time_s:Q", title="time since the panel started (s)",
+              axis=alt.Axis(tickCount=6, labelOverlap="greedy"))  # a short run: ticks 0.05 s apart ran together
     ttft = data.melt(id_vars=["time_s"], value_vars=["ttft_p50_ms", "ttft_p95_ms"], var_name="percentile",
                      value_name="ttft_ms").dropna()
     ttft["percentile"] = ttft["percentile"].str.extract(r"_(p\d+)_")[0]
@@ -75,7 +76,7 @@ def chart(history: pd.DataFrame, title: str = "vLLM pods") -> alt.VConcatChart:
     for column, name, y_title in SPARKLINES[1:]:
         domain = [0, 100] if column.endswith("_pct") else alt.Undefined
         rows.append(alt.Chart(data[["time_s", column]].dropna(), title=name, height=60, width=420)
-                    .mark_area(line=True, opacity=0.3)
+                    .mark_area(line=True, point=True, opacity=0.3)  # points: one reading still shows
                     .encode(x=x, y=alt.Y(f"{column}:Q", title=y_title, scale=alt.Scale(domain=domain))))
     return alt.vconcat(*rows, title=title).resolve_scale(color="independent")
 

@@ -38,11 +38,14 @@ TITLES: dict[str, str] = {
     "running": "requests running", "rate": "offered load (conversations started per second)",
 }  # fmt: skip
 _PERCENT = {"kv_cache_usage", "hit_rate"}
+#: Columns in seconds, drawn in ms. Named one by one: a ``_s`` suffix also ends ``requests_per_s`` (a rate),
+#: which a suffix rule once drew ×1000 (notebook 04 showed ~5,500 requests per second for a few).
+_SECONDS = {"ttft_s", "itl_mean_s", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s"}
 
 
 def _human(data: pd.DataFrame, column: str) -> tuple[pd.DataFrame, str, str]:
     """``data`` with ``column`` converted for display (s → ms, fraction → %), the field to plot, its title."""
-    if column.endswith("_s") and column in TITLES:
+    if column in _SECONDS:
         field = column[:-2] + "_ms"
         return data.assign(**{field: data[column] * 1000}), field, TITLES[column]
     if column in _PERCENT:
@@ -175,12 +178,19 @@ def timeline(df: pd.DataFrame, *, y: str = "ttft_s", color: str = "pod") -> alt.
 
 
 def metric_timeline(frame: pd.DataFrame, metric: str = "kv_cache_usage") -> alt.Chart:
-    """A per-pod line of one column of :meth:`llmd_lab.metrics.Poller.frame` over time."""
+    """A per-pod line of one column of :meth:`llmd_lab.metrics.Poller.frame` over time.
+
+    Time is drawn as seconds since the first reading, not the clock: a short run spans less than a second of
+    clock time, which a time axis labels ".800 .800"."""
     data, field, title = _human(frame.dropna(subset=[metric]), metric)
+    times = pd.to_datetime(data["time"])
+    data = data.assign(t_s=(times - times.min()).dt.total_seconds())
     return (
         alt.Chart(data, title=title[0].upper() + title[1:])
-        .mark_line()
-        .encode(x=alt.X("time:T", title="time (clock)"), y=alt.Y(f"{field}:Q", title=title), color="pod:N")
+        .mark_line(point=True)
+        .encode(x=alt.X("t_s:Q", title="time since the first reading (s)",
+                        axis=alt.Axis(tickCount=6, labelOverlap="greedy")), y=alt.Y(f"{field}:Q", title=title),
+                color=alt.Color("pod:N", legend=alt.Legend(labelLimit=400)))
     )
 
 
@@ -192,22 +202,28 @@ def predicted_vs_measured(
     *,
     title: str = "Predicted vs measured",
     y_title: str | None = None,
+    percent: bool = False,
 ) -> alt.LayerChart:
     """Bars of the measured value per ``x`` with a black tick at the prediction, so the gap reads at a glance.
 
     ``table`` has one row per ``x`` (a prompt pattern, a layout, a scorer setting) with both numbers;
-    rows missing either value are left out rather than drawn as zero.
+    rows missing either value are left out rather than drawn as zero. ``percent=True`` draws fractions
+    (hit rates) as 0–100 %, the one unit every chart of the course uses for rates.
     """
     missing = [c for c in (x, predicted, measured) if c not in table]
     if missing:
         raise ValueError(f"table has no column(s) {missing}; columns are {list(table.columns)}")
     data = table[[x, predicted, measured]].dropna()
     y_axis = y_title or measured
+    scale = alt.Undefined
+    if percent:
+        data = data.assign(**{predicted: data[predicted] * 100, measured: data[measured] * 100})
+        y_axis, scale = (y_axis if y_axis.endswith("(%)") else f"{y_axis} (%)"), alt.Scale(domain=[0, 100])
     base = alt.Chart(data, title=title).encode(
         x=alt.X(f"{x}:N", title=x, sort=None),
         tooltip=[x, alt.Tooltip(f"{measured}:Q", format=".3g"), alt.Tooltip(f"{predicted}:Q", format=".3g")],
     )
-    bars = base.mark_bar(opacity=0.8).encode(y=alt.Y(f"{measured}:Q", title=y_axis))
+    bars = base.mark_bar(opacity=0.8).encode(y=alt.Y(f"{measured}:Q", title=y_axis, scale=scale))
     ticks = base.mark_tick(color="black", thickness=3, size=30).encode(y=alt.Y(f"{predicted}:Q"))
     return alt.layer(bars, ticks)
 

@@ -223,7 +223,8 @@ results = pd.DataFrame([
     {"pattern": "short prompt", "predicted": 0.0, "measured": hit_short},
 ]).assign(error=lambda d: d["measured"] - d["predicted"])
 hits = viz.predicted_vs_measured(results, x="pattern", predicted="predicted", measured="measured",
-                                 title="Prefix-cache hit rate: predicted vs measured", y_title="hit rate")
+                                 title="Prefix-cache hit rate: predicted vs measured", y_title="hit rate (%)",
+                                 percent=True)
 all_requests = pd.concat([df_repeat.assign(pattern="repeat"), df_system.assign(pattern="system prompt"),
                           df_multi.assign(pattern="multi-turn"), df_short.assign(pattern="short prompt")])
 chart = hits.properties(width=260) | viz.ttft_distribution(all_requests, by="pattern").properties(width=260)

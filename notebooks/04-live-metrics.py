@@ -103,7 +103,7 @@ df = traffic.run(traffic.Target(ep.gateway, ep.model, name="llm-d", **cfg.tls),
                  traffic.multi_turn(conversations, turns, system_tokens=400, turn_tokens=80, max_tokens=48, seed=seed),
                  concurrency=workers, seed=seed, progress=not fast)
 after = metrics.scrape(source)
-k8s.wait_for(lambda: panel.updates >= 1, timeout_s=10 * interval_s)  # a short run may end before the 2nd reading
+k8s.wait_for(lambda: panel.updates >= 2, timeout_s=30)  # a short run may end before the 2nd reading
 poller.stop()
 window = metrics.deltas(before, after)
 window[["pod", "requests", "prompt_tokens", "hit_rate", "kv_cache_usage", "waiting", "ttft_p95_s"]]
@@ -165,7 +165,10 @@ viz.metric_timeline(pressure_timeline, "kv_cache_usage") if not pressure_timelin
 # ## The same numbers in PromQL (on OpenShift)
 #
 # On a cluster, OpenShift AI's PodMonitor ships these metrics to the platform Prometheus with a `kserve_` prefix.
-# These are the queries behind the panel, ready for the console's *Observe → Metrics* page or a Grafana panel:
+# These are the queries behind the panel, ready for the console's *Observe → Metrics* page or a Grafana panel;
+# the shipped dashboard (`assets/dashboards/llmd-openshift.json`) has the same panels. On the local lab, run
+# `llmd-lab prometheus` in a terminal: a Prometheus on http://127.0.0.1:9091 scrapes the lab's pods as the
+# cluster's monitors do, so the same queries and the same dashboard answer there.
 
 # %%
 sel = f'namespace="{conn.namespace}"'
@@ -183,6 +186,9 @@ if conn.kind == "OpenShift":
     prom = metrics.PromQLSource(conn.bearer_token(), {"namespace": conn.namespace}, namespace=conn.namespace)
     display(metrics.deltas(before, metrics.scrape(prom)).head())  # Prometheus scrapes every 30 s: coarser
     print(live.grafana_dashboard(conn))  # the shipped dashboard has the same panels
+else:
+    print("On the lab: run `llmd-lab prometheus` in a terminal, then paste a query into http://127.0.0.1:9091/graph "
+          f"or import {live.DASHBOARD_FILE} into a Grafana reading that Prometheus.")
 
 # %% [markdown]
 # ## Did it work?

@@ -159,7 +159,8 @@ engine_chart = alt.Chart(pct, title="Engine TTFT (vLLM histogram)", width=240).m
     x=alt.X("percentile:N", title=None), xOffset="mode:N", y=alt.Y("ms:Q", title="TTFT (ms)"),
     color=alt.Color("mode:N", title="mode"))
 hit_chart = alt.Chart(per_mode, title="Prefix-cache hit rate", width=160).mark_bar().encode(
-    x=alt.X("mode:N", title=None), y=alt.Y("server_hit_rate:Q", scale=alt.Scale(domain=[0, 1]), title="hit rate"),
+    x=alt.X("mode:N", title=None), y=alt.Y("server_hit_rate:Q", scale=alt.Scale(domain=[0, 1]), title="hit rate (%)",
+                                            axis=alt.Axis(format="%")),
     color=alt.Color("mode:N", title="mode"))
 comparison = viz.ttft_percentiles(df).properties(title="Client TTFT", width=240) | engine_chart | hit_chart
 comparison

@@ -24,8 +24,8 @@
 # * The threshold is the difference between "P/D for everything" (RHOAI 3.0's default, threshold 0) and "P/D for
 #   the requests that need it"; notebook 09 shows how the endpoint picker's configuration is written.
 #
-# **Chart:** Time to first token and inter-token latency for replicas against prefill/decode, with short and
-# long prompts.
+# **Chart:** Prefill/decode against replicas on the same traffic: time to first token (p50) of short and long
+# prompts, and inter-token latency (p95) of long prompts.
 #
 # Every request has two phases. **Prefill** reads the whole prompt in one big, compute-bound pass and produces
 # the first token. **Decode** then produces one token at a time, a memory-bound loop. On one GPU they interfere:
@@ -168,10 +168,14 @@ print(pd.DataFrame({"you predicted": my_prediction, "measured": measured}))
 print(f"score: {score}/{len(measured)}" + ("  (fill in my_prediction above and re-run)" if not any(my_prediction.values()) else ""))
 
 # %% tags=["key-chart"]
-long_itl = table.xs("long", level="kind").reset_index()
-alt.Chart(long_itl, title="ITL p95 of long prompts under mixed load: what P/D is for", width=320).mark_bar().encode(
-    x=alt.X("itl_p95_ms:Q", title="inter-token latency p95 (ms)"), y=alt.Y("layout:N", title=None),
-    color=alt.Color("layout:N", legend=None))
+trade = table.reset_index()  # the trade at a glance: what the first token costs (left), what streaming gets (right)
+ttft_chart = alt.Chart(trade, title="First token: TTFT p50", width=220).mark_bar().encode(
+    x=alt.X("kind:N", title="prompt length"), xOffset="layout:N", y=alt.Y("ttft_p50_ms:Q", title="TTFT p50 (ms)"),
+    color=alt.Color("layout:N", title="layout"))
+itl_chart = alt.Chart(trade[trade["kind"] == "long"], title="Streaming: ITL p95, long prompts", width=160).mark_bar(
+    ).encode(x=alt.X("layout:N", title=None), y=alt.Y("itl_p95_ms:Q", title="inter-token latency p95 (ms)"),
+             color=alt.Color("layout:N", title="layout"))
+(ttft_chart | itl_chart).properties(title="Prefill/decode against replicas, same traffic")
 
 # %% [markdown]
 # ## Reading the result

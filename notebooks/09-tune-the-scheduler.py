@@ -112,7 +112,7 @@ results.round(3)
 # %% tags=["key-chart"]
 alt.Chart(results, title="Hit rate against load imbalance").mark_circle(size=200).encode(
     x=alt.X("imbalance:Q", title="busiest pod ÷ fair share", scale=alt.Scale(zero=False)),
-    y=alt.Y("hit_rate:Q", title="prefix-cache hit rate", scale=alt.Scale(domain=[0, 1])),
+    y=alt.Y("hit_rate:Q", title="prefix-cache hit rate (%)", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
     color=alt.Color("config:N", legend=alt.Legend(labelLimit=400)),
     tooltip=["config", "hit_rate", "imbalance", "ttft_p95_ms"]).properties(width=360)
 

@@ -161,7 +161,7 @@ PANELS = [
     Panel(
         "KV-cache use",
         "percentunit",
-        "fraction of each pod's KV-cache blocks in use; above 0.8 expect preemptions (older vLLM: gpu_cache_usage_perc)",
+        "share of each pod's KV-cache blocks in use (%); above 80 % expect preemptions (older vLLM: gpu_cache_usage_perc)",
         [
             (
                 "{{pod}}",

@@ -1,4 +1,4 @@
-"""``llmd-lab up | down | status | kubeconfig | reset``: the local lab's lifecycle from a shell.
+"""``llmd-lab up | down | status | kubeconfig | reset | prometheus``: the local lab's lifecycle from a shell.
 
 Every command works on ``$LLMD_LAB_HOME`` (default ``~/.llmd-lab``). Nothing here prints the bearer
 token or the kubeconfig's contents — only the kubeconfig's path.
@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reset", help="wipe the lab's state (objects, token, kubeconfig)")
     p.add_argument("--force", action="store_true", help="stop a running lab first")
     p.set_defaults(func=cmd_reset)
+
+    from llmd_lab.lab import prometheus  # `llmd-lab prometheus`: the cluster's monitoring queries, on the lab
+
+    prometheus.register(sub)
 
 
 def _err(message: str) -> int:

@@ -161,3 +161,52 @@ else:
     kept = "import altair as alt\nalt.renderers.enable('html')\nimport llmd_lab.viz\nassert alt.renderers.active == 'html'"
     proc = subprocess.run([sys.executable, "-c", kept], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def _plotted(chart) -> tuple[list[dict], dict]:
+    """The rows a single chart draws and its y encoding, from the Vega-Lite spec altair emits."""
+    spec = chart.to_dict()
+    return next(iter(spec["datasets"].values())), spec["encoding"]["y"]
+
+
+def test_requests_per_second_are_drawn_as_measured_not_as_milliseconds():
+    """Two readings 1.5 s apart, 3 more finished requests: the chart shows 2 requests per second (a suffix rule
+    once read ``requests_per_s`` as seconds and drew it ×1000: notebook 04 showed ~5,500 req/s for a few)."""
+    from llmd_lab import metrics
+
+    def snap(t: float, done: float) -> metrics.Snapshot:
+        return metrics.Snapshot(t, pods={"a": {("vllm:request_success_total", (("finished_reason", "stop"),)): done}})
+
+    frame = metrics.deltas(snap(100.0, 10), snap(101.5, 13)).assign(time=pd.Timestamp(101.5, unit="s"))
+    rows, y = _plotted(viz.metric_timeline(frame, "requests_per_s"))
+    assert [r[y["field"]] for r in rows] == [pytest.approx(2.0)] and y["title"] == "requests per second"
+
+
+@pytest.mark.parametrize("column", ["hit_rate", "kv_cache_usage"])
+def test_rates_are_drawn_in_percent_with_the_unit_in_the_title(column):
+    """One unit for rates on every chart: % (the shipped Grafana dashboard's ``percentunit`` and the course text)."""
+    frame = pd.DataFrame({"time": pd.to_datetime([1, 2], unit="s"), "pod": "a", column: [0.25, 0.5]})
+    rows, y = _plotted(viz.metric_timeline(frame, column))
+    assert [r[y["field"]] for r in rows] == [25.0, 50.0] and y["title"].endswith("(%)")
+
+
+def test_timelines_count_seconds_from_the_first_reading():
+    frame = pd.DataFrame({"time": pd.to_datetime([100.0, 100.4, 101.5], unit="s"), "pod": "a", "waiting": [0, 1, 2]})
+    spec = viz.metric_timeline(frame, "waiting").to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert [r["t_s"] for r in rows] == [0.0, pytest.approx(0.4), pytest.approx(1.5)]
+    assert spec["encoding"]["x"]["title"] == "time since the first reading (s)"
+
+
+def test_seconds_columns_are_drawn_in_milliseconds():
+    frame = pd.DataFrame({"time": pd.to_datetime([1], unit="s"), "pod": "a", "ttft_p95_s": [0.25]})
+    rows, y = _plotted(viz.metric_timeline(frame, "ttft_p95_s"))
+    assert [r[y["field"]] for r in rows] == [250.0] and y["title"] == "TTFT p95 (ms)"
+
+
+def test_predicted_vs_measured_in_percent():
+    table = pd.DataFrame({"pattern": ["repeat"], "predicted": [0.5], "measured": [0.25]})
+    spec = viz.predicted_vs_measured(table, y_title="hit rate", percent=True).to_dict()
+    row = spec["datasets"][next(iter(spec["datasets"]))][0]
+    assert (row["predicted"], row["measured"]) == (50.0, 25.0)
+    assert spec["layer"][0]["encoding"]["y"]["title"] == "hit rate (%)"

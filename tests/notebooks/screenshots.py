@@ -57,7 +57,7 @@ def _wait_http(url: str, deadline_s: float) -> None:
 
 #: Per notebook, the heading to scroll to the top of the window: the part a reader would rather look at.
 ANCHORS = {"02": "Talk to it", "03": "All patterns at a glance", "04": "The live panel", "05": "Run the benchmark",
-           "08": "How long each took to show", "09": "Measure"}
+           "07": "Score your prediction", "08": "How long each took to show", "09": "Measure"}
 
 
 class _DevTools:

@@ -62,7 +62,8 @@ def scrape_config(pods: Iterable[Mapping[str, Any]], *, interval: str = "5s", re
         elif component == SCHEDULER_COMPONENT:
             epp.append({"targets": [f"{ip}:9090"], "labels": _labels(pod)})
     relabel = RENAME if rename else []
-    timeout = interval if not interval.endswith("s") or float(interval[:-1]) <= 1 else f"{float(interval[:-1]) * 0.9:g}s"
+    # Prometheus durations are whole numbers of a unit ("1.8s" is rejected): 90 % of the interval, in ms
+    timeout = interval if not interval.endswith("s") or float(interval[:-1]) <= 1 else f"{round(float(interval[:-1]) * 900)}ms"
     return {
         "global": {"scrape_interval": interval, "scrape_timeout": timeout},
         "scrape_configs": [

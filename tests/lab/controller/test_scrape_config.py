@@ -32,5 +32,5 @@ def test_targets_and_relabelling() -> None:
                                                    "llm_isvc_component": "workload-prefill"}
     assert epp["static_configs"][0]["targets"] == ["127.1.0.7:9090"]
     assert vllm["metric_relabel_configs"][0]["replacement"] == "kserve_$1"
-    assert config["global"]["scrape_interval"] == "2s" and config["global"]["scrape_timeout"] == "1.8s"
+    assert config["global"]["scrape_interval"] == "2s" and config["global"]["scrape_timeout"] == "1800ms"
     assert scrape_config([], rename=False)["scrape_configs"][0]["metric_relabel_configs"] == []
