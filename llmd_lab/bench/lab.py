@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from llmd_lab.lab import process, users
+from llmd_lab.lab.home import LabPaths
 from llmd_lab.lab.profiles import PROFILE_DIR
 
 NS = "private-ai"
@@ -194,6 +195,9 @@ def _load_phase(args: argparse.Namespace, info: Any, custom: Any, core: Any, nam
     pods = core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={name}").items
     result["container_restarts_during_load"] = sum(cs.restart_count for p in pods
                                                    for cs in p.status.container_statuses or [])  # fmt: skip
+    if result["errors"]:  # what the lab logged about them (the temporary home is gone after the run)
+        log = LabPaths(info.home).log.read_text(errors="replace").splitlines()
+        result["lab_log_warnings"] = [line[:300] for line in log if "WARNING" in line or "ERROR" in line][-10:]
     result["lab_cpu_s_during_load"] = round(_cpu_s(info.pid) - cpu0, 1)
     result["lab_rss_growth_mib"] = round((_rss_bytes(info.pid) - rss0) / 2**20, 1)
     return result
@@ -213,6 +217,8 @@ def _print_load(load: dict[str, Any]) -> None:
           f"client TTFT p50 {_fmt(load['client_ttft_p50_ms'])} ms, p99 {_fmt(load['client_ttft_p99_ms'])} ms")  # fmt: skip
     if load["errors"]:
         print(f"  errors seen: {'; '.join(load['errors'])}")
+        for line in load.get("lab_log_warnings", []):
+            print(f"    lab.log: {line}")
     if load["api_failures"]:
         print(f"  API failures under load: {'; '.join(load['api_failures'])}")
     print(f"  API list pods p50/p99: idle {_fmt(idle['api_list_p50_ms'])}/{_fmt(idle['api_list_p99_ms'])} ms, "

@@ -82,14 +82,15 @@ class RunningServer:
 async def start_server(app: Any, host: str, port: int, *, name: str,
                        ssl_context: ssl.SSLContext | None = None, sockets: list[socket.socket] | None = None,
                        graceful_shutdown_s: float | None = 1.0, on_shutdown: Callable[[], None] | None = None,
-                       log_level: str = "error") -> RunningServer:
+                       log_level: str = "error", keep_alive_s: float = 30) -> RunningServer:
     """Listen on ``host:port`` (or the given bound ``sockets``) and return once it accepts connections.
 
-    Raises :class:`BindError` when the address cannot be bound (uvicorn would ``sys.exit(1)``). Start-up runs
+    ``keep_alive_s``: how long an idle keep-alive connection stays open (a client reusing it just as it
+    closes sees its request cut). Raises :class:`BindError` when the address cannot be bound (uvicorn would ``sys.exit(1)``). Start-up runs
     in the caller's task (not under ``wait_for``, which would run it in another task: uvicorn's connections
     then missed client disconnects)."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off",
-                            timeout_keep_alive=30, timeout_graceful_shutdown=graceful_shutdown_s)
+                            timeout_keep_alive=keep_alive_s, timeout_graceful_shutdown=graceful_shutdown_s)
     config.load()
     config.ssl = ssl_context  # uvicorn takes files only; a context lets a pod's mounted Secret stay in memory
     server = _Server(config, on_shutdown)
