@@ -13,18 +13,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.auth.aggregation import aggregated_rules
 from llmd_lab.lab.apiserver.auth.bootstrap import bootstrap_objects
 from llmd_lab.lab.apiserver.auth.policy import RBAC_VERSION
+from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.context import LabContext
 
 log = logging.getLogger(__name__)
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 
 
-async def _ensure(store: Any, obj: dict) -> None:
+async def _ensure(store: Store, obj: dict) -> None:
     meta = obj["metadata"]
     try:
         current = await store.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
@@ -39,14 +40,14 @@ async def _ensure(store: Any, obj: dict) -> None:
         await store.update({**current, "rules": obj.get("rules") or []})
 
 
-async def install_policy(store: Any, extra: Iterable[dict] = ()) -> None:
+async def install_policy(store: Store, extra: Iterable[dict] = ()) -> None:
     """Bootstrap RBAC, then ``extra`` objects (projects, bindings, service accounts) when missing."""
     for obj in [*bootstrap_objects(), *extra]:
         await _ensure(store, obj)
     await aggregate_stored(store)
 
 
-async def aggregate_stored(store: Any) -> list[str]:
+async def aggregate_stored(store: Store) -> list[str]:
     """One pass of the aggregation controller over the stored ClusterRoles; returns the roles it rewrote."""
     changed: list[str] = []
     for _ in range(8):  # chains settle in a few passes (view -> edit -> admin -> kserve-admin)
@@ -72,10 +73,10 @@ class ClusterRoleAggregator:
     def __init__(self) -> None:
         self._task: asyncio.Task | None = None
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: LabContext) -> None:
         self._task = asyncio.create_task(self._run(ctx.store), name=self.name)
 
-    async def _run(self, store: Any) -> None:
+    async def _run(self, store: Store) -> None:
         while True:
             watch = store.watch(RBAC_VERSION, "ClusterRole")
             try:
