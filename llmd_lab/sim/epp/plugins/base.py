@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from llmd_lab.sim.epp.types import (
     CycleState,
@@ -45,6 +45,13 @@ class Plugin:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @classmethod
+    def from_parameters(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
+        """The factory :func:`register` files under ``type_name``. This default is for a plugin that takes no
+        parameters: any given is an error, as the real plugin's strict decoding makes it."""
+        decode_parameters(name, cls.type_name, params, {})
+        return cls(name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -103,7 +110,7 @@ def register(type_name: str) -> Callable[[type[Plugin]], type[Plugin]]:
 
     def wrap(cls: type[Plugin]) -> type[Plugin]:
         cls.type_name = type_name
-        REGISTRY[type_name] = cls.from_parameters  # type: ignore[attr-defined]
+        REGISTRY[type_name] = cls.from_parameters
         return cls
 
     return wrap
