@@ -310,23 +310,15 @@ class OpenAIServing:
         return JSONResponse({"object": "list", "data": data}, headers=self.headers)
 
     async def chat_completions(self, request: Request) -> Response:
-        try:
-            req = await self._accept(request, self._chat_prompt_ids, default_max=None, id_prefix="chatcmpl")
-        except OpenAIError as err:
-            return err.response(self.headers)
-        request_id, model, gen, stream, include_usage = req
-        created = int(time.time())
-        return await self._reply(
-            request, gen, stream, include_usage,
-            base={"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model},
+        return await self._generate(
+            request, self._chat_prompt_ids, default_max=None, id_prefix="chatcmpl",
+            chunk_object="chat.completion.chunk",
             opening={"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                      "finish_reason": None},
             chunk=_chat_chunk_choice,
-            full=lambda text, last: {
-                "id": request_id,
+            full=lambda head, text, last: {
+                **head,
                 "object": "chat.completion",
-                "created": created,
-                "model": model,
                 "choices": [
                     {
                         "index": 0,
@@ -345,30 +337,53 @@ class OpenAIServing:
             },
         )  # fmt: skip
 
-    async def _reply(
+    async def completions(self, request: Request) -> Response:
+        return await self._generate(
+            request, self._completion_prompt_ids, default_max=16, id_prefix="cmpl",
+            chunk_object="text_completion",
+            opening=None,
+            chunk=_completion_chunk_choice,
+            full=lambda head, text, last: {
+                **head,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason,
+                             "stop_reason": last.stop_reason, "prompt_logprobs": None}],
+                "service_tier": None,
+                "system_fingerprint": None,
+                "usage": self._usage(last),
+                "kv_transfer_params": None,
+            },
+        )  # fmt: skip
+
+    async def _generate(
         self,
         request: Request,
-        gen: AsyncIterator[RequestOutput],
-        stream: bool,
-        include_usage: bool,
+        prompt_ids_of: Callable[[dict], list[int]],
         *,
-        base: dict[str, Any],
+        default_max: int | None,
+        id_prefix: str,
+        chunk_object: str,
         opening: dict[str, Any] | None,
         chunk: Callable[[RequestOutput], dict[str, Any]],
-        full: Callable[[str, RequestOutput], dict[str, Any]],
+        full: Callable[[dict[str, Any], str, RequestOutput], dict[str, Any]],
     ) -> Response:
-        """One answer path for both OpenAI endpoints: an SSE stream of ``chunk`` choices, or the whole
-        body ``full`` builds once generation ends (499 when the client left first)."""
-        if stream:
+        """One path for both OpenAI generating endpoints: accept the request, then answer with an SSE stream
+        of ``chunk`` choices, or with the whole body ``full`` builds from the shared head (id, object,
+        created, model) once generation ends (499 when the client left first)."""
+        try:
+            req = await self._accept(request, prompt_ids_of, default_max=default_max, id_prefix=id_prefix)
+        except OpenAIError as err:
+            return err.response(self.headers)
+        head = {"id": req.request_id, "object": chunk_object, "created": int(time.time()), "model": req.model}
+        if req.stream:
             return _SSEResponse(
-                self._sse_stream(gen, base, include_usage, opening, chunk),
+                self._sse_stream(req.gen, head, req.include_usage, opening, chunk),
                 media_type="text/event-stream",
                 headers=self.headers,
             )
-        text, last = await self._collect(request, gen)
+        text, last = await self._collect(request, req.gen)
         if last is None:
             return Response(status_code=499, headers=self.headers)
-        return JSONResponse(full(text, last), headers=self.headers)
+        return JSONResponse(full(head, text, last), headers=self.headers)
 
     async def _sse_stream(
         self,
@@ -393,32 +408,6 @@ class OpenAIServing:
             yield b"data: [DONE]\n\n"
         finally:
             await gen.aclose()  # a disconnected client lands here: aborts the request, frees its blocks
-
-    async def completions(self, request: Request) -> Response:
-        try:
-            req = await self._accept(request, self._completion_prompt_ids, default_max=16, id_prefix="cmpl")
-        except OpenAIError as err:
-            return err.response(self.headers)
-        request_id, model, gen, stream, include_usage = req
-        created = int(time.time())
-        return await self._reply(
-            request, gen, stream, include_usage,
-            base={"id": request_id, "object": "text_completion", "created": created, "model": model},
-            opening=None,
-            chunk=_completion_chunk_choice,
-            full=lambda text, last: {
-                "id": request_id,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason,
-                             "stop_reason": last.stop_reason, "prompt_logprobs": None}],
-                "service_tier": None,
-                "system_fingerprint": None,
-                "usage": self._usage(last),
-                "kv_transfer_params": None,
-            },
-        )  # fmt: skip
 
     async def tokenize(self, request: Request) -> Response:
         try:
