@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.auth.aggregation import aggregated_rules
 from llmd_lab.lab.apiserver.auth.bootstrap import bootstrap_objects
@@ -93,7 +94,4 @@ class ClusterRoleAggregator:
                         await closer()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])
