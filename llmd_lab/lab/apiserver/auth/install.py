@@ -3,8 +3,9 @@
 ``install_policy`` runs at every start, like kube-apiserver's ``rbac/bootstrap-roles`` post-start hook: missing
 bootstrap objects are created, and those annotated ``rbac.authorization.kubernetes.io/autoupdate: "true"``
 get their rules back (objects a user made or changed without that annotation are left alone).
-:class:`ClusterRoleAggregator` is the aggregation controller: it watches ClusterRoles and rewrites the rules
-of every role with an ``aggregationRule`` whenever a selected role changes.
+:class:`ClusterRoleAggregator` is the aggregation controller: it follows ClusterRoles with the lab's informer
+(re-list, back-off) and rewrites the rules of every role with an ``aggregationRule`` whenever a selected role
+changes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from llmd_lab.lab.apiserver.auth.bootstrap import bootstrap_objects
 from llmd_lab.lab.apiserver.auth.policy import RBAC_VERSION
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.context import LabContext
+from llmd_lab.lab.informer import Informer
 
 log = logging.getLogger(__name__)
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
@@ -75,23 +77,13 @@ class ClusterRoleAggregator:
         self._task: asyncio.Task | None = None
 
     async def start(self, ctx: LabContext) -> None:
-        self._task = asyncio.create_task(self._run(ctx.store), name=self.name)
+        store = ctx.store
 
-    async def _run(self, store: Store) -> None:
-        while True:
-            watch = store.watch(RBAC_VERSION, "ClusterRole")
-            try:
-                async for _event in watch:
-                    await aggregate_stored(store)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("clusterrole aggregation failed; watching again")
-            finally:
-                closer = getattr(watch, "aclose", None)
-                if closer is not None:
-                    with contextlib.suppress(Exception):
-                        await closer()
+        async def changed(_type: str, _role: dict) -> None:
+            await aggregate_stored(store)
+
+        informer = Informer(store, RBAC_VERSION, "ClusterRole", changed, owner=self.name)
+        self._task = asyncio.create_task(informer.run(), name=self.name)
 
     async def stop(self) -> None:
         await cancel_and_wait([self._task])
