@@ -49,7 +49,8 @@ class Plugin:
     @classmethod
     def from_parameters(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
         """The factory :func:`register` files under ``type_name``. This default is for a plugin that takes no
-        parameters: any given is an error, as the real plugin's strict decoding makes it."""
+        parameters, and the lab rejects any given. Upstream's factories for these plugins ignore their
+        parameters (GIE v1.0.0 ``QueueScorerFactory(name string, _ json.RawMessage, …)``): the lab is stricter."""
         decode_parameters(name, cls.type_name, params, {})
         return cls(name)
 
