@@ -74,8 +74,7 @@ class LLMInferenceServiceController(Reconciler):
         return self.store.registry.find_kind(api_version, kind) is not None
 
     def _profile_issue(self, name: str) -> bool:
-        profile = getattr(self.ctx, "profile", None)
-        return bool(profile is not None and profile.issue(name))
+        return bool(self.ctx.profile is not None and self.ctx.profile.issue(name))
 
     async def _find_config(self, namespace: str, name: str) -> dict | None:
         if not self._served(API_VERSION, CONFIG_KIND):
