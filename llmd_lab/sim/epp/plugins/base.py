@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+from llmd_lab.sim.epp.metrics import EppMetrics
 from llmd_lab.sim.epp.types import (
     CycleState,
     Endpoint,
@@ -35,7 +36,7 @@ class PluginHandle:
     rng: random.Random = field(default_factory=random.Random)
     tokenizer_for: Callable[[str], Any] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    observer: Any = None  # the EPP's metrics (``record_prefix_match``), when there are any
+    observer: EppMetrics | None = None  # the EPP's metrics (``record_prefix_match``), when there are any
 
 
 class Plugin:
