@@ -10,7 +10,6 @@ go nowhere and the index stays empty. Also the DNS names a pod may use."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import httpx
@@ -104,9 +103,14 @@ async def test_vllm_kv_events_reach_the_epp_through_the_workshop_service(cluster
         return scorer.index.admissions > 0 and any(pod_ip in pods for pods in scorer.index.blocks.values())
 
     # ZMQ PUB drops what it sends before the subscriber's connection is up (as vLLM's does): keep prompting,
-    # one prompt after the other (each waits for its events to be published), until the index holds blocks
+    # one prompt after the other (each waits for its events to be published), until the index holds blocks.
+    # The loop stops between prompts, never by cancelling one mid-request (that can leave its socket unclosed).
+    done = asyncio.Event()
+
     async def keep_prompting() -> None:
         for i in range(200):
+            if done.is_set():
+                return
             await send(i)
             await eventually(_async(lambda sent=i + 1: _published(kubelet) >= sent), timeout=60,
                              what="vLLM to publish")
@@ -115,9 +119,8 @@ async def test_vllm_kv_events_reach_the_epp_through_the_workshop_service(cluster
     try:
         await eventually(indexed, timeout=120, what="the EPP's KV-block index to hold the vLLM pod's blocks")
     finally:
-        prompting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await prompting
+        done.set()
+        await prompting
 
 
 async def test_kserve_sample_endpoint_leaves_the_index_empty(cluster) -> None:
