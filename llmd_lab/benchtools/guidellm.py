@@ -36,7 +36,7 @@ SCENARIOS = (
 )
 PROFILES = ("synchronous", "concurrent", "sweep", "throughput", "constant", "poisson")
 REPORT_COLUMNS = (
-    "benchmark", "strategy", "concurrency", "rate", "requests", "errored", "prompt_tokens_p50",
+    "benchmark", "strategy", "concurrency", "rate", "requests", "errored", "incomplete", "prompt_tokens_p50",
     "output_tokens_p50", "ttft_p50_ms", "ttft_p95_ms", "itl_p50_ms", "itl_p95_ms", "tpot_p50_ms",
     "latency_p50_s", "requests_per_s", "output_tokens_per_s",
 )  # fmt: skip
@@ -164,6 +164,7 @@ def _row(benchmark: dict[str, Any], index: int) -> dict[str, Any]:
         "rate": strategy.get("rate") or _stat(m, "requests_per_second"),
         "requests": totals["successful"],
         "errored": totals["errored"],
+        "incomplete": totals.get("incomplete", 0),  # cut off when a constraint ended the step
         "prompt_tokens_p50": _stat(m, "prompt_token_count"),
         "output_tokens_p50": _stat(m, "output_token_count"),
         "ttft_p50_ms": _stat(m, "time_to_first_token_ms"),

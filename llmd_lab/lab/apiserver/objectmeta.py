@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ BUILTIN_GROUPS = {
 }
 
 
-def now(clock: Any = None) -> str:
+def now(clock: Callable[[], datetime] | None = None) -> str:
     """RFC 3339 seconds, UTC, as ``metav1.Time`` serialises."""
     moment = clock() if clock else datetime.now(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -181,6 +181,59 @@ def _empty_status(obj: dict[str, Any], spec: Any) -> None:
     obj["status"] = {}
 
 
+JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
+CONTROLLER_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
+
+
+def _job_defaults(obj: dict[str, Any], spec: Any) -> None:
+    """batch/v1 SetDefaults_Job (parallelism and completions 1 when both unset, backoffLimit 6, NonIndexed,
+    suspend false, podReplacementPolicy TerminatingOrFailed) and the job strategy's ``generateSelector``:
+    the template gets the job-name and controller-uid labels (legacy and ``batch.kubernetes.io/``), the
+    selector matches the uid (kubernetes pkg/apis/batch/v1/defaults.go, pkg/registry/batch/job/strategy.go)."""
+    obj["status"] = {}
+    if not isinstance(spec, dict):
+        return
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    for field, value in (("parallelism", 1), ("backoffLimit", 6), ("completionMode", "NonIndexed"),
+                         ("suspend", False), ("podReplacementPolicy", "TerminatingOrFailed")):
+        if spec.get(field) is None:
+            spec[field] = value
+    template = spec.get("template")
+    if spec.get("manualSelector") or not isinstance(template, dict):
+        return
+    meta = obj["metadata"]
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    for key in CONTROLLER_UID_LABELS:
+        labels.setdefault(key, meta["uid"])
+    for key in JOB_NAME_LABELS:
+        labels.setdefault(key, meta["name"])
+    selector = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+    selector.setdefault("matchLabels", {}).setdefault("batch.kubernetes.io/controller-uid", meta["uid"])
+    spec["selector"] = selector
+
+
+def _pvc_defaults(obj: dict[str, Any], spec: Any) -> None:
+    """core/v1 SetDefaults_PersistentVolumeClaimSpec (volumeMode Filesystem) and a new claim's Pending phase."""
+    if isinstance(spec, dict):
+        spec.setdefault("volumeMode", "Filesystem")
+    obj["status"] = {"phase": "Pending"}
+
+
+def _pv_defaults(obj: dict[str, Any], spec: Any) -> None:
+    """core/v1 SetDefaults_PersistentVolume: reclaim policy Retain, Filesystem; a new volume is Pending."""
+    if isinstance(spec, dict):
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        spec.setdefault("volumeMode", "Filesystem")
+    obj["status"] = {"phase": "Pending"}
+
+
+def _storage_class_defaults(obj: dict[str, Any], spec: Any) -> None:
+    """storage/v1 SetDefaults_StorageClass: reclaimPolicy Delete, volumeBindingMode Immediate."""
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
 def _secret_defaults(obj: dict[str, Any], spec: Any) -> None:
     obj.setdefault("type", "Opaque")
 
@@ -192,8 +245,11 @@ _CREATE_DEFAULTS = {
     ("apps", "ReplicaSet"): _workload_defaults,
     ("apps", "StatefulSet"): _workload_defaults,
     ("", "Service"): _service_defaults,
-    ("batch", "Job"): _empty_status,
+    ("batch", "Job"): _job_defaults,
     ("", "Secret"): _secret_defaults,
+    ("", "PersistentVolumeClaim"): _pvc_defaults,
+    ("", "PersistentVolume"): _pv_defaults,
+    ("storage.k8s.io", "StorageClass"): _storage_class_defaults,
 }
 
 

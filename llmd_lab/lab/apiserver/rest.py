@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from llmd_lab.lab.apiserver import errors, objectmeta, strategy
+from llmd_lab.lab.apiserver import defaultstorageclass, errors, objectmeta, strategy
 from llmd_lab.lab.apiserver import selectors as sel
 from llmd_lab.lab.apiserver.admission import AdmissionChain, AdmissionRequest
 from llmd_lab.lab.apiserver.bus import clone
@@ -189,6 +189,8 @@ class RestVerbs:
         else:
             meta.pop("generation", None)
         objectmeta.apply_create_defaults(new, rt)
+        if rt.group_kind == ("", "PersistentVolumeClaim"):
+            defaultstorageclass.admit(new, self.storage)  # a mutating admission plugin, before validating ones
         if rt.group_kind == strategy.CRD_GK:
             new["status"] = strategy.crd_status(new, self.now())
         # kube-apiserver: validation, then validating admission, then storage (which answers AlreadyExists)
@@ -329,7 +331,8 @@ class RestVerbs:
         """Delete an object; returns its last state (with ``deletionTimestamp`` while finalizers hold it)."""
         rt = self.type_of(api_version, kind)
         self._stored_type(rt)
-        propagation = propagation or "Background"
+        # batch/v1 Jobs orphan their pods unless told otherwise (job strategy DefaultGarbageCollectionPolicy)
+        propagation = propagation or ("Orphan" if rt.group_kind == ("batch", "Job") else "Background")
         if propagation not in PROPAGATIONS:
             raise errors.bad_request(f"invalid propagationPolicy {propagation!r}: use one of {', '.join(PROPAGATIONS)}")
         key = self.key(rt, name, namespace)

@@ -256,11 +256,58 @@ def _slice_row(obj: dict) -> Row:
     return [obj.get("addressType", ""), ports, text or "<unset>", _age(obj)]
 
 
+_JOB_STATES = (("Complete", "Complete"), ("Failed", "Failed"), ("", "Terminating"), ("Suspended", "Suspended"),
+               ("FailureTarget", "FailureTarget"), ("SuccessCriteriaMet", "SuccessCriteriaMet"))
+
+
 def _job_row(obj: dict) -> Row:
+    """kubectl 1.32 printJob: the first of Complete, Failed, Terminating, Suspended, FailureTarget,
+    SuccessCriteriaMet that holds, else Running; Duration from startTime to completionTime (or now)."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    state = "Complete" if conds.get("Complete") == "True" else "Failed" if conds.get("Failed") == "True" else "Running"
-    return [state, f"{status.get('succeeded', 0)}/{spec.get('completions', 1)}", "", _age(obj)]
+    conds = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    terminating = bool(obj["metadata"].get("deletionTimestamp"))
+    state = next((label for cond, label in _JOB_STATES if (cond in conds if cond else terminating)), "Running")
+    succeeded, parallelism = status.get("succeeded", 0), spec.get("parallelism")
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    else:
+        completions = f"{succeeded}/1 of {parallelism}" if (parallelism or 1) > 1 or parallelism is None \
+            else f"{succeeded}/1"
+    start, end = _epoch(status.get("startTime") or ""), _epoch(status.get("completionTime") or "")
+    duration = "" if start is None else human_duration((end if end is not None else time.time()) - start)
+    return [state, completions, duration, _age(obj)]
+
+
+_ACCESS_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _modes(modes: list | None) -> str:
+    return ",".join(_ACCESS_MODES.get(m, m) for m in modes or [])
+
+
+def _pvc_row(obj: dict) -> Row:
+    """kubectl 1.32 printPersistentVolumeClaim: capacity and modes only once the claim is bound."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    bound = bool(spec.get("volumeName"))
+    return [status.get("phase", ""), spec.get("volumeName", ""),
+            (status.get("capacity") or {}).get("storage", "") if bound else "",
+            _modes(status.get("accessModes")) if bound else "", spec.get("storageClassName") or "",
+            spec.get("volumeAttributesClassName") or "<unset>", _age(obj), spec.get("volumeMode", "Filesystem")]
+
+
+def _pv_row(obj: dict) -> Row:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace')}/{ref.get('name')}" if ref.get("name") else ""
+    return [(spec.get("capacity") or {}).get("storage", ""), _modes(spec.get("accessModes")),
+            spec.get("persistentVolumeReclaimPolicy", ""), status.get("phase", ""), claim,
+            spec.get("storageClassName") or "", spec.get("volumeAttributesClassName") or "<unset>",
+            status.get("reason", ""), _age(obj), spec.get("volumeMode", "Filesystem")]
+
+
+def _storage_class_row(obj: dict) -> Row:
+    return [obj.get("provisioner", ""), obj.get("reclaimPolicy", "Delete"), obj.get("volumeBindingMode", "Immediate"),
+            str(bool(obj.get("allowVolumeExpansion"))).lower(), _age(obj)]
 
 
 def _age(obj: dict) -> str:
@@ -292,6 +339,14 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("", "Endpoints"): ([col("Endpoints"), AGE], _endpoints_row),
     ("discovery.k8s.io", "EndpointSlice"): ([col("AddressType"), col("Ports"), col("Endpoints"), AGE], _slice_row),
     ("batch", "Job"): ([col("Status"), col("Completions"), col("Duration"), AGE], _job_row),
+    ("", "PersistentVolumeClaim"): ([col("Status"), col("Volume"), col("Capacity"), col("Access Modes"),
+                                     col("StorageClass"), col("VolumeAttributesClass"), AGE,
+                                     col("VolumeMode", priority=1)], _pvc_row),
+    ("", "PersistentVolume"): ([col("Capacity"), col("Access Modes"), col("Reclaim Policy"), col("Status"),
+                                col("Claim"), col("StorageClass"), col("VolumeAttributesClass"), col("Reason"), AGE,
+                                col("VolumeMode", priority=1)], _pv_row),
+    ("storage.k8s.io", "StorageClass"): ([col("Provisioner"), col("ReclaimPolicy"), col("VolumeBindingMode"),
+                                          col("AllowVolumeExpansion"), AGE], _storage_class_row),
     ("coordination.k8s.io", "Lease"): ([col("Holder"), AGE],
                                        lambda o: [(o.get("spec") or {}).get("holderIdentity", ""), _age(o)]),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): (

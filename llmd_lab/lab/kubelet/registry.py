@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from llmd_lab.lab.kubelet import programs
@@ -46,6 +48,8 @@ class Launch:
     source: ResourceSource
     read_file: Callable[[str], bytes] | None = None
     """The container's view of its Secret/ConfigMap volumes (``--ssl-certfile`` and the like)."""
+    mounts: dict[str, Path] = field(default_factory=dict)
+    """mountPath → the lab directory of each PersistentVolumeClaim the container mounts."""
 
 
 Started = Callable[[Running], None]
@@ -110,14 +114,13 @@ async def run_routing_sidecar(launch: Launch, started: Started) -> None:
 
 
 async def run_guidellm(launch: Launch, started: Started) -> None:
-    """The real GuideLLM CLI (a benchmark Job's container); it exits, so the pod completes or fails."""
-    import tempfile
-    from pathlib import Path
-
+    """The real GuideLLM CLI (a benchmark Job's container); it exits, so the pod completes or fails. Its
+    files under a claim's mount path go to that volume's lab directory, any other absolute path to a scratch
+    directory of the pod (the container's own filesystem)."""
     from llmd_lab.sim import guidellm
 
     scratch = Path(tempfile.gettempdir()) / "llmd-lab-files" / launch.env.get("POD_NAMESPACE", "") / launch.env.get("POD_NAME", "")
-    code = await guidellm.run(launch.argv, launch.env, launch.log, scratch)
+    code = await guidellm.run(launch.argv, launch.env, launch.log, scratch, mounts=launch.mounts)
     raise ProcessExitError(code, "Completed" if code == 0 else "Error")
 
 

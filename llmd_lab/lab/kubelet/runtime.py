@@ -4,8 +4,9 @@ A worker walks the pod through the lifecycle stages (stages.yaml): sandbox + IP,
 containers to completion, then each container's program with restarts and CrashLoopBackOff, readiness
 from its probe, and a status written back to the API server whenever what ``kubectl`` shows changes.
 
-Just over 500 lines on purpose: the lifecycle, the probes and the status writer share one pod's state and
-one set of tasks; what a container runs is already apart (``registry``, ``programs``, ``stages``).
+About 580 lines on purpose: the lifecycle (restarts as ``restartPolicy`` says), the probes and the status
+writer share one pod's state and one set of tasks; what a container runs is already apart (``registry``,
+``programs``, ``stages``, ``claims``, ``volumes``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.kubelet import dns, probes, programs, registry, stages, volumes
+from llmd_lab.lab.kubelet import claims, dns, probes, programs, registry, stages, volumes
 from llmd_lab.lab.kubelet.logs import LogBuffer
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class ContainerRunner:
     program: str = ""
     serving: asyncio.Event = field(default_factory=asyncio.Event)  # set once the program listens
     files: dict[str, bytes] = field(default_factory=dict)  # its Secret/ConfigMap volumes, as last projected
+    mounts: dict[str, Path] = field(default_factory=dict)  # mountPath → the lab directory of a claim it mounts
+    exit_code: int | None = None  # set once it exited for good (the pod's restartPolicy does not restart it)
 
     def set_handle(self, handle: Running) -> None:
         self.handle = handle
@@ -199,6 +203,8 @@ class PodWorker:
                 self._tasks.append(asyncio.create_task(self._container_loop(r)))
         except asyncio.CancelledError:
             raise
+        except ProcessExitError:
+            return  # an init container failed for good: no main container starts
         except Exception:
             log.exception("pod %s/%s: kubelet worker failed", self.namespace, self.name)
 
@@ -208,6 +214,7 @@ class PodWorker:
         while not self._stopping:
             try:
                 await volumes.check_pod_volumes(self.ctx.store, self.pod)
+                await claims.check_claims(self.ctx.store, self.pod)
                 return
             except volumes.MountError as exc:
                 await self._events([{"type": "Warning", "reason": "FailedMount", "message": str(exc)}])
@@ -218,6 +225,7 @@ class PodWorker:
         content, as the kubelet leaves an already set-up volume in place."""
         with contextlib.suppress(volumes.MountError):
             r.files = await volumes.container_files(self.ctx.store, self.pod, r.spec)
+        r.mounts = await claims.container_mounts(self.ctx.store, self.ctx.home, self.pod, r.spec)
 
     async def _wait_started(self, r: ContainerRunner) -> None:
         while not r.started and not self._stopping:
@@ -253,6 +261,9 @@ class PodWorker:
                 await self._init_program(r, started.delay_seconds)
             except ProcessExitError as failure:
                 r.started = False
+                if self.pod["spec"].get("restartPolicy", "Always") == "Never":
+                    self._exited(r, failure)  # kuberuntime: a failed init container of a Never pod fails it
+                    raise
                 await self._fail_and_back_off(r, failure)
                 continue
             done = stages.render("container-completed",
@@ -360,7 +371,27 @@ class PodWorker:
                     await task
             if self._stopping:
                 return
+            if not restarts(self.pod["spec"].get("restartPolicy", "Always"), failure.code):
+                self._exited(r, failure)
+                return
             await self._fail_and_back_off(r, failure)
+
+    def _exited(self, r: ContainerRunner, failure: ProcessExitError) -> None:
+        """The container exited and its pod's restartPolicy keeps it down: it stays terminated (Completed or
+        Error), and once every container has, the pod's phase is terminal (status() decides which)."""
+        r.handle, r.ready, r.started = None, False, False
+        if failure.code == 0:
+            r.state = stages.render("container-completed", self._fields(
+                r, started_at=(r.state.get("running") or {}).get("startedAt", self._now()))).container
+        else:
+            r.state = stages.render("container-failed", self._fields(
+                r, reason=failure.reason, exit_code=failure.code, message=failure.message[-1024:],
+                started_at=(r.state.get("running") or {}).get("startedAt", self._now()))).container
+            if not r.state["terminated"].get("message"):
+                r.state["terminated"].pop("message", None)
+        r.exit_code = failure.code
+        r.logs.close()
+        self._dirty.set()
 
     def _launch(self, r: ContainerRunner,
                 secrets: dict[tuple[str, str], str] | None = None) -> Launch | ProcessExitError:
@@ -378,7 +409,7 @@ class PodWorker:
         r.program = programs.program_for(r.spec, argv, init=r.init)
         r.serving.clear()
         return Launch(argv=argv, host=self.ip, env=env, log=r.logs.write, resolve_host=self._resolve_host,
-                      source=self.kubelet.source, read_file=volumes.reader(r.files))
+                      source=self.kubelet.source, read_file=volumes.reader(r.files), mounts=dict(r.mounts))
 
     async def _run_program(self, r: ContainerRunner, launch: Launch | ProcessExitError) -> None:
         if isinstance(launch, ProcessExitError):
@@ -455,7 +486,7 @@ class PodWorker:
         conds["Initialized"] = "True" if inits_done else "False"
         conds["ContainersReady"] = "True" if mains_ready and sidecars_ready else "False"
         conds["Ready"] = conds["ContainersReady"]
-        phase = "Running" if any(r.started or r.restart_count for r in self.mains) else "Pending"
+        phase = self._phase()
         previous = {c["type"]: c for c in (self.pod.get("status") or {}).get("conditions") or []}
         now = self._now()
         conditions = []
@@ -464,7 +495,9 @@ class PodWorker:
             old = previous.get(type_)
             cond = {"type": type_, "status": status, "lastProbeTime": None,
                     "lastTransitionTime": old.get("lastTransitionTime") if old and old.get("status") == status else now}
-            if status == "False" and type_ in ("Ready", "ContainersReady"):
+            if status == "False" and type_ in ("Ready", "ContainersReady") and phase in ("Succeeded", "Failed"):
+                cond["reason"] = "PodCompleted" if phase == "Succeeded" else "PodFailed"  # status/generate.go
+            elif status == "False" and type_ in ("Ready", "ContainersReady"):
                 not_ready = [r.name for r in self.mains if not r.ready]
                 cond["reason"] = "ContainersNotReady"
                 cond["message"] = f"containers with unready status: [{' '.join(not_ready)}]"
@@ -487,6 +520,16 @@ class PodWorker:
         if self.inits:
             status["initContainerStatuses"] = [r.status() for r in self.inits]
         return status
+
+    def _phase(self) -> str:
+        """kubelet getPhase (pkg/kubelet/kubelet_pods.go): terminal once an init container failed for good or
+        every container exited for good (Succeeded only if all exited 0); Running once any container ran."""
+        if any(r.exit_code not in (None, 0) for r in self.inits):
+            return "Failed"
+        if self.mains and all(r.exit_code is not None for r in self.mains):
+            return "Succeeded" if all(r.exit_code == 0 for r in self.mains) else "Failed"
+        return "Running" if any(r.started or r.restart_count or r.exit_code is not None for r in self.mains) \
+            else "Pending"
 
     async def _writer(self) -> None:
         while True:
@@ -523,6 +566,12 @@ class PodWorker:
         for e in events:
             with contextlib.suppress(ApiError):
                 await self.ctx.events.record(self.pod, e["type"], e["reason"], e["message"], "kubelet")
+
+
+def restarts(policy: str, exit_code: int) -> bool:
+    """Whether the kubelet restarts a container that exited with ``exit_code`` under the pod's restartPolicy
+    (kubelet ``ShouldContainerBeRestarted``): Always restarts, OnFailure only non-zero exits, Never none."""
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
 
 
 _MOUNT_RETRY_S = 2.0

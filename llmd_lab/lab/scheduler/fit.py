@@ -9,7 +9,7 @@ event, preemption post-filter included, because that sentence is what the worksh
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,17 +247,18 @@ def fit_error_message(num_nodes: int, reasons_by_node: Mapping[str, list[Reason]
 
 
 def schedule(
-    pod: Mapping[str, Any], nodes: list[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]] | Snapshot
+    pod: Mapping[str, Any], nodes: list[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]] | Snapshot,
+    volume_filter: Callable[[Mapping[str, Any]], list[Reason]] | None = None,
 ) -> ScheduleResult:
     """Pick a node for ``pod`` among ``nodes`` given the pods already bound (a list or a :class:`Snapshot`),
-    or say why none fits."""
+    or say why none fits; ``volume_filter`` is the VolumeBinding plugin's Filter, run after the others."""
     bound = pods if isinstance(pods, Snapshot) else Snapshot(pods)
     if not nodes:
         return ScheduleResult(None, "no nodes available to schedule pods")
     reasons_by_node: dict[str, list[Reason]] = {}
     feasible = []
     for node in nodes:
-        reasons = filter_node(pod, node, bound)
+        reasons = filter_node(pod, node, bound) or (volume_filter(node) if volume_filter else [])
         if reasons:
             reasons_by_node[node["metadata"]["name"]] = reasons
         else:

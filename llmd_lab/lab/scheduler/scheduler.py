@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import logging
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.lab.apiserver.errors import ApiError
-from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.context import LabContext
 from llmd_lab.lab.informer import Informer
-from llmd_lab.lab.scheduler import kueue
-from llmd_lab.lab.scheduler.fit import Snapshot, pod_requests, schedule
+from llmd_lab.lab.scheduler import kueue, volumebinding
+from llmd_lab.lab.scheduler.fit import NOT_HELPFUL, Snapshot, pod_requests, schedule
+from llmd_lab.lab.scheduler.volumebinding import get_or_none as _get
 
 log = logging.getLogger("llmd_lab.lab.scheduler")
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
@@ -62,11 +63,7 @@ class KubeScheduler:
                        asyncio.create_task(self._tick()), asyncio.create_task(self._loop())]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(self._tasks, swallow_errors=True)
 
     async def _watch(self, api_version: str, kind: str) -> None:
         async def wake(_type: str, _obj: dict) -> None:
@@ -125,10 +122,17 @@ class KubeScheduler:
 
     async def _try_bind(self, pod: dict, nodes: list[dict], bound: Snapshot) -> dict | None:
         """Bind ``pod`` to the best node, or record why none fits; the bound pod, or None."""
-        result = schedule(pod, nodes, bound)
+        volumes = await volumebinding.pre_filter(self.ctx.store, pod)
+        if volumes.unschedulable:
+            await self._unschedulable(pod, "Unschedulable", f"0/{len(nodes)} nodes are available: "
+                                      f"{volumes.unschedulable}. preemption: 0/{len(nodes)} nodes are available: "
+                                      f"{len(nodes)} {NOT_HELPFUL}.", "FailedScheduling")
+            return None
+        result = schedule(pod, nodes, bound, volumes.node_reasons)
         if not result.node_name:
             await self._unschedulable(pod, "Unschedulable", result.message, "FailedScheduling")
             return None
+        await volumebinding.pre_bind(self.ctx.store, volumes, result.node_name)
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         # recorded as the binding is written, so it is the pod's first event (the kubelet reacts at once)
         await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {result.node_name}")
@@ -188,11 +192,3 @@ class KubeScheduler:
         with contextlib.suppress(ApiError):
             await self.ctx.events.record(obj, type_, reason, message, "default-scheduler")
 
-
-async def _get(store: Store, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
-    try:
-        return await store.get(api_version, kind, name, namespace)
-    except ApiError as exc:
-        if exc.code == 404:
-            return None
-        raise
