@@ -41,8 +41,20 @@ lint: $(STAMP)  ## ruff and the import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint  ## lint, then the whole pytest suite (unit, lab integration, notebooks, assets, site)
-	$(BIN)/pytest
+# inference-perf (kubernetes-sigs) needs Python >= 3.12, so it gets its own venv when a python3.12 is on the
+# machine; without one its live test skips and says how to install it.
+IP_VENV := .venv-inference-perf
+PYTHON312 ?= $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12; do \
+  if $$p -c '' 2>/dev/null; then command -v $$p; break; fi; done)
+
+$(IP_VENV)/.installed:
+	if [ -n "$(PYTHON312)" ]; then \
+	  $(PYTHON312) -m venv $(IP_VENV) && $(IP_VENV)/bin/python -m pip install --quiet inference-perf==0.7.0 && \
+	  touch $@; else echo "no python3.12: the inference-perf test will skip"; fi
+
+test: lint $(IP_VENV)/.installed  ## lint, then the whole pytest suite (unit, lab integration, notebooks, assets, site)
+	if [ -x $(IP_VENV)/bin/inference-perf ]; then export INFERENCE_PERF=$(abspath $(IP_VENV))/bin/inference-perf; fi; \
+	  $(BIN)/pytest
 
 unit: $(STAMP)  ## the fast tests only
 	$(BIN)/pytest -m "not slow and not notebooks"
@@ -51,7 +63,7 @@ down: $(LAB_STAMP)  ## stop the local lab
 	$(BIN)/llmd-lab down
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(IP_VENV) .pytest_cache .ruff_cache
 
 # The course site (antora/): Antora from npm, pinned by antora/package-lock.json; the UI bundle is antora/ui.
 antora/node_modules/.package-lock.json: antora/package.json antora/package-lock.json

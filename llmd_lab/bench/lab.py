@@ -4,7 +4,8 @@ simulated replica costs the lab process in memory.
 A lab process is started in a temporary home on a bench profile (the rhoai-3.0 cluster with enough g6.4xlarge
 nodes for the largest replica count), then for each count an LLMInferenceService of Qwen3-0.6B is applied
 through the official client, timed until ``Ready`` and every replica is ready, measured (lab RSS from
-/proc), and deleted. Times are wall-clock seconds at the given ``--time-scale``.
+/proc), and deleted. Times are wall-clock seconds at the given ``--time-scale``. ``--conversations`` adds a
+load phase through the gateway (``lab_load``); ``--attendees`` a class deploying notebook 02 (``lab_class``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from llmd_lab.lab import process
+from llmd_lab.lab import process, users
+from llmd_lab.lab.home import LabPaths
 from llmd_lab.lab.profiles import PROFILE_DIR
 
 NS = "private-ai"
@@ -35,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the gateway while timing the API server and the EPP (0 skips)")  # fmt: skip
     parser.add_argument("--turns", type=int, default=2, help="turns per conversation in the load phase")
     parser.add_argument("--load-seconds", type=float, default=180.0, help="cap on the load phase's wall time")
+    parser.add_argument("--attendees", type=int, default=0,
+                        help="then start the lab with this many attendees and have each deploy notebook 02's "
+                             "service at once, as themselves (0 skips; at most 100)")  # fmt: skip
 
 
 def _bench_profile(home: Path, nodes: int) -> Path:
@@ -91,14 +96,21 @@ def _wait(check, timeout: float, what: str) -> float:
 def run(args: argparse.Namespace) -> int:
     from kubernetes import client, config
 
+    from llmd_lab.bench.lab_class import gpus_needed, print_class, run_class
+
     counts = [int(x) for x in str(args.replicas).split(",") if x.strip()]
+    if args.attendees:
+        users.attendee_names(args.attendees)  # a clear error for a count outside 1..100, before anything starts
     rows: list[dict[str, Any]] = []
     load: dict[str, Any] | None = None
+    klass: dict[str, Any] | None = None
+    nodes = max([*counts, gpus_needed(args.attendees) if args.attendees else 1])
     with tempfile.TemporaryDirectory(prefix="llmd-lab-bench-") as tmp:
         home = Path(tmp)
-        profile = _bench_profile(home, max(counts))
+        profile = _bench_profile(home, nodes)
         t0 = time.monotonic()
-        info, _ = process.up(home, profile=str(profile), time_scale=args.time_scale)
+        info, _ = process.up(home, profile=str(profile), time_scale=args.time_scale,
+                             attendees=args.attendees or None)
         startup = time.monotonic() - t0
         try:
             configuration = client.Configuration()
@@ -137,15 +149,19 @@ def run(args: argparse.Namespace) -> int:
                                                        name)
                 _wait(lambda name=name: not core.list_namespaced_pod(
                     NS, label_selector=f"app.kubernetes.io/name={name}").items, args.timeout, f"{name} deleted")
+            if args.attendees:
+                rss0 = _rss_bytes(info.pid)
+                klass = run_class(home, core, args.attendees, args.timeout)
+                klass["lab_rss_growth_mib"] = round((_rss_bytes(info.pid) - rss0) / 2**20, 1)
         except Exception:
             print(f"bench lab failed; end of lab.log:\n{process.log_tail(home, 40)}", file=sys.stderr)
             raise
         finally:
             process.down(home)
     if args.json:
-        print(json.dumps({"startup_s": round(startup, 3), "rows": rows, "load": load}))
+        print(json.dumps({"startup_s": round(startup, 3), "rows": rows, "load": load, "class": klass}))
         return 0
-    print(f"lab start-up: {startup:.2f} s (bench profile: {max(counts)} g6.4xlarge nodes, time scale "
+    print(f"lab start-up: {startup:.2f} s (bench profile: {nodes} g6.4xlarge nodes, time scale "
           f"{args.time_scale:g})")
     print(f"{'replicas':>8}  {'apply→Ready s':>13}  {'lab RSS MiB':>11}  {'RSS/replica MiB':>15}  {'CPU s to Ready':>14}")
     for r in rows:
@@ -153,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
               f"{r['rss_per_replica_mib']:>15.1f}  {r['lab_cpu_s_to_ready']:>14.2f}")
     if load:
         _print_load(load)
+    if klass:
+        print_class(klass)
+        print(f"  lab RSS growth during the class phase: {klass['lab_rss_growth_mib']} MiB")
     return 0
 
 
@@ -172,7 +191,13 @@ def _load_phase(args: argparse.Namespace, info: Any, custom: Any, core: Any, nam
                                    args.load_seconds, info.raw.get("ca_file"))  # fmt: skip
     result.update(busy.summary())
     result["idle"] = idle.summary()
-    result.update(epp_decision_latency(core, NS))
+    result.update(epp_decision_latency(core, NS, name))
+    pods = core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={name}").items
+    result["container_restarts_during_load"] = sum(cs.restart_count for p in pods
+                                                   for cs in p.status.container_statuses or [])  # fmt: skip
+    if result["errors"]:  # what the lab logged about them (the temporary home is gone after the run)
+        log = LabPaths(info.home).log.read_text(errors="replace").splitlines()
+        result["lab_log_warnings"] = [line[:300] for line in log if "WARNING" in line or "ERROR" in line][-10:]
     result["lab_cpu_s_during_load"] = round(_cpu_s(info.pid) - cpu0, 1)
     result["lab_rss_growth_mib"] = round((_rss_bytes(info.pid) - rss0) / 2**20, 1)
     return result
@@ -192,6 +217,8 @@ def _print_load(load: dict[str, Any]) -> None:
           f"client TTFT p50 {_fmt(load['client_ttft_p50_ms'])} ms, p99 {_fmt(load['client_ttft_p99_ms'])} ms")  # fmt: skip
     if load["errors"]:
         print(f"  errors seen: {'; '.join(load['errors'])}")
+        for line in load.get("lab_log_warnings", []):
+            print(f"    lab.log: {line}")
     if load["api_failures"]:
         print(f"  API failures under load: {'; '.join(load['api_failures'])}")
     print(f"  API list pods p50/p99: idle {_fmt(idle['api_list_p50_ms'])}/{_fmt(idle['api_list_p99_ms'])} ms, "
@@ -203,4 +230,5 @@ def _print_load(load: dict[str, Any]) -> None:
     else:
         print(f"  EPP decision latency: mean {load['epp_mean_ms']:.2f} ms, p99 ≤ {_fmt(load['epp_p99_bucket_ms'], '.1f')}"
               f" ms over {load['epp_decisions']} decisions")  # fmt: skip
-    print(f"  lab process during load: {load['lab_cpu_s_during_load']} CPU s, RSS +{load['lab_rss_growth_mib']} MiB")
+    print(f"  lab process during load: {load['lab_cpu_s_during_load']} CPU s, RSS +{load['lab_rss_growth_mib']} MiB; "
+          f"container restarts in the service: {load['container_restarts_during_load']}")

@@ -24,7 +24,7 @@ EPP_COMPONENT = "app.kubernetes.io/component=llminferenceservice-router-schedule
 SCHEDULER_E2E = "inference_extension_scheduler_e2e_duration_seconds"
 
 
-def _quantile(values: list[float], q: float) -> float | None:
+def quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
@@ -94,16 +94,23 @@ class ApiProbe:
     def summary(self) -> dict[str, Any]:
         ms = [1000 * x for x in self.lists]
         wm = [1000 * x for x in self.watch]
-        return {"api_lists": len(ms), "api_list_p50_ms": _quantile(ms, 0.5), "api_list_p99_ms": _quantile(ms, 0.99),
-                "watch_events": len(wm), "watch_p50_ms": _quantile(wm, 0.5), "watch_p99_ms": _quantile(wm, 0.99),
+        return {"api_lists": len(ms), "api_list_p50_ms": quantile(ms, 0.5), "api_list_p99_ms": quantile(ms, 0.99),
+                "watch_events": len(wm), "watch_p50_ms": quantile(wm, 0.5), "watch_p99_ms": quantile(wm, 0.99),
                 "api_failures": self.failures[:3]}  # fmt: skip
 
 
-def epp_decision_latency(core: Any, namespace: str) -> dict[str, Any]:
-    """Mean and bucket-p99 of the EPP's scheduling decisions, from its /metrics on the pod IP (port 9090)."""
-    pods = core.list_namespaced_pod(namespace, label_selector=EPP_COMPONENT).items
-    if not pods or not pods[0].status.pod_ip:
-        return {"epp_error": "no EPP pod with an IP"}
+def epp_decision_latency(core: Any, namespace: str, service: str) -> dict[str, Any]:
+    """Mean and bucket-p99 of the EPP's scheduling decisions, from its /metrics on the pod IP (port 9090).
+
+    The EPP of ``service``, not of another (or a deleted, still terminating) LLMInferenceService in the
+    namespace, which has seen none of the load."""
+    selector = f"{EPP_COMPONENT},app.kubernetes.io/name={service}"
+    pods = [p for p in core.list_namespaced_pod(namespace, label_selector=selector).items
+            if p.status.pod_ip and p.metadata.deletion_timestamp is None]  # fmt: skip
+    if not pods:
+        return {"epp_error": f"no running EPP pod with an IP for {service}"}
+    # a restart under load (liveness probe timing out) resets the EPP's metrics: say so next to them
+    restarts = sum(cs.restart_count for cs in pods[0].status.container_statuses or [])
     try:
         text = httpx.get(f"http://{pods[0].status.pod_ip}:9090/metrics", timeout=10).text
     except httpx.HTTPError as exc:
@@ -121,9 +128,10 @@ def epp_decision_latency(core: Any, namespace: str) -> dict[str, Any]:
             elif s.name.endswith("_count"):
                 count = s.value
     if not count:
-        return {"epp_error": f"{SCHEDULER_E2E} has no observations"}
+        return {"epp_error": f"{SCHEDULER_E2E} has no observations (EPP container restarts: {restarts})",
+                "epp_restarts": restarts}
     p99 = next((le for le, c in sorted(buckets) if c >= 0.99 * count), None)
-    return {"epp_decisions": int(count), "epp_mean_ms": 1000 * total / count,
+    return {"epp_decisions": int(count), "epp_mean_ms": 1000 * total / count, "epp_restarts": restarts,
             "epp_p99_bucket_ms": None if p99 is None else 1000 * p99}  # fmt: skip
 
 
@@ -152,4 +160,4 @@ def run_conversations(url: str, model: str, conversations: int, turns: int, seco
             "wall_s": wall, "requests_per_s": len(df) / wall if wall else 0.0,
             "errors": sorted({str(e) for e in df["error"].dropna()})[:3] if not df.empty else [],
             "client_ttft_p50_ms": statistics.median(ttft) if ttft else None,
-            "client_ttft_p99_ms": _quantile(ttft, 0.99)}  # fmt: skip
+            "client_ttft_p99_ms": quantile(ttft, 0.99)}  # fmt: skip

@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 ANTORA = REPO / "antora"
 MODULE = ANTORA / "modules" / "ROOT"
 KEY_CHART_TAG = "key-chart"
+#: More charts a page shows after the key chart (e.g. 05's GuideLLM report), each captioned by the heading of
+#: the markdown cell above it, so the caption is what the attendee reads in the notebook.
+SITE_CHART_TAG = "site-chart"
 PROSE_SECTIONS = ("== The lesson", "== Did it work?", "=== Timing", "=== What usually goes wrong")
 
 
@@ -74,8 +77,8 @@ def _md_to_adoc(text: str) -> str:
     return text.replace("+", "{plus}") if "`" not in text else text
 
 
-def page(h: headers.Header, description: str, prose: dict[str, str]) -> str:
-    """One notebook page in AsciiDoc."""
+def page(h: headers.Header, description: str, prose: dict[str, str], more: tuple[str, ...] = ()) -> str:
+    """One notebook page in AsciiDoc; ``more`` captions the page's extra charts, ``NN-chart-K.svg`` in order."""
     time = f"{h.minutes} minutes" + (f" ({h.time_note})" if h.time_note else "")
     lines = [
         f"= {h.number} {h.title}",
@@ -107,6 +110,8 @@ def page(h: headers.Header, description: str, prose: dict[str, str]) -> str:
         "",
         f"image::{h.number}-key-chart.svg[{h.chart.rstrip('.')}]",
         "",
+        *[line for k, caption in enumerate(more, 1)
+          for line in (f".{_md_to_adoc(caption)}", f"image::{h.number}-chart-{k}.svg[{caption}]", "")],
         "== Did it work?",
         "",
         prose["== Did it work?"],
@@ -130,22 +135,47 @@ def page(h: headers.Header, description: str, prose: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def key_chart(reference: Path) -> str:
-    """The SVG of the cell tagged ``key-chart`` in an executed notebook; SiteError when there is none."""
+def _reference(reference: Path) -> dict:
     if not reference.is_file():
         raise SiteError(f"{reference}: no executed reference notebook; run `make reference` (the CI notebook run)")
-    nb = json.loads(reference.read_text(encoding="utf-8"))
-    tagged = [c for c in nb["cells"] if KEY_CHART_TAG in c.get("metadata", {}).get("tags", [])]
+    return json.loads(reference.read_text(encoding="utf-8"))
+
+
+def _svg(cell: dict, where: str) -> str:
+    """The last SVG a cell drew (a chart cell may print a table first)."""
+    svgs = [out["data"]["image/svg+xml"] for out in cell.get("outputs", []) if "image/svg+xml" in out.get("data", {})]
+    if not svgs:
+        raise SiteError(f"{where} has no SVG output (did the run use viz.setup()? did the cell skip its chart?)")
+    svg = "".join(svgs[-1]) if isinstance(svgs[-1], list) else svgs[-1]
+    if "<text" not in svg:
+        raise SiteError(f"{where}: the chart has no text (axis titles?); it did not render")
+    return svg if svg.endswith("\n") else svg + "\n"
+
+
+def _tagged(nb: dict, tag: str) -> list[int]:
+    return [i for i, c in enumerate(nb["cells"]) if tag in c.get("metadata", {}).get("tags", [])]
+
+
+def key_chart(reference: Path) -> str:
+    """The SVG of the cell tagged ``key-chart`` in an executed notebook; SiteError when there is none."""
+    nb = _reference(reference)
+    tagged = _tagged(nb, KEY_CHART_TAG)
     if not tagged:
         raise SiteError(f"{reference.name}: no cell tagged '{KEY_CHART_TAG}'; tag the cell that draws the key chart")
-    for out in tagged[-1].get("outputs", []):
-        svg = out.get("data", {}).get("image/svg+xml")
-        if svg:
-            svg = "".join(svg) if isinstance(svg, list) else svg
-            if "<text" not in svg:
-                raise SiteError(f"{reference.name}: the key chart has no text (axis titles?); it did not render")
-            return svg if svg.endswith("\n") else svg + "\n"
-    raise SiteError(f"{reference.name}: the '{KEY_CHART_TAG}' cell has no SVG output (did the run use viz.setup()?)")
+    return _svg(nb["cells"][tagged[-1]], f"{reference.name}: the '{KEY_CHART_TAG}' cell")
+
+
+def site_charts(reference: Path) -> list[tuple[str, str]]:
+    """(caption, SVG) of each cell tagged ``site-chart``, captioned by the nearest markdown heading above it."""
+    nb = _reference(reference)
+    found = []
+    for i in _tagged(nb, SITE_CHART_TAG):
+        headings = [line.lstrip("#").strip() for c in nb["cells"][:i] if c["cell_type"] == "markdown"
+                    for line in "".join(c["source"]).splitlines() if line.startswith("#")]
+        if not headings:
+            raise SiteError(f"{reference.name}: the '{SITE_CHART_TAG}' cell {i} has no markdown heading above it")
+        found.append((headings[-1], _svg(nb["cells"][i], f"{reference.name}: the '{SITE_CHART_TAG}' cell {i}")))
+    return found
 
 
 def agenda(found: list[headers.Header]) -> str:
@@ -201,8 +231,10 @@ def render(layout: Layout) -> dict[Path, str]:
         try:
             h = headers.read(slug, layout.notebooks)
             description, prose = _prose(layout.prose / f"{slug}.adoc")
-            files[layout.pages / f"{slug}.adoc"] = page(h, description, prose)
+            more = site_charts(layout.reference / f"{slug}.ipynb")
+            files[layout.pages / f"{slug}.adoc"] = page(h, description, prose, tuple(c for c, _ in more))
             files[layout.images / f"{h.number}-key-chart.svg"] = key_chart(layout.reference / f"{slug}.ipynb")
+            files.update({layout.images / f"{h.number}-chart-{k}.svg": svg for k, (_, svg) in enumerate(more, 1)})
         except (headers.HeaderError, SiteError) as exc:
             problems.append(str(exc))
     if problems:

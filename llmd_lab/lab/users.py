@@ -27,6 +27,7 @@ from typing import Any
 from llmd_lab.lab.apiserver.access import LAB_USER
 from llmd_lab.lab.apiserver.auth.user import UserInfo, master_user, oauth_user, service_account_user
 from llmd_lab.lab.home import LabPaths, ensure_token, write_private
+from llmd_lab.lab.profiles import Profile
 
 INSTRUCTOR = LAB_USER  # the lab's admin identity (system:masters), as before
 WORKBENCH = "workbench"  # the Notebook's name, hence its service account's
@@ -157,13 +158,13 @@ def resolve_name(paths: LabPaths, name: str | None) -> str:
     raise ValueError(f"no lab identity named {name!r}: {hint}")
 
 
-def cluster_objects(profile: Any, attendees: int) -> list[dict[str, Any]]:
+def cluster_objects(profile: Profile | None, attendees: int) -> list[dict[str, Any]]:
     """Every attendee's project objects, plus OpenShift's ``self-provisioners`` binding unless the profile's
     ``openshift.selfProvisioners`` is false (a workshop cluster that stops attendees creating projects)."""
     from llmd_lab.lab.apiserver.auth.projects import self_provisioners_binding
 
     objects = [o for attendee in attendee_names(attendees) for o in project_objects(attendee)]
-    openshift = getattr(profile, "openshift", None) or {}
+    openshift = (profile.openshift if profile is not None else None) or {}
     if openshift.get("selfProvisioners", True):
         objects.append(self_provisioners_binding())
     return objects

@@ -60,6 +60,7 @@ class RunningServer:
         """``graceful=False``: stop like a killed process (stop listening, cut every open connection: clients
         see a reset). ``graceful=True``: uvicorn's shutdown, waiting for open responses up to its timeout."""
         self.server.should_exit = True
+        self.close_listeners()
         if not graceful:
             self.server.force_exit = True
             for conn in list(self.server.server_state.connections):
@@ -71,18 +72,25 @@ class RunningServer:
         if not self.task.done():
             self.task.cancel()
 
+    def close_listeners(self) -> None:
+        """Stop accepting now, as a stopping process does before anything else: the address is free to bind
+        again even if the shutdown that follows is cut short (cancelled, or past its timeout)."""
+        for srv in getattr(self.server, "servers", []):
+            srv.close()
+
 
 async def start_server(app: Any, host: str, port: int, *, name: str,
                        ssl_context: ssl.SSLContext | None = None, sockets: list[socket.socket] | None = None,
                        graceful_shutdown_s: float | None = 1.0, on_shutdown: Callable[[], None] | None = None,
-                       log_level: str = "error") -> RunningServer:
+                       log_level: str = "error", keep_alive_s: float = 30) -> RunningServer:
     """Listen on ``host:port`` (or the given bound ``sockets``) and return once it accepts connections.
 
-    Raises :class:`BindError` when the address cannot be bound (uvicorn would ``sys.exit(1)``). Start-up runs
+    ``keep_alive_s``: how long an idle keep-alive connection stays open (a client reusing it just as it
+    closes sees its request cut). Raises :class:`BindError` when the address cannot be bound (uvicorn would ``sys.exit(1)``). Start-up runs
     in the caller's task (not under ``wait_for``, which would run it in another task: uvicorn's connections
     then missed client disconnects)."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off",
-                            timeout_keep_alive=30, timeout_graceful_shutdown=graceful_shutdown_s)
+                            timeout_keep_alive=keep_alive_s, timeout_graceful_shutdown=graceful_shutdown_s)
     config.load()
     config.ssl = ssl_context  # uvicorn takes files only; a context lets a pod's mounted Secret stay in memory
     server = _Server(config, on_shutdown)
@@ -92,6 +100,10 @@ async def start_server(app: Any, host: str, port: int, *, name: str,
     except SystemExit as exc:  # uvicorn logs the OSError and exits when it cannot bind
         raise BindError(f"{name}: could not listen on {host}:{port}: address already in use or not "
                         "available") from exc
+    except BaseException:  # cancelled part-way through start-up: leave no listener behind
+        for srv in getattr(server, "servers", []):
+            srv.close()
+        raise
 
     async def run() -> None:
         await server.main_loop()

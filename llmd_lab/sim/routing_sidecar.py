@@ -17,7 +17,7 @@ import argparse
 import json
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 from starlette.applications import Starlette
@@ -27,6 +27,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llmd_lab.sim.tls import insecure_client_context, ssl_context_from_pem
+
+if TYPE_CHECKING:
+    from llmd_lab.sim.http import RunningServer
 
 PREFILL_HEADER = "x-prefiller-host-port"
 HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
@@ -62,7 +65,7 @@ class RoutingSidecar:
         self.log = log
         self.read_file = read_file
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), verify=insecure_client_context())
-        self.server: Any = None
+        self.server: RunningServer | None = None
 
     def _server_tls(self) -> ssl.SSLContext | None:
         """``--secure-proxy``: the mounted ``--cert-path`` certificate (upstream self-signs one when unset)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ BUILTIN_GROUPS = {
 }
 
 
-def now(clock: Any = None) -> str:
+def now(clock: Callable[[], datetime] | None = None) -> str:
     """RFC 3339 seconds, UTC, as ``metav1.Time`` serialises."""
     moment = clock() if clock else datetime.now(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.context import LabContext
@@ -86,11 +87,7 @@ class Reconciler:
         self._tasks.append(asyncio.create_task(self._resync(), name=f"{self.name}-resync"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks, swallow_errors=True)
         self._tasks.clear()
 
     def enqueue(self, key: Key) -> None:

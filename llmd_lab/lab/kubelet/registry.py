@@ -58,6 +58,18 @@ ProgramMain = Callable[[Launch, Started], Awaitable[None]]
 exits (a server that never exits by itself waits until the kubelet cancels it)."""
 
 
+async def run(main: ProgramMain, launch: Launch, started: Started) -> None:
+    """Run one program as its container's process. A ``sys.exit`` in it (uvicorn's when it cannot bind) ends
+    that process with its status, never the lab: caught inside the task, because asyncio re-raises a
+    SystemExit out of the event loop (and so out of the whole lab process)."""
+    try:
+        await main(launch, started)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        launch.log(f"process exited with status {code}")
+        raise ProcessExitError(code, "Completed" if code == 0 else "Error") from None
+
+
 async def _forever() -> None:
     await asyncio.Event().wait()
 

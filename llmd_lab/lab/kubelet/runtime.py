@@ -349,9 +349,12 @@ class PodWorker:
                 failure = exc
             except asyncio.CancelledError:
                 if not program.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                    probe.cancel()
-                    liveness.cancel()
-                    program.cancel()
+                    for task in (probe, liveness, program):
+                        task.cancel()
+                    # the process has exited only once its clean-up ran (listeners closed): the kubelet
+                    # releases the pod IP after this, as IPAM does at sandbox teardown
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await asyncio.wait({probe, liveness, program})
                     raise
                 # killed by the liveness probe
                 if r.handle is not None:
@@ -415,7 +418,7 @@ class PodWorker:
         if main is None:
             await asyncio.Event().wait()  # an idle process: runs until the pod goes away
             return
-        await main(launch, r.set_handle)
+        await registry.run(main, launch, r.set_handle)
 
     async def _resolve_host(self, name: str) -> str | None:
         """The pod's cluster DNS (ClusterFirst): Services and LeaderWorkerSet pod hostnames by name."""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.context import LabContext
 from llmd_lab.lab.informer import Informer
@@ -62,11 +63,7 @@ class KubeScheduler:
                        asyncio.create_task(self._tick()), asyncio.create_task(self._loop())]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(self._tasks, swallow_errors=True)
 
     async def _watch(self, api_version: str, kind: str) -> None:
         async def wake(_type: str, _obj: dict) -> None:

@@ -8,11 +8,11 @@ that says otherwise. Metrics survive a pod update; a pod that comes back starts 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.sim.epp.types import Endpoint
 from llmd_lab.sim.source import ResourceSource
 
@@ -140,9 +140,5 @@ class Datastore:
             self.log.exception("watch failed")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmd_lab.sim.epp.config import LoadedConfig
+from llmd_lab.sim.epp.metrics import EppMetrics
 from llmd_lab.sim.epp.scheduler import DecisionTrace
 from llmd_lab.sim.epp.tokenizers import TokenizerLoadError
 from llmd_lab.sim.epp.types import Endpoint, LLMRequest, SchedulingError, SchedulingResult
@@ -130,7 +131,7 @@ class Director:
         clock: Callable[[], float] = time.monotonic,
         objective_priority: Callable[[str], int | None] = lambda name: None,
         saturation: SaturationDetector | None = None,
-        observer: Any = None,
+        observer: EppMetrics | None = None,
         traces: TraceStore | None = None,
     ) -> None:
         self.config = config

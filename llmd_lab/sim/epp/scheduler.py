@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from llmd_lab.sim.epp.metrics import EppMetrics
 from llmd_lab.sim.epp.plugins.base import Filter, Picker, ProfileHandler, Scorer
 from llmd_lab.sim.epp.types import (
     CycleState,
@@ -77,7 +78,7 @@ class SchedulerProfile:
     """Filters, weighted scorers and one picker, run in that order."""
 
     def __init__(self, name: str, filters: list[Filter], scorers: list[tuple[Scorer, int]], picker: Picker,
-                 observer: Any = None) -> None:
+                 observer: EppMetrics | None = None) -> None:
         self.name = name
         self.filters = filters
         self.scorers = scorers
@@ -132,7 +133,7 @@ class SchedulerProfile:
 class Scheduler:
     """Runs the profile handler's loop over the configured profiles."""
 
-    def __init__(self, handler: ProfileHandler, profiles: Mapping[str, SchedulerProfile], observer: Any = None) -> None:
+    def __init__(self, handler: ProfileHandler, profiles: Mapping[str, SchedulerProfile], observer: EppMetrics | None = None) -> None:
         self.handler = handler
         self.profiles = dict(profiles)
         self.observer = observer

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.sim.epp.types import Endpoint, EndpointMetrics
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -188,9 +189,7 @@ class Scraper:
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), self.timeout + 1)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         if self._client is not None:  # closed here, not while cancelled, so its TLS connections close cleanly
             await self._client.aclose()

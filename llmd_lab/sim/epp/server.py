@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -30,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.sim.epp.config import LoadedConfig, load_config
 from llmd_lab.sim.epp.configs import GIE_DEFAULT_CONFIG
 from llmd_lab.sim.epp.datastore import Datastore
@@ -91,11 +91,7 @@ class EppHandle:
     async def stop(self) -> None:
         if self.extproc is not None and "grpc" in self.servers:
             unregister_extproc(self.host, self.servers["grpc"].port, self.extproc)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks, swallow_errors=True)
         if self._zmq is not None:
             self._zmq.close(linger=0)
         await self.scraper.stop()

@@ -40,6 +40,10 @@ DESTINATION_HEADER = "x-gateway-destination-endpoint"
 # Envoy buffers a request body for ext-proc up to the listener's buffer limit and answers 413 beyond it; the
 # exact limit on OpenShift's gateway is unconfirmed (docs/gateway.md), 4 MiB is gRPC's default message size
 MAX_REQUEST_BODY = 4 << 20
+# Envoy closes an idle downstream connection after the HTTP connection manager's idle_timeout, 1 hour when not
+# set (envoyproxy.io docs, "How do I configure timeouts?"; OpenShift's gateway setting unconfirmed). uvicorn's
+# 30 s made clients that reused a connection as it closed see their request cut (ReadError) under load.
+DOWNSTREAM_IDLE_TIMEOUT_S = 3600.0
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
@@ -137,7 +141,8 @@ class Gateway:
         async def app(scope, receive, send) -> None:  # a plain coroutine function: uvicorn sees ASGI 3
             await self._asgi(scope, receive, send)
 
-        self._server = await start_server(app, self.host, self.port, name="gateway")
+        self._server = await start_server(app, self.host, self.port, name="gateway",
+                                          keep_alive_s=DOWNSTREAM_IDLE_TIMEOUT_S)
         self.log.info("gateway %s/%s listening on %s", self.namespace, self.name, self.url)
 
     async def stop(self) -> None:

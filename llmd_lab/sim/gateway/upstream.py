@@ -5,8 +5,8 @@ streamed token. httpx's layers (httpcore, anyio timeouts, one h11 event and one 
 cost the gateway more than the rest of its work (measured with ``llmd-lab bench gateway``). Here an
 ``asyncio.Protocol`` hands on everything that arrived in one socket read as one chunk (the relay never
 waits for more data, so nothing is buffered, but it writes once per read rather than once per event).
-Only what a proxy needs of HTTP/1.1 is parsed, with ``bytes.find``: the response head (status line,
-headers, 1xx skipped) and the body framing (chunked, Content-Length, or until close: RFC 9112 §6.3).
+The response head (status line, headers, 1xx skipped) is parsed by h11; the body framing (chunked,
+Content-Length, or until close: RFC 9112 §6.3) here with ``bytes.find``, once per read rather than per event.
 Anything else is a protocol error that ends the exchange. The request head is written directly: its
 headers come from a request uvicorn already parsed and from the EPP, and are checked for line breaks.
 """
@@ -18,6 +18,8 @@ import collections
 import ssl as _ssl
 from collections.abc import AsyncIterator
 from typing import cast
+
+import h11
 
 MAX_BUFFERED = 1 << 20  # stop reading from the upstream socket while this much is waiting for the client
 MAX_CHUNK_LINE = 4096
@@ -35,25 +37,27 @@ class ResponseHead:
         self.headers = headers
 
 
-def parse_head(data: bytes) -> tuple[ResponseHead | None, int]:
-    """The first response head in ``data`` and where it ends, or (None, 0) while it is incomplete."""
+def parse_head(data: bytes, method: str = "GET") -> tuple[ResponseHead | None, int]:
+    """The first response head in ``data`` and where it ends, or (None, 0) while it is incomplete.
+
+    h11 parses it (status line, header names and values, obs-fold, the framing headers' syntax): a
+    maintained parser for the part that is parsed once per response. The body is framed here instead,
+    because an h11 event per streamed chunk costs more than the rest of the relay (``bench gateway``)."""
     end = data.find(b"\r\n\r\n")
     if end < 0:
         if len(data) > MAX_HEAD:
             raise ValueError("response head too long")
         return None, 0
-    lines = data[:end].split(b"\r\n")
-    version, _, rest = lines[0].partition(b" ")
-    code = rest[:3]
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not code.isdigit() or rest[3:4] not in (b"", b" "):
-        raise ValueError(f"bad status line {lines[0][:80]!r}")
-    headers = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
-            raise ValueError(f"bad header line {line[:80]!r}")
-        headers.append((name.lower(), value.strip()))
-    return ResponseHead(version, int(code), headers), end + 4
+    parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    parser.send(h11.Request(method=method, target="/", headers=[("host", "upstream")]))
+    parser.receive_data(data[:end + 4])
+    try:
+        event = parser.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise ValueError(f"bad status line or header ({exc}) in {data[:min(end, 80)]!r}") from None
+    if not isinstance(event, h11.Response | h11.InformationalResponse):
+        raise ValueError(f"bad status line {data[:min(end, 80)]!r}")
+    return ResponseHead(b"HTTP/" + event.http_version, event.status_code, list(event.headers)), end + 4
 
 
 class UpstreamError(ConnectionError):
@@ -133,7 +137,7 @@ class _Connection(asyncio.Protocol):
     def _head(self, data: bytes) -> None:
         assert self.head is not None
         while True:
-            event, used = parse_head(data)
+            event, used = parse_head(data, self.method)
             if event is None:
                 self.head_buffer = data
                 return

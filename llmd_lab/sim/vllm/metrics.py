@@ -10,8 +10,9 @@ All latencies are simulated seconds.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from llmd_lab.sim.exposition import ExpositionRenderer
 from llmd_lab.sim.vllm.engine import EngineStats, LLMEngine, RequestOutput, StepResult
 
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -157,6 +158,7 @@ class PrometheusStatLogger:
         self._last = engine.stats()
         self._max_tokens: dict[str, int] = {}
         self._rendered: tuple[EngineStats, bytes] | None = None
+        self._renderer = ExpositionRenderer()  # generate_latest's bytes, without re-rendering label sets
 
     def observe_request(self, request_id: str, max_tokens: int) -> None:
         """Remember a request's ``max_tokens`` (recorded when it finishes, as vLLM does)."""
@@ -226,6 +228,6 @@ class PrometheusStatLogger:
         if self._rendered is not None and self._rendered[0] == stats:
             return self._rendered[1]
         self._update(stats)
-        text = generate_latest(self.registry)
+        text = self._renderer.render(self.registry)
         self._rendered = (stats, text)
         return text

@@ -11,7 +11,6 @@ certificate fails start-up where uvicorn would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import ssl
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.sim.http import BindError, RunningServer, start_server
 from llmd_lab.sim.tls import ssl_context_from_pem
 from llmd_lab.sim.vllm import physics
@@ -84,10 +84,7 @@ class Replica:
             await self._server.stop()
 
     async def _finish(self) -> None:
-        if self._stats_task is not None:
-            self._stats_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stats_task
+        await cancel_and_wait([self._stats_task])
         await self.engine.shutdown()
         if self._publisher is not None:
             self._publisher.close()

@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,14 +41,7 @@ class OpenAIError(Exception):
         self.status, self.message, self.err_type, self.param = status, message, err_type, param
 
     def response(self, headers: Mapping[str, str]) -> JSONResponse:
-        body = {
-            "error": {
-                "message": self.message,
-                "type": self.err_type,
-                "param": self.param,
-                "code": self.status,
-            }
-        }
+        body = {"error": {"message": self.message, "type": self.err_type, "param": self.param, "code": self.status}}
         return JSONResponse(body, status_code=self.status, headers=dict(headers))
 
 
@@ -81,6 +74,16 @@ class _SSEResponse(StreamingResponse):
 
 def _sse(obj: object) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+class _Accepted(NamedTuple):
+    """A request that passed validation and was submitted to the engine."""
+
+    request_id: str
+    model: str
+    gen: AsyncIterator[RequestOutput]
+    stream: bool
+    include_usage: bool
 
 
 class OpenAIServing:
@@ -247,6 +250,48 @@ class OpenAIServing:
             raise consumer.exception()  # type: ignore[misc]
         return "".join(parts), None if left else last
 
+    async def _accept(self, request: Request, prompt_ids_of: Callable[[dict], list[int]], *,
+                      default_max: int | None, id_prefix: str) -> _Accepted:  # fmt: skip
+        """What both generating endpoints do before answering, in vLLM's order: parse the body, check the
+        model, tokenize the prompt, check the stream and sampling options, then submit to the engine."""
+        body = await self._json_body(request)
+        model = self._check_model(body)
+        prompt_ids = prompt_ids_of(body)
+        stream, include_usage = self._stream_flags(body)
+        params = self._sampling_params(body, len(prompt_ids), default_max)
+        request_id = f"{id_prefix}-{uuid.uuid4().hex}"
+        gen = await self._submit(request_id, prompt_ids, params, body)
+        return _Accepted(request_id, model, gen, stream, include_usage)
+
+    def _chat_prompt_ids(self, body: Mapping) -> list[int]:
+        """``messages`` through the chat template, then tokenized."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            raise OpenAIError(400, "messages must be a non-empty list of message objects", param="messages")
+        try:
+            prompt = self.engine.tokenizer.apply_chat_template(messages)
+        except ValueError as exc:
+            raise OpenAIError(400, str(exc), param="messages") from exc
+        return self.engine.tokenizer.encode(prompt)
+
+    def _completion_prompt_ids(self, body: Mapping) -> list[int]:
+        """``prompt`` as text or token ids (a one-element batch of either; larger batches are not simulated)."""
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
+            prompt = prompt[0]
+        if isinstance(prompt, str):
+            prompt_ids = self.engine.tokenizer.encode(prompt)
+        elif isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+            prompt_ids = list(prompt)
+        else:
+            raise OpenAIError(
+                400, "prompt must be a string, a list of token ids, or a one-element list of either "
+                "(batched prompts are not simulated)", param="prompt",
+            )  # fmt: skip
+        if not prompt_ids:
+            raise OpenAIError(400, "The prompt cannot be empty.", param="prompt")
+        return prompt_ids
+
     # -- endpoints -------------------------------------------------------------------------------------------
     async def models(self, request: Request) -> Response:
         data = [
@@ -265,41 +310,15 @@ class OpenAIServing:
         return JSONResponse({"object": "list", "data": data}, headers=self.headers)
 
     async def chat_completions(self, request: Request) -> Response:
-        try:
-            body = await self._json_body(request)
-            model = self._check_model(body)
-            messages = body.get("messages")
-            if (
-                not isinstance(messages, list)
-                or not messages
-                or not all(isinstance(m, dict) for m in messages)
-            ):
-                raise OpenAIError(
-                    400, "messages must be a non-empty list of message objects", param="messages"
-                )
-            try:
-                prompt = self.engine.tokenizer.apply_chat_template(messages)
-            except ValueError as exc:
-                raise OpenAIError(400, str(exc), param="messages") from exc
-            prompt_ids = self.engine.tokenizer.encode(prompt)
-            stream, include_usage = self._stream_flags(body)
-            params = self._sampling_params(body, len(prompt_ids), None)
-            request_id = f"chatcmpl-{uuid.uuid4().hex}"
-            gen = await self._submit(request_id, prompt_ids, params, body)
-        except OpenAIError as err:
-            return err.response(self.headers)
-        created = int(time.time())
-        return await self._reply(
-            request, gen, stream, include_usage,
-            base={"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model},
+        return await self._generate(
+            request, self._chat_prompt_ids, default_max=None, id_prefix="chatcmpl",
+            chunk_object="chat.completion.chunk",
             opening={"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                      "finish_reason": None},
             chunk=_chat_chunk_choice,
-            full=lambda text, last: {
-                "id": request_id,
+            full=lambda head, text, last: {
+                **head,
                 "object": "chat.completion",
-                "created": created,
-                "model": model,
                 "choices": [
                     {
                         "index": 0,
@@ -318,30 +337,53 @@ class OpenAIServing:
             },
         )  # fmt: skip
 
-    async def _reply(
+    async def completions(self, request: Request) -> Response:
+        return await self._generate(
+            request, self._completion_prompt_ids, default_max=16, id_prefix="cmpl",
+            chunk_object="text_completion",
+            opening=None,
+            chunk=_completion_chunk_choice,
+            full=lambda head, text, last: {
+                **head,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason,
+                             "stop_reason": last.stop_reason, "prompt_logprobs": None}],
+                "service_tier": None,
+                "system_fingerprint": None,
+                "usage": self._usage(last),
+                "kv_transfer_params": None,
+            },
+        )  # fmt: skip
+
+    async def _generate(
         self,
         request: Request,
-        gen: AsyncIterator[RequestOutput],
-        stream: bool,
-        include_usage: bool,
+        prompt_ids_of: Callable[[dict], list[int]],
         *,
-        base: dict[str, Any],
+        default_max: int | None,
+        id_prefix: str,
+        chunk_object: str,
         opening: dict[str, Any] | None,
         chunk: Callable[[RequestOutput], dict[str, Any]],
-        full: Callable[[str, RequestOutput], dict[str, Any]],
+        full: Callable[[dict[str, Any], str, RequestOutput], dict[str, Any]],
     ) -> Response:
-        """One answer path for both OpenAI endpoints: an SSE stream of ``chunk`` choices, or the whole
-        body ``full`` builds once generation ends (499 when the client left first)."""
-        if stream:
+        """One path for both OpenAI generating endpoints: accept the request, then answer with an SSE stream
+        of ``chunk`` choices, or with the whole body ``full`` builds from the shared head (id, object,
+        created, model) once generation ends (499 when the client left first)."""
+        try:
+            req = await self._accept(request, prompt_ids_of, default_max=default_max, id_prefix=id_prefix)
+        except OpenAIError as err:
+            return err.response(self.headers)
+        head = {"id": req.request_id, "object": chunk_object, "created": int(time.time()), "model": req.model}
+        if req.stream:
             return _SSEResponse(
-                self._sse_stream(gen, base, include_usage, opening, chunk),
+                self._sse_stream(req.gen, head, req.include_usage, opening, chunk),
                 media_type="text/event-stream",
                 headers=self.headers,
             )
-        text, last = await self._collect(request, gen)
+        text, last = await self._collect(request, req.gen)
         if last is None:
             return Response(status_code=499, headers=self.headers)
-        return JSONResponse(full(text, last), headers=self.headers)
+        return JSONResponse(full(head, text, last), headers=self.headers)
 
     async def _sse_stream(
         self,
@@ -366,50 +408,6 @@ class OpenAIServing:
             yield b"data: [DONE]\n\n"
         finally:
             await gen.aclose()  # a disconnected client lands here: aborts the request, frees its blocks
-
-    async def completions(self, request: Request) -> Response:
-        try:
-            body = await self._json_body(request)
-            model = self._check_model(body)
-            prompt = body.get("prompt")
-            if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
-                prompt = prompt[0]
-            if isinstance(prompt, str):
-                prompt_ids = self.engine.tokenizer.encode(prompt)
-            elif isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
-                prompt_ids = list(prompt)
-            else:
-                raise OpenAIError(
-                    400, "prompt must be a string, a list of token ids, or a one-element list of either "
-                    "(batched prompts are not simulated)", param="prompt",
-                )  # fmt: skip
-            if not prompt_ids:
-                raise OpenAIError(400, "The prompt cannot be empty.", param="prompt")
-            stream, include_usage = self._stream_flags(body)
-            params = self._sampling_params(body, len(prompt_ids), 16)
-            request_id = f"cmpl-{uuid.uuid4().hex}"
-            gen = await self._submit(request_id, prompt_ids, params, body)
-        except OpenAIError as err:
-            return err.response(self.headers)
-        created = int(time.time())
-        return await self._reply(
-            request, gen, stream, include_usage,
-            base={"id": request_id, "object": "text_completion", "created": created, "model": model},
-            opening=None,
-            chunk=_completion_chunk_choice,
-            full=lambda text, last: {
-                "id": request_id,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason,
-                             "stop_reason": last.stop_reason, "prompt_logprobs": None}],
-                "service_tier": None,
-                "system_fingerprint": None,
-                "usage": self._usage(last),
-                "kv_transfer_params": None,
-            },
-        )  # fmt: skip
 
     async def tokenize(self, request: Request) -> Response:
         try:

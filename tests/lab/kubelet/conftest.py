@@ -41,3 +41,18 @@ async def start_lab(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[tup
     yield start
     for part in reversed(started):
         await part.stop()
+
+
+@pytest.fixture
+async def node_env(tmp_path: Path):
+    """The rhoai-3.0 nodes with a scheduler and a kubelet only (graceful pod deletion on): ``(ctx, kubelet)``."""
+    profile = load_profile("rhoai-3.0")
+    ctx = make_ctx(tmp_path, profile, time_scale=200.0)
+    ctx.store.graceful_pod_deletion = True
+    await install_profile(ctx.store, profile, LabPaths(tmp_path))
+    parts = [KubeScheduler(interval=0.05), Kubelet(ctx.network)]
+    for p in parts:
+        await p.start(ctx)
+    yield ctx, parts[1]
+    for p in reversed(parts):
+        await p.stop()

@@ -3,57 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 
 import httpx
 import pytest
+from labpods import vllm_pod
 
-from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
-from llmd_lab.lab.kubelet.kubelet import Kubelet
+from llmd_lab.lab.controller.testing import events_for, eventually
 from llmd_lab.lab.network import POD_CIDR
-from llmd_lab.lab.profiles import load_profile
-from llmd_lab.lab.scheduler.scheduler import KubeScheduler
-from llmd_lab.lab.server import LabPaths, install_profile
 
 pytestmark = pytest.mark.anyio
-TOLERATE = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-
-
-def vllm_pod(name: str, model: str, *, gpus: int = 1, extra: str = "") -> dict:
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-        "spec": {
-            "tolerations": TOLERATE,
-            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"},
-            "containers": [{
-                "name": "main", "image": "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.3",
-                "command": ["/bin/bash", "-c"],
-                "args": [f"vllm serve {model} --port 8000 ${{VLLM_ADDITIONAL_ARGS}}"],
-                "env": [{"name": "VLLM_ADDITIONAL_ARGS", "value": extra}],
-                "ports": [{"containerPort": 8000}],
-                "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
-                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000, "scheme": "HTTP"},
-                                   "initialDelaySeconds": 1, "periodSeconds": 1},
-            }],
-        },
-    }
-
-
-@pytest.fixture
-async def node_env(tmp_path: Path):
-    profile = load_profile("rhoai-3.0")
-    ctx = make_ctx(tmp_path, profile, time_scale=200.0)
-    ctx.store.graceful_pod_deletion = True
-    await install_profile(ctx.store, profile, LabPaths(tmp_path))
-    parts = [KubeScheduler(interval=0.05), Kubelet(ctx.network)]
-    for p in parts:
-        await p.start(ctx)
-    yield ctx, parts[1]
-    for p in reversed(parts):
-        await p.stop()
-
-
 async def _pod(store, name: str) -> dict:
     return await store.get("v1", "Pod", name, "default")
 

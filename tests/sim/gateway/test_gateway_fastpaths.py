@@ -122,3 +122,20 @@ async def test_a_client_that_goes_away_mid_stream_cancels_the_request_on_the_pod
                                    what="the pod to abort the request after the client left")
     finally:
         await cluster.stop()
+
+
+async def test_idle_client_connections_stay_open_for_envoys_idle_timeout_not_uvicorns_30_s():
+    from llmd_lab.sim.gateway.server import DOWNSTREAM_IDLE_TIMEOUT_S
+
+    cluster = await start_cluster(replicas=1, config=LOAD_AWARE)
+    try:
+        assert DOWNSTREAM_IDLE_TIMEOUT_S == 3600.0  # Envoy's HCM idle_timeout default
+        assert cluster.gateway._server.server.config.timeout_keep_alive == DOWNSTREAM_IDLE_TIMEOUT_S
+        async with httpx.AsyncClient(timeout=30) as client:
+            for i in range(2):  # one kept-alive connection carries both turns
+                response, _, _ = await chat(client, cluster.url("/v1/chat/completions"),
+                                            [{"role": "user", "content": f"turn {i}"}])
+                assert response.status_code == 200
+            assert len(cluster.gateway._server.server.server_state.connections) == 1
+    finally:
+        await cluster.stop()

@@ -155,3 +155,14 @@ async def test_header_values_with_line_breaks_are_refused():
         with pytest.raises(ValueError, match="line break"):
             await pool.request("GET", "/", [("x-evil", "a\r\nx-injected: 1")], b"")
         await pool.aclose()
+
+
+@pytest.mark.parametrize("head", [b"HTTP/1.1 200 OK\r\nx bad: 1\r\ncontent-length: 0\r\n\r\n",  # space in a name
+                                  b"HTTP/1.1 200 OK\r\ncontent-length: 1x\r\n\r\n",  # not a length
+                                  b"HTTP/1.1 2000 OK\r\n\r\n"])  # four-digit status
+async def test_response_heads_are_parsed_by_h11_and_malformed_ones_refused(head):
+    async with Scripted([[head]]) as (host, port):
+        pool = UpstreamPool(host, port)
+        with pytest.raises(UpstreamError, match="bad status line or header"):
+            await pool.request("GET", "/", [], b"")
+        await pool.aclose()

@@ -10,22 +10,18 @@ SelfSubjectRulesReview status (``pkg/registry/authorization/selfsubjectrulesrevi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from llmd_lab.lab.apiserver.access import Access, Attributes, Decision, StaticTokenAuthenticator, UserInfo
 from llmd_lab.lab.apiserver.auth.escalation import write_checker
 from llmd_lab.lab.apiserver.auth.policy import PolicySource, StoragePolicySource
-from llmd_lab.lab.apiserver.auth.rbac import RBACAuthorizer, ResolvedRules
+from llmd_lab.lab.apiserver.auth.rbac import RBACAuthorizer, ResolvedRules, RuleAuthorizer
 from llmd_lab.lab.apiserver.auth.user import SYSTEM_MASTERS
+from llmd_lab.lab.apiserver.store import Store
 
 ALL_RESOURCES = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
 ALL_URLS = {"verbs": ["*"], "nonResourceURLs": ["*"]}
 _RESOURCE_KEYS = ("verbs", "apiGroups", "resources", "resourceNames")
-
-
-class RuleAuthorizer(Protocol):
-    def authorize(self, attrs: Attributes) -> Decision: ...
-    def resolve(self, user: UserInfo, namespace: str) -> ResolvedRules: ...
 
 
 class PrivilegedGroups:
@@ -93,7 +89,7 @@ def lab_authorizer(source: PolicySource) -> Union:
     return Union(PrivilegedGroups(), RBACAuthorizer(source))
 
 
-def lab_access(store: Any, identities: Iterable[tuple[str, UserInfo]]) -> Access:
+def lab_access(store: Store, identities: Iterable[tuple[str, UserInfo]]) -> Access:
     """The lab's Access: its identities' tokens, system:masters + RBAC over the store, escalation checks and
     OpenShift's per-user Projects."""
     from llmd_lab.lab.apiserver.auth.projects_api import ProjectsAPI

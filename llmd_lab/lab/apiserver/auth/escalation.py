@@ -14,8 +14,8 @@ from typing import Any
 
 from llmd_lab.lab.apiserver.auth.attributes import Attributes
 from llmd_lab.lab.apiserver.auth.forbidden import go_quote, new_forbidden
-from llmd_lab.lab.apiserver.auth.policy import RBAC_GROUP
-from llmd_lab.lab.apiserver.auth.rbac import RuleResolver
+from llmd_lab.lab.apiserver.auth.policy import RBAC_GROUP, PolicySource
+from llmd_lab.lab.apiserver.auth.rbac import RuleAuthorizer, RuleResolver
 from llmd_lab.lab.apiserver.auth.rules import ALL
 from llmd_lab.lab.apiserver.auth.user import SYSTEM_MASTERS, UserInfo
 
@@ -118,19 +118,19 @@ def escalation_allowed(user: UserInfo) -> bool:
     return SYSTEM_MASTERS in user.groups
 
 
-def _verb_allowed(authorizer: Any, user: UserInfo, verb: str, resource: str, namespace: str, name: str) -> bool:
+def _verb_allowed(authorizer: RuleAuthorizer, user: UserInfo, verb: str, resource: str, namespace: str, name: str) -> bool:
     attrs = Attributes(user, verb, RBAC_GROUP, resource, namespace=namespace, name=name)
     return authorizer.authorize(attrs).allowed
 
 
-def _confirm(authorizer: Any, user: UserInfo, namespace: str, rules: list[Rule], plural: str, name: str) -> None:
+def _confirm(authorizer: RuleAuthorizer, user: UserInfo, namespace: str, rules: list[Rule], plural: str, name: str) -> None:
     resolved = authorizer.resolve(user, namespace)
     missing = missing_rules(resolved.rules, rules)
     if missing:
         raise new_forbidden(plural, RBAC_GROUP, name, escalation_message(user, missing, resolved.errors))
 
 
-def check_role_write(authorizer: Any, user: UserInfo, role: Mapping[str, Any]) -> None:
+def check_role_write(authorizer: RuleAuthorizer, user: UserInfo, role: Mapping[str, Any]) -> None:
     """Creating or updating a Role/ClusterRole (pkg/registry/rbac/role/policybased/storage.go): 403 when the
     writer lacks any rule it grants, unless in system:masters or holding ``escalate`` on it."""
     meta = role.get("metadata") or {}
@@ -141,7 +141,7 @@ def check_role_write(authorizer: Any, user: UserInfo, role: Mapping[str, Any]) -
     _confirm(authorizer, user, namespace, list(role.get("rules") or []), plural, name)
 
 
-def check_binding_write(authorizer: Any, user: UserInfo, binding: Mapping[str, Any],
+def check_binding_write(authorizer: RuleAuthorizer, user: UserInfo, binding: Mapping[str, Any],
                         role_rules: Callable[[Mapping[str, Any], str], tuple[list[Rule], str]]) -> None:
     """Creating or updating a RoleBinding/ClusterRoleBinding (rolebinding/policybased/storage.go): allowed for
     system:masters, for holders of ``bind`` on the referenced role, or when the writer holds every rule of it."""
@@ -159,7 +159,7 @@ def check_binding_write(authorizer: Any, user: UserInfo, binding: Mapping[str, A
     _confirm(authorizer, user, namespace, rules, plural, name)
 
 
-def write_checker(authorizer: Any, source: Any) -> Callable[[UserInfo, dict], None]:
+def write_checker(authorizer: RuleAuthorizer, source: PolicySource) -> Callable[[UserInfo, dict], None]:
     """``Access.check_write``: the escalation checks of the rbac registries, for any object written over
     ``source`` (a PolicySource). A Role update that leaves the rules as they are is not re-checked, as the
     role registry's update skips it when the rules are semantically equal."""

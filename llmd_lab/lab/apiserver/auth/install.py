@@ -3,8 +3,9 @@
 ``install_policy`` runs at every start, like kube-apiserver's ``rbac/bootstrap-roles`` post-start hook: missing
 bootstrap objects are created, and those annotated ``rbac.authorization.kubernetes.io/autoupdate: "true"``
 get their rules back (objects a user made or changed without that annotation are left alone).
-:class:`ClusterRoleAggregator` is the aggregation controller: it watches ClusterRoles and rewrites the rules
-of every role with an ``aggregationRule`` whenever a selected role changes.
+:class:`ClusterRoleAggregator` is the aggregation controller: it follows ClusterRoles with the lab's informer
+(re-list, back-off) and rewrites the rules of every role with an ``aggregationRule`` whenever a selected role
+changes.
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
 
+from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.auth.aggregation import aggregated_rules
 from llmd_lab.lab.apiserver.auth.bootstrap import bootstrap_objects
 from llmd_lab.lab.apiserver.auth.policy import RBAC_VERSION
+from llmd_lab.lab.apiserver.store import Store
+from llmd_lab.lab.context import LabContext
+from llmd_lab.lab.informer import Informer
 
 log = logging.getLogger(__name__)
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 
 
-async def _ensure(store: Any, obj: dict) -> None:
+async def _ensure(store: Store, obj: dict) -> None:
     meta = obj["metadata"]
     try:
         current = await store.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
@@ -39,14 +43,14 @@ async def _ensure(store: Any, obj: dict) -> None:
         await store.update({**current, "rules": obj.get("rules") or []})
 
 
-async def install_policy(store: Any, extra: Iterable[dict] = ()) -> None:
+async def install_policy(store: Store, extra: Iterable[dict] = ()) -> None:
     """Bootstrap RBAC, then ``extra`` objects (projects, bindings, service accounts) when missing."""
     for obj in [*bootstrap_objects(), *extra]:
         await _ensure(store, obj)
     await aggregate_stored(store)
 
 
-async def aggregate_stored(store: Any) -> list[str]:
+async def aggregate_stored(store: Store) -> list[str]:
     """One pass of the aggregation controller over the stored ClusterRoles; returns the roles it rewrote."""
     changed: list[str] = []
     for _ in range(8):  # chains settle in a few passes (view -> edit -> admin -> kserve-admin)
@@ -72,27 +76,14 @@ class ClusterRoleAggregator:
     def __init__(self) -> None:
         self._task: asyncio.Task | None = None
 
-    async def start(self, ctx: Any) -> None:
-        self._task = asyncio.create_task(self._run(ctx.store), name=self.name)
+    async def start(self, ctx: LabContext) -> None:
+        store = ctx.store
 
-    async def _run(self, store: Any) -> None:
-        while True:
-            watch = store.watch(RBAC_VERSION, "ClusterRole")
-            try:
-                async for _event in watch:
-                    await aggregate_stored(store)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("clusterrole aggregation failed; watching again")
-            finally:
-                closer = getattr(watch, "aclose", None)
-                if closer is not None:
-                    with contextlib.suppress(Exception):
-                        await closer()
+        async def changed(_type: str, _role: dict) -> None:
+            await aggregate_stored(store)
+
+        informer = Informer(store, RBAC_VERSION, "ClusterRole", changed, owner=self.name)
+        self._task = asyncio.create_task(informer.run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])

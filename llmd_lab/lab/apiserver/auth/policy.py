@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from llmd_lab.lab.apiserver.storage import Storage
+
 RBAC_GROUP = "rbac.authorization.k8s.io"
 RBAC_VERSION = f"{RBAC_GROUP}/v1"
 
@@ -48,7 +50,7 @@ class ObjectsPolicySource:
 class StoragePolicySource:
     """RBAC objects read straight from the API server's storage indexes (no copies: read only)."""
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
     def _in(self, kind: str, namespace: str) -> Iterable[Mapping[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.auth.attributes import Attributes
 from llmd_lab.lab.apiserver.auth.forbidden import new_forbidden
+from llmd_lab.lab.apiserver.auth.rbac import RuleAuthorizer
 from llmd_lab.lab.apiserver.auth.user import OAUTH_AUTHENTICATED, UserInfo
 
 GROUP = "project.openshift.io"
@@ -39,13 +40,13 @@ def project_of(namespace: Mapping[str, Any]) -> dict[str, Any]:
             "status": {"phase": phase}}
 
 
-def can_see(authorizer: Any, user: UserInfo, namespace: str) -> bool:
+def can_see(authorizer: RuleAuthorizer, user: UserInfo, namespace: str) -> bool:
     """The project cache's question: may the user ``get`` the namespace?"""
     return authorizer.authorize(Attributes(user, "get", "", "namespaces", namespace=namespace,
                                            name=namespace)).allowed
 
 
-def visible_projects(authorizer: Any, user: UserInfo, namespaces: Iterable[Mapping[str, Any]]) -> list[dict]:
+def visible_projects(authorizer: RuleAuthorizer, user: UserInfo, namespaces: Iterable[Mapping[str, Any]]) -> list[dict]:
     """The Projects a ``list`` returns to ``user``: only namespaces they may get, in name order."""
     out = [project_of(ns) for ns in namespaces if can_see(authorizer, user, ns["metadata"]["name"])]
     return sorted(out, key=lambda p: p["metadata"]["name"])

@@ -9,17 +9,17 @@ requester's own rights do not limit the template's RoleBinding (as in OpenShift)
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from llmd_lab.lab.apiserver import errors, tables
 from llmd_lab.lab.apiserver.access import UserInfo
 from llmd_lab.lab.apiserver.auth import projects
+from llmd_lab.lab.apiserver.auth.rbac import RuleAuthorizer
 from llmd_lab.lab.apiserver.registry import ResourceType
 from llmd_lab.lab.apiserver.request import TABLE, Target, decode_object, output_mode, read_body
 from llmd_lab.lab.apiserver.responses import json_response
+from llmd_lab.lab.apiserver.store import Store
 
 MAX_BODY = 64 * 1024
 
@@ -29,7 +29,7 @@ class ProjectsAPI:
 
     group = projects.GROUP
 
-    def __init__(self, store: Any, authorizer: Any) -> None:
+    def __init__(self, store: Store, authorizer: RuleAuthorizer) -> None:
         self.store = store
         self.authorizer = authorizer
 

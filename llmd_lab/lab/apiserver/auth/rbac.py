@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from llmd_lab.lab.apiserver.access import Decision
 from llmd_lab.lab.apiserver.auth.attributes import Attributes
@@ -44,6 +44,13 @@ def applies_to(user: UserInfo, subject: Mapping[str, Any], binding_namespace: st
 
 def _not_found(kind: str, name: str) -> str:
     return f'{kind.lower()}.{RBAC_GROUP} "{name}" not found'
+
+
+class RuleAuthorizer(Protocol):
+    """An authorizer that can also say which rules a user holds (for escalation checks and rules reviews)."""
+
+    def authorize(self, attrs: Attributes) -> Decision: ...
+    def resolve(self, user: UserInfo, namespace: str) -> ResolvedRules: ...
 
 
 class RuleResolver:

@@ -10,12 +10,13 @@ one place they are wired.
 
 from __future__ import annotations
 
+from llmd_lab.lab.apiserver.lifecycle.base import LifecycleController
 from llmd_lab.lab.apiserver.lifecycle.crd import CRDController
 from llmd_lab.lab.apiserver.lifecycle.garbagecollector import GarbageCollector
 from llmd_lab.lab.apiserver.lifecycle.namespace import NamespaceController
 from llmd_lab.lab.apiserver.rest import RestVerbs
 
-__all__ = ["CRDController", "GarbageCollector", "NamespaceController", "start_lifecycle_controllers"]
+__all__ = ["CRDController", "GarbageCollector", "LifecycleController", "NamespaceController", "start_lifecycle_controllers"]
 
 
 def start_lifecycle_controllers(verbs: RestVerbs) -> None:

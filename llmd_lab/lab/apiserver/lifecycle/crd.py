@@ -8,19 +8,15 @@ Upstream: kubernetes@v1.32 staging/src/k8s.io/apiextensions-apiserver/pkg/contro
 from __future__ import annotations
 
 from llmd_lab.lab.apiserver import strategy
-from llmd_lab.lab.apiserver.bus import Change, clone
-from llmd_lab.lab.apiserver.rest import RestVerbs
+from llmd_lab.lab.apiserver.bus import Change
+from llmd_lab.lab.apiserver.lifecycle.base import LifecycleController
 
 
-class CRDController:
-    def __init__(self, verbs: RestVerbs) -> None:
-        self.verbs = verbs
-        self.storage = verbs.storage
-
+class CRDController(LifecycleController):
     def start(self) -> None:
         for crd in list(self.storage.by_namespace(strategy.CRD_GK).get("", {}).values()):
             self.verbs.registry.register_crd(crd)
-        self.storage.observe(self.observe)
+        super().start()
 
     def observe(self, change: Change) -> None:
         if change.group_kind == strategy.CRD_GK:
@@ -37,17 +33,12 @@ class CRDController:
 
     def _delete_instances(self, crd: dict) -> None:
         gk = (crd["spec"]["group"], crd["spec"]["names"]["kind"])
-        rt = self.verbs.registry.storage_type(*gk)
         for ns, bucket in list(self.storage.by_namespace(gk).items()):
             for name in sorted(bucket):
                 key = (gk[0], gk[1], ns, name)
                 obj = self.storage.find(key)
-                if obj is None or obj["metadata"].get("deletionTimestamp"):
-                    continue
-                if rt is None:
-                    self.verbs.remove(key)
-                else:
-                    self.verbs.delete_stored(key, obj, rt, "Background", None)
+                if obj is not None and not obj["metadata"].get("deletionTimestamp"):
+                    self.delete_background(key, obj)
         self._progress(gk)
 
     def _progress(self, gk: tuple[str, str]) -> None:
@@ -59,8 +50,4 @@ class CRDController:
             if (spec.get("group"), (spec.get("names") or {}).get("kind")) != gk \
                     or not crd["metadata"].get("deletionTimestamp") or strategy.CRD_CLEANUP not in fin:
                 continue
-            new = clone(crd)
-            new["metadata"]["finalizers"] = [f for f in fin if f != strategy.CRD_CLEANUP]
-            if not new["metadata"]["finalizers"]:
-                new["metadata"].pop("finalizers")
-            self.verbs.write_update(new)
+            self.drop_finalizer(crd, strategy.CRD_CLEANUP)

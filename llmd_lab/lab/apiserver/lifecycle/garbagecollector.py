@@ -14,18 +14,12 @@ the real one works off an informer a moment later.
 from __future__ import annotations
 
 from llmd_lab.lab.apiserver.bus import Change, clone
-from llmd_lab.lab.apiserver.rest import FOREGROUND, ORPHAN, RestVerbs
+from llmd_lab.lab.apiserver.lifecycle.base import LifecycleController
+from llmd_lab.lab.apiserver.rest import FOREGROUND, ORPHAN
 from llmd_lab.lab.apiserver.storage import Key
 
 
-class GarbageCollector:
-    def __init__(self, verbs: RestVerbs) -> None:
-        self.verbs = verbs
-        self.storage = verbs.storage
-
-    def start(self) -> None:
-        self.storage.observe(self.observe)
-
+class GarbageCollector(LifecycleController):
     def observe(self, change: Change) -> None:
         if change.new is None:
             assert change.old is not None
@@ -59,23 +53,13 @@ class GarbageCollector:
 
     def _delete(self, key: Key) -> None:
         obj = self.storage.find(key)
-        if obj is None:
-            return
-        rt = self.verbs.registry.storage_type(key[0], key[1])
-        if rt is None:  # its CRD is gone: nothing can serve it any more
-            self.verbs.remove(key)
-            return
-        self.verbs.delete_stored(key, obj, rt, "Background", None)
+        if obj is not None:
+            self.delete_background(key, obj)
 
     def _drop_finalizer(self, key: Key, finalizer: str) -> None:
         obj = self.storage.find(key)
-        if obj is None or finalizer not in (obj["metadata"].get("finalizers") or []):
-            return
-        new = clone(obj)
-        new["metadata"]["finalizers"] = [f for f in obj["metadata"]["finalizers"] if f != finalizer]
-        if not new["metadata"]["finalizers"]:
-            new["metadata"].pop("finalizers")
-        self.verbs.write_update(new)
+        if obj is not None and finalizer in (obj["metadata"].get("finalizers") or []):
+            self.drop_finalizer(obj, finalizer)
 
     def _progress_foreground(self, key: Key) -> None:
         """A foreground-deleting owner loses its finalizer once its dependents are gone."""

@@ -11,17 +11,11 @@ no ``kubernetes`` finalizer, so it removes the namespace directly.
 from __future__ import annotations
 
 from llmd_lab.lab.apiserver.bus import Change
-from llmd_lab.lab.apiserver.rest import NAMESPACE_GK, RestVerbs
+from llmd_lab.lab.apiserver.lifecycle.base import LifecycleController
+from llmd_lab.lab.apiserver.rest import NAMESPACE_GK
 
 
-class NamespaceController:
-    def __init__(self, verbs: RestVerbs) -> None:
-        self.verbs = verbs
-        self.storage = verbs.storage
-
-    def start(self) -> None:
-        self.storage.observe(self.observe)
-
+class NamespaceController(LifecycleController):
     def observe(self, change: Change) -> None:
         obj = change.new if change.new is not None else change.old
         assert obj is not None
@@ -44,13 +38,11 @@ class NamespaceController:
             return
         for key in self.storage.keys_in_namespace(ns):
             obj = self.storage.find(key)
-            rt = self.verbs.registry.storage_type(key[0], key[1])
             if obj is None:
                 continue
-            if rt is None:
-                self.verbs.remove(key)
-            elif not obj["metadata"].get("deletionTimestamp"):
-                self.verbs.delete_stored(key, obj, rt, "Background", None)
+            served = self.verbs.registry.storage_type(key[0], key[1]) is not None
+            if not (served and obj["metadata"].get("deletionTimestamp")):  # one being deleted waits on its finalizers
+                self.delete_background(key, obj)
         self._progress(ns)
 
     def _progress(self, ns: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from llmd_lab.kserve import names
 from llmd_lab.kserve.names import API_VERSION, KIND, child_name
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.context import LabContext
 from llmd_lab.lab.controller.apply import apply
 from llmd_lab.lab.controller.base import Key, Reconciler, Watch, owner_keys, self_key
 from llmd_lab.lab.controller.llmisvc import status as st
@@ -61,7 +62,7 @@ class LLMInferenceServiceController(Reconciler):
             Watch("gateway.networking.k8s.io/v1", "Gateway", self._everything),
         )
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: LabContext) -> None:
         await super().start(ctx)
         self._tasks.append(asyncio.create_task(self._keys.run(), name=f"{self.name}-tls-keys"))
 
@@ -73,8 +74,7 @@ class LLMInferenceServiceController(Reconciler):
         return self.store.registry.find_kind(api_version, kind) is not None
 
     def _profile_issue(self, name: str) -> bool:
-        profile = getattr(self.ctx, "profile", None)
-        return bool(profile is not None and profile.issue(name))
+        return bool(self.ctx.profile is not None and self.ctx.profile.issue(name))
 
     async def _find_config(self, namespace: str, name: str) -> dict | None:
         if not self._served(API_VERSION, CONFIG_KIND):

@@ -11,8 +11,9 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
+from llmd_lab.sim.epp.metrics import EppMetrics
 from llmd_lab.sim.epp.types import (
     CycleState,
     Endpoint,
@@ -35,7 +36,7 @@ class PluginHandle:
     rng: random.Random = field(default_factory=random.Random)
     tokenizer_for: Callable[[str], Any] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    observer: Any = None  # the EPP's metrics (``record_prefix_match``), when there are any
+    observer: EppMetrics | None = None  # the EPP's metrics (``record_prefix_match``), when there are any
 
 
 class Plugin:
@@ -45,6 +46,14 @@ class Plugin:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @classmethod
+    def from_parameters(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
+        """The factory :func:`register` files under ``type_name``. This default is for a plugin that takes no
+        parameters, and the lab rejects any given. Upstream's factories for these plugins ignore their
+        parameters (GIE v1.0.0 ``QueueScorerFactory(name string, _ json.RawMessage, …)``): the lab is stricter."""
+        decode_parameters(name, cls.type_name, params, {})
+        return cls(name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -103,7 +112,7 @@ def register(type_name: str) -> Callable[[type[Plugin]], type[Plugin]]:
 
     def wrap(cls: type[Plugin]) -> type[Plugin]:
         cls.type_name = type_name
-        REGISTRY[type_name] = cls.from_parameters  # type: ignore[attr-defined]
+        REGISTRY[type_name] = cls.from_parameters
         return cls
 
     return wrap

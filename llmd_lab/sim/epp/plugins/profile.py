@@ -13,11 +13,6 @@ from llmd_lab.sim.epp.types import CycleState, LLMRequest, ProfileRunResult, Sch
 class SingleProfileHandler(ProfileHandler):
     """Runs every profile once (the loader allows only one) and makes it primary."""
 
-    @classmethod
-    def from_parameters(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> SingleProfileHandler:
-        decode_parameters(name, cls.type_name, params, {})
-        return cls(name)
-
     def pick(self, state, request, profiles, results):
         return {} if results else dict(profiles)
 

@@ -25,11 +25,6 @@ from llmd_lab.sim.epp.types import Endpoint, SchedulingResult
 class QueueScorer(Scorer):
     """``(maxQ − q) / (maxQ − minQ)`` over the candidates' waiting queues; 1.0 for all when equal."""
 
-    @classmethod
-    def from_parameters(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> QueueScorer:
-        decode_parameters(name, cls.type_name, params, {})
-        return cls(name)
-
     def score(self, state, request, endpoints: list[Endpoint]) -> dict[Endpoint, float]:
         if not endpoints:
             return {}
@@ -43,11 +38,6 @@ class QueueScorer(Scorer):
 @register("kv-cache-utilization-scorer")
 class KVCacheUtilizationScorer(Scorer):
     """``1 − kv_cache_usage`` as scraped (so a metric the EPP cannot find scores every pod 1.0)."""
-
-    @classmethod
-    def from_parameters(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> KVCacheUtilizationScorer:
-        decode_parameters(name, cls.type_name, params, {})
-        return cls(name)
 
     def score(self, state, request, endpoints: list[Endpoint]) -> dict[Endpoint, float]:
         return {ep: 1.0 - ep.metrics.kv_cache_usage_percent for ep in endpoints}
@@ -135,11 +125,6 @@ SESSION_TOKEN_HEADER = "x-session-token"
 @register("session-affinity-scorer")
 class SessionAffinityScorer(Scorer, PostResponse):
     """1.0 for the pod named by ``x-session-token`` (base64 of ``ns/pod``), 0.0 for the others."""
-
-    @classmethod
-    def from_parameters(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> SessionAffinityScorer:
-        decode_parameters(name, cls.type_name, params, {})
-        return cls(name)
 
     def score(self, state, request, endpoints: list[Endpoint]) -> dict[Endpoint, float]:
         token = request.headers.get(SESSION_TOKEN_HEADER, "")
