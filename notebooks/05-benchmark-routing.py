@@ -22,7 +22,8 @@
 # * A Kubernetes Service balances connections, not requests: the round-robin client opens one connection per
 #   request.
 # * Routing helps most when the traffic reuses context and the pods are not saturated; the sweep shows where
-#   it stops.
+#   it stops. In the lab the sweep usually stays below saturation (the flat part of the curve); step 08's
+#   overload table shows the knee on real GPUs.
 # * The explainer shows *why* a pod was picked: the prefix scorer's raw score usually decides.
 #
 # **Chart:** Time to first token (p50/p95/p99) and prefix-cache hit rate with llm-d routing against
@@ -257,7 +258,7 @@ viz.explain_route(trace, on_cluster=not conn.is_lab)
 # pass the model's (`tokenizer=model`, or a local copy on a disconnected cluster). The same run as a Job:
 # `assets/jobs/guidellm-job.yaml`; the built-in presets: `GuideLLMRun(..., scenario="rhaiis/...")`.
 
-# %%
+# %% tags=["site-chart"]
 import importlib.util
 
 if importlib.util.find_spec("guidellm") is None:

@@ -9,7 +9,8 @@
 #
 # **What this notebook does:**
 #
-# 1. Asks for a model that does not fit one L4, on purpose, and reads why it is refused.
+# 1. Frees the GPUs of the other workshop services first, then asks for a model that does not fit one L4, on
+#    purpose, and reads why it is refused.
 # 2. Deploys one replica over `tensor` GPUs of one node and shows its pod and GPUs.
 # 3. Deploys the same model over two nodes as a LeaderWorkerSet (when `multi_node`).
 # 4. Compares the layouts' KV capacity, concurrency and hourly cost with the planner.

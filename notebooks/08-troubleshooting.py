@@ -14,7 +14,8 @@
 # 3. Forgetting the OpenShift AI 3.0 workarounds (auth annotation, KV-cache metric name).
 # 4. A model that does not fit: out of memory.
 # 5. The wrong model name in a request.
-# 6. Charts how long each breakage took to diagnose; ends with a check that the doctor found every one.
+# 6. A table of the other failures the doctor explains: gated model, presets, Kueue label, 403, quota.
+# 7. Charts how long each breakage took to diagnose; ends with a check that the doctor found every one.
 #
 # **Instructor talking points:**
 #

@@ -9,7 +9,8 @@
 #
 # **What this notebook does:**
 #
-# 1. Asks for your prediction of hit rate and load balance for each scorer weighting.
+# 1. Frees the GPUs of the other workshop services first, then asks for your prediction of hit rate and load
+#    balance for each scorer weighting.
 # 2. Measures each weighting with the same multi-turn traffic.
 # 3. Charts hit rate against load imbalance, one point per weighting.
 # 4. Ends with a check: every weighting was measured; then deletes its service.

@@ -85,6 +85,10 @@ def _nb08(p: dict) -> list[Service]:
                                 note="step 1 asks for 12 GPUs: it takes every free GPU for a minute")]
 
 
+#: Notebooks that delete the other workshop services before they start (``deploy.delete_workshop_services``), so
+#: their own layout fits an attendee's GPUs; later notebooks re-create 02's service when they need it.
+FREES_OTHERS = frozenset({"06", "09"})
+
 DEMAND: dict[str, Callable[[dict], list[Service]]] = {
     "00": lambda p: [],
     "01": lambda p: [],
@@ -129,6 +133,8 @@ def plan(notebook_dir: Path = headers.NOTEBOOK_DIR) -> list[Step]:
     steps = []
     for h in headers.read_all(notebook_dir):
         wanted = DEMAND[h.number](parameters(notebook_dir / f"{h.slug}.py"))
+        if h.number in FREES_OTHERS:
+            held = {}
         during = {**{s.name: s for s in wanted}, **held}  # later notebooks reuse a service; create if missing
         by_type: dict[str, int] = {}
         for s in during.values():

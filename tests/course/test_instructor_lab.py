@@ -80,7 +80,7 @@ def test_progress_is_per_project_and_merges(class_lab: Lab):
 
 def test_sizing_command(class_lab: Lab):
     ran = _cli(class_lab, "sizing", "--attendees", "3")
-    assert ran.returncode == 0 and "class of 3: 18 GPUs" in ran.stdout
+    assert ran.returncode == 0 and "class of 3: 12 GPUs" in ran.stdout
     assert _cli(class_lab, "sizing", "--attendees", "0").returncode == 1
 
 

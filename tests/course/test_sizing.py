@@ -14,14 +14,16 @@ def test_every_notebook_has_a_demand_rule_and_its_parameters_exist():
     assert [s.number for s in steps] == [h.number for h in header.read_all()]
 
 
-def test_peak_is_notebook_06_with_six_gpus():
+def test_peak_is_notebook_06_with_four_gpus():
     steps = sizing.plan()
     worst, per_type = sizing.peak(steps)
-    # 02's two replicas stay up; 06 adds tensor=2 on a 4-GPU node and a two-node LeaderWorkerSet
-    assert (worst.number, worst.gpus) == ("06", 6)
+    # 06 frees 02's two replicas first, then runs tensor=2 on a 4-GPU node and a two-node LeaderWorkerSet;
+    # 07 re-creates 02's service next to its P/D pair (also 4)
+    assert (worst.number, worst.gpus) == ("06", 4)
     assert per_type == {"g6.4xlarge": 4, "g6.12xlarge": 2}
     by_number = {s.number: s.gpus for s in steps}
-    assert by_number["00"] == by_number["01"] == 0 and by_number["02"] == 2 and by_number["09"] == 4
+    assert by_number["00"] == by_number["01"] == 0 and by_number["02"] == 2 and by_number["07"] == 4
+    assert by_number["09"] == 2  # 09 frees everything but its own service
 
 
 def test_class_nodes_round_up_per_node_type():
@@ -37,7 +39,7 @@ def test_sizing_follows_the_parameters(tmp_path: Path):
     p06 = nb / "06-tensor-parallelism.py"
     p06.write_text(p06.read_text().replace("multi_node = True", "multi_node = False", 1))
     by_number = {s.number: s.gpus for s in sizing.plan(nb)}
-    assert by_number["02"] == 3 and by_number["06"] == 3 + 2
+    assert by_number["02"] == 3 and by_number["06"] == 2  # 06 freed 02's three first
 
 
 def test_two_hour_cut_list_keeps_the_core_and_fits():
@@ -50,4 +52,4 @@ def test_two_hour_cut_list_keeps_the_core_and_fits():
 
 def test_report_names_peak_class_and_cut():
     text = sizing.report(attendees=3)
-    assert "peak 6 GPUs during notebook 06" in text and "class of 3: 18 GPUs" in text and "120-minute slot" in text
+    assert "peak 4 GPUs during notebook 06" in text and "class of 3: 12 GPUs" in text and "120-minute slot" in text

@@ -18,6 +18,7 @@ Every executed notebook's outputs are scanned for anything that looks like a tok
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -112,6 +113,15 @@ def test_exported_charts_for_the_course_site(notebook_lab: NotebookLab, first_ru
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, "not a real PNG chart"
     svg = (notebook_lab.exported / f"{stem}.svg").read_text()
     assert svg.lstrip().startswith("<svg") and "<text" in svg, "SVG without text: chart did not render"
+
+
+def test_05_exports_the_guidellm_chart_for_the_course_site(notebook_lab: NotebookLab, first_runs: FirstRuns) -> None:
+    """05's GuideLLM cell ran the real tool in the attendee's kernel, offline, and its chart is what the site shows."""
+    if importlib.util.find_spec("guidellm") is None:  # find_spec: importing guidellm installs uvloop's loop policy
+        pytest.skip("the bench extra installs GuideLLM")
+    first_runs.get("05-benchmark-routing")
+    svg = (notebook_lab.exported / "05-guidellm-ttft.svg").read_text()
+    assert svg.lstrip().startswith("<svg") and "<text" in svg, "GuideLLM's chart did not render"
 
 
 def _free_gpus(env: dict[str, str], namespace: str) -> None:
