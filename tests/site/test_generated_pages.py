@@ -70,18 +70,18 @@ def test_missing_reference_run_or_key_chart_is_an_error_not_a_placeholder(tmp_pa
 
 
 def test_a_tagged_site_chart_is_shown_captioned_by_the_heading_above_it(tmp_path: Path):
-    layout = _layout(tmp_path)
-    ref = layout.reference / "05-benchmark-routing.ipynb"
+    layout = _layout(tmp_path)  # 03's reference run has no site chart of its own
+    ref = layout.reference / "03-cache-hitting-prompts.ipynb"
     nb = json.loads(ref.read_text())
     svg = '<svg xmlns="http://www.w3.org/2000/svg"><text>TTFT p50 (ms)</text></svg>'
-    nb["cells"] += [{"cell_type": "markdown", "metadata": {}, "source": ["## The real benchmark: GuideLLM\n", "text"]},
+    nb["cells"] += [{"cell_type": "markdown", "metadata": {}, "source": ["## A second look\n", "text"]},
                     {"cell_type": "code", "metadata": {"tags": ["site-chart"]}, "source": "chart", "execution_count": 1,
                      "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"image/svg+xml": svg}}]}]
     ref.write_text(json.dumps(nb))
     site.write(layout)
-    page = (layout.pages / "05-benchmark-routing.adoc").read_text()
-    assert ".The real benchmark: GuideLLM\nimage::05-chart-1.svg[The real benchmark: GuideLLM]" in page
-    assert (layout.images / "05-chart-1.svg").read_text() == svg + "\n"
+    page = (layout.pages / "03-cache-hitting-prompts.adoc").read_text()
+    assert ".A second look\nimage::03-chart-1.svg[A second look]" in page
+    assert (layout.images / "03-chart-1.svg").read_text() == svg + "\n"
     nb["cells"][-1]["outputs"] = []  # the tool was missing in the reference run: an error, not an empty figure
     ref.write_text(json.dumps(nb))
     with pytest.raises(site.SiteError, match=r"site-chart' cell \d+ has no SVG output"):
