@@ -36,6 +36,10 @@ TITLES: dict[str, str] = {
     "engine_ttft_p95_ms": "engine TTFT p95 (ms)", "requests_per_s": "requests per second",
     "kv_cache_usage": "KV-cache use (%)", "hit_rate": "prefix-cache hit rate (%)", "waiting": "requests waiting",
     "running": "requests running", "rate": "offered load (conversations started per second)",
+    # GuideLLM's report (llmd_lab.benchtools), already in ms
+    "ttft_p50_ms": "TTFT p50 (ms)", "ttft_p99_ms": "TTFT p99 (ms)", "itl_p50_ms": "inter-token latency p50 (ms)",
+    "output_tokens_per_s": "output tokens per second", "concurrency": "concurrent streams",
+    "strategy": "GuideLLM profile",
 }  # fmt: skip
 _PERCENT = {"kv_cache_usage", "hit_rate"}
 #: Columns in seconds, drawn in ms. Named one by one: a ``_s`` suffix also ends ``requests_per_s`` (a rate),
@@ -143,13 +147,14 @@ def rate_sweep(
     """Latency vs offered load, one line per ``by`` group; a dashed rule marks the SLO if given."""
     table, y_field, y_title = _human(table, y)
     x_title = TITLES.get(x, x)
+    whole = pd.api.types.is_integer_dtype(table[x])  # stream counts: no "1.5 streams" ticks
     lines = (
         alt.Chart(table, title=f"{y_title} against {x_title.split(' (')[0]}")
         .mark_line(point=True)
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title),
+            x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(tickMinStep=1, format="d") if whole else alt.Axis()),
             y=alt.Y(f"{y_field}:Q", title=y_title),
-            color=alt.Color(f"{by}:N"),
+            color=alt.Color(f"{by}:N", title=TITLES.get(by, by)),
             tooltip=[by, x, y_field],
         )
     )

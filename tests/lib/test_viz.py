@@ -210,3 +210,13 @@ def test_predicted_vs_measured_in_percent():
     row = spec["datasets"][next(iter(spec["datasets"]))][0]
     assert (row["predicted"], row["measured"]) == (50.0, 25.0)
     assert spec["layer"][0]["encoding"]["y"]["title"] == "hit rate (%)"
+
+
+def test_a_guidellm_sweep_has_human_titles_and_whole_stream_ticks():
+    """GuideLLM's report columns get the course's titles, and a sweep over 1, 2, 4 streams has no 1.5-stream tick."""
+    frame = pd.DataFrame({"concurrency": [1, 2, 4], "ttft_p50_ms": [4.0, 8.0, 12.0], "strategy": "concurrent"})
+    spec = viz.rate_sweep(frame, x="concurrency", y="ttft_p50_ms", by="strategy").to_dict()
+    enc = spec["encoding"]
+    assert (enc["x"]["title"], enc["y"]["title"], enc["color"]["title"]) == (
+        "concurrent streams", "TTFT p50 (ms)", "GuideLLM profile")
+    assert enc["x"]["axis"] == {"format": "d", "tickMinStep": 1}
