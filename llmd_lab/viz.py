@@ -152,7 +152,8 @@ def rate_sweep(
         alt.Chart(table, title=f"{y_title} against {x_title.split(' (')[0]}")
         .mark_line(point=True)
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(tickMinStep=1, format="d") if whole else alt.Axis()),
+            x=alt.X(f"{x}:Q", title=x_title,
+                    axis=alt.Axis(values=sorted({int(v) for v in table[x]}), format="d") if whole else alt.Axis()),
             y=alt.Y(f"{y_field}:Q", title=y_title),
             color=alt.Color(f"{by}:N", title=TITLES.get(by, by)),
             tooltip=[by, x, y_field],
