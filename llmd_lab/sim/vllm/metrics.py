@@ -157,7 +157,8 @@ class PrometheusStatLogger:
         ).set(1)  # fmt: skip
         self._last = engine.stats()
         self._max_tokens: dict[str, int] = {}
-        self._rendered: tuple[EngineStats, bytes] | None = None
+        self._observed = 0  # step observations so far: a step can finish a request (an abort) and change no stats
+        self._rendered: tuple[tuple[EngineStats, int], bytes] | None = None
         self._renderer = ExpositionRenderer()  # generate_latest's bytes, without re-rendering label sets
 
     def observe_request(self, request_id: str, max_tokens: int) -> None:
@@ -166,6 +167,7 @@ class PrometheusStatLogger:
 
     def __call__(self, result: StepResult, stats: EngineStats) -> None:
         """Step observer for :class:`~llmd_lab.sim.vllm.async_engine.AsyncLLM`."""
+        self._observed += 1
         if result.num_scheduled_tokens:
             self.iteration_tokens.observe(result.num_scheduled_tokens)
         for output in result.outputs:
@@ -221,13 +223,14 @@ class PrometheusStatLogger:
         """The exposition text; gauges are refreshed first so an idle replica reports now, not its last step.
 
         The EPP scrapes every pod every 50 ms and one render costs milliseconds, so the text is reused while
-        the engine's stats are unchanged: every step and every observation changes them (``num_steps``
-        counts steps), so a reused text is always exactly what a fresh render would give.
+        the engine's stats and the observations are unchanged. Stats alone are not enough: an aborted request
+        leaves the running set at once, but its ``finished_reason="abort"`` is observed with the next step,
+        which may change no stats, and an idle pod then served the text without the abort forever.
         """
-        stats = self.engine.stats()
-        if self._rendered is not None and self._rendered[0] == stats:
+        key = (self.engine.stats(), self._observed)
+        if self._rendered is not None and self._rendered[0] == key:
             return self._rendered[1]
-        self._update(stats)
+        self._update(key[0])
         text = self._renderer.render(self.registry)
-        self._rendered = (stats, text)
+        self._rendered = (key, text)
         return text
