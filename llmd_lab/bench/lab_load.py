@@ -55,14 +55,16 @@ class ApiProbe:
             t.join(timeout=30)
 
     def _list_loop(self) -> None:
-        while not self._stop.wait(0.2):
+        # list first, then wait: a load phase shorter than the interval still gets one measured list
+        while True:
             start = time.perf_counter()
             try:
                 self.core.list_namespaced_pod(self.ns)
+                self.lists.append(time.perf_counter() - start)
             except Exception as exc:  # reported in summary(); the probe keeps going
                 self.failures.append(f"list pods: {exc}"[:200])
-                continue
-            self.lists.append(time.perf_counter() - start)
+            if self._stop.wait(0.2):
+                return
 
     def _watch_loop(self) -> None:
         from kubernetes import watch
