@@ -181,6 +181,19 @@ itl_chart = alt.Chart(trade[trade["kind"] == "long"], title="Streaming: ITL p95,
 (ttft_chart | itl_chart).properties(title="Prefill/decode against replicas, same traffic")
 
 # %% [markdown]
+# What did *this* run show? The next cell says it in words, because a small run can go either way.
+
+# %%
+itl_change = 100 * (table.loc[("P/D", "long"), "itl_p95_ms"] / table.loc[("replicas", "long"), "itl_p95_ms"] - 1)
+if itl_change < -5:
+    print(f"P/D cut the long prompts' ITL p95 by {-itl_change:.0f} %: its decode pod was spared the long prefills.")
+else:
+    print(f"P/D did not cut the long prompts' ITL p95 in this run ({itl_change:+.0f} %). Its {decode_replicas} decode "
+          f"pod(s) streamed every answer, where the replicas layout spread them over {replicas} pods, and "
+          f"{requests} long prompts stalled the replicas' decoding too little to matter. More long prompts arriving "
+          "while others stream (more `requests`) is where the trade turns.")
+
+# %% [markdown]
 # ## Reading the result
 #
 # * For **short prompts**, the threshold keeps them off the prefill pods: they go straight to the decode pod, so
@@ -188,8 +201,8 @@ itl_chart = alt.Chart(trade[trade["kind"] == "long"], title="Streaming: ITL p95,
 # * For **long prompts**, a dedicated prefill pod computes the long pass, then the KV cache travels to the decode
 #   pod: TTFT pays for the transfer.
 # * **ITL** is what P/D is for: the decode pod never stops for someone else's long prefill, so streaming is
-#   steadier — the chart above. The gain needs enough long prompts arriving while others stream; at low load
-#   there is nothing to protect.
+#   steadier, when enough long prompts arrive while others stream; at low load there is nothing to protect
+#   (the line above says which case this run was).
 #
 # This is the fourth case of *when routing does not help*: P/D trades TTFT for ITL. It pays off for long prompts
 # with long answers at scale, and it needs fast networking between pods (RDMA/RoCE on a real cluster).
