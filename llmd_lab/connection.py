@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,20 @@ from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.dynamic import DynamicClient
 
 from llmd_lab import access
+
+_DISCOVERY_DIR: tempfile.TemporaryDirectory[str] | None = None
+
+
+def _discovery_cache_file() -> str:
+    """A new file in a private directory of this process, removed when the process ends."""
+    global _DISCOVERY_DIR
+    if _DISCOVERY_DIR is None:
+        _DISCOVERY_DIR = tempfile.TemporaryDirectory(prefix="llmd-lab-discovery-")
+    handle, path = tempfile.mkstemp(suffix=".json", dir=_DISCOVERY_DIR.name)
+    os.close(handle)
+    os.unlink(path)  # the Discoverer fetches when the file is absent, then writes it
+    return path
+
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LAB_CLUSTER_NAME = "llmd-lab"
@@ -141,7 +156,11 @@ class Connection:
 
     @cached_property
     def dynamic(self) -> DynamicClient:
-        return DynamicClient(self.api)
+        """Discovery is this connection's own. The client's default cache is ``/tmp/osrcp-<md5 of the
+        server URL>.json``, shared by every process and kept across servers: a lab started later on the same
+        port (another profile) or a CRD removed since then would still be "served" from it, so preflight
+        would pass a check the server fails."""
+        return DynamicClient(self.api, cache_file=_discovery_cache_file())
 
     def bearer_token(self) -> str | None:
         """The token the client sends (for Thanos or an auth-enabled model). Never shown in summaries."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 import uuid
 
 import pytest
 import yaml
+from kubernetes import config as kube_config
+from kubernetes.dynamic import DynamicClient
 from labhelpers import eventually
 
 from llmd_lab import connection as connect_mod
@@ -103,10 +107,24 @@ def fresh_lab(tmp_path_factory, lab_cli):
     lab_cli(home, "down")
 
 
+def _plant_stale_discovery(*, full, stale_for, monkeypatch, tmp_path) -> None:
+    """What a laptop can hold: the kubernetes client's shared discovery cache (``osrcp-<md5 of URL>.json``
+    in the temp dir) for this server's URL, written by an earlier lab on the same port that served
+    AuthPolicy. CI met it by chance when the fresh lab's random port had been a full lab's."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale_host = kube_config.new_client_from_config(str(stale_for)).configuration.host
+    stale_file = tmp_path / f"osrcp-{hashlib.md5(stale_host.encode()).hexdigest()}.json"
+    full_client = DynamicClient(kube_config.new_client_from_config(str(full)), cache_file=str(stale_file))
+    full_client.resources.get(api_version="kuadrant.io/v1", kind="AuthPolicy")
+    assert "kuadrant.io" in stale_file.read_text()
+
+
 @pytest.mark.slow
-def test_preflight_on_fresh_profile_fails_with_fixes(fresh_lab, monkeypatch, tmp_path):
+def test_preflight_on_fresh_profile_fails_with_fixes(fresh_lab, lab, monkeypatch, tmp_path):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(fresh_lab / "kubeconfig"))
+    _plant_stale_discovery(full=lab.kubeconfig, stale_for=fresh_lab / "kubeconfig", monkeypatch=monkeypatch,
+                           tmp_path=tmp_path)
     report = preflight.run(connect(start_lab=False), replicas=2).set_index("check")
     assert report.loc["GPU nodes", "status"] == "fail" and "GPU Operator" in report.loc["GPU nodes", "fix"]
     auth = report.loc["CRD AuthPolicy (kuadrant.io/v1)"]
