@@ -26,6 +26,7 @@ import altair as alt
 import pandas as pd
 
 from llmd_lab import metrics
+from llmd_lab.connection import Connection
 
 #: One sparkline per row: (column, title with its unit, y-axis title, value format).
 SPARKLINES = (
@@ -150,7 +151,7 @@ DASHBOARD_FILE = "assets/dashboards/llmd-openshift.json"
 DASHBOARD_UID = "llmd-workshop-openshift"
 
 
-def grafana_dashboard(conn: Any) -> str:
+def grafana_dashboard(conn: Connection) -> str:
     """Where to open the shipped Grafana dashboard on this cluster, or how to get one.
 
     OpenShift's own monitoring has no Grafana: the course's dashboard lives in a Grafana the instructor installs

@@ -8,21 +8,21 @@ every project, lists them all with one label selector (the class view).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from llmd_lab import k8s
+from llmd_lab.connection import Connection
 
 NAME = "llmd-lab-progress"
 LABEL = "llmd-lab/progress"
 
 
-def passed(conn: Any, namespace: str | None = None) -> dict[str, str]:
+def passed(conn: Connection, namespace: str | None = None) -> dict[str, str]:
     """``{notebook slug: time it last passed}`` for one project ({} before the first pass)."""
     cm = k8s.get(conn, "v1", "ConfigMap", NAME, namespace or conn.namespace)
     return dict((cm or {}).get("data") or {})
 
 
-def record(conn: Any, slug: str) -> dict[str, str]:
+def record(conn: Connection, slug: str) -> dict[str, str]:
     """Note that ``slug`` passed now; prints, rather than raises, when the project is not writable.
 
     The check already passed: failing the notebook because the instructor's bookkeeping could not be written
@@ -39,7 +39,7 @@ def record(conn: Any, slug: str) -> dict[str, str]:
         return {}
 
 
-def class_progress(conn: Any) -> dict[str, dict[str, str]]:
+def class_progress(conn: Connection) -> dict[str, dict[str, str]]:
     """Every project's passed notebooks, for the instructor (needs list on ConfigMaps in all namespaces)."""
     return {cm["metadata"]["namespace"]: dict(cm.get("data") or {})
             for cm in k8s.list_objects(conn, "v1", "ConfigMap", label_selector=f"{LABEL}=true")

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from llmd_lab import k8s
+from llmd_lab.connection import Connection
 
 #: API groups whose CRDs the workshop depends on (KServe, inference extension, Gateway API, LWS, Kueue, …).
 GROUPS = (
@@ -92,7 +93,7 @@ def nodes(node_list: list[dict]) -> tuple[dict[str, dict], list[dict]]:
     return types, node_groups
 
 
-def _openshift(conn: Any, node_list: list[dict]) -> dict:
+def _openshift(conn: Connection, node_list: list[dict]) -> dict:
     cv = k8s.get(conn, "config.openshift.io/v1", "ClusterVersion", "version") if k8s.has_kind(
         conn, "config.openshift.io/v1", "ClusterVersion") else None
     version = ((cv or {}).get("status", {}).get("desired") or {}).get("version", "unknown")
@@ -107,7 +108,7 @@ def _openshift(conn: Any, node_list: list[dict]) -> dict:
     return out
 
 
-def _operators(conn: Any) -> list[dict]:
+def _operators(conn: Connection) -> list[dict]:
     seen: dict[str, dict] = {}
     for csv in k8s.list_objects(conn, "operators.coreos.com/v1alpha1", "ClusterServiceVersion"):
         if (csv.get("status") or {}).get("phase") != "Succeeded":
@@ -121,7 +122,7 @@ def _operators(conn: Any) -> list[dict]:
     return sorted(seen.values(), key=lambda o: o["name"])
 
 
-def _gateway(conn: Any) -> dict | None:
+def _gateway(conn: Connection) -> dict | None:
     gws = k8s.list_objects(conn, "gateway.networking.k8s.io/v1", "Gateway")
     gw = next((g for g in gws if g["metadata"]["name"] == "openshift-ai-inference"), gws[0] if gws else None)
     if gw is None:
@@ -132,13 +133,13 @@ def _gateway(conn: Any) -> dict | None:
             "className": gw["spec"]["gatewayClassName"], "protocol": protocol}
 
 
-def _crds(conn: Any) -> list[dict]:
+def _crds(conn: Connection) -> list[dict]:
     crds = k8s.list_objects(conn, "apiextensions.k8s.io/v1", "CustomResourceDefinition")
     return sorted((_clean(c) for c in crds if c.get("spec", {}).get("group") in GROUPS),
                   key=lambda c: c["metadata"]["name"])
 
 
-def capture(conn: Any, name: str) -> dict[str, str]:
+def capture(conn: Connection, name: str) -> dict[str, str]:
     """The profile as ``{relative path: YAML text}``; raises :class:`CaptureError` if anything looks secret."""
     node_list = k8s.list_objects(conn, "v1", "Node")
     node_types, node_groups = nodes(node_list)

@@ -7,11 +7,10 @@ pods, ConfigMaps and LLMInferenceServices: the instructor's, not an attendee's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from llmd_lab import k8s, manifests
+from llmd_lab.connection import Connection
 from llmd_lab.course import progress
 
 WORKSHOP_LABEL = "llmd-lab/workshop=true"
@@ -22,7 +21,7 @@ def _ready(obj: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
-def gpus_held(conn: Any) -> dict[str, int]:
+def gpus_held(conn: Connection) -> dict[str, int]:
     """GPUs requested by pods bound to a node and not finished, per namespace."""
     held: dict[str, int] = {}
     for pod in k8s.list_objects(conn, "v1", "Pod"):
@@ -37,7 +36,7 @@ def gpus_held(conn: Any) -> dict[str, int]:
     return held
 
 
-def services(conn: Any) -> dict[str, list[str]]:
+def services(conn: Connection) -> dict[str, list[str]]:
     """Workshop LLMInferenceServices per namespace, as ``name (Ready|not ready)``."""
     out: dict[str, list[str]] = {}
     for obj in k8s.list_objects(conn, manifests.API_VERSION, manifests.KIND, label_selector=WORKSHOP_LABEL):
@@ -46,7 +45,7 @@ def services(conn: Any) -> dict[str, list[str]]:
     return out
 
 
-def class_view(conn: Any) -> pd.DataFrame:
+def class_view(conn: Connection) -> pd.DataFrame:
     """One row per attendee project: services, GPUs held, notebooks passed (numbers), last pass."""
     svc, gpus, passed = services(conn), gpus_held(conn), progress.class_progress(conn)
     rows = []

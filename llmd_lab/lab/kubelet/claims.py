@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.kubelet.volumes import MountError
 
 
@@ -31,7 +32,7 @@ def volume_dir(home: Path, pv_name: str) -> Path:
     return home / "volumes" / pv_name
 
 
-async def _bound_volume(store: Any, namespace: str, volume: Mapping[str, Any]) -> str | None:
+async def _bound_volume(store: Store, namespace: str, volume: Mapping[str, Any]) -> str | None:
     """The PersistentVolume name behind one pod volume (None for other volume kinds)."""
     source = volume.get("persistentVolumeClaim")
     if not isinstance(source, dict):
@@ -53,14 +54,14 @@ async def _bound_volume(store: Any, namespace: str, volume: Mapping[str, Any]) -
     return pv_name
 
 
-async def check_claims(store: Any, pod: Mapping[str, Any]) -> None:
+async def check_claims(store: Store, pod: Mapping[str, Any]) -> None:
     """Raise :class:`ClaimNotReadyError` for the first claim of the pod that is not Bound."""
     namespace = (pod.get("metadata") or {}).get("namespace", "")
     for volume in (pod.get("spec") or {}).get("volumes") or []:
         await _bound_volume(store, namespace, volume)
 
 
-async def container_mounts(store: Any, home: Path, pod: Mapping[str, Any],
+async def container_mounts(store: Store, home: Path, pod: Mapping[str, Any],
                            container: Mapping[str, Any]) -> dict[str, Path]:
     """mountPath → the lab directory of each claim the container mounts (``subPath`` included)."""
     namespace = (pod.get("metadata") or {}).get("namespace", "")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
 
 ReadFile = Callable[[str], bytes]
 
@@ -62,7 +63,7 @@ def _projected(volume: str, source: Mapping[str, Any], keys: dict[str, bytes], k
     return out
 
 
-async def _volume_files(store: Any, namespace: str, volume: Mapping[str, Any]) -> dict[str, bytes] | None:
+async def _volume_files(store: Store, namespace: str, volume: Mapping[str, Any]) -> dict[str, bytes] | None:
     """The files of one Secret/ConfigMap volume; None for kinds the lab does not project (emptyDir, …)."""
     name = volume.get("name", "")
     if "secret" in volume:
@@ -84,7 +85,7 @@ async def _volume_files(store: Any, namespace: str, volume: Mapping[str, Any]) -
     return _projected(name, source, _object_files(kind, obj), kind, obj_name)
 
 
-async def container_files(store: Any, pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, bytes]:
+async def container_files(store: Store, pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, bytes]:
     """Absolute path → bytes of every Secret/ConfigMap file mounted into ``container`` (``subPath`` too)."""
     spec = pod.get("spec") or {}
     namespace = (pod.get("metadata") or {}).get("namespace", "")
@@ -108,7 +109,7 @@ async def container_files(store: Any, pod: Mapping[str, Any], container: Mapping
     return files
 
 
-async def check_pod_volumes(store: Any, pod: Mapping[str, Any]) -> None:
+async def check_pod_volumes(store: Store, pod: Mapping[str, Any]) -> None:
     """Set up every Secret/ConfigMap volume of the pod once (before any container starts), as the kubelet's
     volume manager does; raises :class:`MountError` for the first that cannot be."""
     namespace = (pod.get("metadata") or {}).get("namespace", "")

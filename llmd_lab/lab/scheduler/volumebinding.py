@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.scheduler.fit import Reason, matches_node_affinity
 
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
@@ -52,7 +53,7 @@ class PodVolumes:
         return []
 
 
-async def get_or_none(store: Any, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
+async def get_or_none(store: Store, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
     """The object, or None where it does not exist (other API errors raise)."""
     try:
         return await store.get(api_version, kind, name, namespace)
@@ -62,7 +63,7 @@ async def get_or_none(store: Any, api_version: str, kind: str, name: str, namesp
         raise
 
 
-async def pre_filter(store: Any, pod: Mapping[str, Any]) -> PodVolumes:
+async def pre_filter(store: Store, pod: Mapping[str, Any]) -> PodVolumes:
     """Look up the pod's claims, their classes and bound volumes."""
     out = PodVolumes()
     namespace = pod["metadata"]["namespace"]
@@ -89,7 +90,7 @@ async def pre_filter(store: Any, pod: Mapping[str, Any]) -> PodVolumes:
     return out
 
 
-async def pre_bind(store: Any, volumes: PodVolumes, node_name: str) -> None:
+async def pre_bind(store: Store, volumes: PodVolumes, node_name: str) -> None:
     """Point each delayed claim at the chosen node, so the provisioner creates its volume there."""
     for claim in volumes.delayed:
         annotations = claim["metadata"].get("annotations") or {}
