@@ -14,8 +14,9 @@ from labhelpers import run_cli
 from olderstate import store_as_older_state
 
 from llmd_lab.lab.apiserver.errors import ApiError
+from llmd_lab.lab.controller.podcontrol import BURST_REPLICAS, slow_start_batch
 from llmd_lab.lab.controller.testing import events_for, make_ctx
-from llmd_lab.lab.controller.workloads import BURST_REPLICAS, ReplicaSetController, slow_start_batch
+from llmd_lab.lab.controller.workloads import ReplicaSetController
 from llmd_lab.lab.home import LabPaths
 
 pytestmark = pytest.mark.anyio

@@ -22,8 +22,8 @@ from typing import Any
 
 from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.base import Reconciler, Watch, owner_keys, self_key
-from llmd_lab.lab.controller.pods import is_ready, owned_by, pod_from_template, selector_string
-from llmd_lab.lab.controller.workloads import BURST_REPLICAS, slow_start_batch
+from llmd_lab.lab.controller.podcontrol import BURST_REPLICAS, create_owned_pods
+from llmd_lab.lab.controller.pods import is_ready, owned_by, selector_string
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 DEFAULT_POD_FAILURE_BACKOFF_S = 10.0  # job_controller.go DefaultJobPodFailureBackOff
@@ -212,23 +212,8 @@ class JobController(Reconciler):
         if remaining > 0:
             self._requeue_after(job, remaining)
             return active
-        await self._create(job, active, missing)
+        await create_owned_pods(self, job, missing, active, finalizers=(TRACKING_FINALIZER,))
         return active
-
-    async def _create(self, job: dict, active: list[dict], count: int) -> None:
-        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-
-        async def create() -> None:
-            pod = pod_from_template(job["spec"]["template"], namespace=namespace, owner=job, generate_name=f"{name}-")
-            pod["metadata"]["finalizers"] = [TRACKING_FINALIZER]
-            created = await self.store.create(pod)
-            active.append(created)
-            await self.event(job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-
-        _, error = await slow_start_batch(count, create)
-        if error is not None:
-            await self.event(job, "Warning", "FailedCreate", f"Error creating: {error.message}")
-            self.back_off((namespace, name))
 
     # ---- back-off and timers
     def _record_backoff(self, key: tuple[str, str], new_succeeded: int, new_failed: int) -> None:

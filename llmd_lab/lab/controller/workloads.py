@@ -5,28 +5,25 @@ pods over within ``maxSurge``/``maxUnavailable`` (25 %/25 % by default). ``Avail
 available replicas ≥ replicas − maxUnavailable — which is what KServe reads for ``MainWorkloadReady``.
 
 The ReplicaSet controller creates pods as kube-controller-manager's does (kubernetes
-``pkg/controller/replicaset/replica_set.go``, ``manageReplicas``): at most ``burstReplicas`` (500) per sync,
-in slow-start batches of 1, 2, 4, … (``slowStartBatch``), stopping at the first batch with a failure, which
-is recorded as a ``FailedCreate`` event and retried with the work queue's per-item exponential back-off.
+``pkg/controller/replicaset/replica_set.go``, ``manageReplicas``), through the slow-start batches it shares
+with the Job controller (:mod:`llmd_lab.lab.controller.podcontrol`).
 Creations and deletions go through the controller client's rate limit (20 QPS, burst 30; see
 ``ratelimit``), so a runaway ``replicas`` costs bounded work per second and the API server keeps answering.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
-from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.base import Reconciler, Watch, owner_keys, self_key
 from llmd_lab.lab.controller.conditions import set_condition
+from llmd_lab.lab.controller.podcontrol import BURST_REPLICAS, create_owned_pods
 from llmd_lab.lab.controller.pods import (
     controller_ref,
     is_active,
     is_ready,
     owned_by,
-    pod_from_template,
     selector_string,
     template_hash,
 )
@@ -54,29 +51,6 @@ def surge_and_unavailable(deployment: dict) -> tuple[int, int]:
     return surge, unavailable
 
 
-BURST_REPLICAS = 500  # replica_set.go: BurstReplicas, the most creations or deletions in one sync
-SLOW_START_INITIAL_BATCH = 1  # pkg/controller/controller_utils.go: SlowStartInitialBatchSize
-
-
-async def slow_start_batch(count: int, create: Any, initial: int = SLOW_START_INITIAL_BATCH) -> tuple[int, ApiError | None]:
-    """Call ``create()`` ``count`` times in batches of 1, 2, 4, … (each batch concurrently); stop after the
-    first batch with a failure. Returns (successes, first error) like kube's ``slowStartBatch``."""
-    successes, remaining, batch = 0, count, min(count, initial)
-    while batch > 0:
-        results = await asyncio.gather(*(create() for _ in range(batch)), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        successes += batch - len(failures)
-        if failures:
-            first = failures[0]
-            if not isinstance(first, ApiError):
-                raise first
-            return successes, first
-        remaining -= batch
-        batch = min(2 * batch, remaining)
-        await asyncio.sleep(0)  # one batch at a time: the API server answers between batches
-    return successes, None
-
-
 class ReplicaSetController(Reconciler):
     name = "replicaset-controller"
     watches = (
@@ -99,7 +73,8 @@ class ReplicaSetController(Reconciler):
         want = int(rs["spec"].get("replicas", 1))
         if not rs["metadata"].get("deletionTimestamp"):
             if want > len(active):
-                await self._create_pods(rs, active, min(want - len(active), BURST_REPLICAS))
+                await create_owned_pods(self, rs, min(want - len(active), BURST_REPLICAS), active,
+                                        client_limit=self.client_limit)
             if len(active) > want:
                 # delete the least useful first: unscheduled, then not ready, then the newest
                 active.sort(key=lambda p: (bool(p["spec"].get("nodeName")), is_ready(p),
@@ -113,22 +88,6 @@ class ReplicaSetController(Reconciler):
         ready = sum(1 for p in active if is_ready(p))
         await self._status(rs, active, ready)
         return None
-
-    async def _create_pods(self, rs: dict, active: list[dict], count: int) -> None:
-        """Create ``count`` pods in slow-start batches; a failure is a FailedCreate event and a back-off."""
-        namespace, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
-
-        async def create() -> None:
-            await self.client_limit.take()
-            pod = pod_from_template(rs["spec"]["template"], namespace=namespace, owner=rs, generate_name=f"{name}-")
-            created = await self.store.create(pod)
-            active.append(created)
-            await self.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-
-        _, error = await slow_start_batch(count, create)
-        if error is not None:
-            await self.event(rs, "Warning", "FailedCreate", f"Error creating: {error.message}")
-            self.back_off((namespace, name))
 
     async def _status(self, rs: dict, active: list[dict], ready: int) -> None:
         status = {

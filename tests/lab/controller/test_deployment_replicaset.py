@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmd_lab.lab.controller.pods import is_ready
-from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
+from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx, running
 from llmd_lab.lab.controller.workloads import DeploymentController, ReplicaSetController
 
 pytestmark = pytest.mark.anyio
@@ -38,13 +38,8 @@ async def mark_ready(store, namespace: str = "default") -> None:
 @pytest.fixture
 async def cluster(tmp_path: Path):
     ctx = make_ctx(tmp_path)
-    controllers = [DeploymentController(), ReplicaSetController()]
-    for c in controllers:
-        c.resync_seconds = 0.2
-        await c.start(ctx)
-    yield ctx.store
-    for c in controllers:
-        await c.stop()
+    async with running(ctx, DeploymentController(), ReplicaSetController()):
+        yield ctx.store
 
 
 async def test_deployment_creates_pods_and_becomes_available(cluster) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.job import TRACKING_FINALIZER, JobController, failure_backoff_s
-from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx
+from llmd_lab.lab.controller.testing import events_for, eventually, make_ctx, running
 from llmd_lab.lab.controller.ttlafterfinished import TTLAfterFinishedController
 
 pytestmark = pytest.mark.anyio
@@ -36,13 +36,8 @@ def job(**spec) -> dict:
 @pytest.fixture
 async def cluster(tmp_path: Path):
     ctx = make_ctx(tmp_path, time_scale=1000.0)  # the 10 s pod-failure back-off is 10 ms here
-    controllers = [JobController(), TTLAfterFinishedController()]
-    for c in controllers:
-        c.resync_seconds = 0.2
-        await c.start(ctx)
-    yield ctx.store
-    for c in controllers:
-        await c.stop()
+    async with running(ctx, JobController(), TTLAfterFinishedController()):
+        yield ctx.store
 
 
 async def pods_of(store, name: str = "bench") -> list[dict]:

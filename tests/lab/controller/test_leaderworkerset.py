@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmd_lab.lab.controller.leaderworkerset import LeaderWorkerSetController
-from llmd_lab.lab.controller.testing import eventually, make_ctx
+from llmd_lab.lab.controller.testing import eventually, make_ctx, running
 from llmd_lab.lab.crds import load as load_crds
 
 pytestmark = pytest.mark.anyio
@@ -29,11 +29,8 @@ async def store(tmp_path: Path):
     ctx = make_ctx(tmp_path)
     for crd in load_crds(["leaderworkersets.leaderworkerset.x-k8s.io"]):
         await ctx.store.create(crd)
-    controller = LeaderWorkerSetController()
-    controller.resync_seconds = 0.2
-    await controller.start(ctx)
-    yield ctx.store
-    await controller.stop()
+    async with running(ctx, LeaderWorkerSetController()):
+        yield ctx.store
 
 
 async def _pods(store) -> dict[str, dict]:
