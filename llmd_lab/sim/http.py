@@ -19,11 +19,6 @@ from typing import Any
 
 import uvicorn
 
-# RFC 9110 §7.6.1 connection-specific fields, plus the framing a proxy recomputes (host, content-length):
-# a proxy never forwards these as they came (Envoy and kube-apiserver's proxy alike)
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-                        "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
-
 
 class BindError(OSError):
     """The server could not listen on the address it was given."""

@@ -26,13 +26,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from llmd_lab.sim.headers import NOT_FORWARDED, forwardable
 from llmd_lab.sim.tls import insecure_client_context, ssl_context_from_pem
 
 if TYPE_CHECKING:
     from llmd_lab.sim.http import RunningServer
 
 PREFILL_HEADER = "x-prefiller-host-port"
-HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -94,7 +94,7 @@ class RoutingSidecar:
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
+        headers = dict(forwardable(request.headers.items(), NOT_FORWARDED))
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         prefiller = request.headers.get(PREFILL_HEADER)
         if prefiller and request.method == "POST" and body:
@@ -118,6 +118,6 @@ class RoutingSidecar:
             response = await self.client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
             return JSONResponse({"error": {"message": f"decoder unavailable: {exc}"}}, status_code=503)
-        out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP}
+        out_headers = dict(forwardable(response.headers.items(), NOT_FORWARDED))
         return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers=out_headers,
                                  background=BackgroundTask(response.aclose))

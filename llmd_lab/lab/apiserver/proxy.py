@@ -18,11 +18,12 @@ from starlette.responses import Response, StreamingResponse
 
 from llmd_lab.lab.apiserver import errors
 from llmd_lab.lab.apiserver.hooks import ApiHooks
+from llmd_lab.sim.headers import HOP_BY_HOP, forwardable
 
-HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "host", "authorization",
-}
+# kube-apiserver's proxy is Go's httputil.ReverseProxy (apimachinery pkg/util/proxy/upgradeaware.go): it drops
+# the connection-specific fields; Host comes from the target, and the Authorization header never reaches it
+# (apiserver pkg/endpoints/filters/authentication.go deletes it once the request is authenticated)
+NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization"}
 
 
 def split_name(value: str) -> tuple[str, str, str]:
@@ -124,7 +125,7 @@ async def forward(request: Request, client: httpx.AsyncClient, host: str, port: 
     url = f"{scheme}://{host}:{port}/{path}"
     if request.url.query:
         url += "?" + request.url.query
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    headers = forwardable(request.headers.items(), NOT_FORWARDED)
     has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or request.headers.get("content-length")
     outgoing = client.build_request(
         request.method, url, headers=headers, content=request.stream() if has_body else None
@@ -135,7 +136,7 @@ async def forward(request: Request, client: httpx.AsyncClient, host: str, port: 
         raise errors.ApiError(
             503, "ServiceUnavailable", f"error trying to reach service: {_dial_error(exc)} ({host}:{port})"
         ) from None
-    out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+    out_headers = dict(forwardable(upstream.headers.items(), NOT_FORWARDED))
     return StreamingResponse(
         upstream.aiter_raw(), status_code=upstream.status_code, headers=out_headers,
         background=BackgroundTask(upstream.aclose),

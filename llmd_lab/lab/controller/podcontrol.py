@@ -2,10 +2,11 @@
 
 The ReplicaSet controller (``pkg/controller/replicaset/replica_set.go``, ``manageReplicas``) and the Job
 controller (``pkg/controller/job/job_controller.go``, ``manageJob``) create pods the same way, through
-``pkg/controller/controller_utils.go``: at most ``burstReplicas`` (500) per sync, in slow-start batches of
-1, 2, 4, … (``slowStartBatch``), stopping at the first batch with a failure; ``RealPodControl`` records each
-creation as a ``SuccessfulCreate`` event and a failure as ``FailedCreate`` ("Error creating: …"), and the sync
-is retried with the work queue's per-item back-off. One helper here, so the two cannot drift apart.
+``pkg/controller/controller_utils.go``: at most 500 per sync (``burstReplicas``; the Job's
+``MaxPodCreateDeletePerSync``), in slow-start batches of 1, 2, 4, … (``slowStartBatch``), stopping at the first
+batch with a failure; ``RealPodControl`` records each creation as a ``SuccessfulCreate`` event and a failure as
+``FailedCreate`` ("Error creating: …"), and the sync is retried with the work queue's per-item back-off. One
+helper here, so the two cannot drift apart.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ from llmd_lab.sim.gateway.filters import FilterRequest, RequestFilter
 from llmd_lab.sim.gateway.resources import PoolTarget, ResourceCache
 from llmd_lab.sim.gateway.routing import RouteMatch, match_route
 from llmd_lab.sim.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
-from llmd_lab.sim.http import HOP_BY_HOP, RunningServer, start_server
+from llmd_lab.sim.headers import NOT_FORWARDED
+from llmd_lab.sim.http import RunningServer, start_server
 from llmd_lab.sim.source import ResourceSource
 from llmd_lab.sim.tls import insecure_client_context
 
@@ -194,7 +195,7 @@ class Gateway:
         headers = {}
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
-            if name not in HOP_BY_HOP:
+            if name not in NOT_FORWARDED:
                 headers[name] = raw_value.decode("latin-1")
         headers.setdefault("x-request-id", str(uuid.uuid4()))
         headers["x-envoy-original-path"] = scope["path"]
@@ -336,7 +337,7 @@ class Gateway:
         received: dict[str, str] = {}
         for k, v in response.headers:
             received[k] = f"{received[k]}, {v}" if k in received else v
-        out_headers = {k: v for k, v in received.items() if k not in HOP_BY_HOP}
+        out_headers = {k: v for k, v in received.items() if k not in NOT_FORWARDED}
         # echo the request id (Envoy's always_set_request_id_in_response) so clients can fetch the EPP's trace
         out_headers.setdefault("x-request-id", headers.get("x-request-id", ""))
         if upstream.transport is not None:

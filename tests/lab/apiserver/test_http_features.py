@@ -149,7 +149,8 @@ def upstream():
     """A tiny HTTP server standing in for a pod's container."""
     async def echo(request: Request):
         return JSONResponse({"path": request.url.path, "query": request.url.query,
-                             "auth": request.headers.get("authorization"), "body": (await request.body()).decode()})
+                             "auth": request.headers.get("authorization"), "body": (await request.body()).decode(),
+                             "headers": sorted({k for k, _ in request.headers.items()})})
 
     app = Starlette(routes=[Route("/{p:path}", echo, methods=["GET", "POST"])])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -210,7 +211,8 @@ def test_logs_without_a_kubelet_say_so(api_server, namespace):
 def test_pod_and_service_proxy(hooked):
     r = hooked.request("POST", "/api/v1/namespaces/default/pods/p:8000/proxy/v1/completions?x=1", content=b"hi")
     assert r.status_code == 200
-    assert r.json() == {"path": "/v1/completions", "query": "x=1", "auth": None, "body": "hi"}
+    assert {k: v for k, v in r.json().items() if k != "headers"} == {
+        "path": "/v1/completions", "query": "x=1", "auth": None, "body": "hi"}
     r = hooked.request("GET", "/api/v1/namespaces/default/services/http:svc:http/proxy/metrics")
     assert r.status_code == 200 and r.json()["path"] == "/metrics"
     # the https: prefix really speaks TLS: a plain-HTTP backend fails the handshake (no longer served as HTTP)
@@ -220,6 +222,17 @@ def test_pod_and_service_proxy(hooked):
     assert r.status_code == 400 and "unsupported proxy scheme 'ftp'" in r.json()["message"]
     r = hooked.request("GET", "/api/v1/namespaces/default/services/svc:9999/proxy/")
     assert r.status_code == 503 and "no port" in r.json()["message"]
+
+
+def test_proxy_drops_connection_specific_fields_as_go_reverse_proxy_does(hooked):
+    """RFC 9110 §7.6.1 and Go's httputil.ReverseProxy: the fixed hop-by-hop set and whatever Connection names."""
+    sent = {"Connection": "keep-alive, X-Hop", "X-Hop": "1", "Keep-Alive": "timeout=5", "Proxy-Connection": "x",
+            "Trailer": "X-T", "Proxy-Authorization": "Basic eA==", "Upgrade": "h2c", "X-End-To-End": "kept"}
+    r = hooked.request("GET", "/api/v1/namespaces/default/pods/p:8000/proxy/echo", headers=sent)
+    assert r.status_code == 200
+    received = set(r.json()["headers"])
+    assert "x-end-to-end" in received
+    assert not received & {"x-hop", "keep-alive", "proxy-connection", "trailer", "proxy-authorization", "upgrade"}
 
 
 def test_proxy_to_a_pod_without_an_ip(api_server, namespace):
