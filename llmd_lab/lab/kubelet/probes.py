@@ -5,11 +5,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from llmd_lab.sim.tls import insecure_client_context
+
+
+@dataclass(frozen=True)
+class ProbeTiming:
+    """When a probe runs and when its failures count, with the API's defaults (``core/v1`` ``Probe``:
+    ``periodSeconds`` 10, ``failureThreshold`` 3, ``initialDelaySeconds`` 0)."""
+
+    initial_delay_s: float
+    period_s: float
+    failure_threshold: int
+
+    @classmethod
+    def of(cls, probe: Mapping[str, Any]) -> ProbeTiming:
+        return cls(float(probe.get("initialDelaySeconds", 0)), float(probe.get("periodSeconds", 10)),
+                   int(probe.get("failureThreshold", 3)))
 
 
 def probe_port(container: Mapping[str, Any], port: Any) -> int:

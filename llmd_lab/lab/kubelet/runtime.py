@@ -433,9 +433,8 @@ class PodWorker:
             r.ready = True
             self._dirty.set()
             return
-        await self.ctx.clock.sleep(float(probe.get("initialDelaySeconds", 0)))
-        period = float(probe.get("periodSeconds", 10))
-        threshold = int(probe.get("failureThreshold", 3))
+        timing = probes.ProbeTiming.of(probe)
+        await self.ctx.clock.sleep(timing.initial_delay_s)
         failures = 0
         async with probes.probe_client(probe) as client:
             while True:
@@ -448,19 +447,18 @@ class PodWorker:
                 else:
                     failures += 1
                     await self._events(stages.render("readiness-probe-failed", self._fields(r, detail=detail)).events)
-                    if r.ready and failures >= threshold:
+                    if r.ready and failures >= timing.failure_threshold:
                         r.ready = False
                         self._dirty.set()
-                await self.ctx.clock.sleep(period)
+                await self.ctx.clock.sleep(timing.period_s)
 
     async def _liveness(self, r: ContainerRunner, program: asyncio.Task) -> None:
         """Kill the program after ``failureThreshold`` failed liveness probes (it is then restarted)."""
         probe = r.spec.get("livenessProbe")
         if not probe:
             return
-        await self.ctx.clock.sleep(float(probe.get("initialDelaySeconds", 0)))
-        period = float(probe.get("periodSeconds", 10))
-        threshold = int(probe.get("failureThreshold", 3))
+        timing = probes.ProbeTiming.of(probe)
+        await self.ctx.clock.sleep(timing.initial_delay_s)
         failures = 0
         async with probes.probe_client(probe) as client:
             while not program.done():
@@ -468,11 +466,11 @@ class PodWorker:
                 failures = 0 if ok else failures + 1
                 if not ok:
                     await self._events(stages.render("liveness-probe-failed", self._fields(r, detail=detail)).events)
-                if failures >= threshold:
+                if failures >= timing.failure_threshold:
                     await self._events(stages.render("liveness-kill", self._fields(r)).events)
                     program.cancel()
                     return
-                await self.ctx.clock.sleep(period)
+                await self.ctx.clock.sleep(timing.period_s)
 
     async def _probe_once(self, client: httpx.AsyncClient, r: ContainerRunner, probe: dict) -> tuple[bool, str]:
         return await probes.probe_once(client, self.ip, r.spec, probe)

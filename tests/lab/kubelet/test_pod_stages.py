@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from llmd_lab.lab.kubelet import programs, stages
+from llmd_lab.lab.kubelet.probes import ProbeTiming
 
 TESTDATA = Path(__file__).parent / "testdata"
 CASES = sorted(TESTDATA.glob("*.input.yaml"))
@@ -72,3 +73,10 @@ def test_env_gives_the_simulator_its_gpu_and_model() -> None:
     assert env["LLMD_LAB_GPU_PRODUCT"] == "NVIDIA-L4" and env["LLMD_LAB_GPU_COUNT"] == "2"
     assert env["LLMD_LAB_MODEL_URI"] == "hf://Qwen/Qwen3-0.6B" and env["LLMD_LAB_TIME_SCALE"] == "20.0"
     assert env["IP"] == "127.1.2.3" and env["A"] == "p-x"
+
+
+def test_probe_timing_takes_the_api_defaults_and_the_pods_values() -> None:
+    """Readiness and liveness read their timing one way: ``core/v1`` Probe defaults where the pod is silent."""
+    assert ProbeTiming.of({"httpGet": {"path": "/health"}}) == ProbeTiming(0.0, 10.0, 3)
+    assert ProbeTiming.of({"initialDelaySeconds": 200, "periodSeconds": 30, "failureThreshold": 5}) == ProbeTiming(
+        200.0, 30.0, 5)
