@@ -4,6 +4,7 @@ with the failure details Go's clients give (kubernetes ``pkg/probe/http``, ``pkg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -91,3 +92,17 @@ async def probe_once(client: httpx.AsyncClient, ip: str, container: Mapping[str,
     except ValueError as exc:
         return False, str(exc)
     return True, ""
+
+
+async def probe_to_completion(client: httpx.AsyncClient, ip: str, container: Mapping[str, Any],
+                              probe: Mapping[str, Any]) -> tuple[bool, str]:
+    """:func:`probe_once`, finished even when the container stops meanwhile: the kubelet's prober worker reads
+    its stop channel only between probes (``pkg/kubelet/prober/worker.go``). Cancelling an HTTPS probe in its
+    handshake would also leave the connection open (httpcore closes the stream on errors, not on cancel)."""
+    attempt = asyncio.ensure_future(probe_once(client, ip, container, probe))
+    try:
+        return await asyncio.shield(attempt)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await attempt  # bounded by the probe's own timeout
+        raise

@@ -473,7 +473,7 @@ class PodWorker:
                 await self.ctx.clock.sleep(timing.period_s)
 
     async def _probe_once(self, client: httpx.AsyncClient, r: ContainerRunner, probe: dict) -> tuple[bool, str]:
-        return await probes.probe_once(client, self.ip, r.spec, probe)
+        return await probes.probe_to_completion(client, self.ip, r.spec, probe)
 
     # ---- status
     def status(self) -> dict[str, Any]:
