@@ -24,6 +24,7 @@ from llmd_lab.lab.apiserver.errors import ApiError
 from llmd_lab.lab.controller.base import Reconciler, Watch, owner_keys, self_key
 from llmd_lab.lab.controller.podcontrol import BURST_REPLICAS, create_owned_pods
 from llmd_lab.lab.controller.pods import is_ready, owned_by, selector_string
+from llmd_lab.lab.controller.ratelimit import TokenBucket
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 DEFAULT_POD_FAILURE_BACKOFF_S = 10.0  # job_controller.go DefaultJobPodFailureBackOff
@@ -80,8 +81,10 @@ class JobController(Reconciler):
         Watch("v1", "Pod", owner_keys("Job")),
     )
 
-    def __init__(self) -> None:
+    def __init__(self, client_limit: TokenBucket | None = None) -> None:
         super().__init__()
+        # the job controller's own client, limited like every kube-controller-manager client
+        self.client_limit = client_limit or TokenBucket()
         # backoff_utils.go backoffRecord: failures since the last success and when the last one was seen
         self._backoff: dict[tuple[str, str], tuple[int, float]] = {}
 
@@ -212,7 +215,8 @@ class JobController(Reconciler):
         if remaining > 0:
             self._requeue_after(job, remaining)
             return active
-        await create_owned_pods(self, job, missing, active, finalizers=(TRACKING_FINALIZER,))
+        await create_owned_pods(self, job, missing, active, finalizers=(TRACKING_FINALIZER,),
+                                client_limit=self.client_limit)
         return active
 
     # ---- back-off and timers
