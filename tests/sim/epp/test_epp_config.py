@@ -71,7 +71,6 @@ def test_no_profiles_defaults_to_every_filter_scorer_picker_with_weight_one():
          "profile 'default' references plugin 'kv'"),
         ("plugins:\n- type: load-aware-scorer\n  parameters: {threshold: lots}\n",
          "bad parameter 'threshold': expected an integer"),
-        ("plugins:\n- type: load-aware-scorer\n  parameters: {treshold: 3}\n", "unknown parameter 'treshold'"),
         ("plugins:\n- type: queue-scorer\n- type: pd-profile-handler\n- type: single-profile-handler\n",
          "only one profile handler"),
         ("plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: a\n  plugins: []\n- name: b\n  plugins: []\n",
@@ -93,3 +92,11 @@ def test_wrong_api_version_and_bad_yaml():
         load_config(KSERVE_DEFAULT_CONFIG.replace("x-k8s.io/v1alpha1", "k8s.io/v1"))
     with pytest.raises(ConfigError, match="failed to decode"):
         load_config(HEAD + "plugins: [\n")
+
+
+def test_unknown_plugin_parameters_are_ignored_as_json_unmarshal_ignores_them():
+    """A typo passes on the cluster and leaves the default in force: the lab is no stricter."""
+    cfg = load_config(HEAD + "plugins:\n- type: load-aware-scorer\n  parameters: {treshold: 3}\n"
+                      "- type: queue-scorer\n  parameters: {anything: 1}\n")
+    scorer = next(p for p in cfg.plugins.values() if p.type_name == "load-aware-scorer")
+    assert scorer.threshold == 128  # QueueThresholdDefault

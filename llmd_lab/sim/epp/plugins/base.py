@@ -190,16 +190,12 @@ def _coerce(kind: str, value: Any) -> Any:
 def decode_parameters(
     plugin_name: str, type_name: str, raw: Mapping[str, Any] | None, spec: Mapping[str, tuple[str, Any]]
 ) -> dict[str, Any]:
-    """Check ``raw`` against ``spec`` (``{param: (kind, default)}``): unknown keys and wrong types fail."""
+    """Decode ``raw`` against ``spec`` (``{param: (kind, default)}``) as the plugin factories'
+    ``json.Unmarshal`` does: a wrong type fails, a key the plugin does not know is ignored (a typo such as
+    ``treshold`` leaves the default in force, on the cluster as here)."""
     raw = raw or {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"plugin '{plugin_name}' (type {type_name}): parameters must be a mapping, got {raw!r}")
-    unknown = sorted(set(raw) - set(spec))
-    if unknown:
-        known = ", ".join(sorted(spec)) or "none"
-        raise ConfigError(
-            f"plugin '{plugin_name}' (type {type_name}): unknown parameter '{unknown[0]}' (known parameters: {known})"
-        )
     out: dict[str, Any] = {}
     for key, (kind, default) in spec.items():
         if key not in raw or raw[key] is None:

@@ -108,9 +108,7 @@ def _decode_selector(name: str, params: Mapping[str, Any] | None) -> dict[str, A
     params = params or {}
     if not isinstance(params, Mapping):
         raise ConfigError(f"{where}: parameters must be a LabelSelector mapping")
-    unknown = sorted(set(params) - {"matchLabels", "matchExpressions"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown parameter '{unknown[0]}' (known parameters: matchExpressions, matchLabels)")
+    # other keys are ignored, as json.Unmarshal into a metav1.LabelSelector ignores them
     labels = params.get("matchLabels") or {}
     if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
         raise ConfigError(f"{where}: bad parameter 'matchLabels': expected a mapping of strings")
