@@ -13,10 +13,11 @@
 # 2. Starts the live panel (sparklines of TTFT p50/p95, hit rate, KV-cache use and queue depth) and runs
 #    multi-turn traffic while it updates.
 # 3. Charts the same story over time: requests per second and KV-cache use per pod, and the hit rate per pod.
-# 4. Prints the PromQL for each number (the `kserve_` names) and, on a cluster, links the shipped Grafana
+# 4. Fills a small-cache pod past 80 % KV-cache use and shows what follows: requests waiting, preemptions.
+# 5. Prints the PromQL for each number (the `kserve_` names) and, on a cluster, links the shipped Grafana
 #    dashboard.
-# 5. Ends with a check: the panel updated, and the pods counted as many finished requests as the client
-#    received.
+# 6. Ends with a check: the panel updated, the pods counted as many finished requests as the client
+#    received, and the small cache went past 80 % and made requests wait.
 #
 # **Instructor talking points:**
 #

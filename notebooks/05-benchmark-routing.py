@@ -15,7 +15,7 @@
 #    it: the curve shows the knee, where requests start to queue and routing stops helping.
 # 4. Shows when routing does not help (unrelated prompts) and explains one routing decision scorer by scorer.
 # 5. Exports the comparison chart for the course site; ends with a check that llm-d beat round-robin on hit
-#    rate.
+#    rate and that the sweep found its knee.
 #
 # **Instructor talking points:**
 #
