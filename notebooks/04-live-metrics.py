@@ -190,7 +190,8 @@ if readings:
     line_80 = alt.Chart(pd.DataFrame({"y": [80]})).mark_rule(color="red", strokeDash=[6, 3]).encode(y="y:Q")
     queue = pressure_timeline[["time", "running", "waiting"]].melt(id_vars="time", var_name="pod",
                                                                     value_name="requests")  # one line per state
-    queue_chart = viz.metric_timeline(queue, "requests").properties(title="Requests running and waiting")
+    queue_chart = viz.metric_timeline(queue, "requests").encode(color=alt.Color("pod:N", title="requests")).properties(
+        title="Requests running and waiting")
     kv_chart = alt.layer(viz.metric_timeline(pressure_timeline, "kv_cache_usage"), line_80).properties(
         title="KV-cache use (%) — red: the 80 % pressure line")
     display((kv_chart | queue_chart).resolve_scale(color="independent"))

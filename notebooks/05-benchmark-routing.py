@@ -187,14 +187,21 @@ comparison
 # (`vllm:num_requests_waiting`), just as a real vLLM does. Then, in three steps:
 #
 # 1. **measure** its capacity: a closed loop with twice as many conversations in flight as the pods have slots,
-#    so the pods and not the client set the pace; requests finished per second is the capacity;
+#    so requests queue in the pods; requests finished per second is the capacity;
 # 2. **offer** ¼, ½, 1, 2 and 4 times that load (conversations started per second = capacity ÷ turns × load);
 # 3. **read** the knee from the curve: the first load where the engine's TTFT p95 is at least four times its
 #    value at the lightest load.
 #
 # Because the rates come from a measurement, the knee shows at any time scale of the lab (`make lab` runs at 1,
-# CI at 20) and on a cluster. On a shared cluster the extra service needs your opt-in (`allow_disruptive=True`)
-# and room in your GPU quota; without it the sweep is skipped. The service is deleted at the end of the step.
+# CI at 20) and on a cluster. One caveat: at `--time-scale 20` the simulated GPUs work twenty times faster than
+# the laptop's client, gateway and picker, so step 1 may measure the *client's* pace rather than the pods'. The
+# top loads still saturate the pods — the client falls behind its schedule, its conversations start nearly
+# together, and more of them are in flight than the pods have slots — and the engine's own TTFT (which the
+# client's slowness does not touch) shows the queue. On a shared cluster the extra service needs your opt-in
+# (`allow_disruptive=True`) and room in your GPU quota; without it the sweep is skipped. The service is deleted
+# at the end of the step.
+#
+# **Predict first:** at which load will TTFT p95 take off, and will llm-d and round-robin take off together?
 
 # %%
 sweep_name = f"{name}-sweep"
