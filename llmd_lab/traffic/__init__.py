@@ -9,6 +9,7 @@ Typical notebook use::
     traffic.summary(df)                                  # TTFT p50/p95/p99, cache hit rate, pods used
 """
 
+from llmd_lab.traffic import sweep
 from llmd_lab.traffic.client import InferenceClient, RequestRecord, tls_verify
 from llmd_lab.traffic.runner import Target, arun, compare, requests_per_pod, run, summary
 from llmd_lab.traffic.workloads import (
@@ -41,5 +42,6 @@ __all__ = [
     "run",
     "shared_system_prompt",
     "summary",
+    "sweep",
     "tls_verify",
 ]
