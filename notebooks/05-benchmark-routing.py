@@ -240,15 +240,17 @@ else:
 # %%
 sweep = []
 if run_sweep:
-    for j, (load, rate) in enumerate(zip(sweep_loads, rates, strict=True)):
-        for i, (mode, tgt) in enumerate(sweep_targets.items()):
-            before = metrics.scrape(sweep_source)
-            part = traffic.run(tgt, sweep_workload(sweep_conversations, seed + 1000 * (j + 1) + i), rate=rate,
-                               seed=seed, label=mode, progress=False)
-            after = metrics.scrape(sweep_source)
-            sweep.append(traffic.summary(part).reset_index().assign(load=load, rate=rate,
-                                                                    **engine_view(before, after)))
-    deploy.delete(conn, sweep_name)  # give its GPUs back
+    try:
+        for j, (load, rate) in enumerate(zip(sweep_loads, rates, strict=True)):
+            for i, (mode, tgt) in enumerate(sweep_targets.items()):
+                before = metrics.scrape(sweep_source)
+                part = traffic.run(tgt, sweep_workload(sweep_conversations, seed + 1000 * (j + 1) + i), rate=rate,
+                                   seed=seed, label=mode, progress=False)
+                after = metrics.scrape(sweep_source)
+                sweep.append(traffic.summary(part).reset_index().assign(load=load, rate=rate,
+                                                                        **engine_view(before, after)))
+    finally:
+        deploy.delete(conn, sweep_name)  # give its GPUs back, also when the sweep fails
     sweep = pd.concat(sweep, ignore_index=True)
     knees = traffic.sweep.find_knees(sweep, x="load", y="engine_ttft_p95_ms")
     base = alt.Chart(sweep).encode(
