@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arrivals", choices=["closed", "burst"], default="closed",
                         help="closed: each stream sends when its last request ends; burst: rounds of simultaneous "
                              "requests")
+    parser.add_argument("--latency-pod-processes", type=int, default=0,
+                        help="phase 1: 0 = pods in the gateway's event loop, as in the lab; N = pods in N processes")
+    parser.add_argument("--throughput-pod-processes", type=int, default=2,
+                        help="phase 2: pods in N processes of their own, as on other nodes (0 = in the gateway's loop)")
     parser.add_argument("--in-process-client", action="store_true",
                         help="run the client in the cluster's event loop (how this bench measured at first)")
 
@@ -110,12 +114,20 @@ async def _window(client: httpx.AsyncClient, urls: list[str], plan: list[list[tu
     return results
 
 
+def _cpu_all(spec: dict[str, Any]) -> dict[str, float | None]:
+    """CPU seconds so far of each role: the gateway's process (EPP and, unless they run apart, the pods),
+    the pod host processes, and this client."""
+    pods = [_cpu_seconds(pid) for pid in spec["pod_pids"]]
+    return {"cluster": _cpu_seconds(spec["server_pid"]),
+            "pods": None if any(c is None for c in pods) else sum(c for c in pods if c is not None),
+            "client": time.process_time()}
+
+
 async def _client_main(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run the windows of one phase against ``spec['urls']``; return TTFTs, tokens, wall and server CPU."""
+    """Run the windows of one phase against ``spec['urls']``; return TTFTs, tokens, wall and CPU per role."""
     paths = {"direct": spec["direct"], "gateway": spec["gateway"]}
-    server_pid = spec["server_pid"]
-    out: dict[str, Any] = {p: {"ttft": [], "window_p50": [], "tokens": 0, "wall": 0.0, "cpu": 0.0, "requests": 0}
-                           for p in paths}
+    out: dict[str, Any] = {p: {"ttft": [], "window_p50": [], "tokens": 0, "wall": 0.0, "requests": 0,
+                               "cpu": {"cluster": 0.0, "pods": 0.0, "client": 0.0}} for p in paths}
     limits = httpx.Limits(max_connections=spec["streams"] * 2, max_keepalive_connections=spec["streams"] * 2)
     # verify=False: direct-to-pod is HTTPS with KServe's self-signed certificate, which verifies nowhere
     async with httpx.AsyncClient(timeout=300, limits=limits, verify=False) as client:
@@ -126,30 +138,32 @@ async def _client_main(spec: dict[str, Any]) -> dict[str, Any]:
             plan = _plan(spec, pair, spec["tokens"])
             order = ("direct", "gateway") if pair % 2 == 0 else ("gateway", "direct")
             for path in order:
-                cpu0, start = _cpu_seconds(server_pid), time.perf_counter()
+                cpu0, start = _cpu_all(spec), time.perf_counter()
                 results = await _window(client, paths[path], plan, path, spec["arrivals"])
-                wall, cpu1 = time.perf_counter() - start, _cpu_seconds(server_pid)
+                wall, cpu1 = time.perf_counter() - start, _cpu_all(spec)
                 row = out[path]
                 row["ttft"] += [t for t, _ in results]
                 row["window_p50"].append(float(np.nanmedian([t for t, _ in results])))
                 row["tokens"] += sum(n for _, n in results)
                 row["wall"] += wall
                 row["requests"] += len(results)
-                row["cpu"] = None if cpu0 is None or cpu1 is None or row["cpu"] is None else row["cpu"] + cpu1 - cpu0
+                for role, used in row["cpu"].items():
+                    a, b = cpu0[role], cpu1[role]
+                    row["cpu"][role] = None if a is None or b is None or used is None else used + b - a
     return out
 
 
-async def _phase(args: argparse.Namespace, time_scale: float, tokens: int) -> dict[str, Any]:
+async def _phase(args: argparse.Namespace, time_scale: float, tokens: int, pod_processes: int) -> dict[str, Any]:
     cluster = await start_cluster(replicas=args.replicas, config=KSERVE_DEFAULT_CONFIG, time_scale=time_scale,
-                                  refresh_metrics_interval="50ms")
+                                  refresh_metrics_interval="50ms", pod_processes=pod_processes)
     try:
         assert cluster.gateway is not None
-        spec = {"direct": [f"https://{p.ip}:8000/v1/chat/completions" for p in cluster.pods],
+        spec = {"direct": [f"https://{ip}:8000/v1/chat/completions" for ip in cluster.pod_ips],
                 "gateway": [cluster.url("/v1/chat/completions")], "streams": args.streams,
                 "windows": args.windows, "requests_per_stream": args.requests_per_stream,
                 "tokens": tokens, "arrivals": args.arrivals,
                 "vary": args.arrivals == "closed" and time_scale == 1.0,
-                "server_pid": os.getpid()}
+                "server_pid": os.getpid(), "pod_pids": [h.pid for h in cluster.hosts]}
         if args.in_process_client:
             result = await _client_main(spec)
         else:
@@ -186,17 +200,19 @@ def _rows(args: argparse.Namespace, latency: dict[str, Any], throughput: dict[st
     rows["overhead_p95_pct"] = 100 * (rows["gateway_ttft_p95_ms"] / rows["direct_ttft_p95_ms"] - 1)
     for path in ("direct", "gateway"):
         lat, thr = latency[path], throughput[path]
-        rows[f"{path}_cluster_cpu_ms_per_request"] = (1000 * lat["cpu"] / lat["requests"]) if lat["cpu"] else None
+        cluster = lat["cpu"]["cluster"]
+        rows[f"{path}_cluster_cpu_ms_per_request"] = (1000 * cluster / lat["requests"]) if cluster else None
         rows[f"{path}_tokens_per_s"] = thr["tokens"] / thr["wall"] if thr["wall"] else 0.0
-        rows[f"{path}_cluster_cpu_us_per_token"] = (1e6 * thr["cpu"] / thr["tokens"]) if thr["cpu"] else None
+        for role, used in thr["cpu"].items():
+            rows[f"{path}_{role}_cpu_us_per_token"] = (1e6 * used / thr["tokens"]) if used else None
     rows["extproc_in_process"] = latency["extproc"]["in_process"] + throughput["extproc"]["in_process"]
     rows["extproc_http"] = latency["extproc"]["http"] + throughput["extproc"]["http"]
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
-    latency = asyncio.run(_phase(args, 1.0, args.max_tokens))
-    throughput = asyncio.run(_phase(args, 100000.0, args.throughput_tokens))
+    latency = asyncio.run(_phase(args, 1.0, args.max_tokens, args.latency_pod_processes))
+    throughput = asyncio.run(_phase(args, 100000.0, args.throughput_tokens, args.throughput_pod_processes))
     rows = _rows(args, latency, throughput)
     if args.json:
         print(json.dumps(rows, indent=1))
