@@ -386,10 +386,13 @@ class UpstreamPool:
                       ) -> UpstreamResponse:
         """Send one request and wait for the response head. Raises :class:`TimeoutError` when no connection
         slot frees up within ``pool_timeout`` and :class:`UpstreamError` when the upstream fails."""
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.pool_timeout)
-        except TimeoutError:
-            raise TimeoutError(f"no connection to {self.host}:{self.port} became free") from None
+        if self._slots.locked():  # wait for a slot, bounded; wait_for runs the wait in a task of its own
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.pool_timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no connection to {self.host}:{self.port} became free") from None
+        else:  # a free slot is taken without suspending (no task, no trip round the event loop)
+            await self._slots.acquire()
         conn: _Connection | None = None
         try:
             conn = self._take_idle()
