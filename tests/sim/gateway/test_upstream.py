@@ -186,3 +186,21 @@ async def test_a_full_pool_waits_for_a_slot_up_to_its_timeout_and_a_free_one_nee
         await second.aclose()
         assert server.connections == 1
         await pool.aclose()
+
+
+def test_the_chunked_decoder_gives_the_same_body_for_every_split_of_a_read():
+    from llmd_lab.sim.gateway.upstream import _Connection
+
+    body = CHUNKED[CHUNKED.index(b"\r\n\r\n") + 4:]
+    for a in range(len(body) + 1):
+        for b in range(a, len(body) + 1):
+            conn = _Connection()
+            conn.in_use, conn.framing = True, "chunked"
+            for piece in (body[:a], body[a:b], body[b:]):
+                if piece:
+                    conn.data_received(piece)
+            assert (b"".join(conn.chunks), conn.complete, conn.error) == (b"data: 1\ndata: 22\n", True, None), (a, b)
+    conn = _Connection()
+    conn.in_use, conn.framing = True, "chunked"
+    conn.data_received(b"3\r\nabcXY")  # no CRLF after the chunk's data
+    assert conn.error is not None and "CRLF" in str(conn.error)
