@@ -1,19 +1,23 @@
 """``llmd-lab bench gateway``: what the gateway + EPP hop costs, and how many tokens/s stream through it.
 
-An in-process mini cluster (``llmd_lab.sim.gateway.testbed``: simulated vLLM pods, the EPP with
-KServe's default config and KServe's 50 ms metrics refresh, the gateway) shares one event loop, as in
-the lab. The client runs in its own process, as a notebook kernel does next to the lab, so its own
-work (parsing every SSE event) does not queue in the cluster's loop.
+An in-process mini cluster (``llmd_lab.sim.gateway.testbed``: simulated vLLM pods serving HTTPS, the EPP
+with KServe's default config and KServe's 50 ms metrics refresh, the gateway originating TLS to the pods).
+The client runs in its own process, as a notebook kernel does next to the lab, so its own work (parsing
+every SSE event) does not queue in the cluster's loop; it is a lean HTTP/1.1 client (the gateway's own
+``UpstreamPool``), because httpx cost as much CPU per token as the gateway it measured.
 
-Phase 1 (simulated clock ×1, so TTFT looks like a GPU's): 16 streams run closed-loop (each sends its
-next request when the previous one ends; output lengths vary around ``--max-tokens`` so the streams do
-not march in lockstep). Windows go straight to the pods or through the gateway, interleaved ABBA, with
-the same prompts and lengths on both paths; client-side TTFT (request sent → first content token) is
-compared. ``--arrivals burst`` instead fires the 16 requests of a round at the same instant (the worst
-case for a single event loop: every request queues behind the others' parsing). Phase 2 speeds the
-clock up ×100000 so the engines are nearly free: the streamed tokens/s measure relay capacity.
-The cluster process's CPU time per request (from /proc) is printed for both paths: on a shared
-machine it is steadier than latency, and the difference is what the gateway + EPP cost.
+Phase 1 (simulated clock ×1, so TTFT looks like a GPU's): by default the pods share the gateway's event loop,
+as in the lab (``--latency-pod-processes N`` puts them in N processes of their own). 16 streams run
+closed-loop (each sends its next request when the previous one ends; output lengths vary around
+``--max-tokens`` so the streams do not march in lockstep). Windows go straight to the pods or through the
+gateway, interleaved ABBA, with the same prompts and lengths on both paths; client-side TTFT (request sent →
+first content token) is compared. ``--arrivals burst`` instead fires the 16 requests of a round at the same
+instant. Phase 2 speeds the clock up ×100000 so the engines are nearly free and, by default, runs the pods
+in processes of their own (``--throughput-pod-processes``), as pods on other nodes than the gateway's: the
+streamed tokens/s then measure what the gateway relays while the upstream has CPU of its own, on a machine
+where client, pods and gateway still share the cores. CPU time per role (the gateway's process with the
+EPP, the pod processes, the client; from /proc) is printed for both paths: on a shared machine it is
+steadier than latency or rate, and the difference is what the gateway + EPP cost.
 """
 
 from __future__ import annotations
