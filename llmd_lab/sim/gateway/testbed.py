@@ -170,7 +170,8 @@ async def _start_host(specs: list[PodSpec]) -> asyncio.subprocess.Process:
             if not line:
                 raise RuntimeError(f"pod host for {[s.name for s in specs]} exited with {await child.wait()}")
             with contextlib.suppress(ValueError):
-                if READY in json.loads(line):
+                said = json.loads(line)
+                if isinstance(said, dict) and READY in said:
                     return child
     except BaseException:
         await _stop_host(child)
