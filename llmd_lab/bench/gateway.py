@@ -167,8 +167,9 @@ def _cpu_all(spec: dict[str, Any]) -> dict[str, float | None]:
     the pod host processes, and this client."""
     pods = [_cpu_seconds(pid) for pid in spec["pod_pids"]]
     return {"cluster": _cpu_seconds(spec["server_pid"]),
-            "pods": None if any(c is None for c in pods) else sum(c for c in pods if c is not None),
-            "client": time.process_time()}
+            "pods": None if not pods or any(c is None for c in pods) else sum(c for c in pods if c is not None),
+            # in the cluster's own process (--in-process-client) the client's CPU is inside "cluster"
+            "client": None if spec["server_pid"] == os.getpid() else time.process_time()}
 
 
 async def _client_main(spec: dict[str, Any]) -> dict[str, Any]:
@@ -251,15 +252,16 @@ def _rows(args: argparse.Namespace, latency: dict[str, Any], throughput: dict[st
     for path in ("direct", "gateway"):
         lat, thr = latency[path], throughput[path]
         cluster = lat["cpu"]["cluster"]
-        rows[f"{path}_cluster_cpu_ms_per_request"] = (1000 * cluster / lat["requests"]) if cluster else None
+        rows[f"{path}_cluster_cpu_ms_per_request"] = None if cluster is None else 1000 * cluster / lat["requests"]
         rows[f"{path}_tokens_per_s"] = thr["tokens"] / thr["wall"] if thr["wall"] else 0.0
         for role, used in thr["cpu"].items():
-            rows[f"{path}_{role}_cpu_us_per_token"] = (1e6 * used / thr["tokens"]) if used else None
+            # None: not measured (no /proc, no such process); CPU ticks are 10 ms, so a tiny run may read 0
+            rows[f"{path}_{role}_cpu_us_per_token"] = None if used is None else 1e6 * used / max(1, thr["tokens"])
     per_token = rows["gateway_cluster_cpu_us_per_token"]
     # what one core could relay if the gateway's process did nothing else: an estimate from CPU time, only
     # meaningful when the pods run apart (else the pods' CPU is in the same process)
     rows["gateway_process_tokens_per_cpu_s"] = (1e6 / per_token if per_token and args.throughput_pod_processes
-                                                else None)
+                                                and not args.in_process_client else None)
     rows["extproc_in_process"] = latency["extproc"]["in_process"] + throughput["extproc"]["in_process"]
     rows["extproc_http"] = latency["extproc"]["http"] + throughput["extproc"]["http"]
     return rows
