@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arrivals", choices=["closed", "burst"], default="closed",
                         help="closed: each stream sends when its last request ends; burst: rounds of simultaneous "
                              "requests")
+    parser.add_argument("--throughput-streams", type=int, default=0,
+                        help="concurrent streams in phase 2 (default: --streams)")
     parser.add_argument("--latency-pod-processes", type=int, default=0,
                         help="phase 1: 0 = pods in the gateway's event loop, as in the lab; N = pods in N processes")
     parser.add_argument("--throughput-pod-processes", type=int, default=2,
@@ -209,7 +211,8 @@ async def _phase(args: argparse.Namespace, time_scale: float, tokens: int, pod_p
     try:
         assert cluster.gateway is not None
         spec = {"direct": [f"https://{ip}:8000/v1/chat/completions" for ip in cluster.pod_ips],
-                "gateway": [cluster.url("/v1/chat/completions")], "streams": args.streams,
+                "gateway": [cluster.url("/v1/chat/completions")],
+                "streams": args.streams if time_scale == 1.0 else (args.throughput_streams or args.streams),
                 "windows": args.windows, "requests_per_stream": args.requests_per_stream,
                 "tokens": tokens, "arrivals": args.arrivals,
                 "vary": args.arrivals == "closed" and time_scale == 1.0,
@@ -234,7 +237,8 @@ def _rows(args: argparse.Namespace, latency: dict[str, Any], throughput: dict[st
     d = np.array(latency["direct"]["ttft"]) * 1000
     g = np.array(latency["gateway"]["ttft"]) * 1000
     rows: dict[str, Any] = {
-        "streams": args.streams, "arrivals": args.arrivals,
+        "streams": args.streams, "throughput_streams": args.throughput_streams or args.streams,
+        "arrivals": args.arrivals,
         "client": "in-process" if args.in_process_client else "own process",
         "requests_per_path": len(d), "latency_pod_processes": args.latency_pod_processes,
         "throughput_pod_processes": args.throughput_pod_processes,
@@ -306,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  cluster CPU   : {rows['direct_cluster_cpu_ms_per_request']:.2f} ms/request direct, "
               f"{rows['gateway_cluster_cpu_ms_per_request']:.2f} ms/request via gateway (this process)")
     print(f"  ext-proc      : {rows['extproc_in_process']} in-process calls, {rows['extproc_http']} over HTTP")
-    print(f"streamed tokens/s on this machine (engines sped up ×100000, {args.throughput_tokens} tokens/request, "
+    print(f"streamed tokens/s on this machine ({rows['throughput_streams']} streams, engines sped up ×100000, "
+          f"{args.throughput_tokens} tokens/request, "
           f"{_where(args.throughput_pod_processes)}):")
     ok = rows["gateway_tokens_per_s"] >= 15000
     print(f"  direct {rows['direct_tokens_per_s']:8.0f} tok/s   via gateway {rows['gateway_tokens_per_s']:8.0f} tok/s "

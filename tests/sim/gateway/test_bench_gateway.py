@@ -17,7 +17,7 @@ def test_a_tiny_run_reports_every_figure_with_the_pods_apart_in_phase_2(capsys):
     assert bench.run(args) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows["requests_per_path"] == 4 and rows["latency_pod_processes"] == 0
-    assert rows["throughput_pod_processes"] == 2
+    assert rows["throughput_pod_processes"] == 2 and rows["throughput_streams"] == 2
     for path in ("direct", "gateway"):
         assert rows[f"{path}_ttft_p50_ms"] > 0 and rows[f"{path}_tokens_per_s"] > 0
         assert rows[f"{path}_pods_cpu_us_per_token"] is not None  # the pod host processes were measured
