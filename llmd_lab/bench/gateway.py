@@ -181,7 +181,9 @@ async def _client_main(spec: dict[str, Any]) -> dict[str, Any]:
                                "cpu": {"cluster": 0.0, "pods": 0.0, "client": 0.0}} for p in paths}
     client = _Client(spec["streams"] * 2)
     try:
-        warm = [[(f"warm {s}", 4)] for s in range(spec["streams"])]
+        # one unmeasured window per path, the same shape as the measured ones: connection pools (the client's
+        # and the gateway's to each pod, which grow with the EPP's spread) reach their steady size first
+        warm = _plan(spec, -1, spec["tokens"])
         for path, urls in paths.items():
             await _window(client, urls, warm, path, spec["arrivals"])
         for pair in range(spec["windows"]):
@@ -228,6 +230,7 @@ async def _phase(args: argparse.Namespace, time_scale: float, tokens: int, pod_p
             result = json.loads(stdout.decode().strip().splitlines()[-1])
         result["extproc"] = {"in_process": cluster.gateway.stats.extproc_in_process,
                              "http": cluster.gateway.stats.extproc_http}
+        result["upstream_connections"] = cluster.gateway.upstream_connections_opened
         return result
     finally:
         await cluster.stop()
@@ -266,6 +269,7 @@ def _rows(args: argparse.Namespace, latency: dict[str, Any], throughput: dict[st
     # meaningful when the pods run apart (else the pods' CPU is in the same process)
     rows["gateway_process_tokens_per_cpu_s"] = (1e6 / per_token if per_token and args.throughput_pod_processes
                                                 and not args.in_process_client else None)
+    rows["gateway_upstream_connections"] = latency["upstream_connections"]
     rows["extproc_in_process"] = latency["extproc"]["in_process"] + throughput["extproc"]["in_process"]
     rows["extproc_http"] = latency["extproc"]["http"] + throughput["extproc"]["http"]
     return rows
@@ -309,7 +313,8 @@ def run(args: argparse.Namespace) -> int:
     if rows["direct_cluster_cpu_ms_per_request"] is not None:
         print(f"  cluster CPU   : {rows['direct_cluster_cpu_ms_per_request']:.2f} ms/request direct, "
               f"{rows['gateway_cluster_cpu_ms_per_request']:.2f} ms/request via gateway (this process)")
-    print(f"  ext-proc      : {rows['extproc_in_process']} in-process calls, {rows['extproc_http']} over HTTP")
+    print(f"  ext-proc      : {rows['extproc_in_process']} in-process calls, {rows['extproc_http']} over HTTP; the "
+          f"gateway opened {rows['gateway_upstream_connections']} TLS connections to the pods (warm-up included)")
     print(f"streamed tokens/s on this machine ({rows['throughput_streams']} streams, engines sped up ×100000, "
           f"{args.throughput_tokens} tokens/request, "
           f"{_where(args.throughput_pod_processes)}):")

@@ -357,6 +357,7 @@ class UpstreamPool:
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(max_connections)
         self._all: set[_Connection] = set()
+        self.opened = 0  # connections made (each a TCP, and with ``ssl`` a TLS, handshake)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -367,6 +368,7 @@ class UpstreamPool:
             raise UpstreamError(f"connect to {self.host}:{self.port} failed: {type(exc).__name__}",
                                 before_response=True) from exc
         self._all.add(conn)
+        self.opened += 1
         return conn
 
     def _take_idle(self) -> _Connection | None:

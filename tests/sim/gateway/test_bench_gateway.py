@@ -21,6 +21,7 @@ def test_a_tiny_run_reports_every_figure_with_the_pods_apart_in_phase_2(capsys):
     for path in ("direct", "gateway"):
         assert rows[f"{path}_ttft_p50_ms"] > 0 and rows[f"{path}_tokens_per_s"] > 0
         assert rows[f"{path}_pods_cpu_us_per_token"] is not None  # the pod host processes were measured
-    # direct requests never reach the gateway; every gateway request asked the in-process EPP
+    # direct requests never reach the gateway; every gateway request (warm-up: one window) asked the EPP
     assert rows["extproc_in_process"] == 2 * (2 + 4) and rows["extproc_http"] == 0
+    assert 1 <= rows["gateway_upstream_connections"] <= 2 * 6  # phase 1: 6 requests, a stale one retried once
     assert rows["load_before"].startswith("load average")
