@@ -126,6 +126,11 @@ class Gateway:
         assert self._server is not None
         return f"http://{self.host}:{self._server.port}"
 
+    @property
+    def upstream_connections_opened(self) -> int:
+        """Upstream connections made so far (each one a handshake; kept-alive ones are reused)."""
+        return sum(pool.opened for pool in self._upstreams.values())
+
     def add_filter(self, request_filter: RequestFilter) -> None:
         """Run ``request_filter`` on every routed request (in the order added); watch what it reads."""
         self.cache.watch_also(getattr(request_filter, "kinds", ()))

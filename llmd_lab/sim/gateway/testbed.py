@@ -9,21 +9,23 @@ and the gateway routes the managed HTTPRoute (reference §5.2) — all fed by on
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
-from dataclasses import dataclass, field
+import sys
+from dataclasses import asdict, dataclass, field
 
 from llmd_lab.sim.epp.configs import COURSE_CONFIG
 from llmd_lab.sim.epp.server import EppHandle
 from llmd_lab.sim.epp.server import serve as serve_epp
 from llmd_lab.sim.gateway.kubeproxy import ServiceProxy
+from llmd_lab.sim.gateway.podhost import READY, PodSpec, serve_pod
 from llmd_lab.sim.gateway.server import Gateway
-from llmd_lab.sim.http import RunningServer, start_server
+from llmd_lab.sim.http import RunningServer
 from llmd_lab.sim.source import StaticSource
 from llmd_lab.sim.tls import self_signed_pem, ssl_context_from_pem
-from llmd_lab.sim.vllm.async_engine import AsyncLLM, RealClock
-from llmd_lab.sim.vllm.engine import EngineConfig, LLMEngine
-from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
-from llmd_lab.sim.vllm.serving import create_app
+from llmd_lab.sim.vllm.async_engine import AsyncLLM
+from llmd_lab.sim.vllm.engine import LLMEngine
 
 QWEN = "Qwen/Qwen3-0.6B"
 NS, NAME = "demo", "qwen"
@@ -57,7 +59,9 @@ class VllmPod:
 class MiniCluster:
     source: StaticSource
     base: str
-    pods: list[VllmPod] = field(default_factory=list)
+    pods: list[VllmPod] = field(default_factory=list)  # replicas in this process
+    pod_ips: list[str] = field(default_factory=list)  # every replica's IP, here or in a pod host process
+    hosts: list[asyncio.subprocess.Process] = field(default_factory=list)  # pod host processes (podhost)
     epp: EppHandle | None = None
     gateway: Gateway | None = None
     proxy: ServiceProxy | None = None
@@ -81,6 +85,8 @@ class MiniCluster:
                 await part.stop()
         for p in self.pods:
             await p.stop()
+        for host in self.hosts:
+            await _stop_host(host)
 
     async def wait_for(self, predicate, timeout: float = 10.0, what: str = "condition") -> None:
         loop = asyncio.get_running_loop()
@@ -94,24 +100,34 @@ class MiniCluster:
 async def start_cluster(*, replicas: int = 3, config: str = COURSE_CONFIG, time_scale: float = 100000.0,
                         failure_mode: str = "FailOpen", max_num_seqs: int | None = None,
                         epp_args: list[str] | None = None, seed: int = 7,
-                        refresh_metrics_interval: str = "20ms") -> MiniCluster:
+                        refresh_metrics_interval: str = "20ms", pod_processes: int = 0) -> MiniCluster:
     """Start the mini cluster. Tests scrape every 20 ms to see load quickly; KServe leaves the EPP at its
-    50 ms default (``refresh_metrics_interval="50ms"``), which is what a benchmark of the lab should use."""
+    50 ms default (``refresh_metrics_interval="50ms"``), which is what a benchmark of the lab should use.
+    ``pod_processes=0`` runs the replicas in this event loop, as the lab does; ``N > 0`` spreads them over N
+    pod host processes (``podhost``), as pods on other nodes than the gateway's."""
     rng = random.Random()
     base = f"127.{rng.randrange(100, 200)}.{rng.randrange(0, 256)}"
     cluster = MiniCluster(StaticSource(), base)
-    tls = ssl_context_from_pem(*self_signed_pem())  # vLLM serves HTTPS with KServe's self-signed certificate
     src = cluster.source
-    for i in range(replicas):
-        ip = f"{base}.{10 + i}"
-        engine = LLMEngine(EngineConfig(resolve_model(QWEN), resolve_gpu("L4"), python_hash_seed="42",
-                                        max_num_seqs=max_num_seqs))
-        llm = AsyncLLM(engine, RealClock(time_scale))
-        name = f"{NAME}-kserve-{i}"
-        app = create_app(llm, [QWEN])
-        server = await start_server(app, ip, 8000, name=name, ssl_context=tls)
-        cluster.pods.append(VllmPod(name, ip, engine, llm, server))
-        src.put(pod(name, ip))
+    specs = [PodSpec(f"{NAME}-kserve-{i}", f"{base}.{10 + i}", QWEN, "L4", time_scale, max_num_seqs)
+             for i in range(replicas)]
+    try:
+        if pod_processes > 0:
+            for k in range(pod_processes):
+                share = specs[k::pod_processes]
+                if share:
+                    cluster.hosts.append(await _start_host(share))
+        else:
+            tls = ssl_context_from_pem(*self_signed_pem())  # vLLM serves HTTPS with KServe's self-signed cert
+            for spec in specs:
+                engine, llm, server = await serve_pod(spec, tls)
+                cluster.pods.append(VllmPod(spec.name, spec.ip, engine, llm, server))
+    except BaseException:
+        await cluster.stop()
+        raise
+    for spec in specs:
+        cluster.pod_ips.append(spec.ip)
+        src.put(pod(spec.name, spec.ip))
     src.put({"apiVersion": "inference.networking.x-k8s.io/v1alpha2", "kind": "InferencePool",
              "metadata": {"name": POOL, "namespace": NS},
              "spec": {"selector": SELECTOR, "targetPortNumber": 8000,
@@ -140,6 +156,37 @@ async def start_cluster(*, replicas: int = 3, config: str = COURSE_CONFIG, time_
     await cluster.wait_for(lambda: cluster.proxy is not None and len(cluster.proxy.endpoints()) == replicas,
                            what="kube-proxy endpoints")
     return cluster
+
+
+async def _start_host(specs: list[PodSpec]) -> asyncio.subprocess.Process:
+    """A pod host process serving ``specs``; returns once it says every replica is listening."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "llmd_lab.sim.gateway.podhost", json.dumps([asdict(s) for s in specs]),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None
+    try:
+        while True:
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=120)
+            if not line:
+                raise RuntimeError(f"pod host for {[s.name for s in specs]} exited with {await child.wait()}")
+            with contextlib.suppress(ValueError):
+                said = json.loads(line)
+                if isinstance(said, dict) and READY in said:
+                    return child
+    except BaseException:
+        await _stop_host(child)
+        raise
+
+
+async def _stop_host(child: asyncio.subprocess.Process) -> None:
+    """Close its stdin (it stops its pods and exits); kill it if it has not within 10 s."""
+    if child.stdin is not None and not child.stdin.is_closing():
+        child.stdin.close()
+    try:
+        await asyncio.wait_for(child.wait(), timeout=10)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
 
 
 def httproute() -> dict:

@@ -191,37 +191,48 @@ class _Connection(asyncio.Protocol):
             self._chunked(data)
 
     def _chunked(self, data: bytes) -> None:
-        """Decode Transfer-Encoding: chunked; hand on the data of every complete or partial chunk."""
+        """Decode Transfer-Encoding: chunked; hand on the data of every complete or partial chunk.
+
+        One loop over the read with the state in locals: it runs once per relayed read, and a read holds a
+        few SSE events (one chunk each), so a method call per state cost more than the rest of the decode."""
         if self.pending:
             data, self.pending = self.pending + data, b""
         pos, end = 0, len(data)
         out: list[bytes] = []
-        steps = {"data": self._chunk_data, "crlf": self._chunk_crlf, "size": self._chunk_size,
-                 "trailer": self._chunk_trailer}  # fmt: skip
-        while pos < end:
-            after = steps[self.chunk_state](data, pos, end, out)
-            if after is None:  # needs more bytes (kept in self.pending) or the response ended
-                break
-            pos = after
+        state, remaining = self.chunk_state, self.remaining
+        try:
+            while pos < end:
+                if state == "data":
+                    take = remaining if remaining < end - pos else end - pos
+                    out.append(data[pos:pos + take])
+                    remaining -= take
+                    pos += take
+                    if remaining == 0:
+                        state = "crlf"
+                elif state == "crlf":
+                    if end - pos < 2:
+                        self.pending = data[pos:]
+                        break
+                    if data[pos:pos + 2] != b"\r\n":
+                        raise ValueError("chunk data not followed by CRLF")
+                    state = "size"
+                    pos += 2
+                elif state == "size":
+                    eol = self._line_end(data, pos, end, "chunk size line")
+                    if eol is None:
+                        break
+                    size = int(data[pos:eol].split(b";", 1)[0].strip(), 16)
+                    remaining, state = size, ("data" if size else "trailer")
+                    pos = eol + 2
+                else:
+                    after = self._chunk_trailer(data, pos, end)
+                    if after is None:  # needs more bytes (kept in self.pending) or the response ended
+                        break
+                    pos = after
+        finally:
+            self.chunk_state, self.remaining = state, remaining
         if out:
             self._emit(out[0] if len(out) == 1 else b"".join(out))
-
-    def _chunk_data(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
-        take = min(self.remaining, end - pos)
-        out.append(data[pos:pos + take])
-        self.remaining -= take
-        if self.remaining == 0:
-            self.chunk_state = "crlf"
-        return pos + take
-
-    def _chunk_crlf(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
-        if end - pos < 2:
-            self.pending = data[pos:]
-            return None
-        if data[pos:pos + 2] != b"\r\n":
-            raise ValueError("chunk data not followed by CRLF")
-        self.chunk_state = "size"
-        return pos + 2
 
     def _line_end(self, data: bytes, pos: int, end: int, what: str) -> int | None:
         """The CRLF ending the line at ``pos``; None (bytes kept pending) while the line is incomplete."""
@@ -232,18 +243,7 @@ class _Connection(asyncio.Protocol):
             self.pending = data[pos:]
         return eol if eol >= 0 else None
 
-    def _chunk_size(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
-        eol = self._line_end(data, pos, end, "chunk size line")
-        if eol is None:
-            return None
-        size = int(data[pos:eol].split(b";", 1)[0].strip(), 16)
-        if size:
-            self.remaining, self.chunk_state = size, "data"
-        else:
-            self.chunk_state = "trailer"
-        return eol + 2
-
-    def _chunk_trailer(self, data: bytes, pos: int, end: int, out: list[bytes]) -> int | None:
+    def _chunk_trailer(self, data: bytes, pos: int, end: int) -> int | None:
         """Trailer section: header lines, ended by an empty line (the end of the response)."""
         if data.startswith(b"\r\n", pos):
             self._finish()
@@ -357,6 +357,7 @@ class UpstreamPool:
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(max_connections)
         self._all: set[_Connection] = set()
+        self.opened = 0  # connections made (each a TCP, and with ``ssl`` a TLS, handshake)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -367,6 +368,7 @@ class UpstreamPool:
             raise UpstreamError(f"connect to {self.host}:{self.port} failed: {type(exc).__name__}",
                                 before_response=True) from exc
         self._all.add(conn)
+        self.opened += 1
         return conn
 
     def _take_idle(self) -> _Connection | None:
@@ -386,10 +388,13 @@ class UpstreamPool:
                       ) -> UpstreamResponse:
         """Send one request and wait for the response head. Raises :class:`TimeoutError` when no connection
         slot frees up within ``pool_timeout`` and :class:`UpstreamError` when the upstream fails."""
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.pool_timeout)
-        except TimeoutError:
-            raise TimeoutError(f"no connection to {self.host}:{self.port} became free") from None
+        if self._slots.locked():  # wait for a slot, bounded; wait_for runs the wait in a task of its own
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.pool_timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no connection to {self.host}:{self.port} became free") from None
+        else:  # a free slot is taken without suspending (no task, no trip round the event loop)
+            await self._slots.acquire()
         conn: _Connection | None = None
         try:
             conn = self._take_idle()

@@ -72,8 +72,27 @@ class _SSEResponse(StreamingResponse):
             await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(obj, separators=(",", ":")), made once
+
+
 def _sse(obj: object) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + _ENCODE(obj).encode() + b"\n\n"
+
+
+class _ChunkFrames:
+    """The SSE frames of one stream's chunks, byte for byte ``_sse({**base, "choices": [choice], **usage})``:
+    the head (id, object, created, model) is the same in every chunk, so it is encoded once per stream and
+    only the choice once per token (the stream path runs once per token per replica, all in one loop)."""
+
+    __slots__ = ("prefix", "suffix")
+
+    def __init__(self, base: Mapping[str, Any], include_usage: bool) -> None:
+        head = _ENCODE(dict(base)) if base else "{}"
+        self.prefix = ("data: " + head[:-1] + ("," if base else "") + '"choices":[').encode()
+        self.suffix = ("]" + (',"usage":null' if include_usage else "") + "}\n\n").encode()
+
+    def __call__(self, choice: Mapping[str, Any]) -> bytes:
+        return self.prefix + _ENCODE(choice).encode() + self.suffix
 
 
 class _Accepted(NamedTuple):
@@ -395,14 +414,14 @@ class OpenAIServing:
     ) -> AsyncIterator[bytes]:
         """vLLM's SSE framing: optional opening chunk, one chunk per output, a usage-only chunk when
         ``stream_options.include_usage`` asked for it, then ``[DONE]``."""
-        usage_field = {"usage": None} if include_usage else {}
+        frame = _ChunkFrames(base, include_usage)
         try:
             if opening is not None:
-                yield _sse({**base, "choices": [opening], **usage_field})
+                yield frame(opening)
             last: RequestOutput | None = None
             async for out in gen:
                 last = out
-                yield _sse({**base, "choices": [chunk(out)], **usage_field})
+                yield frame(chunk(out))
             if include_usage and last is not None:
                 yield _sse({**base, "choices": [], "usage": self._usage(last)})
             yield b"data: [DONE]\n\n"

@@ -166,3 +166,41 @@ async def test_response_heads_are_parsed_by_h11_and_malformed_ones_refused(head)
         with pytest.raises(UpstreamError, match="bad status line or header"):
             await pool.request("GET", "/", [], b"")
         await pool.aclose()
+
+
+async def test_a_full_pool_waits_for_a_slot_up_to_its_timeout_and_a_free_one_needs_no_wait():
+    server = Scripted([[CHUNKED], [CHUNKED]])
+    async with server as (host, port):
+        pool = UpstreamPool(host, port, max_connections=1, pool_timeout=0.05)
+        held = await pool.request("GET", "/v1/x", [], b"")  # the only slot, not yet released
+        with pytest.raises(TimeoutError, match="became free"):
+            await pool.request("GET", "/v1/x", [], b"")
+        pool.pool_timeout = 30  # a busy machine must not time the next one out
+        waiting = asyncio.ensure_future(pool.request("GET", "/v1/x", [], b""))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        [_ async for _ in held.chunks()]
+        await held.aclose()  # frees the slot: the waiting request goes ahead on the same connection
+        second = await asyncio.wait_for(waiting, 5)
+        assert b"".join([c async for c in second.chunks()]) == b"data: 1\ndata: 22\n"
+        await second.aclose()
+        assert server.connections == 1
+        await pool.aclose()
+
+
+def test_the_chunked_decoder_gives_the_same_body_for_every_split_of_a_read():
+    from llmd_lab.sim.gateway.upstream import _Connection
+
+    body = CHUNKED[CHUNKED.index(b"\r\n\r\n") + 4:]
+    for a in range(len(body) + 1):
+        for b in range(a, len(body) + 1):
+            conn = _Connection()
+            conn.in_use, conn.framing = True, "chunked"
+            for piece in (body[:a], body[a:b], body[b:]):
+                if piece:
+                    conn.data_received(piece)
+            assert (b"".join(conn.chunks), conn.complete, conn.error) == (b"data: 1\ndata: 22\n", True, None), (a, b)
+    conn = _Connection()
+    conn.in_use, conn.framing = True, "chunked"
+    conn.data_received(b"3\r\nabcXY")  # no CRLF after the chunk's data
+    assert conn.error is not None and "CRLF" in str(conn.error)
