@@ -362,8 +362,10 @@ class UpstreamPool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl),
-                                             self.connect_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 a wait_for cancelled just as the connection is made loses
+            # it, open and untracked (3.12 rewrote wait_for on asyncio.timeout to fix that)
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
         except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError: a failed handshake
             raise UpstreamError(f"connect to {self.host}:{self.port} failed: {type(exc).__name__}",
                                 before_response=True) from exc
