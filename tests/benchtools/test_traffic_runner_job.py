@@ -83,3 +83,15 @@ def test_traffic_runner_job_fails_without_the_kit_and_completes_with_it(fast_lab
     assert len(rows) == 100 and all(r["ok"] for r in rows)  # random: 100 unique prompts
     assert {r["prompt_tokens"] for r in rows} == {256 + 8}  # exactly the asked count + ChatML's 8
     assert deploy.delete(conn, "qwen", timeout_s=60)
+
+
+def test_container_paths_of_the_runner_land_on_the_claim(tmp_path: Path) -> None:
+    from llmd_lab.sim.kit_runner import lab_argv, lab_pythonpath
+
+    mounts = {"/results": tmp_path / "pv"}
+    scratch = tmp_path / "scratch"
+    assert lab_pythonpath("/results/kit:/opt/x", scratch, mounts) == [str(tmp_path / "pv" / "kit"),
+                                                                      str(scratch / "opt" / "x")]  # fmt: skip
+    argv = lab_argv(["--url", "http://x", "--output", "/results/r.json", "--output=/results/s.csv"], scratch, mounts)
+    assert argv == ["--url", "http://x", "--output", str(tmp_path / "pv" / "r.json"),
+                    f"--output={tmp_path / 'pv' / 's.csv'}"]  # fmt: skip

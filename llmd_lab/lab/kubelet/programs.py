@@ -2,7 +2,8 @@
 
 ``vllm serve …`` → the simulated vLLM; the EPP's flags (``--pool-name``) → the simulated endpoint picker;
 the llm-d routing sidecar (``--vllm-port``) → a small reverse proxy that does the P/D prefill hop; ``guidellm``
-and ``python -m llmd_lab.traffic`` (the benchmark Jobs) → the real clients, run by the lab; anything else idles like a container whose process just waits. Shell wrappers (``/bin/bash -c "vllm serve …
+and ``python -m llmd_lab.traffic`` (the benchmark Jobs) → the real clients, run by the lab; anything else
+idles like a container whose process just waits. Shell wrappers (``/bin/bash -c "vllm serve …
 ${VLLM_ADDITIONAL_ARGS}"``) are expanded the way the shell would, and ``$(VAR)`` the way the kubelet does.
 """
 
