@@ -81,9 +81,16 @@ async def run(argv: list[str], env: Mapping[str, str], log: Callable[[str], None
     where = ", ".join(f"{m} -> {d}" for m, d in sorted((mounts or {}).items())) or "none"
     log(f"lab: tokenizer = {TOKENIZER_DIR} (the simulated models' own); volumes on the lab host: {where}; "
         f"other files under {scratch}")
-    child_env = {**os.environ, **env, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    return await run_child([exe, *args], {**env, "HF_HUB_OFFLINE": "1"}, log)
+
+
+async def run_child(cmd: list[str], env: Mapping[str, str], log: Callable[[str], None],
+                    cwd: Path | None = None) -> int:
+    """Run a benchmark client as a child process of the lab: its output goes to the pod's ``log``, it dies with
+    the lab, and a stopped container kills its whole process group. Returns its exit code."""
+    child_env = {**os.environ, **env, "COLUMNS": "200"}
     proc = await asyncio.create_subprocess_exec(
-        exe, *args, env=child_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *cmd, env=child_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=cwd,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None, start_new_session=True,
     )  # a lab that goes down takes its benchmarks with it; its own process group, so a kill reaches its workers
     assert proc.stdout is not None

@@ -6,8 +6,9 @@ shape covers single requests (one turn) and multi-turn chat (step-08: 20 convers
 Every generator is deterministic under its ``seed``: the same call gives the same prompts, so two
 runs (llm-d vs round-robin) see identical traffic.
 
-Text is made of words from a fixed vocabulary; one word is roughly one token for the tokenizers the
-workshop uses, which is all the shapes need (long shared prefixes vs unique ones).
+Text is made of words from a fixed vocabulary; one word is one token for the lab's shared tokenizer and
+roughly one for the models the workshop serves, which is all the shapes need (long shared prefixes vs
+unique ones).
 """
 
 from __future__ import annotations
@@ -145,14 +146,38 @@ def rag(
     )
 
 
+_ID_WORDS = tuple(dict.fromkeys(_VOCAB))  # the vocabulary without repeats: digits of a request's id
+
+
+def _id_words(i: int, width: int) -> list[str]:
+    """``i`` written in base ``len(_ID_WORDS)`` as ``width`` words, least significant first (so neighbours
+    differ in their very first token)."""
+    digits = []
+    for _ in range(width):
+        i, d = divmod(i, len(_ID_WORDS))
+        digits.append(_ID_WORDS[d])
+    return digits
+
+
 def random_prompts(
     n: int = 100, *, prompt_tokens: int = 256, max_tokens: int = 64, seed: int = 0
 ) -> Workload:
-    """Unique prompts with no shared prefix: cache-cold traffic, where routing can only balance load."""
+    """Unique prompts with no shared prefix: cache-cold traffic, where routing can only balance load.
+
+    Each prompt is exactly ``prompt_tokens`` words, its id included: the first words spell the request's
+    number (so no two prompts share a first token block), the rest are random. Every vocabulary word is one
+    token for the lab's tokenizer with or without a leading space, so the pods count exactly
+    ``prompt_tokens`` (+ the chat template's tokens); a real model's tokenizer counts about as many.
+    """
     rng = random.Random(seed)
+    width = 2
+    while len(_ID_WORDS) ** width < n:
+        width += 1
+    if prompt_tokens < width:
+        raise ValueError(f"prompt_tokens={prompt_tokens} cannot hold a {width}-word request id")
     sessions = [
         Session(
-            [f"{i} {rng.getrandbits(64):x} " + words(rng, prompt_tokens)],
+            [" ".join([*_id_words(i, width), *words(rng, prompt_tokens - width).split()])],
             max_tokens=max_tokens,
             tags={"session": i, "turn": 0},
         )

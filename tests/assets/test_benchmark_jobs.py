@@ -1,7 +1,7 @@
 """assets/jobs/: the in-cluster benchmark Jobs are valid Kubernetes objects and their scripts do what they say.
 
-Each Job's container runs a small bash script; the tests run that script locally with stand-ins for `pip`,
-`python` and `guidellm` on PATH, so the arguments the real programs would receive are checked exactly.
+Neither Job runs a shell or installs anything: the tests expand each container's argv the way the kubelet
+does and check it against the real program's own parser or the kit's helper.
 """
 
 from __future__ import annotations
@@ -54,85 +54,44 @@ def test_job_is_cleanable_bounded_and_runs_restricted(name: str) -> None:
     assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
 
 
-def _fake_bin(tmp_path: Path) -> Path:
-    """pip, python and guidellm stand-ins that append their argv (one per line, NUL-free) to $CALLS."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("pip", "python", "guidellm"):
-        path = bin_dir / tool
-        path.write_text(f'#!/bin/bash\n{{ echo "{tool}"; printf "%s\\n" "$@"; echo "--"; }} >> "$CALLS"\n')
-        path.chmod(0o755)
-    return bin_dir
-
-
-def _run_job_script(
-    job: dict, tmp_path: Path, **overrides: str
-) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
-    container = _container(job)
-    env = {e["name"]: e.get("value", "") for e in container["env"]}
-    env.update(overrides)
-    env.update({"PATH": f"{_fake_bin(tmp_path)}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls")})
-    assert container["command"][:2] == ["/bin/bash", "-ec"]
-    proc = subprocess.run(["/bin/bash", "-ec", container["args"][0]], env=env, capture_output=True, text=True,
-                          timeout=30)  # fmt: skip
-    calls: list[list[str]] = []
-    if (tmp_path / "calls").exists():
-        current: list[str] = []
-        for line in (tmp_path / "calls").read_text().splitlines():
-            if line == "--":
-                calls.append(current)
-                current = []
-            else:
-                current.append(line)
-    return proc, calls
-
-
-def test_job_refuses_to_run_without_a_target_url(tmp_path: Path) -> None:
-    proc, calls = _run_job_script(_load("traffic-runner-job.yaml"), tmp_path, LLMD_LAB_SOURCE="/src")
-    assert proc.returncode == 2
-    assert "TARGET_URL" in proc.stderr
-    assert calls == [], "nothing may be installed or run before the target is known"
-
-
-def test_traffic_runner_installs_this_repo_and_runs_the_traffic_module(tmp_path: Path) -> None:
-    proc, calls = _run_job_script(_load("traffic-runner-job.yaml"), tmp_path, TARGET_URL=URL,
-                                  LLMD_LAB_SOURCE="git+https://git.example/llmd_lab.git@main")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    pip, python = calls
-    assert pip == ["pip", "install", "--quiet", "llmd_lab @ git+https://git.example/llmd_lab.git@main"]
-    assert python[:4] == ["python", "-m", "llmd_lab.traffic", "--url"]
-    assert python[4] == URL
-    assert python[5:7] == ["--workload", "multi-turn"]
-    assert python[7] == "--output" and python[8].startswith("/results/traffic-runner-")
-
-
-def test_traffic_runner_needs_to_know_where_the_repo_is(tmp_path: Path) -> None:
-    proc, calls = _run_job_script(_load("traffic-runner-job.yaml"), tmp_path, TARGET_URL=URL)
-    assert proc.returncode == 2 and "LLMD_LAB_SOURCE" in proc.stderr
-    assert calls == []
-
-
-def _guidellm_argv(**env: str) -> list[str]:
-    """The GuideLLM Job's argv as the kubelet expands ``$(VAR)`` (the lab's kubelet does it the same way)."""
+def _argv(name: str, **env: str) -> list[str]:
+    """A Job's argv as the kubelet expands ``$(VAR)`` (the lab's kubelet does it the same way)."""
     from llmd_lab.lab.kubelet.programs import container_argv, container_env
 
-    job = _load("guidellm-job.yaml")
+    job = _load(name)
     container = _container(job)
     for item in container["env"]:
         if item["name"] in env:
             item["value"] = env[item["name"]]
-    pod = {"metadata": {"name": "llmd-guidellm-abcde", "namespace": "ns"}, "spec": job["spec"]["template"]["spec"]}
+    pod = {"metadata": {"name": "pod-abcde", "namespace": "ns"}, "spec": job["spec"]["template"]["spec"]}
     return container_argv(container, container_env(pod, container, pod_ip="10.0.0.9", node=None, time_scale=1.0))
+
+
+def test_traffic_runner_runs_the_kits_module_from_the_claim_in_guidellms_image() -> None:
+    from llmd_lab.lab.kubelet.programs import KIT_RUNNER, program_for
+    from llmd_lab.traffic.__main__ import build_parser
+
+    container = _container(_load("traffic-runner-job.yaml"))
+    assert container["image"] == _container(_load("guidellm-job.yaml"))["image"]  # one image to mirror
+    assert container["command"] == ["/opt/app-root/bin/python", "-m", "llmd_lab.traffic"]  # no shell, no pip
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [mount] = container["volumeMounts"]
+    assert env["PYTHONPATH"].startswith(mount["mountPath"] + "/")  # the kit's copy on the claim
+    argv = _argv("traffic-runner-job.yaml", TARGET_URL=URL)
+    assert program_for(container, argv) == KIT_RUNNER
+    args = build_parser().parse_args(argv[3:])  # the runner's own parser accepts exactly these
+    assert (args.url, args.workload, args.concurrency) == (URL, "multi-turn", 4)
+    assert str(args.output) == "/results/traffic-runner-pod-abcde.json"
 
 
 @pytest.mark.parametrize("tokenizer", ["Qwen/Qwen3-0.6B", "/results/tokenizer"])
 def test_guidellm_job_runs_the_current_cli_like_the_kits_helper(tokenizer: str) -> None:
     from llmd_lab.benchtools import GuideLLMRun
 
-    argv = _guidellm_argv(TARGET_URL=URL, TOKENIZER=tokenizer)
+    argv = _argv("guidellm-job.yaml", TARGET_URL=URL, TOKENIZER=tokenizer)
     helper = GuideLLMRun(URL, "Qwen/Qwen3-0.6B", streams=(1, 2, 4, 8), prompt_tokens=256, output_tokens=128,
                          max_requests=200, max_seconds=120, tokenizer=tokenizer)  # fmt: skip
-    expected = helper.command(Path("/results/guidellm-llmd-guidellm-abcde.json"))
+    expected = helper.command(Path("/results/guidellm-pod-abcde.json"))
     expected.remove("--disable-progress")
     assert argv[:2] == ["guidellm", "run"]
 

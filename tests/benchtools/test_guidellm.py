@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labhelpers import api_client, eventually, run_cli, running_lab
+from labhelpers import api_client, eventually, run_cli
 
 from llmd_lab import deploy, manifests, metrics, viz
 from llmd_lab.benchtools import SCENARIOS, GuideLLMError, GuideLLMRun, chart, load_report, run
@@ -63,17 +63,6 @@ def test_a_file_that_is_no_report_says_so(tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text('{"benchmarks": [{"config": {}}]}')
     with pytest.raises(GuideLLMError, match="not a GuideLLM"):
         load_report(tmp_path / "r.json")
-
-
-@pytest.fixture
-def fast_lab(tmp_path, monkeypatch):
-    """A lab of its own at --time-scale 200 (model loading well under a second) with attendee user1, reached
-    through LLMD_LAB_HOME."""
-    with running_lab(tmp_path / "lab", "--time-scale", "200", "--attendees", "1") as lab:
-        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        for key, value in {"KUBECONFIG": tmp_path / "none", "HOME": tmp_path, "LLMD_LAB_HOME": lab.home}.items():
-            monkeypatch.setenv(key, str(value))
-        yield lab
 
 
 @pytest.mark.slow

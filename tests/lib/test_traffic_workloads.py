@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llmd_lab import traffic
 
 
@@ -42,3 +44,19 @@ def test_reference_multi_turn_has_the_reference_repository_shape():
     assert wl.pacing == {"workers": 4, "think_time_s": (0.5, 2.0), "interleave_turns": True}
     twenty = traffic.reference_multi_turn(20)
     assert len(twenty) == 200 and twenty.sessions[11].tags["document"] == twenty.sessions[0].tags["document"]
+
+
+def test_random_prompts_are_exactly_the_asked_token_count_id_included():
+    from tokenizers import Tokenizer
+
+    from llmd_lab.tokenizer import TOKENIZER_DIR
+
+    tok = Tokenizer.from_file(str(TOKENIZER_DIR / "tokenizer.json"))
+    for n, prompt_tokens in ((30, 256), (7000, 40), (3, 2)):  # 7000 > 81² ids: a third id word
+        prompts = [s.turns[0] for s in traffic.random_prompts(n, prompt_tokens=prompt_tokens, seed=3)]
+        assert {len(tok.encode(p, add_special_tokens=False).ids) for p in prompts} == {prompt_tokens}
+        assert len({tuple(p.split()[:3]) for p in prompts}) == n  # the id keeps every prompt distinct
+    firsts = [s.turns[0].split()[0] for s in traffic.random_prompts(5)]
+    assert len(set(firsts)) == 5  # neighbours differ in their first token, not only later
+    with pytest.raises(ValueError, match="request id"):
+        traffic.random_prompts(3, prompt_tokens=1)

@@ -1,8 +1,9 @@
 """What runs inside a simulated container: the program chosen by its command/args, its argv and its env.
 
 ``vllm serve …`` → the simulated vLLM; the EPP's flags (``--pool-name``) → the simulated endpoint picker;
-the llm-d routing sidecar (``--vllm-port``) → a small reverse proxy that does the P/D prefill hop; anything
-else idles like a container whose process just waits. Shell wrappers (``/bin/bash -c "vllm serve …
+the llm-d routing sidecar (``--vllm-port``) → a small reverse proxy that does the P/D prefill hop; ``guidellm``
+and ``python -m llmd_lab.traffic`` (the benchmark Jobs) → the real clients, run by the lab; anything else
+idles like a container whose process just waits. Shell wrappers (``/bin/bash -c "vllm serve …
 ${VLLM_ADDITIONAL_ARGS}"``) are expanded the way the shell would, and ``$(VAR)`` the way the kubelet does.
 """
 
@@ -19,6 +20,7 @@ EPP = "epp"
 ROUTING_SIDECAR = "routing-sidecar"
 STORAGE_INITIALIZER = "storage-initializer"
 GUIDELLM = "guidellm"
+KIT_RUNNER = "kit-traffic-runner"
 IDLE = "idle"
 INIT = "init"
 
@@ -66,6 +68,8 @@ def program_for(container: Mapping[str, Any], argv: list[str], *, init: bool = F
         return STORAGE_INITIALIZER
     if argv and os.path.basename(argv[0]) == "guidellm":
         return GUIDELLM
+    if len(argv) >= 3 and os.path.basename(argv[0]).startswith("python") and argv[1:3] == ["-m", "llmd_lab.traffic"]:
+        return KIT_RUNNER
     if init and container.get("restartPolicy") != "Always":
         return INIT
     return IDLE

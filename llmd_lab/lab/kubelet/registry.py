@@ -124,6 +124,16 @@ async def run_guidellm(launch: Launch, started: Started) -> None:
     raise ProcessExitError(code, "Completed" if code == 0 else "Error")
 
 
+async def run_kit_runner(launch: Launch, started: Started) -> None:
+    """The kit's traffic runner (``python -m llmd_lab.traffic``, the traffic-runner Job) from the kit copy on
+    the claim; like GuideLLM, a client that exits, with its files on the claim's volume."""
+    from llmd_lab.sim import kit_runner
+
+    scratch = Path(tempfile.gettempdir()) / "llmd-lab-files" / launch.env.get("POD_NAMESPACE", "") / launch.env.get("POD_NAME", "")
+    code = await kit_runner.run(launch.argv, launch.env, launch.log, scratch, mounts=launch.mounts)
+    raise ProcessExitError(code, "Completed" if code == 0 else "Error")
+
+
 async def run_storage_initializer(launch: Launch, started: Started) -> None:
     from llmd_lab.sim.storage_initializer import InitializerExitError, run
 
@@ -142,10 +152,11 @@ PROGRAMS: dict[str, ProgramMain] = {
     programs.EPP: run_epp,
     programs.ROUTING_SIDECAR: run_routing_sidecar,
     programs.GUIDELLM: run_guidellm,
+    programs.KIT_RUNNER: run_kit_runner,
 }
 """Program name → how to run it; anything else (``idle``, ``init``) has no process of its own."""
 
 
 def serves(program: str) -> bool:
     """Whether ``program`` listens (its container is ready only once it does, unless a probe says otherwise)."""
-    return program in PROGRAMS and program != programs.GUIDELLM  # a client: ready as soon as it runs
+    return program in PROGRAMS and program not in (programs.GUIDELLM, programs.KIT_RUNNER)  # clients: ready once run
