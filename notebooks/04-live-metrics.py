@@ -154,7 +154,7 @@ viz.hit_rate_per_pod(window).properties(width=320)
 # state. The pod is deleted at the end of the step. On a shared cluster the step takes one more GPU, so it runs
 # only with `allow_disruptive=True` and a free GPU in your project's quota; otherwise it is skipped.
 
-# %%
+# %% tags=["site-chart"]
 run_pressure = conn.is_lab or bool(cfg.allow_disruptive)
 if run_pressure:
     settings.require_opt_in(conn, cfg, "Notebook 04's pressure step (one more 1-GPU pod)", need_gpus=1)
