@@ -113,13 +113,18 @@ async def run_routing_sidecar(launch: Launch, started: Started) -> None:
     await _forever()
 
 
+def _pod_scratch(launch: Launch) -> Path:
+    """The pod's own filesystem on the lab's host, for a client's files outside its claims."""
+    return Path(tempfile.gettempdir()) / "llmd-lab-files" / launch.env.get("POD_NAMESPACE", "") / launch.env.get("POD_NAME", "")
+
+
 async def run_guidellm(launch: Launch, started: Started) -> None:
     """The real GuideLLM CLI (a benchmark Job's container); it exits, so the pod completes or fails. Its
     files under a claim's mount path go to that volume's lab directory, any other absolute path to a scratch
     directory of the pod (the container's own filesystem)."""
     from llmd_lab.sim import guidellm
 
-    scratch = Path(tempfile.gettempdir()) / "llmd-lab-files" / launch.env.get("POD_NAMESPACE", "") / launch.env.get("POD_NAME", "")
+    scratch = _pod_scratch(launch)
     code = await guidellm.run(launch.argv, launch.env, launch.log, scratch, mounts=launch.mounts)
     raise ProcessExitError(code, "Completed" if code == 0 else "Error")
 
@@ -129,7 +134,7 @@ async def run_kit_runner(launch: Launch, started: Started) -> None:
     the claim; like GuideLLM, a client that exits, with its files on the claim's volume."""
     from llmd_lab.sim import kit_runner
 
-    scratch = Path(tempfile.gettempdir()) / "llmd-lab-files" / launch.env.get("POD_NAMESPACE", "") / launch.env.get("POD_NAME", "")
+    scratch = _pod_scratch(launch)
     code = await kit_runner.run(launch.argv, launch.env, launch.log, scratch, mounts=launch.mounts)
     raise ProcessExitError(code, "Completed" if code == 0 else "Error")
 
