@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+from collections import Counter
 from typing import Any
 
 from llmd_lab.sim.des import EppRouter, RandomRouter, RequestRecord, RoundRobinRouter, SimSession, Simulation
@@ -68,6 +70,13 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
 
 
+def _error_kind(error: str) -> str:
+    """An error (``"<status> <message>"``) with the message's numbers as N, so one refusal of different
+    requests counts as one kind."""
+    status, _, message = error.partition(" ")
+    return f"{status} {re.sub(r'[0-9]+', 'N', message)}"
+
+
 def summarise(records: list[RequestRecord], makespan: float) -> dict[str, Any]:
     """The reference's BENCHMARK SUMMARY from simulated request records."""
     ok = [r for r in records if r.ttft is not None and r.error is None]
@@ -86,6 +95,7 @@ def summarise(records: list[RequestRecord], makespan: float) -> dict[str, Any]:
         "first_turn_ms": statistics.fmean(first), "later_turns_ms": statistics.fmean(later),
         "speedup": statistics.fmean(first) / statistics.fmean(later), "by_turn": by_turn, "by_kind": by_kind,
         "prefix_hit_rate": cached,
+        "error_kinds": dict(Counter(_error_kind(r.error) for r in records if r.error is not None)),
         "request_mean_ms": statistics.fmean(1000 * (r.finish - r.arrival) for r in ok if r.finish is not None),
     }  # fmt: skip
 
@@ -126,6 +136,8 @@ def _print(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         kinds = ", ".join(f"{k}: {v:.0f}" for k, v in r["by_kind"].items())
         print(f"{name:>11}: TTFT by turn (ms) {turns}; by document {kinds}; prefix-cache hit rate "
               f"{r['prefix_hit_rate']:.0%}; {r['errors']} errors of {r['requests']}")  # fmt: skip
+        for kind, n in r["error_kinds"].items():  # say why: a bare count would read as a lab fault
+            print(f"{'':13}{n} × {kind}")
     print(f"\n{WHY}")
 
 

@@ -34,6 +34,7 @@ from llmd_lab.sim.vllm.engine import EngineConfig, EngineRequest, LLMEngine, Ste
 from llmd_lab.sim.vllm.kv_cache_utils import hash_request_tokens
 from llmd_lab.sim.vllm.kv_events import KVEventBatch
 from llmd_lab.sim.vllm.request import SamplingParams
+from llmd_lab.sim.vllm.serving import OpenAIError, check_context_length
 from llmd_lab.sim.vllm.tokenizer import Tokenizer
 
 # What the simulated vLLM exposes (both KV names, as vLLM 0.10 does), so flag mistakes show up here too.
@@ -319,6 +320,12 @@ class Simulation:
             self._finish_turn(session, turn, "")
             return
         record.replica = replica.name
+        try:  # the pod's API server first, then its engine, as in vLLM
+            check_context_length(replica.engine.config.max_model_len, len(tokens), s.max_tokens)
+        except OpenAIError as exc:
+            record.error = f"{exc.status} {exc.message}"
+            self._finish_turn(session, turn, "")
+            return
         try:
             replica.engine.add_request(EngineRequest(
                 rid, tokens, SamplingParams(max_tokens=s.max_tokens, ignore_eos=s.ignore_eos), arrival_time=self.now))

@@ -45,6 +45,27 @@ class OpenAIError(Exception):
         return JSONResponse(body, status_code=self.status, headers=dict(headers))
 
 
+def check_context_length(max_model_len: int, num_prompt_tokens: int, max_tokens: int) -> None:
+    """vLLM's API server refuses, before the engine sees it, a prompt that with its ``max_tokens`` does not fit
+    in ``--max-model-len`` (``serving_engine.py`` ``_validate_input``); shared with the discrete-event
+    simulator so its benches refuse the same requests as a pod."""
+    if num_prompt_tokens >= max_model_len:
+        raise OpenAIError(
+            400,
+            f"This model's maximum context length is {max_model_len} tokens. However, your request has "
+            f"{num_prompt_tokens} input tokens. Please reduce the length of the input messages.",
+            param="messages",
+        )
+    if num_prompt_tokens + max_tokens > max_model_len:
+        raise OpenAIError(
+            400,
+            f"This model's maximum context length is {max_model_len} tokens. However, you requested "
+            f"{num_prompt_tokens + max_tokens} tokens ({num_prompt_tokens} in the messages, {max_tokens} in the "
+            "completion). Please reduce the length of the messages or completion.",
+            param="max_tokens",
+        )
+
+
 def _chat_chunk_choice(out: RequestOutput) -> dict[str, Any]:
     """A chat stream chunk's choice: the text as a delta; ``stop_reason`` only on the last one."""
     choice: dict[str, Any] = {"index": 0, "delta": {"content": out.text}, "logprobs": None,
@@ -174,21 +195,7 @@ class OpenAIServing:
             raise OpenAIError(400, f"max_tokens must be an integer, got {max_tokens!r}", param="max_tokens")
         if max_tokens < 1:
             raise OpenAIError(400, f"max_tokens must be at least 1, got {max_tokens}.", param="max_tokens")
-        if num_prompt_tokens >= self.max_model_len:
-            raise OpenAIError(
-                400,
-                f"This model's maximum context length is {self.max_model_len} tokens. However, your request has "
-                f"{num_prompt_tokens} input tokens. Please reduce the length of the input messages.",
-                param="messages",
-            )
-        if num_prompt_tokens + max_tokens > self.max_model_len:
-            raise OpenAIError(
-                400,
-                f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
-                f"{num_prompt_tokens + max_tokens} tokens ({num_prompt_tokens} in the messages, {max_tokens} in the "
-                "completion). Please reduce the length of the messages or completion.",
-                param="max_tokens",
-            )
+        check_context_length(self.max_model_len, num_prompt_tokens, max_tokens)
         stop = body.get("stop") or ()
         if isinstance(stop, str):
             stop = (stop,)

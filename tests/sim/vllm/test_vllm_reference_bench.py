@@ -42,3 +42,22 @@ def test_interleaved_turns_round_robin_the_conversations_with_think_time():
     assert order[:2] == [(0, 0), (1, 0)] or order[:2] == [(1, 0), (0, 0)]
     assert order.index((0, 1)) > order.index((2, 0))  # conversation 0 went back to the end of the queue
     assert min(r.arrival for r in records) >= 0.5  # every turn waits a think time first
+
+
+def test_the_summary_says_why_requests_failed(capsys):
+    """A conversation that outgrows --max-model-len gets vLLM's 400 on its later turns; the bench names that
+    refusal (once per kind, with a count) instead of printing a bare error count."""
+    from llmd_lab.bench.reference import summarise
+    from llmd_lab.sim.des import RequestRecord
+
+    def record(turn: int, prompt: int, error: str | None = None) -> RequestRecord:
+        done = None if error else 1.0
+        return RequestRecord(f"r{turn}", 0, turn, "pod-0", 0.0, prompt, first_token=done, finish=done, error=error)
+
+    too_long = "400 The decoder prompt (length {}) is longer than the maximum model length of 16000."
+    records = [record(0, 100), record(1, 200), record(2, 16016, too_long.format(16016)),
+               record(3, 16034, too_long.format(16034))]  # fmt: skip
+    summary = summarise(records, makespan=10.0)
+    assert summary["errors"] == 2
+    assert summary["error_kinds"] == {
+        "400 The decoder prompt (length N) is longer than the maximum model length of N.": 2}
