@@ -61,3 +61,19 @@ def test_the_summary_says_why_requests_failed(capsys):
     assert summary["errors"] == 2
     assert summary["error_kinds"] == {
         "400 The decoder prompt (length N) is longer than the maximum model length of N.": 2}
+
+
+def test_the_simulator_refuses_what_the_pods_api_server_refuses():
+    """A prompt that fits but leaves no room for its max_tokens is refused before the engine, as vLLM's API
+    server does, so a bench through the simulator never serves a request a pod would answer with a 400."""
+    from llmd_lab.sim.des import RoundRobinRouter, SimSession, Simulation
+    from llmd_lab.sim.vllm.engine import EngineConfig
+    from llmd_lab.sim.vllm.profiles import resolve_gpu, resolve_model
+
+    cfg = EngineConfig(resolve_model("Qwen/Qwen3-0.6B"), resolve_gpu("L4"), max_model_len=128)
+    sessions = [SimSession(["word " * 60], max_tokens=8), SimSession(["word " * 60], max_tokens=100)]
+    records = Simulation(cfg, 1, RoundRobinRouter()).run(sessions, concurrency=2)
+    served, refused = sorted(records, key=lambda r: r.session)
+    assert served.error is None and served.output_tokens == 8
+    assert refused.error is not None and refused.prompt_tokens < 128
+    assert refused.error.startswith("400 This model's maximum context length is 128 tokens. However, you requested")
