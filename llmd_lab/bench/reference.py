@@ -50,7 +50,9 @@ WHY = (
     "Qwen3-0.6B decode step costs on a data-center GPU: consistent with the 1-CPU limit of its vLLM pods "
     "(vllm/qwen/inference-service.yaml), and why its requests/s and later-turn TTFT are slower than the lab's; "
     "(6) 110 requests make P95/P99 the 6th and 2nd slowest request, so a few slow first turns decide them; (7) "
-    "the baseline Service there spread new connections at random (kube-proxy iptables), shown here as `random`."
+    "the baseline Service there spread new connections at random (kube-proxy iptables), shown here as `random`; (8) "
+    "turns whose conversation has outgrown the reference's --max-model-len=16000 get vLLM's 400, as its pods would "
+    "answer them (listed under each policy), and are left out of the TTFT figures."
 )
 
 
