@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llmd_lab.sim.headers import NOT_FORWARDED, forwardable
+from llmd_lab.sim.keepalive import POD_CLIENT_KEEPALIVE_EXPIRY_S
 from llmd_lab.sim.tls import insecure_client_context, ssl_context_from_pem
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class RoutingSidecar:
         self.host = host
         self.log = log
         self.read_file = read_file
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), verify=insecure_client_context())
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), verify=insecure_client_context(),
+                                        limits=httpx.Limits(keepalive_expiry=POD_CLIENT_KEEPALIVE_EXPIRY_S))
         self.server: RunningServer | None = None
 
     def _server_tls(self) -> ssl.SSLContext | None:

@@ -116,8 +116,12 @@ class InferenceClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             # keepalive=False opens a new connection per request, so a Service (kube-proxy balances
             # connections, not requests) spreads requests as round-robin rather than per worker.
+            # an idle connection is dropped after 4 s: a workload Service's pods (vLLM) close theirs after 5 s
+            # (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), and reusing one as it closes cuts the request
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections if keepalive else 0
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections if keepalive else 0,
+                keepalive_expiry=4.0,
             ),
         )
         self.keepalive = keepalive

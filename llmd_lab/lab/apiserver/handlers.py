@@ -37,6 +37,7 @@ from llmd_lab.lab.apiserver.responses import dumps, json_response, status_respon
 from llmd_lab.lab.apiserver.store import Store
 from llmd_lab.lab.apiserver.streams import StreamCloser
 from llmd_lab.lab.apiserver.watch import watch_response
+from llmd_lab.sim.keepalive import POD_CLIENT_KEEPALIVE_EXPIRY_S
 from llmd_lab.sim.tls import insecure_client_context
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class ResourceHandler:
             # kube-apiserver's proxy transport does not verify backends (InsecureSkipVerify), so an
             # ``https:`` pod or Service proxy reaches KServe's SAN-less certificate
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), follow_redirects=False,
-                                           verify=insecure_client_context())
+                                           verify=insecure_client_context(),
+                                           limits=httpx.Limits(keepalive_expiry=POD_CLIENT_KEEPALIVE_EXPIRY_S))
         return self._http
 
     async def aclose(self) -> None:

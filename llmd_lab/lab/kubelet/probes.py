@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from llmd_lab.sim.keepalive import POD_CLIENT_KEEPALIVE_EXPIRY_S
 from llmd_lab.sim.tls import insecure_client_context
 
 
@@ -42,7 +43,8 @@ def probe_port(container: Mapping[str, Any], port: Any) -> int:
 def probe_client(probe: Mapping[str, Any]) -> httpx.AsyncClient:
     """The prober's client: ``scheme: HTTPS`` probes do not verify the certificate (kubernetes
     ``pkg/probe/http/http.go``: ``InsecureSkipVerify: true``), so KServe's SAN-less certificate passes."""
-    return httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0, verify=insecure_client_context())
+    return httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1)) + 1.0, verify=insecure_client_context(),
+                             limits=httpx.Limits(keepalive_expiry=POD_CLIENT_KEEPALIVE_EXPIRY_S))
 
 
 def probe_error(exc: httpx.HTTPError, ip: str, port: int) -> str:

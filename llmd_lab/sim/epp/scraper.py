@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.sim.epp.types import Endpoint, EndpointMetrics
+from llmd_lab.sim.keepalive import POD_CLIENT_KEEPALIVE_EXPIRY_S
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -178,7 +179,8 @@ class Scraper:
     def start(self) -> None:
         # https: the pods' certificate is KServe's self-signed one, so it verifies only when told to skip
         # (--model-server-metrics-https-insecure-skip-verify, which KServe passes)
-        self._client = httpx.AsyncClient(verify=not self.insecure_skip_verify)
+        self._client = httpx.AsyncClient(verify=not self.insecure_skip_verify,
+                                         limits=httpx.Limits(keepalive_expiry=POD_CLIENT_KEEPALIVE_EXPIRY_S))
         self._stopping.clear()
         self._task = asyncio.create_task(self.run(self._client), name="epp-scraper")
 

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from llmd_lab._tasks import cancel_and_wait
 from llmd_lab.sim.http import BindError, RunningServer, start_server
+from llmd_lab.sim.keepalive import VLLM_KEEP_ALIVE_S
 from llmd_lab.sim.tls import ssl_context_from_pem
 from llmd_lab.sim.vllm import physics
 from llmd_lab.sim.vllm.args import ArgsError, ServeArgs, parse_args
@@ -112,6 +113,15 @@ def _tls_context(args: ServeArgs, read_file: ReadFile | None, log: Callable[[str
         return ssl_context_from_pem(cert, key)
     except (ssl.SSLError, ValueError) as exc:
         raise StartupError(f"ssl.SSLError: {exc}") from exc
+
+
+def _keep_alive_s(env: Mapping[str, str]) -> int:
+    """VLLM_HTTP_TIMEOUT_KEEP_ALIVE: vllm/envs.py reads it with ``int(os.getenv(..., "5"))`` as the API server
+    starts its HTTP server, so a bad value fails the start-up there."""
+    try:
+        return int(env.get("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", str(VLLM_KEEP_ALIVE_S)))
+    except ValueError as exc:
+        raise StartupError(f"ValueError: {exc} (VLLM_HTTP_TIMEOUT_KEEP_ALIVE)") from exc
 
 
 def _gib(n: float) -> str:
@@ -228,7 +238,8 @@ async def serve(
     after the simulated time vLLM would have spent getting there (weights that do not fit fail part-way
     through loading; a KV cache that is too small fails after loading). ``env`` supplies the hardware
     (``LLMD_LAB_GPU_PRODUCT``, ``LLMD_LAB_GPU_COUNT``), ``LLMD_LAB_TIME_SCALE``, ``POD_NAME``/``POD_NAMESPACE``/
-    ``POD_IP``, ``PYTHONHASHSEED`` and optionally ``LLMD_LAB_MODEL_URI`` or ``STORAGE_URI`` (what
+    ``POD_IP``, ``PYTHONHASHSEED``, ``VLLM_HTTP_TIMEOUT_KEEP_ALIVE`` (seconds an idle connection stays open,
+    default 5) and optionally ``LLMD_LAB_MODEL_URI`` or ``STORAGE_URI`` (what
     ``/mnt/models`` holds). ``resolve_host`` is the pod's DNS: it turns a name in an endpoint the engine
     connects to (``--kv-events-config``'s ``tcp://<name>-epp-service:5557``) into an address.
     ``read_file`` reads the container's mounted files (``--ssl-certfile``); None: no mounts, plain HTTP.
@@ -320,11 +331,12 @@ async def serve(
     replica = Replica(engine=async_llm, app=app, host=host, port=listen_port, _publisher=kv_publisher)
     try:
         tls = _tls_context(args, read_file, log)
+        keep_alive_s = _keep_alive_s(env)
     except StartupError as exc:
         await replica._finish()
         log(f"ERROR {time.strftime('%m-%d %H:%M:%S')} [api_server.py:1] {exc.message}")
         raise
-    await _listen(replica, tls, log)
+    await _listen(replica, tls, log, keep_alive_s)
     log(f"{p()} [api_server.py:1880] Starting vLLM API server 0 on {replica.url}")
     log("INFO:     Started server process [" + str(os.getpid()) + "]")
     log("INFO:     Waiting for application startup.")
@@ -407,12 +419,15 @@ async def _log_stats(engine: AsyncLLM, log: Callable[[str], None], interval_s: f
         last = now
 
 
-async def _listen(replica: Replica, tls: ssl.SSLContext | None, log: Callable[[str], None]) -> None:
+async def _listen(replica: Replica, tls: ssl.SSLContext | None, log: Callable[[str], None],
+                  keep_alive_s: float) -> None:
     assert replica.app is not None
     try:
-        # vLLM runs uvicorn without a graceful-shutdown timeout: SIGTERM waits for open responses
+        # vLLM runs uvicorn without a graceful-shutdown timeout (SIGTERM waits for open responses) and closes a
+        # connection idle for VLLM_HTTP_TIMEOUT_KEEP_ALIVE seconds (default 5; vllm/entrypoints/openai/api_server.py)
         replica._server = await start_server(replica.app, replica.host, replica.port, name=f"vllm-{replica.port}",
-                                             ssl_context=tls, graceful_shutdown_s=None, log_level="critical")
+                                             ssl_context=tls, graceful_shutdown_s=None, log_level="critical",
+                                             keep_alive_s=keep_alive_s)
     except BindError as exc:
         await replica._finish()
         message = (f"OSError: [Errno 98] error while attempting to bind on address ('{replica.host}', {replica.port}): "

@@ -235,3 +235,44 @@ async def test_kv_events_published_over_zmq_match_indexer_hashes():
     assert any(tokenizer.encode(p)[: len(event.token_ids)] == event.token_ids for p in prompts)
     # the hashes are the ones llm-d's indexer computes from the same tokens and PYTHONHASHSEED
     assert event.block_hashes == hash_request_tokens(init_none_hash("42"), 16, event.token_ids)
+
+
+async def _idle_until_closed(host: str, port: int) -> float:
+    """One keep-alive request on a raw connection, then the seconds until the server closes it (EOF)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        await reader.readexactly(length)
+        idle_from = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(1), timeout=60) == b""  # the server hung up on an idle connection
+        return asyncio.get_running_loop().time() - idle_from
+    finally:
+        writer.close()
+
+
+async def test_an_idle_connection_is_closed_after_vllms_keep_alive():
+    """vLLM closes a connection idle for VLLM_HTTP_TIMEOUT_KEEP_ALIVE seconds (default 5), not uvicorn's or the
+    lab's own longer default: a client that keeps connections longer must expect the pod to hang up."""
+    port = free_port()
+    replica = await serve(" ".join(PRESET), host="127.0.0.1", port=port,
+                          env=_env(VLLM_HTTP_TIMEOUT_KEEP_ALIVE="1"), log=lambda _: None)  # fmt: skip
+    try:
+        assert 1.0 <= await _idle_until_closed("127.0.0.1", port) < 30  # not the lab's 30 s default
+    finally:
+        await replica.stop()
+    assert replica._server is not None and replica._server.server.config.timeout_keep_alive == 1
+    error = await _fails(" ".join(PRESET), env=_env(VLLM_HTTP_TIMEOUT_KEEP_ALIVE="five"))
+    assert "VLLM_HTTP_TIMEOUT_KEEP_ALIVE" in error.message and "invalid literal for int()" in error.message
+
+
+async def test_vllm_keeps_idle_connections_five_seconds_by_default():
+    port = free_port()
+    replica = await serve(" ".join(PRESET), host="127.0.0.1", port=port, env=_env(), log=lambda _: None)
+    try:
+        assert replica._server is not None and replica._server.server.config.timeout_keep_alive == 5
+    finally:
+        await replica.stop()
