@@ -44,7 +44,7 @@ def test_interleaved_turns_round_robin_the_conversations_with_think_time():
     assert min(r.arrival for r in records) >= 0.5  # every turn waits a think time first
 
 
-def test_the_summary_says_why_requests_failed(capsys):
+def test_the_summary_says_why_requests_failed():
     """A conversation that outgrows --max-model-len gets vLLM's 400 on its later turns; the bench names that
     refusal (once per kind, with a count) instead of printing a bare error count."""
     from llmd_lab.bench.reference import summarise
