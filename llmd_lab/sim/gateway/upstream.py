@@ -21,6 +21,8 @@ from typing import cast
 
 import h11
 
+from llmd_lab.sim.keepalive import POD_CLIENT_KEEPALIVE_EXPIRY_S
+
 MAX_BUFFERED = 1 << 20  # stop reading from the upstream socket while this much is waiting for the client
 MAX_CHUNK_LINE = 4096
 MAX_HEAD = 65536
@@ -347,7 +349,8 @@ class UpstreamPool:
     ``max_connections`` at a time."""
 
     def __init__(self, host: str, port: int, *, max_connections: int = 1024, connect_timeout: float = 30.0,
-                 pool_timeout: float = 30.0, keepalive_expiry: float = 4.0, ssl: _ssl.SSLContext | None = None) -> None:
+                 pool_timeout: float = 30.0, keepalive_expiry: float = POD_CLIENT_KEEPALIVE_EXPIRY_S,
+                 ssl: _ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
         self.ssl = ssl  # TLS origination (KServe's DestinationRules: SIMPLE, insecureSkipVerify)
